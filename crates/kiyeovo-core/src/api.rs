@@ -1,0 +1,100 @@
+//! The types that cross from the backend into the UI. `ts-rs` generates their TypeScript twins
+//! into `ui/src/bindings/` whenever the tests run; CI fails if the checked-in copies drift, so the
+//! UI can never disagree with the backend about a field.
+//!
+//! Integers are `u32` on purpose: they map to `number` in TypeScript (a `u64` would be `bigint`).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Everything the status screen shows about the libp2p node, pushed on every change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct NodeStatus {
+    /// Our libp2p peer id (= identity key).
+    pub peer_id: String,
+    /// Addresses we listen on, with `/p2p/<peer id>` appended so they can be shared as-is.
+    pub listen_addrs: Vec<String>,
+    /// Peer ids we have at least one open connection to.
+    pub connected_peers: Vec<String>,
+    /// Entries in the Kademlia routing table.
+    pub routing_table_size: u32,
+    pub bootstrap: BootstrapState,
+    /// Whether we currently serve DHT records to others.
+    pub dht_server: bool,
+    /// Things the user should know that did not stop the node (e.g. a port that was taken).
+    pub warnings: Vec<String>,
+}
+
+/// How joining the network through the bootstrap nodes is going.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[ts(export)]
+pub enum BootstrapState {
+    /// No bootstrap address is configured (LAN-only via mDNS).
+    NotConfigured,
+    /// Dialing the bootstrap nodes.
+    Connecting,
+    /// Connected to at least one bootstrap node and the DHT bootstrap query completed.
+    Succeeded { peers: u32 },
+    /// No bootstrap node could be reached; the node retries on its own.
+    Failed { reason: String, retry_in_secs: u32 },
+}
+
+/// What the backend is doing, for the top of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Phase {
+    Starting,
+    Running,
+    /// Start-up failed; `AppSnapshot::error` says why and what to do.
+    Failed,
+}
+
+/// Machine-readable error categories, so the UI can pick an icon or an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ErrorCode {
+    AlreadyRunning,
+    BadProfile,
+    DataDir,
+    DatabaseCorrupt,
+    Database,
+    KeyringUnavailable,
+    KeyringDenied,
+    KeyringCorrupt,
+    IdentityMissing,
+    IdentityMismatch,
+    Network,
+    InvalidInput,
+}
+
+/// An error as the user sees it: what happened, and what they can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct UiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub hint: String,
+}
+
+/// The whole state the UI renders, pushed as the `app-snapshot` event on every change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AppSnapshot {
+    pub profile: String,
+    pub phase: Phase,
+    pub display_name: String,
+    pub node: Option<NodeStatus>,
+    pub error: Option<UiError>,
+    /// Start-up notices that did not stop the app (e.g. a bootstrap address that does not parse).
+    pub warnings: Vec<String>,
+}
+
+/// Names of the events the backend emits to the UI.
+pub mod events {
+    /// Payload: [`super::AppSnapshot`].
+    pub const APP_SNAPSHOT: &str = "app-snapshot";
+}

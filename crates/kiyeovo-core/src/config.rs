@@ -1,0 +1,78 @@
+//! Limits and timing defaults (PROTOCOL.md §6) in one place. Tests shrink these through
+//! configuration, never through sleeps.
+
+use std::time::Duration;
+
+/// Size limits applied to everything that arrives from the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest DHT record value a node stores or accepts (PROTOCOL.md §3: 512 KiB).
+    pub max_record_bytes: usize,
+    /// Largest direct (request-response) payload.
+    pub max_direct_bytes: usize,
+    /// Largest gossipsub message.
+    pub max_gossip_bytes: usize,
+    /// How many records a node keeps in its DHT store.
+    pub max_stored_records: usize,
+}
+
+impl Limits {
+    /// Kademlia's packet limit must fit a whole record plus framing and a list of closer peers,
+    /// otherwise large (but valid) records are silently cut off by the transport.
+    pub fn kad_packet_bytes(&self) -> usize {
+        self.max_record_bytes + 64 * 1024
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 512 * 1024,
+            max_direct_bytes: 256 * 1024,
+            max_gossip_bytes: 64 * 1024,
+            max_stored_records: 16 * 1024,
+        }
+    }
+}
+
+/// Timers of the protocol. Every duration that tests need to shrink lives here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a Kademlia query may run before it reports what it has.
+    pub query_timeout: Duration,
+    /// How long to wait before dialing the bootstrap nodes again after a failure.
+    pub bootstrap_retry: Duration,
+    /// Re-publish interval for DHT records (PROTOCOL.md §3: ~30 min, jittered).
+    pub republish: Duration,
+    /// How long an idle connection is kept open.
+    pub idle_connection_timeout: Duration,
+    /// DHT record time-to-live (PROTOCOL.md §6: 7 days).
+    pub record_ttl: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            query_timeout: Duration::from_secs(30),
+            bootstrap_retry: Duration::from_secs(30),
+            republish: Duration::from_secs(30 * 60),
+            idle_connection_timeout: Duration::from_secs(120),
+            record_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Whether this node answers DHT queries and stores records for others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DhtMode {
+    /// Let libp2p decide: server once an external address is confirmed (AutoNAT), client before.
+    #[default]
+    Auto,
+    /// Always store and serve records (headless nodes, LAN demos, tests).
+    Server,
+    /// Never store records for others.
+    Client,
+}
+
+/// The largest group, creator included (PROTOCOL.md §4). One constant, used everywhere.
+pub const MAX_MEMBERS: usize = 10;

@@ -1,0 +1,127 @@
+//! The composed libp2p behaviour and the swarm builder.
+
+use std::time::Duration;
+
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    autonat, dcutr, gossipsub, identify, kad, mdns, noise, ping, relay, request_response, tcp,
+    yamux, StreamProtocol, Swarm, SwarmBuilder,
+};
+use sha2::{Digest, Sha256};
+
+use crate::node::config::{NodeConfig, Role};
+use crate::node::direct::{self, DirectCodec};
+use crate::node::NodeError;
+
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/kiyeovo/kad/1.0.0");
+pub const IDENTIFY_PROTOCOL: &str = "/kiyeovo/id/1.0.0";
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub relay_client: relay::client::Behaviour,
+    /// Only on [`Role::Server`]: relays for peers behind NAT.
+    pub relay_server: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat: autonat::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub direct: request_response::Behaviour<DirectCodec>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+fn transport_error(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Transport(e.to_string())
+}
+
+pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
+    let limits = config.limits;
+    let timing = config.timing;
+    let role = config.role;
+    let mdns_on = config.mdns;
+    let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(transport_error)?
+        .with_quic()
+        .with_dns()
+        .map_err(transport_error)?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(transport_error)?
+        .with_behaviour(|key, relay_client| {
+            let peer_id = key.public().to_peer_id();
+
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            // We validate every inbound record ourselves (PROTOCOL.md §3) before storing it.
+            kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+            kad_config.set_max_packet_size(limits.kad_packet_bytes());
+            kad_config.set_query_timeout(timing.query_timeout);
+            kad_config.set_record_ttl(Some(timing.record_ttl));
+            let store = MemoryStore::with_config(
+                peer_id,
+                MemoryStoreConfig {
+                    max_records: limits.max_stored_records,
+                    max_value_bytes: limits.max_record_bytes,
+                    ..Default::default()
+                },
+            );
+            let kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Messages are held until the application says they are valid.
+                .validate_messages()
+                .max_transmit_size(limits.max_gossip_bytes)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
+                })
+                .build()?;
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+
+            let direct = request_response::Behaviour::with_codec(
+                DirectCodec {
+                    max_request_bytes: limits.max_direct_bytes,
+                },
+                [(direct::PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
+
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            } else {
+                None
+            };
+
+            Ok(Behaviour {
+                relay_client,
+                relay_server: (role == Role::Server)
+                    .then(|| relay::Behaviour::new(peer_id, relay::Config::default()))
+                    .into(),
+                dcutr: dcutr::Behaviour::new(peer_id),
+                autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
+                        .with_agent_version(format!("kiyeovo/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                kad,
+                gossipsub,
+                direct,
+                mdns: mdns.into(),
+            })
+        })
+        .map_err(transport_error)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(timing.idle_connection_timeout))
+        .build();
+    Ok(swarm)
+}

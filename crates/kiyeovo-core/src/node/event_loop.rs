@@ -1,0 +1,615 @@
+//! The one task that owns the `Swarm`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
+use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{gossipsub, identify, mdns, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::api::{BootstrapState, NodeStatus};
+use crate::config::{DhtMode, Limits, Timing};
+use crate::node::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::node::client::Command;
+use crate::node::config::{bootstrap_peer, NodeConfig};
+use crate::node::{NodeError, NodeEvent};
+use crate::records::{self, Verdict};
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+struct PendingGet {
+    key: Vec<u8>,
+    copies: Vec<Vec<u8>>,
+    reply: Reply<Vec<u8>>,
+}
+
+/// Owns the swarm; see the module docs of [`crate::node`].
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    limits: Limits,
+    timing: Timing,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NodeEvent>,
+    status: watch::Sender<NodeStatus>,
+    listen_addrs: Vec<Multiaddr>,
+    connected: BTreeSet<PeerId>,
+    dht_server: bool,
+    warnings: Vec<String>,
+    bootstrap: BootstrapState,
+    bootstrap_peers: HashMap<PeerId, Multiaddr>,
+    bootstrap_failures: HashMap<PeerId, String>,
+    bootstrap_query: Option<QueryId>,
+    bootstrap_retry_at: Option<Instant>,
+    pending_get: HashMap<QueryId, PendingGet>,
+    pending_put: HashMap<QueryId, Reply<()>>,
+    pending_direct: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    pending_dial: HashMap<ConnectionId, (Multiaddr, Reply<()>)>,
+}
+
+/// Short, printable form of a DHT key for logs.
+fn key_for_log(key: &[u8]) -> String {
+    String::from_utf8_lossy(&key[..key.len().min(80)]).into_owned()
+}
+
+fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}
+
+fn listen_addr(host: IpAddr, port: u16, quic: bool) -> Multiaddr {
+    let base = Multiaddr::from(host);
+    if quic {
+        base.with(Protocol::Udp(port)).with(Protocol::QuicV1)
+    } else {
+        base.with(Protocol::Tcp(port))
+    }
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        mut swarm: Swarm<Behaviour>,
+        config: NodeConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NodeEvent>,
+    ) -> Result<(Self, watch::Receiver<NodeStatus>), NodeError> {
+        let mode = match config.dht_mode {
+            DhtMode::Auto => None,
+            DhtMode::Server => Some(kad::Mode::Server),
+            DhtMode::Client => Some(kad::Mode::Client),
+        };
+        swarm.behaviour_mut().kad.set_mode(mode);
+
+        let mut warnings = Vec::new();
+        for quic in [false, true] {
+            listen_with_fallback(&mut swarm, config.listen_host, config.listen_port, quic, &mut warnings)?;
+        }
+
+        let mut bootstrap_peers = HashMap::new();
+        for addr in &config.bootstrap {
+            let peer = bootstrap_peer(addr)?;
+            swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, without_p2p(addr));
+            bootstrap_peers.insert(peer, addr.clone());
+        }
+        let bootstrap = if bootstrap_peers.is_empty() {
+            BootstrapState::NotConfigured
+        } else {
+            BootstrapState::Connecting
+        };
+
+        let status = NodeStatus {
+            peer_id: swarm.local_peer_id().to_string(),
+            listen_addrs: Vec::new(),
+            connected_peers: Vec::new(),
+            routing_table_size: 0,
+            bootstrap: bootstrap.clone(),
+            dht_server: config.dht_mode == DhtMode::Server,
+            warnings: warnings.clone(),
+        };
+        let (status_tx, status_rx) = watch::channel(status);
+        let mut event_loop = Self {
+            swarm,
+            limits: config.limits,
+            timing: config.timing,
+            commands,
+            events,
+            status: status_tx,
+            listen_addrs: Vec::new(),
+            connected: BTreeSet::new(),
+            dht_server: config.dht_mode == DhtMode::Server,
+            warnings,
+            bootstrap,
+            bootstrap_peers,
+            bootstrap_failures: HashMap::new(),
+            bootstrap_query: None,
+            bootstrap_retry_at: None,
+            pending_get: HashMap::new(),
+            pending_put: HashMap::new(),
+            pending_direct: HashMap::new(),
+            pending_dial: HashMap::new(),
+        };
+        event_loop.dial_bootstrap();
+        Ok((event_loop, status_rx))
+    }
+
+    /// Runs until every [`crate::node::Client`] is dropped or one asks for shutdown.
+    pub async fn run(mut self) {
+        loop {
+            let retry_at = self.bootstrap_retry_at;
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None => break,
+                    Some(Command::Shutdown { reply }) => {
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(command) => self.handle_command(command),
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                _ = async {
+                    match retry_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.bootstrap_retry_at = None;
+                    self.dial_bootstrap();
+                }
+            }
+            self.publish_status();
+        }
+        tracing::info!("network node stopped");
+    }
+
+    fn dial_bootstrap(&mut self) {
+        if self.bootstrap_peers.is_empty() {
+            return;
+        }
+        self.bootstrap_failures.clear();
+        self.bootstrap = BootstrapState::Connecting;
+        let to_dial: Vec<Multiaddr> = self
+            .bootstrap_peers
+            .iter()
+            .filter(|(peer, _)| !self.connected.contains(peer))
+            .map(|(_, addr)| addr.clone())
+            .collect();
+        for addr in to_dial {
+            tracing::info!(%addr, "dialing bootstrap node");
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap node");
+                if let Ok(peer) = bootstrap_peer(&addr) {
+                    self.bootstrap_failed(peer, e.to_string());
+                }
+            }
+        }
+        if self.bootstrap_peers.keys().any(|p| self.connected.contains(p)) {
+            self.start_bootstrap_query();
+        }
+    }
+
+    fn start_bootstrap_query(&mut self) {
+        if self.bootstrap_query.is_some() {
+            return;
+        }
+        match self.swarm.behaviour_mut().kad.bootstrap() {
+            Ok(id) => self.bootstrap_query = Some(id),
+            Err(e) => tracing::warn!(error = %e, "cannot start DHT bootstrap"),
+        }
+    }
+
+    fn bootstrap_failed(&mut self, peer: PeerId, reason: String) {
+        self.bootstrap_failures.insert(peer, reason);
+        let any_connected = self.bootstrap_peers.keys().any(|p| self.connected.contains(p));
+        let all_failed = self
+            .bootstrap_peers
+            .keys()
+            .all(|p| self.bootstrap_failures.contains_key(p));
+        if any_connected || !all_failed || self.bootstrap_retry_at.is_some() {
+            return;
+        }
+        let reason = self
+            .bootstrap_peers
+            .iter()
+            .filter_map(|(p, addr)| self.bootstrap_failures.get(p).map(|r| format!("{addr}: {r}")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let retry = self.timing.bootstrap_retry;
+        tracing::warn!(%reason, retry_in = ?retry, "no bootstrap node reachable");
+        self.bootstrap = BootstrapState::Failed {
+            reason: format!("could not reach any bootstrap node ({reason})"),
+            retry_in_secs: retry.as_secs().max(1) as u32,
+        };
+        self.bootstrap_retry_at = Some(Instant::now() + retry);
+    }
+
+    fn publish_status(&mut self) {
+        let routing_table_size: usize = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|b| b.num_entries())
+            .sum();
+        let local = *self.swarm.local_peer_id();
+        let next = NodeStatus {
+            peer_id: local.to_string(),
+            listen_addrs: self
+                .listen_addrs
+                .iter()
+                .map(|a| a.clone().with(Protocol::P2p(local)).to_string())
+                .collect(),
+            connected_peers: self.connected.iter().map(|p| p.to_string()).collect(),
+            routing_table_size: routing_table_size as u32,
+            bootstrap: self.bootstrap.clone(),
+            dht_server: self.dht_server,
+            warnings: self.warnings.clone(),
+        };
+        self.status.send_if_modified(|current| {
+            if *current == next {
+                false
+            } else {
+                *current = next;
+                true
+            }
+        });
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::PutRecord { key, value, reply } => {
+                let stored = self.local_value(&key);
+                if let Err(e) = records::validate(&key, &value, stored.as_deref(), &self.limits) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let record = kad::Record::new(key, value);
+                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+                    Ok(id) => {
+                        self.pending_put.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::PutFailed(format!("{e:?}"))));
+                    }
+                }
+            }
+            Command::GetRecord { key, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(kad::RecordKey::new(&key));
+                self.pending_get.insert(
+                    id,
+                    PendingGet {
+                        key,
+                        copies: Vec::new(),
+                        reply,
+                    },
+                );
+            }
+            Command::LocalRecord { key, reply } => {
+                let _ = reply.send(Ok(self.local_value(&key)));
+            }
+            Command::SendDirect { peer, payload, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .direct
+                    .send_request(&peer, payload);
+                self.pending_direct.insert(id, (peer, reply));
+            }
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending_dial.insert(id, (addr, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn local_value(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .get(&kad::RecordKey::new(&key))
+            .map(|r| r.value.clone())
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                if let Some((_, reply)) = self.pending_dial.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
+                self.connected.insert(peer_id);
+                if self.bootstrap_peers.contains_key(&peer_id) {
+                    tracing::info!(%peer_id, "connected to bootstrap node");
+                    self.bootstrap_failures.remove(&peer_id);
+                    self.start_bootstrap_query();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some((addr, reply)) = self.pending_dial.remove(&connection_id) {
+                    let _ = reply.send(Err(NodeError::Dial {
+                        addr: addr.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+                if let Some(peer) = peer_id.filter(|p| self.bootstrap_peers.contains_key(p)) {
+                    if !self.connected.contains(&peer) {
+                        tracing::warn!(%peer, %error, "bootstrap dial failed");
+                        self.bootstrap_failed(peer, error.to_string());
+                    }
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(%error, "listener error");
+            }
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Kad(event) => self.handle_kad_event(event),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                // Only peers that speak our DHT protocol go into the routing table.
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    tracing::debug!(%peer, %addr, "found on the local network");
+                    let _ = self.swarm.dial(addr);
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                // No group topic is joined yet, so nothing can be valid: refusing (rather than
+                // ignoring) makes gossipsub penalise peers that push unsolicited traffic.
+                tracing::debug!(topic = %message.topic, from = %propagation_source, "gossip message on an unknown topic refused");
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Reject,
+                    );
+            }
+            BehaviourEvent::Direct(event) => self.handle_direct_event(event),
+            BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { old, new }) => {
+                tracing::info!(?old, ?new, "NAT status changed");
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => {
+                let stored = self.local_value(record.key.as_ref());
+                match records::validate(record.key.as_ref(), &record.value, stored.as_deref(), &self.limits) {
+                    Ok((Verdict::Store, parsed)) => {
+                        tracing::debug!(key = %key_for_log(record.key.as_ref()), version = parsed.version, from = %source, "storing record");
+                        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                            tracing::warn!(error = %e, "record store full; record dropped");
+                        }
+                    }
+                    Ok((Verdict::Unchanged, _)) => {}
+                    Err(e) => {
+                        tracing::warn!(key = %key_for_log(record.key.as_ref()), from = %source, reason = %e, "refused inbound record");
+                    }
+                }
+            }
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => match result {
+                QueryResult::GetRecord(result) => {
+                    let done = match result {
+                        Ok(GetRecordOk::FoundRecord(found)) => {
+                            if let Some(pending) = self.pending_get.get_mut(&id) {
+                                pending.copies.push(found.record.value);
+                            }
+                            step.last
+                        }
+                        Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
+                    };
+                    if done {
+                        self.finish_get(id);
+                    }
+                }
+                QueryResult::PutRecord(result) => {
+                    if let Some(reply) = self.pending_put.remove(&id) {
+                        let _ = reply.send(result.map(|_| ()).map_err(|e| NodeError::PutFailed(e.to_string())));
+                    }
+                }
+                QueryResult::Bootstrap(result) if self.bootstrap_query == Some(id) => match result {
+                    Ok(ok) if ok.num_remaining == 0 => {
+                        self.bootstrap_query = None;
+                        let peers = self
+                            .bootstrap_peers
+                            .keys()
+                            .filter(|p| self.connected.contains(p))
+                            .count() as u32;
+                        tracing::info!(peers, "DHT bootstrap succeeded");
+                        self.bootstrap = BootstrapState::Succeeded { peers };
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.bootstrap_query = None;
+                        tracing::warn!(error = %e, "DHT bootstrap query failed");
+                        let any = self.bootstrap_peers.keys().next().copied();
+                        if let Some(peer) = any {
+                            self.bootstrap_failed(peer, e.to_string());
+                        }
+                    }
+                },
+                _ => {}
+            },
+            kad::Event::ModeChanged { new_mode } => {
+                tracing::info!(%new_mode, "DHT mode changed");
+                self.dht_server = new_mode == kad::Mode::Server;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish_get(&mut self, id: QueryId) {
+        let Some(pending) = self.pending_get.remove(&id) else {
+            return;
+        };
+        let (best, refused) = records::best_of(
+            &pending.key,
+            pending.copies.iter().map(Vec::as_slice),
+            &self.limits,
+        );
+        for reason in refused {
+            tracing::warn!(key = %key_for_log(&pending.key), %reason, "ignored invalid copy of a record");
+        }
+        let _ = pending
+            .reply
+            .send(best.map(|(_, bytes)| bytes).ok_or(NodeError::NotFound));
+    }
+
+    fn handle_direct_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    match self.events.try_send(NodeEvent::Direct {
+                        peer,
+                        payload: request,
+                    }) {
+                        Ok(()) => {
+                            let _ = self
+                                .swarm
+                                .behaviour_mut()
+                                .direct
+                                .send_response(channel, Vec::new());
+                        }
+                        // Not acknowledging makes the sender fall back to the offline bucket,
+                        // which is the source of truth; nothing is lost.
+                        Err(e) => tracing::warn!(%peer, error = %e, "application busy; direct message not acknowledged"),
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((_, reply)) = self.pending_direct.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some((peer, reply)) = self.pending_direct.remove(&request_id) {
+                    let _ = reply.send(Err(NodeError::Direct {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound direct message failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// Listens on `port`; if it is taken, listens on a free port instead and records a warning the
+/// user will see, so a second profile or another program never stops the app from starting.
+fn listen_with_fallback(
+    swarm: &mut Swarm<Behaviour>,
+    host: IpAddr,
+    port: u16,
+    quic: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), NodeError> {
+    let addr = listen_addr(host, port, quic);
+    match swarm.listen_on(addr.clone()) {
+        Ok(_) => Ok(()),
+        Err(e) if port != 0 => {
+            let transport = if quic { "UDP (QUIC)" } else { "TCP" };
+            let warning = format!(
+                "{transport} port {port} is not available ({e}); listening on a free port instead"
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+            swarm
+                .listen_on(listen_addr(host, 0, quic))
+                .map(|_| ())
+                .map_err(|e| NodeError::Listen {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })
+        }
+        Err(e) => Err(NodeError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,362 @@
+//! The running app: start-up in the right order, and the service API the shell and the tests
+//! call.
+//!
+//! Start-up order matters for "never lose data":
+//! 1. lock the profile, so a second instance cannot open the same files;
+//! 2. open the database (a damaged file stops here, untouched);
+//! 3. read the keyring and reconcile it with the database: an identity is created only when
+//!    *both* are empty, so a locked or wiped keyring can never silently orphan existing data;
+//! 4. start the node.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{AppSnapshot, NodeStatus, Phase};
+use crate::config::{DhtMode, Limits, Timing};
+use crate::error::{ServiceError, StartupError};
+use crate::identity::Identity;
+use crate::keystore::{KeyringError, Keystore, StorageKey};
+use crate::node::{self, Client, NodeConfig, NodeEvent, Role};
+use crate::profile::{self, ProfileLock};
+use crate::storage::{db::DB_FILE, seal, Database};
+
+const META_PEER_ID: &str = "peer_id";
+const META_STORAGE_CHECK: &str = "storage_check";
+const STORAGE_CHECK_AAD: &[u8] = b"kiyeovo/v1/storage-check";
+const SETTING_DISPLAY_NAME: &str = "display_name";
+const SETTING_BOOTSTRAP: &str = "bootstrap";
+const SETTING_LISTEN_PORT: &str = "listen_port";
+const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// How to start the app. Command-line flags and environment variables fill this in.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub profile: String,
+    /// Base directory for profiles; the platform data directory when `None`.
+    pub data_dir: Option<PathBuf>,
+    /// Bootstrap addresses from the command line / environment; when empty, the saved setting.
+    pub bootstrap: Vec<String>,
+    pub listen_host: IpAddr,
+    /// Overrides the saved listen port.
+    pub listen_port: Option<u16>,
+    pub dht_mode: DhtMode,
+    pub mdns: bool,
+    pub limits: Limits,
+    pub timing: Timing,
+}
+
+impl AppConfig {
+    pub fn new(profile: &str) -> Self {
+        Self {
+            profile: profile.to_string(),
+            data_dir: None,
+            bootstrap: Vec::new(),
+            listen_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_port: None,
+            dht_mode: DhtMode::Auto,
+            mdns: true,
+            limits: Limits::default(),
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// A started profile: database, keys and a running node.
+pub struct App {
+    profile: String,
+    dir: PathBuf,
+    db: Database,
+    identity: Identity,
+    // Used by the pairwise and group layers to seal data at rest.
+    #[allow(dead_code)]
+    storage_key: StorageKey,
+    client: Client,
+    snapshot: watch::Sender<AppSnapshot>,
+    events: Mutex<Option<mpsc::Receiver<NodeEvent>>>,
+    tasks: Vec<JoinHandle<()>>,
+    _lock: ProfileLock,
+}
+
+/// Runs a blocking keyring call on the blocking pool.
+async fn keyring<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KeyringError> + Send + 'static,
+) -> Result<T, KeyringError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KeyringError::Unavailable(format!("keyring task failed: {e}")))?
+}
+
+impl App {
+    pub async fn start(config: AppConfig) -> Result<App, StartupError> {
+        let dir = profile::data_dir(&config.profile, config.data_dir.as_deref())?;
+        let lock = ProfileLock::acquire(&config.profile, &dir)?;
+        let db = Database::open(&dir.join(DB_FILE)).await?;
+        let mut warnings = Vec::new();
+        let (identity, storage_key) =
+            reconcile_keys(&config.profile, &db, &mut warnings).await?;
+        tracing::info!(profile = %config.profile, peer_id = %identity.peer_id(), dir = %dir.display(), "profile opened");
+
+        let display_name: String = db.setting(SETTING_DISPLAY_NAME).await?.unwrap_or_default();
+        let bootstrap_text: Vec<String> = if config.bootstrap.is_empty() {
+            db.setting(SETTING_BOOTSTRAP).await?.unwrap_or_default()
+        } else {
+            config.bootstrap.clone()
+        };
+        let mut bootstrap = Vec::new();
+        for text in bootstrap_text.iter().filter(|t| !t.trim().is_empty()) {
+            match node::config::parse_bootstrap(text) {
+                Ok((_, addr)) => bootstrap.push(addr),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring bootstrap address");
+                    warnings.push(format!("Ignored bootstrap address: {e}"));
+                }
+            }
+        }
+        let saved_port: Option<u16> = db.setting(SETTING_LISTEN_PORT).await?;
+        let listen_port = config.listen_port.or(saved_port).unwrap_or(0);
+
+        let mut node_config = NodeConfig::new(identity.libp2p_keypair(), Role::Peer);
+        node_config.listen_host = config.listen_host;
+        node_config.listen_port = listen_port;
+        node_config.bootstrap = bootstrap;
+        node_config.dht_mode = config.dht_mode;
+        node_config.mdns = config.mdns;
+        node_config.limits = config.limits;
+        node_config.timing = config.timing;
+        let node = node::new(node_config)?;
+
+        let initial = AppSnapshot {
+            profile: config.profile.clone(),
+            phase: Phase::Running,
+            display_name,
+            node: Some(node.status.borrow().clone()),
+            error: None,
+            warnings,
+        };
+        let (snapshot, _) = watch::channel(initial);
+        let mut tasks = vec![tokio::spawn(node.event_loop.run())];
+        tasks.push(tokio::spawn(mirror_status(node.status.clone(), snapshot.clone())));
+        if saved_port.is_none() && config.listen_port.is_none() {
+            tasks.push(tokio::spawn(remember_port(node.status, db.clone())));
+        }
+
+        Ok(App {
+            profile: config.profile,
+            dir,
+            db,
+            identity,
+            storage_key,
+            client: node.client,
+            snapshot,
+            events: Mutex::new(Some(node.events)),
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        self.identity.peer_id()
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The whole UI state; changes are pushed through the returned receiver.
+    pub fn snapshots(&self) -> watch::Receiver<AppSnapshot> {
+        self.snapshot.subscribe()
+    }
+
+    pub fn snapshot(&self) -> AppSnapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Inbound network events; the first caller takes them.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<NodeEvent>> {
+        self.events.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// Sets and saves the name contacts will see.
+    pub async fn set_display_name(&self, name: &str) -> Result<String, ServiceError> {
+        let name = validate_display_name(name)?;
+        self.db.set_setting(SETTING_DISPLAY_NAME, &name).await?;
+        self.snapshot
+            .send_modify(|s| s.display_name = name.clone());
+        Ok(name)
+    }
+
+    /// Saves bootstrap addresses for the next start (each must end with `/p2p/<peer id>`).
+    pub async fn set_bootstrap(&self, addrs: Vec<String>) -> Result<(), ServiceError> {
+        for a in &addrs {
+            node::config::parse_bootstrap(a).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        }
+        self.db.set_setting(SETTING_BOOTSTRAP, &addrs).await?;
+        Ok(())
+    }
+
+    /// Stops the node and closes the database cleanly.
+    pub async fn shutdown(self) {
+        self.client.shutdown().await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.db.close().await;
+        tracing::info!(profile = %self.profile, "profile closed");
+    }
+}
+
+fn validate_display_name(name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ServiceError::InvalidInput("The display name cannot be empty.".into()));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ServiceError::InvalidInput(format!(
+            "The display name can have at most {MAX_DISPLAY_NAME_CHARS} characters."
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidInput(
+            "The display name cannot contain control characters.".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Loads the identity and storage key and checks they belong to this database (see module docs).
+async fn reconcile_keys(
+    profile: &str,
+    db: &Database,
+    warnings: &mut Vec<String>,
+) -> Result<(Identity, StorageKey), StartupError> {
+    let store = Keystore::new(profile);
+    let db_peer = db.meta(META_PEER_ID).await?;
+    let s = store.clone();
+    let existing = keyring(move || s.load_identity()).await?;
+    let identity = match (existing, db_peer) {
+        (None, Some(peer_id)) => {
+            return Err(StartupError::IdentityMissing {
+                profile: profile.to_string(),
+                peer_id,
+                path: db.path().to_path_buf(),
+            })
+        }
+        (None, None) => {
+            let s = store.clone();
+            let identity = keyring(move || {
+                let identity = Identity::generate();
+                s.store_identity(&identity).map(|()| identity)
+            })
+            .await?;
+            tracing::info!(peer_id = %identity.peer_id(), "created a new identity");
+            identity
+        }
+        (Some(identity), Some(peer_id)) if identity.peer_id().to_string() != peer_id => {
+            return Err(StartupError::IdentityMismatch {
+                keyring: identity.peer_id().to_string(),
+                database: peer_id,
+                path: db.path().to_path_buf(),
+            })
+        }
+        (Some(identity), Some(_)) => identity,
+        (Some(identity), None) => {
+            if db.was_created() {
+                let notice = "The database was missing, so a new empty one was created. Your identity is unchanged.";
+                tracing::warn!("{notice}");
+                warnings.push(notice.to_string());
+            }
+            identity
+        }
+    };
+
+    let s = store.clone();
+    let storage_key = match keyring(move || s.load_storage_key()).await? {
+        Some(key) => key,
+        None if db.meta(META_STORAGE_CHECK).await?.is_some() => {
+            return Err(StartupError::StorageKeyMissing {
+                profile: profile.to_string(),
+            })
+        }
+        None => {
+            let s = store.clone();
+            keyring(move || s.create_storage_key()).await?
+        }
+    };
+    match db.meta(META_STORAGE_CHECK).await? {
+        Some(check) => {
+            let sealed = data_encoding::BASE64.decode(check.as_bytes()).unwrap_or_default();
+            if seal::open(&storage_key, STORAGE_CHECK_AAD, &sealed).is_err() {
+                return Err(StartupError::StorageKeyMismatch {
+                    path: db.path().to_path_buf(),
+                });
+            }
+        }
+        None => {
+            let sealed = seal::seal(&storage_key, STORAGE_CHECK_AAD, b"ok");
+            db.set_meta(META_STORAGE_CHECK, &data_encoding::BASE64.encode(&sealed))
+                .await?;
+        }
+    }
+    db.set_meta(META_PEER_ID, &identity.peer_id().to_string())
+        .await?;
+    Ok((identity, storage_key))
+}
+
+/// Copies every node status change into the app snapshot.
+async fn mirror_status(mut status: watch::Receiver<NodeStatus>, snapshot: watch::Sender<AppSnapshot>) {
+    while status.changed().await.is_ok() {
+        let next = status.borrow_and_update().clone();
+        snapshot.send_modify(|s| s.node = Some(next));
+    }
+}
+
+/// Saves the TCP port the OS picked on first start, so the profile keeps its port (and the
+/// addresses contacts have for it) across restarts.
+async fn remember_port(mut status: watch::Receiver<NodeStatus>, db: Database) {
+    loop {
+        let port = status.borrow_and_update().listen_addrs.iter().find_map(|a| {
+            a.parse::<libp2p::Multiaddr>().ok()?.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+        });
+        if let Some(port) = port {
+            if let Err(e) = db.set_setting(SETTING_LISTEN_PORT, &port).await {
+                tracing::warn!(error = %e, "could not save the listen port");
+            }
+            return;
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_checked() {
+        assert_eq!(validate_display_name("  Ana  ").unwrap(), "Ana");
+        assert!(validate_display_name("   ").is_err());
+        assert!(validate_display_name(&"x".repeat(65)).is_err());
+        assert!(validate_display_name("a\u{7}b").is_err());
+    }
+}
