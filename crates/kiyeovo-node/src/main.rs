@@ -1,1 +1,102 @@
-fn main(){}
+//! `kiyeovo-node`: run a Kiyeovo bootstrap + relay + DHT storage node.
+//!
+//! Prints its shareable multiaddresses on stdout (one per line, TCP first) once it listens, logs
+//! to stderr, and stops cleanly on SIGINT or SIGTERM.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use kiyeovo_node::{Headless, Options};
+use libp2p::Multiaddr;
+
+#[derive(Debug, Parser)]
+#[command(name = "kiyeovo-node", version, about = "Kiyeovo bootstrap, relay and DHT storage node")]
+struct Args {
+    /// Directory for the node key (keeps the peer id across restarts).
+    #[arg(long, env = "KIYEOVO_NODE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0", env = "KIYEOVO_NODE_HOST")]
+    host: IpAddr,
+    /// TCP and UDP (QUIC) port.
+    #[arg(long, default_value_t = 4001, env = "KIYEOVO_NODE_PORT")]
+    port: u16,
+    /// Other bootstrap nodes to join (repeatable).
+    #[arg(long, env = "KIYEOVO_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Vec<Multiaddr>,
+    /// Also discover peers on the local network with mDNS.
+    #[arg(long)]
+    mdns: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,libp2p_mdns=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.data_dir.is_none() {
+        tracing::warn!("no --data-dir: this node gets a new peer id on every start");
+    }
+    let mut node = match Headless::start(Options {
+        data_dir: args.data_dir,
+        listen_host: args.host,
+        port: args.port,
+        bootstrap: args.bootstrap,
+        mdns: args.mdns,
+    }) {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            eprintln!("kiyeovo-node: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match node.listen_addrs(Duration::from_secs(10)).await {
+        Ok(addrs) => {
+            for addr in addrs {
+                println!("{addr}");
+            }
+        }
+        Err(e) => {
+            eprintln!("kiyeovo-node: {e}");
+            node.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(warning) = node.status.borrow().warnings.first() {
+        eprintln!("kiyeovo-node: warning: {warning}");
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
