@@ -19,6 +19,8 @@ pub struct NodeStatus {
     pub connected_peers: Vec<String>,
     /// Entries in the Kademlia routing table.
     pub routing_table_size: u32,
+    /// DHT records this node holds (its own and those it stores for others).
+    pub stored_records: u32,
     pub bootstrap: BootstrapState,
     /// Whether we currently serve DHT records to others.
     pub dht_server: bool,

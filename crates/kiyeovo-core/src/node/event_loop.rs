@@ -41,6 +41,8 @@ pub struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     connected: BTreeSet<PeerId>,
     dht_server: bool,
+    /// Recounted whenever this node stores a record (not on every event: the store can be big).
+    stored_records: u32,
     warnings: Vec<String>,
     bootstrap: BootstrapState,
     bootstrap_peers: HashMap<PeerId, Multiaddr>,
@@ -112,6 +114,7 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             connected_peers: Vec::new(),
             routing_table_size: 0,
+            stored_records: 0,
             bootstrap: bootstrap.clone(),
             dht_server: config.dht_mode == DhtMode::Server,
             warnings: warnings.clone(),
@@ -127,6 +130,7 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             connected: BTreeSet::new(),
             dht_server: config.dht_mode == DhtMode::Server,
+            stored_records: 0,
             warnings,
             bootstrap,
             bootstrap_peers,
@@ -250,6 +254,7 @@ impl EventLoop {
                 .collect(),
             connected_peers: self.connected.iter().map(|p| p.to_string()).collect(),
             routing_table_size: routing_table_size as u32,
+            stored_records: self.stored_records,
             bootstrap: self.bootstrap.clone(),
             dht_server: self.dht_server,
             warnings: self.warnings.clone(),
@@ -273,7 +278,9 @@ impl EventLoop {
                     return;
                 }
                 let record = kad::Record::new(key, value);
-                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+                let result = self.swarm.behaviour_mut().kad.put_record(record, Quorum::One);
+                self.count_records();
+                match result {
                     Ok(id) => {
                         self.pending_put.insert(id, reply);
                     }
@@ -325,6 +332,10 @@ impl EventLoop {
             }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
+    }
+
+    fn count_records(&mut self) {
+        self.stored_records = self.swarm.behaviour_mut().kad.store_mut().records().count() as u32;
     }
 
     fn local_value(&mut self, key: &[u8]) -> Option<Vec<u8>> {
@@ -454,6 +465,7 @@ impl EventLoop {
                         if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
                             tracing::warn!(error = %e, "record store full; record dropped");
                         }
+                        self.count_records();
                     }
                     Ok((Verdict::Unchanged, _)) => {}
                     Err(e) => {

@@ -1,0 +1,116 @@
+//! Helpers shared by the integration tests: throw-away profiles (own temp data dir and own
+//! keyring namespace, cleaned up on drop), a local headless bootstrap node, and waiting on pushed
+//! state with a timeout (never sleeping).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+use kiyeovo_core::api::AppSnapshot;
+use kiyeovo_core::config::{DhtMode, Timing};
+use kiyeovo_core::keystore::Keystore;
+use kiyeovo_core::service::AppConfig;
+use kiyeovo_node::{Headless, Options};
+use rand::Rng;
+use tokio::sync::watch;
+
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Generous upper bound for anything on loopback; tests finish far sooner when things work.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A profile that exists only for one test.
+pub struct TestProfile {
+    pub name: String,
+    pub base: tempfile::TempDir,
+}
+
+impl TestProfile {
+    pub fn new(tag: &str) -> Self {
+        init_logging();
+        let suffix: u32 = rand::thread_rng().gen();
+        Self {
+            name: format!("it-{tag}-{suffix:08x}"),
+            base: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A config for a node on 127.0.0.1 that joins `bootstrap`, with mDNS off (so parallel
+    /// tests never find each other) and short retry timers.
+    pub fn config(&self, bootstrap: &[String]) -> AppConfig {
+        let mut config = AppConfig::new(&self.name);
+        config.data_dir = Some(self.base.path().to_path_buf());
+        config.bootstrap = bootstrap.to_vec();
+        config.listen_host = LOCALHOST;
+        config.listen_port = Some(0);
+        config.dht_mode = DhtMode::Server;
+        config.mdns = false;
+        config.timing = Timing {
+            query_timeout: Duration::from_secs(10),
+            bootstrap_retry: Duration::from_secs(1),
+            ..Timing::default()
+        };
+        config
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.base
+            .path()
+            .join("profiles")
+            .join(&self.name)
+            .join("kiyeovo.db")
+    }
+
+    pub fn keystore(&self) -> Keystore {
+        Keystore::new(&self.name)
+    }
+}
+
+impl Drop for TestProfile {
+    fn drop(&mut self) {
+        let _ = self.keystore().delete_all();
+    }
+}
+
+/// Starts a headless bootstrap node on 127.0.0.1 and returns it with its TCP address.
+pub async fn bootstrap_node() -> (Headless, String) {
+    init_logging();
+    let mut node = Headless::start(Options {
+        data_dir: None,
+        listen_host: LOCALHOST,
+        port: 0,
+        bootstrap: Vec::new(),
+        mdns: false,
+    })
+    .expect("bootstrap node starts");
+    let addrs = node.listen_addrs(WAIT).await.expect("bootstrap listens");
+    let tcp = addrs[0].clone();
+    (node, tcp)
+}
+
+/// Waits until the pushed snapshot satisfies `pred`; panics with the last snapshot on timeout.
+pub async fn wait_for(
+    rx: &mut watch::Receiver<AppSnapshot>,
+    what: &str,
+    pred: impl FnMut(&AppSnapshot) -> bool,
+) -> AppSnapshot {
+    let outcome = tokio::time::timeout(WAIT, async { rx.wait_for(pred).await.map(|s| s.clone()) }).await;
+    match outcome {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => panic!("app stopped while waiting for {what}"),
+        Err(_) => panic!("timed out waiting for {what}; last snapshot: {:#?}", *rx.borrow()),
+    }
+}

@@ -1,0 +1,221 @@
+//! Several real nodes on 127.0.0.1: a headless bootstrap node and four app profiles, each with
+//! its own data dir, SQLite file and keyring entries.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use kiyeovo_core::api::BootstrapState;
+use kiyeovo_core::node::behaviour::KAD_PROTOCOL;
+use kiyeovo_core::records::{RecordKey, RecordKind, SignedRecord};
+use kiyeovo_core::service::App;
+use kiyeovo_tests::{bootstrap_node, wait_for, TestProfile, WAIT};
+use libp2p::kad::store::MemoryStore;
+use libp2p::kad::{self, Quorum};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use rand::rngs::OsRng;
+
+fn signed(owner: &SigningKey, version: u64, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let key = RecordKey::for_public_key(
+        RecordKind::PairwiseBucket,
+        &owner.verifying_key().to_bytes(),
+    );
+    let record = SignedRecord::sign(owner, &key, version, version, payload.to_vec());
+    (key.to_bytes(), record.encode())
+}
+
+async fn start_peers(n: usize, bootstrap: &str) -> (Vec<TestProfile>, Vec<App>) {
+    let mut profiles = Vec::new();
+    let mut apps = Vec::new();
+    for i in 0..n {
+        let profile = TestProfile::new(&format!("net{i}"));
+        let app = App::start(profile.config(&[bootstrap.to_string()]))
+            .await
+            .expect("peer starts");
+        profiles.push(profile);
+        apps.push(app);
+    }
+    (profiles, apps)
+}
+
+/// A DHT node that runs plain Kademlia without Kiyeovo's validation: it will happily try to
+/// store anything, so it plays the attacker.
+async fn attacker(targets: &[(PeerId, Multiaddr)]) -> Swarm<kad::Behaviour<MemoryStore>> {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad::Config::new(KAD_PROTOCOL))
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm.behaviour_mut().set_mode(Some(kad::Mode::Server));
+    for (peer, addr) in targets {
+        swarm.behaviour_mut().add_address(peer, addr.clone());
+    }
+    swarm
+}
+
+/// Puts a record from the attacker and waits for the put query to end (storing nodes answer
+/// "ok" whether or not they kept it, so the outcome itself says nothing).
+async fn attacker_put(swarm: &mut Swarm<kad::Behaviour<MemoryStore>>, key: Vec<u8>, value: Vec<u8>) {
+    let id = swarm
+        .behaviour_mut()
+        .put_record(kad::Record::new(key, value), Quorum::All)
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                id: done,
+                result: kad::QueryResult::PutRecord(_),
+                step,
+                ..
+            }) = swarm.select_next_some().await
+            {
+                if done == id && step.last {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("attacker put finished");
+}
+
+fn tcp_addr_of(app: &App) -> (PeerId, Multiaddr) {
+    let snapshot = app.snapshot();
+    let addr: Multiaddr = snapshot
+        .node
+        .unwrap()
+        .listen_addrs
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let without: Multiaddr = addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+    (app.peer_id(), without)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_forms_records_flow_and_forgeries_are_refused() {
+    let (bootstrap, addr) = bootstrap_node().await;
+    let (_profiles, apps) = start_peers(4, &addr).await;
+
+    // The network forms: every peer bootstraps and finds the others through the DHT.
+    for app in &apps {
+        let mut rx = app.snapshots();
+        wait_for(&mut rx, "bootstrap to succeed", |s| {
+            matches!(
+                s.node.as_ref().map(|n| &n.bootstrap),
+                Some(BootstrapState::Succeeded { peers: 1 })
+            )
+        })
+        .await;
+    }
+    for app in &apps {
+        let mut rx = app.snapshots();
+        let s = wait_for(&mut rx, "routing table with every other node", |s| {
+            s.node.as_ref().is_some_and(|n| n.routing_table_size >= 4)
+        })
+        .await;
+        assert!(!s.node.unwrap().connected_peers.is_empty());
+    }
+
+    // A signed record put by one peer is fetched by another.
+    let owner = SigningKey::generate(&mut OsRng);
+    let (key, v1) = signed(&owner, 1, b"first version");
+    apps[0].client().put_record(key.clone(), v1.clone()).await.expect("put v1");
+    let fetched = apps[3].client().get_record(key.clone()).await.expect("get v1");
+    assert_eq!(fetched, v1);
+
+    // A newer version replaces it everywhere it is read from.
+    let (_, v2) = signed(&owner, 2, b"second version");
+    apps[1].client().put_record(key.clone(), v2.clone()).await.expect("put v2");
+    assert_eq!(apps[2].client().get_record(key.clone()).await.unwrap(), v2);
+
+    // The local client refuses an invalid record with the reason.
+    let mut forged = SignedRecord::decode(&v2, usize::MAX).unwrap();
+    forged.version = 3;
+    forged.payload = b"forged".to_vec();
+    let forged = forged.encode();
+    let err = apps[0].client().put_record(key.clone(), forged.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("signature"), "{err}");
+
+    // An attacker without validation pushes the forgery (and a stale copy) straight to the
+    // storing nodes, then a valid control record of its own.
+    let mut targets: Vec<(PeerId, Multiaddr)> = apps.iter().map(tcp_addr_of).collect();
+    let boot_addr: Multiaddr = addr.parse().unwrap();
+    let boot_peer = match boot_addr.iter().last() {
+        Some(Protocol::P2p(p)) => p,
+        _ => unreachable!(),
+    };
+    targets.push((boot_peer, boot_addr));
+    let mut evil = attacker(&targets).await;
+    attacker_put(&mut evil, key.clone(), forged.clone()).await;
+    attacker_put(&mut evil, key.clone(), v1.clone()).await;
+    let control_owner = SigningKey::generate(&mut OsRng);
+    let (control_key, control) = signed(&control_owner, 1, b"control");
+    attacker_put(&mut evil, control_key.clone(), control.clone()).await;
+
+    // Every node held one record (v2) before; once it holds two it has stored the control
+    // record, and so has handled the earlier pushes too. None may have replaced v2.
+    for app in &apps {
+        let mut rx = app.snapshots();
+        wait_for(&mut rx, "control record stored", |s| {
+            s.node.as_ref().is_some_and(|n| n.stored_records >= 2)
+        })
+        .await;
+    }
+    let mut boot_status = bootstrap.status.clone();
+    tokio::time::timeout(WAIT, boot_status.wait_for(|s| s.stored_records >= 2))
+        .await
+        .expect("bootstrap stored the control record")
+        .unwrap();
+    let clients = apps
+        .iter()
+        .map(|a| a.client().clone())
+        .chain(std::iter::once(bootstrap.client.clone()));
+    for client in clients {
+        assert_eq!(client.local_record(control_key.clone()).await.unwrap(), Some(control.clone()));
+        assert_eq!(
+            client.local_record(key.clone()).await.unwrap(),
+            Some(v2.clone()),
+            "a storing node kept a forged or stale record"
+        );
+    }
+    for app in &apps {
+        assert_eq!(app.client().get_record(key.clone()).await.unwrap(), v2);
+    }
+
+    for app in apps {
+        app.shutdown().await;
+    }
+    bootstrap.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_keeps_peer_id_and_settings() {
+    let (bootstrap, addr) = bootstrap_node().await;
+    let profile = TestProfile::new("restart");
+    let app = App::start(profile.config(&[addr.clone()])).await.unwrap();
+    let first_id = app.peer_id();
+    app.set_display_name("Ana").await.unwrap();
+    app.shutdown().await;
+
+    let app = App::start(profile.config(&[addr])).await.unwrap();
+    assert_eq!(app.peer_id(), first_id);
+    assert_eq!(app.snapshot().display_name, "Ana");
+    let mut rx = app.snapshots();
+    wait_for(&mut rx, "reconnect to bootstrap", |s| {
+        s.node.as_ref().is_some_and(|n| !n.connected_peers.is_empty())
+    })
+    .await;
+    app.shutdown().await;
+    bootstrap.shutdown().await;
+}
