@@ -210,14 +210,19 @@ impl App {
         Ok(())
     }
 
-    /// Stops the node and closes the database cleanly.
-    pub async fn shutdown(self) {
+    /// Stops the node and closes the database cleanly (for holders of a shared `App`).
+    pub async fn close(&self) {
         self.client.shutdown().await;
         for task in &self.tasks {
             task.abort();
         }
         self.db.close().await;
         tracing::info!(profile = %self.profile, "profile closed");
+    }
+
+    /// [`App::close`], then releases the profile lock.
+    pub async fn shutdown(self) {
+        self.close().await;
     }
 }
 

@@ -20,7 +20,11 @@ connected_peers: Array<string>,
 /**
  * Entries in the Kademlia routing table.
  */
-routing_table_size: number, bootstrap: BootstrapState, 
+routing_table_size: number, 
+/**
+ * DHT records this node holds (its own and those it stores for others).
+ */
+stored_records: number, bootstrap: BootstrapState, 
 /**
  * Whether we currently serve DHT records to others.
  */

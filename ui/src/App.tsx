@@ -1,0 +1,36 @@
+import { useEffect, useState } from "react";
+import { startStore, useSnapshot } from "./lib/store";
+import { StatusScreen } from "./status/StatusScreen";
+import { ErrorScreen } from "./errors/ErrorScreen";
+
+export function App() {
+  const snapshot = useSnapshot();
+  const [bridgeError, setBridgeError] = useState<string | null>(null);
+
+  useEffect(() => {
+    startStore().catch((e) => setBridgeError(String(e)));
+  }, []);
+
+  if (bridgeError) {
+    return (
+      <ErrorScreen
+        error={{
+          code: "invalid_input",
+          message: `The window cannot reach the Kiyeovo backend: ${bridgeError}`,
+          hint: "Restart Kiyeovo.",
+        }}
+      />
+    );
+  }
+  if (!snapshot || snapshot.phase === "starting") {
+    return (
+      <main className="centered" aria-busy="true">
+        <p id="starting">Starting Kiyeovo…</p>
+      </main>
+    );
+  }
+  if (snapshot.phase === "failed" && snapshot.error) {
+    return <ErrorScreen error={snapshot.error} profile={snapshot.profile} />;
+  }
+  return <StatusScreen snapshot={snapshot} />;
+}

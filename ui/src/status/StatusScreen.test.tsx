@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { render, screen } from "@testing-library/react";
+import { StatusScreen } from "./StatusScreen";
+import { ErrorScreen } from "../errors/ErrorScreen";
+import type { AppSnapshot } from "../bindings/AppSnapshot";
+
+const snapshot: AppSnapshot = {
+  profile: "alice",
+  phase: "running",
+  display_name: "Alice",
+  error: null,
+  warnings: ["The database was missing, so a new empty one was created."],
+  node: {
+    peer_id: "12D3KooWExample",
+    listen_addrs: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"],
+    connected_peers: ["12D3KooWA", "12D3KooWB"],
+    routing_table_size: 5,
+    stored_records: 1,
+    bootstrap: { state: "failed", reason: "could not reach any bootstrap node", retry_in_secs: 30 },
+    dht_server: false,
+    warnings: ["TCP port 4001 is not available"],
+  },
+};
+
+describe("StatusScreen", () => {
+  it("shows the node's identity, peers and every warning", () => {
+    render(<StatusScreen snapshot={snapshot} />);
+    expect(screen.getByText("12D3KooWExample").id).toBe("peer-id");
+    expect(document.getElementById("connected-count")?.textContent).toBe("2");
+    expect(document.getElementById("bootstrap-state")?.textContent).toContain("could not reach");
+    expect(screen.getByText(/TCP port 4001/)).toBeTruthy();
+    expect(screen.getByText(/database was missing/)).toBeTruthy();
+  });
+});
+
+describe("ErrorScreen", () => {
+  it("says what happened and what to do", () => {
+    render(
+      <ErrorScreen
+        profile="bob"
+        error={{ code: "already_running", message: "Kiyeovo is already running", hint: "Use the open window." }}
+      />,
+    );
+    const card = document.getElementById("startup-error");
+    expect(card?.dataset.code).toBe("already_running");
+    expect(card?.textContent).toContain("Kiyeovo is already running");
+    expect(card?.textContent).toContain("Use the open window.");
+  });
+});
