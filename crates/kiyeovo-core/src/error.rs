@@ -69,7 +69,7 @@ impl StartupError {
         let (code, hint) = match self {
             E::Profile(ProfileError::AlreadyRunning { .. }) => (
                 ErrorCode::AlreadyRunning,
-                "Switch to the Kiyeovo window that is already open (check the tray), or start this one with another profile (--profile NAME).".to_string(),
+                "Switch to the Kiyeovo window that is already open, or start this one with another profile (--profile NAME).".to_string(),
             ),
             E::Profile(ProfileError::BadName(_)) => (
                 ErrorCode::BadProfile,

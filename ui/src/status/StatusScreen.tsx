@@ -47,7 +47,9 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
             <dt>Connected peers</dt>
             <dd id="connected-count">{node.connected_peers.length}</dd>
             <dt>DHT routing table</dt>
-            <dd id="routing-size">{node.routing_table_size} peers</dd>
+            <dd id="routing-size">
+              {node.routing_table_size} peer{node.routing_table_size === 1 ? "" : "s"}
+            </dd>
             <dt>DHT records held</dt>
             <dd>
               {node.stored_records} {node.dht_server ? "(serving others)" : "(client mode)"}

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""End-to-end: the real Kiyeovo window, driven through WebDriver.
+
+Starts Xvfb, a local headless bootstrap node (`kiyeovo-node`) and tauri-driver (which drives
+Debian's WebKitWebDriver), opens the real app with a throw-away profile pointed at the bootstrap
+node, and checks that the status screen shows the node's peer id and at least one connected peer.
+Also edits the display name through the UI. Saves a screenshot to test-output/e2e/.
+
+Run it inside scripts/with-keyring.sh (the app keeps its keys in the real Secret Service).
+Standard library only: WebDriver is JSON over HTTP.
+"""
+import base64
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+APP = TARGET / "debug" / "kiyeovo-desktop"
+NODE = TARGET / "debug" / "kiyeovo-node"
+OUT = ROOT / "test-output" / "e2e"
+TIMEOUT = 60.0
+
+passed, failed = 0, 0
+procs = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, fn, timeout=TIMEOUT, interval=0.2):
+    """Re-evaluates a UI condition until it holds (a UI test observes the DOM from outside, so
+    it can only poll; the deadline is generous and a pass is usually immediate)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # element not there yet
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+class WebDriver:
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+        self.session = None
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                return json.loads(r.read() or b"null")["value"]
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
+
+    def start(self, application, args):
+        caps = {"capabilities": {"alwaysMatch": {
+            "tauri:options": {"application": str(application), "args": args}}}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def s(self, path):
+        return f"/session/{self.session}{path}"
+
+    def find(self, css):
+        v = self.call("POST", self.s("/element"), {"using": "css selector", "value": css})
+        return next(iter(v.values()))
+
+    def text(self, css):
+        return self.call("GET", self.s(f"/element/{self.find(css)}/text"))
+
+    def type_into(self, css, text):
+        el = self.find(css)
+        self.call("POST", self.s(f"/element/{el}/clear"), {})
+        self.call("POST", self.s(f"/element/{el}/value"), {"text": text})
+
+    def click(self, css):
+        self.call("POST", self.s(f"/element/{self.find(css)}/click"), {})
+
+    def screenshot(self, path):
+        # Let the web view paint what the DOM already says before capturing it.
+        self.call("POST", self.s("/execute/async"), {"script": (
+            "const done = arguments[arguments.length - 1];"
+            "requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 50)));"
+        ), "args": []})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.call("GET", self.s("/screenshot"))))
+
+    def quit(self):
+        if self.session:
+            try:
+                self.call("DELETE", self.s(""))
+            except Exception:
+                pass
+
+
+def spawn(cmd, **kw):
+    p = subprocess.Popen(cmd, **kw)
+    procs.append(p)
+    return p
+
+
+def start_xvfb():
+    if os.environ.get("KIYEOVO_E2E_USE_DISPLAY") and os.environ.get("DISPLAY"):
+        return
+    for n in range(90, 120):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            spawn(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.environ["DISPLAY"] = f":{n}"
+            wait_until("Xvfb", lambda: os.path.exists(f"/tmp/.X11-unix/X{n}"), 20)
+            return
+    raise RuntimeError("no free X display")
+
+
+def start_bootstrap():
+    node = spawn([str(NODE), "--host", "127.0.0.1", "--port", "0"],
+                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = node.stdout.readline().strip()
+    assert "/tcp/" in line and "/p2p/" in line, f"bootstrap printed {line!r}"
+    return line
+
+
+def check(name, fn):
+    global passed, failed
+    try:
+        fn()
+        passed += 1
+        print(f"test {name} ... ok", flush=True)
+    except Exception as e:
+        failed += 1
+        print(f"test {name} ... FAILED: {e}", flush=True)
+
+
+def log_watcher(proc):
+    """Drains a process's stderr on a thread; returns an Event set once the profile is open."""
+    opened = threading.Event()
+
+    def run():
+        for line in proc.stderr:
+            if "profile opened" in line:
+                opened.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return opened
+
+
+def run_checks(wd, bootstrap, data_dir):
+    app_args = ["--data-dir", data_dir, "--host", "127.0.0.1", "--no-mdns"]
+    wd.start(APP, ["--profile", "e2e-" + secrets.token_hex(4), "--bootstrap", bootstrap] + app_args)
+    try:
+        def status_screen():
+            peer_id = wait_until("peer id", lambda: wd.text("#peer-id"))
+            assert peer_id.startswith("12D3Koo"), peer_id
+            count = wait_until("a connected peer",
+                               lambda: int(wd.text("#connected-count")) > 0 and wd.text("#connected-count"))
+            assert int(count) >= 1
+            state = wait_until("bootstrap success", lambda: "Joined the network" in wd.text("#bootstrap-state")
+                               and wd.text("#bootstrap-state"))
+            assert "1 bootstrap node" in state, state
+            wd.screenshot(OUT / "status.png")
+
+        def display_name():
+            wd.type_into("#display-name", "  E2E Tester ")
+            wd.click("#display-name-form button[type=submit]")
+            wait_until("saved name", lambda: wd.call(
+                "GET", wd.s(f"/element/{wd.find('#display-name')}/property/value")) == "E2E Tester")
+            wd.type_into("#display-name", "   ")
+            wd.click("#display-name-form button[type=submit]")
+            msg = wait_until("error in words", lambda: wd.text("#display-name-form [role=alert]"))
+            assert "cannot be empty" in msg, msg
+            wd.screenshot(OUT / "display-name-error.png")
+
+        check("status_screen_shows_peer_id_and_connected_peers", status_screen)
+        check("display_name_is_saved_and_errors_are_shown_in_words", display_name)
+    finally:
+        wd.quit()
+
+    # A second instance of a profile that is already open says so in the window.
+    args = ["--profile", "e2e-" + secrets.token_hex(4)] + app_args
+    first = spawn([str(APP)] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not log_watcher(first).wait(TIMEOUT):
+        raise AssertionError("the first instance did not open its profile")
+    wd.start(APP, args)
+    try:
+        def second_instance():
+            code = wait_until("the error card", lambda: wd.call(
+                "GET", wd.s(f"/element/{wd.find('#startup-error')}/attribute/data-code")))
+            assert code == "already_running", code
+            text = wd.text("#startup-error")
+            assert "already running" in text and "What you can do" in text, text
+            wd.screenshot(OUT / "already-running.png")
+
+        check("second_instance_of_a_profile_shows_an_error_in_words", second_instance)
+    finally:
+        wd.quit()
+
+
+def main():
+    for binary in (APP, NODE):
+        if not binary.exists():
+            sys.exit(f"{binary} is missing: build first (make build)")
+    driver_bin = shutil.which("tauri-driver")
+    if not driver_bin:
+        sys.exit("tauri-driver is not on PATH (make test installs it)")
+    data_dir = tempfile.mkdtemp(prefix="kiyeovo-e2e-")
+    try:
+        start_xvfb()
+        bootstrap = start_bootstrap()
+        port = free_port()
+        spawn([driver_bin, "--port", str(port), "--native-port", str(free_port())],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wd = WebDriver(port)
+        wait_until("tauri-driver", lambda: wd.call("GET", "/status") is not None, 30)
+        run_checks(wd, bootstrap, data_dir)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        # The keyring entries live in the throw-away keyring of scripts/with-keyring.sh.
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
