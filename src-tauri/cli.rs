@@ -9,7 +9,11 @@ use kiyeovo_core::profile::DEFAULT_PROFILE;
 use kiyeovo_core::service::AppConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "kiyeovo-desktop", version, about = "Kiyeovo: private peer-to-peer group chats")]
+#[command(
+    name = "kiyeovo-desktop",
+    version,
+    about = "Kiyeovo: private peer-to-peer group chats"
+)]
 pub struct Args {
     /// Profile to open; several profiles can run side by side.
     #[arg(long, env = "KIYEOVO_PROFILE", default_value = DEFAULT_PROFILE)]

@@ -21,7 +21,10 @@ pub fn get_snapshot(state: State<'_, ShellState>) -> AppSnapshot {
 
 /// Sets the name contacts see. Returns the saved (trimmed) name.
 #[tauri::command]
-pub async fn set_display_name(state: State<'_, ShellState>, name: String) -> Result<String, UiError> {
+pub async fn set_display_name(
+    state: State<'_, ShellState>,
+    name: String,
+) -> Result<String, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.set_display_name(&name).await.map_err(|e| e.to_ui())
 }

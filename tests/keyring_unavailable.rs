@@ -9,13 +9,19 @@ use kiyeovo_tests::TestProfile;
 
 #[tokio::test]
 async fn no_keyring_service_gives_a_clear_error() {
-    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/kiyeovo-test-bus");
+    std::env::set_var(
+        "DBUS_SESSION_BUS_ADDRESS",
+        "unix:path=/nonexistent/kiyeovo-test-bus",
+    );
     let profile = TestProfile::new("nokeyring");
     let err = match App::start(profile.config(&[])).await {
         Ok(_) => panic!("started without a keyring"),
         Err(e) => e,
     };
-    assert!(matches!(err, StartupError::Keyring(KeyringError::Unavailable(_))), "{err}");
+    assert!(
+        matches!(err, StartupError::Keyring(KeyringError::Unavailable(_))),
+        "{err}"
+    );
     let ui = err.to_ui();
     assert_eq!(ui.code, ErrorCode::KeyringUnavailable);
     assert!(ui.hint.contains("Secret Service"), "{}", ui.hint);

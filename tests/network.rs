@@ -45,11 +45,19 @@ async fn start_peers(n: usize, bootstrap: &str) -> (Vec<TestProfile>, Vec<App>) 
 async fn attacker(targets: &[(PeerId, Multiaddr)]) -> Swarm<kad::Behaviour<MemoryStore>> {
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .unwrap()
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
-            kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad::Config::new(KAD_PROTOCOL))
+            kad::Behaviour::with_config(
+                peer,
+                MemoryStore::new(peer),
+                kad::Config::new(KAD_PROTOCOL),
+            )
         })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -63,7 +71,11 @@ async fn attacker(targets: &[(PeerId, Multiaddr)]) -> Swarm<kad::Behaviour<Memor
 
 /// Puts a record from the attacker and waits for the put query to end (storing nodes answer
 /// "ok" whether or not they kept it, so the outcome itself says nothing).
-async fn attacker_put(swarm: &mut Swarm<kad::Behaviour<MemoryStore>>, key: Vec<u8>, value: Vec<u8>) {
+async fn attacker_put(
+    swarm: &mut Swarm<kad::Behaviour<MemoryStore>>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+) {
     let id = swarm
         .behaviour_mut()
         .put_record(kad::Record::new(key, value), Quorum::All)
@@ -98,7 +110,10 @@ fn tcp_addr_of(app: &App) -> (PeerId, Multiaddr) {
         .unwrap()
         .parse()
         .unwrap();
-    let without: Multiaddr = addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+    let without: Multiaddr = addr
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
     (app.peer_id(), without)
 }
 
@@ -130,13 +145,25 @@ async fn network_forms_records_flow_and_forgeries_are_refused() {
     // A signed record put by one peer is fetched by another.
     let owner = SigningKey::generate(&mut OsRng);
     let (key, v1) = signed(&owner, 1, b"first version");
-    apps[0].client().put_record(key.clone(), v1.clone()).await.expect("put v1");
-    let fetched = apps[3].client().get_record(key.clone()).await.expect("get v1");
+    apps[0]
+        .client()
+        .put_record(key.clone(), v1.clone())
+        .await
+        .expect("put v1");
+    let fetched = apps[3]
+        .client()
+        .get_record(key.clone())
+        .await
+        .expect("get v1");
     assert_eq!(fetched, v1);
 
     // A newer version replaces it everywhere it is read from.
     let (_, v2) = signed(&owner, 2, b"second version");
-    apps[1].client().put_record(key.clone(), v2.clone()).await.expect("put v2");
+    apps[1]
+        .client()
+        .put_record(key.clone(), v2.clone())
+        .await
+        .expect("put v2");
     assert_eq!(apps[2].client().get_record(key.clone()).await.unwrap(), v2);
 
     // The local client refuses an invalid record with the reason.
@@ -144,7 +171,11 @@ async fn network_forms_records_flow_and_forgeries_are_refused() {
     forged.version = 3;
     forged.payload = b"forged".to_vec();
     let forged = forged.encode();
-    let err = apps[0].client().put_record(key.clone(), forged.clone()).await.unwrap_err();
+    let err = apps[0]
+        .client()
+        .put_record(key.clone(), forged.clone())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("signature"), "{err}");
 
     // An attacker without validation pushes the forgery (and a stale copy) straight to the
@@ -182,7 +213,10 @@ async fn network_forms_records_flow_and_forgeries_are_refused() {
         .map(|a| a.client().clone())
         .chain(std::iter::once(bootstrap.client.clone()));
     for client in clients {
-        assert_eq!(client.local_record(control_key.clone()).await.unwrap(), Some(control.clone()));
+        assert_eq!(
+            client.local_record(control_key.clone()).await.unwrap(),
+            Some(control.clone())
+        );
         assert_eq!(
             client.local_record(key.clone()).await.unwrap(),
             Some(v2.clone()),
@@ -203,7 +237,7 @@ async fn network_forms_records_flow_and_forgeries_are_refused() {
 async fn restarted_node_keeps_peer_id_and_settings() {
     let (bootstrap, addr) = bootstrap_node().await;
     let profile = TestProfile::new("restart");
-    let app = App::start(profile.config(&[addr.clone()])).await.unwrap();
+    let app = App::start(profile.config(std::slice::from_ref(&addr))).await.unwrap();
     let first_id = app.peer_id();
     app.set_display_name("Ana").await.unwrap();
     app.shutdown().await;
@@ -213,7 +247,9 @@ async fn restarted_node_keeps_peer_id_and_settings() {
     assert_eq!(app.snapshot().display_name, "Ana");
     let mut rx = app.snapshots();
     wait_for(&mut rx, "reconnect to bootstrap", |s| {
-        s.node.as_ref().is_some_and(|n| !n.connected_peers.is_empty())
+        s.node
+            .as_ref()
+            .is_some_and(|n| !n.connected_peers.is_empty())
     })
     .await;
     app.shutdown().await;

@@ -34,7 +34,11 @@ async fn first_start_creates_identity_in_keyring_and_second_start_loads_it() {
     assert!(profile.keystore().load_identity().unwrap().is_none());
     let app = App::start(profile.config(&[])).await.unwrap();
     let peer = app.peer_id();
-    let stored = profile.keystore().load_identity().unwrap().expect("identity in keyring");
+    let stored = profile
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .expect("identity in keyring");
     assert_eq!(stored.peer_id(), peer);
     assert!(profile.keystore().load_storage_key().unwrap().is_some());
     app.shutdown().await;
@@ -57,12 +61,19 @@ async fn corrupt_database_is_reported_and_left_untouched() {
     std::fs::write(&path, &garbage).unwrap();
 
     let err = start_error(App::start(profile.config(&[])).await);
-    assert!(matches!(err, StartupError::Database(DbError::Corrupt { .. })), "{err}");
+    assert!(
+        matches!(err, StartupError::Database(DbError::Corrupt { .. })),
+        "{err}"
+    );
     let ui = err.to_ui();
     assert_eq!(ui.code, ErrorCode::DatabaseCorrupt);
     assert!(ui.message.contains("damaged"), "{}", ui.message);
     assert!(ui.hint.contains("Nothing was changed"), "{}", ui.hint);
-    assert_eq!(std::fs::read(&path).unwrap(), garbage, "the damaged file was modified");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        garbage,
+        "the damaged file was modified"
+    );
 
     // Restoring the file brings everything back, identity included.
     std::fs::write(&path, &original).unwrap();
@@ -95,9 +106,15 @@ async fn keyring_without_identity_never_orphans_existing_data() {
     let before = std::fs::read(profile.db_path()).unwrap();
 
     let err = start_error(App::start(profile.config(&[])).await);
-    assert!(matches!(&err, StartupError::IdentityMissing { peer_id, .. } if *peer_id == peer), "{err}");
+    assert!(
+        matches!(&err, StartupError::IdentityMissing { peer_id, .. } if *peer_id == peer),
+        "{err}"
+    );
     assert_eq!(err.to_ui().code, ErrorCode::IdentityMissing);
-    assert!(profile.keystore().load_identity().unwrap().is_none(), "a new identity was created");
+    assert!(
+        profile.keystore().load_identity().unwrap().is_none(),
+        "a new identity was created"
+    );
     assert_eq!(std::fs::read(profile.db_path()).unwrap(), before);
 }
 
@@ -109,7 +126,10 @@ async fn damaged_keyring_entry_is_reported() {
         .set_secret(b"short")
         .unwrap();
     let err = start_error(App::start(profile.config(&[])).await);
-    assert!(matches!(err, StartupError::Keyring(KeyringError::Corrupt { .. })), "{err}");
+    assert!(
+        matches!(err, StartupError::Keyring(KeyringError::Corrupt { .. })),
+        "{err}"
+    );
     assert_eq!(err.to_ui().code, ErrorCode::KeyringCorrupt);
 }
 
@@ -118,7 +138,13 @@ async fn second_instance_of_a_profile_is_refused() {
     let profile = TestProfile::new("twice");
     let first = App::start(profile.config(&[])).await.unwrap();
     let err = start_error(App::start(profile.config(&[])).await);
-    assert!(matches!(err, StartupError::Profile(ProfileError::AlreadyRunning { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            StartupError::Profile(ProfileError::AlreadyRunning { .. })
+        ),
+        "{err}"
+    );
     let ui = err.to_ui();
     assert_eq!(ui.code, ErrorCode::AlreadyRunning);
     assert!(ui.message.contains("already running"), "{}", ui.message);
@@ -130,13 +156,20 @@ async fn second_instance_of_a_profile_is_refused() {
 #[tokio::test]
 async fn unreachable_bootstrap_is_shown_and_retried() {
     let profile = TestProfile::new("unreach");
-    let nobody = libp2p::identity::Keypair::generate_ed25519().public().to_peer_id();
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
     // Port 1 on loopback: nothing listens there.
     let addr = format!("/ip4/127.0.0.1/tcp/1/p2p/{nobody}");
-    let app = App::start(profile.config(&[addr])).await.expect("starts anyway");
+    let app = App::start(profile.config(&[addr]))
+        .await
+        .expect("starts anyway");
     let mut rx = app.snapshots();
     let s = wait_for(&mut rx, "bootstrap failure", |s| {
-        matches!(s.node.as_ref().map(|n| &n.bootstrap), Some(BootstrapState::Failed { .. }))
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(BootstrapState::Failed { .. })
+        )
     })
     .await;
     let Some(BootstrapState::Failed { reason, .. }) = s.node.map(|n| n.bootstrap) else {
@@ -145,7 +178,10 @@ async fn unreachable_bootstrap_is_shown_and_retried() {
     assert!(reason.contains("127.0.0.1/tcp/1"), "{reason}");
     // It tries again on its own (retry timer shrunk to 1 s by the test config).
     wait_for(&mut rx, "a retry", |s| {
-        matches!(s.node.as_ref().map(|n| &n.bootstrap), Some(BootstrapState::Connecting))
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(BootstrapState::Connecting)
+        )
     })
     .await;
     app.shutdown().await;
@@ -158,7 +194,11 @@ async fn malformed_bootstrap_address_is_a_warning() {
         .await
         .unwrap();
     let s = app.snapshot();
-    assert!(s.warnings.iter().any(|w| w.contains("/p2p/")), "{:?}", s.warnings);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("/p2p/")),
+        "{:?}",
+        s.warnings
+    );
     assert_eq!(s.node.unwrap().bootstrap, BootstrapState::NotConfigured);
     app.shutdown().await;
 }
@@ -173,16 +213,23 @@ async fn port_in_use_falls_back_with_a_warning() {
     let app = App::start(config).await.unwrap();
     let mut rx = app.snapshots();
     let s = wait_for(&mut rx, "a TCP listen address", |s| {
-        s.node.as_ref().is_some_and(|n| n.listen_addrs.iter().any(|a| a.contains("/tcp/")))
+        s.node
+            .as_ref()
+            .is_some_and(|n| n.listen_addrs.iter().any(|a| a.contains("/tcp/")))
     })
     .await;
     let node = s.node.unwrap();
     assert!(
-        node.warnings.iter().any(|w| w.contains(&format!("TCP port {port}"))),
+        node.warnings
+            .iter()
+            .any(|w| w.contains(&format!("TCP port {port}"))),
         "{:?}",
         node.warnings
     );
-    assert!(!node.listen_addrs.iter().any(|a| a.contains(&format!("/tcp/{port}/"))));
+    assert!(!node
+        .listen_addrs
+        .iter()
+        .any(|a| a.contains(&format!("/tcp/{port}/"))));
     app.shutdown().await;
 }
 

@@ -107,10 +107,14 @@ pub async fn wait_for(
     what: &str,
     pred: impl FnMut(&AppSnapshot) -> bool,
 ) -> AppSnapshot {
-    let outcome = tokio::time::timeout(WAIT, async { rx.wait_for(pred).await.map(|s| s.clone()) }).await;
+    let outcome =
+        tokio::time::timeout(WAIT, async { rx.wait_for(pred).await.map(|s| s.clone()) }).await;
     match outcome {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => panic!("app stopped while waiting for {what}"),
-        Err(_) => panic!("timed out waiting for {what}; last snapshot: {:#?}", *rx.borrow()),
+        Err(_) => panic!(
+            "timed out waiting for {what}; last snapshot: {:#?}",
+            *rx.borrow()
+        ),
     }
 }

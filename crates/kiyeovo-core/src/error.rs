@@ -54,11 +54,23 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn to_ui(&self) -> UiError {
         let (code, hint) = match self {
-            ServiceError::InvalidInput(_) => (ErrorCode::InvalidInput, "Correct the value and try again."),
-            ServiceError::Database(_) => (ErrorCode::Database, "Check free disk space, then try again."),
-            ServiceError::Node(_) => (ErrorCode::Network, "Check your network connection, then try again."),
+            ServiceError::InvalidInput(_) => {
+                (ErrorCode::InvalidInput, "Correct the value and try again.")
+            }
+            ServiceError::Database(_) => (
+                ErrorCode::Database,
+                "Check free disk space, then try again.",
+            ),
+            ServiceError::Node(_) => (
+                ErrorCode::Network,
+                "Check your network connection, then try again.",
+            ),
         };
-        UiError { code, message: self.to_string(), hint: hint.to_string() }
+        UiError {
+            code,
+            message: self.to_string(),
+            hint: hint.to_string(),
+        }
     }
 }
 

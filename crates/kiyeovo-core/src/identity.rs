@@ -134,7 +134,8 @@ pub struct PublicIdentity {
 impl PublicIdentity {
     /// Checks that the identity key signed the X25519 key.
     pub fn verify(&self) -> Result<(), IdentityError> {
-        let key = VerifyingKey::from_bytes(&self.ed25519).map_err(|_| IdentityError::BadPublicKey)?;
+        let key =
+            VerifyingKey::from_bytes(&self.ed25519).map_err(|_| IdentityError::BadPublicKey)?;
         sign::verify(&key, Domain::X25519Binding, &self.x25519, &self.binding)
             .map_err(|_| IdentityError::BadBinding)
     }
@@ -177,7 +178,10 @@ mod tests {
 
     #[test]
     fn two_identities_differ() {
-        assert_ne!(Identity::generate().peer_id(), Identity::generate().peer_id());
+        assert_ne!(
+            Identity::generate().peer_id(),
+            Identity::generate().peer_id()
+        );
     }
 
     #[test]
@@ -216,7 +220,11 @@ mod tests {
         let bytes = codec::encode(&public);
         let back: PublicIdentity = codec::decode_bounded(&bytes, 256).unwrap();
         assert_eq!(back, public);
-        assert_eq!(codec::encode(&back), bytes, "re-encoding gives the same bytes");
+        assert_eq!(
+            codec::encode(&back),
+            bytes,
+            "re-encoding gives the same bytes"
+        );
     }
 
     #[test]

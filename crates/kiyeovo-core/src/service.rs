@@ -96,8 +96,7 @@ impl App {
         let lock = ProfileLock::acquire(&config.profile, &dir)?;
         let db = Database::open(&dir.join(DB_FILE)).await?;
         let mut warnings = Vec::new();
-        let (identity, storage_key) =
-            reconcile_keys(&config.profile, &db, &mut warnings).await?;
+        let (identity, storage_key) = reconcile_keys(&config.profile, &db, &mut warnings).await?;
         tracing::info!(profile = %config.profile, peer_id = %identity.peer_id(), dir = %dir.display(), "profile opened");
 
         let display_name: String = db.setting(SETTING_DISPLAY_NAME).await?.unwrap_or_default();
@@ -139,7 +138,10 @@ impl App {
         };
         let (snapshot, _) = watch::channel(initial);
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
-        tasks.push(tokio::spawn(mirror_status(node.status.clone(), snapshot.clone())));
+        tasks.push(tokio::spawn(mirror_status(
+            node.status.clone(),
+            snapshot.clone(),
+        )));
         if saved_port.is_none() && config.listen_port.is_none() {
             tasks.push(tokio::spawn(remember_port(node.status, db.clone())));
         }
@@ -196,15 +198,15 @@ impl App {
     pub async fn set_display_name(&self, name: &str) -> Result<String, ServiceError> {
         let name = validate_display_name(name)?;
         self.db.set_setting(SETTING_DISPLAY_NAME, &name).await?;
-        self.snapshot
-            .send_modify(|s| s.display_name = name.clone());
+        self.snapshot.send_modify(|s| s.display_name = name.clone());
         Ok(name)
     }
 
     /// Saves bootstrap addresses for the next start (each must end with `/p2p/<peer id>`).
     pub async fn set_bootstrap(&self, addrs: Vec<String>) -> Result<(), ServiceError> {
         for a in &addrs {
-            node::config::parse_bootstrap(a).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+            node::config::parse_bootstrap(a)
+                .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
         }
         self.db.set_setting(SETTING_BOOTSTRAP, &addrs).await?;
         Ok(())
@@ -229,7 +231,9 @@ impl App {
 fn validate_display_name(name: &str) -> Result<String, ServiceError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ServiceError::InvalidInput("The display name cannot be empty.".into()));
+        return Err(ServiceError::InvalidInput(
+            "The display name cannot be empty.".into(),
+        ));
     }
     if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(ServiceError::InvalidInput(format!(
@@ -305,7 +309,9 @@ async fn reconcile_keys(
     };
     match db.meta(META_STORAGE_CHECK).await? {
         Some(check) => {
-            let sealed = data_encoding::BASE64.decode(check.as_bytes()).unwrap_or_default();
+            let sealed = data_encoding::BASE64
+                .decode(check.as_bytes())
+                .unwrap_or_default();
             if seal::open(&storage_key, STORAGE_CHECK_AAD, &sealed).is_err() {
                 return Err(StartupError::StorageKeyMismatch {
                     path: db.path().to_path_buf(),
@@ -324,7 +330,10 @@ async fn reconcile_keys(
 }
 
 /// Copies every node status change into the app snapshot.
-async fn mirror_status(mut status: watch::Receiver<NodeStatus>, snapshot: watch::Sender<AppSnapshot>) {
+async fn mirror_status(
+    mut status: watch::Receiver<NodeStatus>,
+    snapshot: watch::Sender<AppSnapshot>,
+) {
     while status.changed().await.is_ok() {
         let next = status.borrow_and_update().clone();
         snapshot.send_modify(|s| s.node = Some(next));
@@ -335,12 +344,19 @@ async fn mirror_status(mut status: watch::Receiver<NodeStatus>, snapshot: watch:
 /// addresses contacts have for it) across restarts.
 async fn remember_port(mut status: watch::Receiver<NodeStatus>, db: Database) {
     loop {
-        let port = status.borrow_and_update().listen_addrs.iter().find_map(|a| {
-            a.parse::<libp2p::Multiaddr>().ok()?.iter().find_map(|p| match p {
-                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
-                _ => None,
-            })
-        });
+        let port = status
+            .borrow_and_update()
+            .listen_addrs
+            .iter()
+            .find_map(|a| {
+                a.parse::<libp2p::Multiaddr>()
+                    .ok()?
+                    .iter()
+                    .find_map(|p| match p {
+                        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                        _ => None,
+                    })
+            });
         if let Some(port) = port {
             if let Err(e) = db.set_setting(SETTING_LISTEN_PORT, &port).await {
                 tracing::warn!(error = %e, "could not save the listen port");

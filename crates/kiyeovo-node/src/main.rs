@@ -13,7 +13,11 @@ use kiyeovo_node::{Headless, Options};
 use libp2p::Multiaddr;
 
 #[derive(Debug, Parser)]
-#[command(name = "kiyeovo-node", version, about = "Kiyeovo bootstrap, relay and DHT storage node")]
+#[command(
+    name = "kiyeovo-node",
+    version,
+    about = "Kiyeovo bootstrap, relay and DHT storage node"
+)]
 struct Args {
     /// Directory for the node key (keeps the peer id across restarts).
     #[arg(long, env = "KIYEOVO_NODE_DATA_DIR")]
@@ -83,7 +87,10 @@ async fn main() -> ExitCode {
 #[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}

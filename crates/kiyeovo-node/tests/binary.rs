@@ -50,6 +50,9 @@ fn prints_multiaddr_keeps_peer_id_and_stops_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
 
     let (second, addr2) = start(dir.path());
-    assert!(addr2.ends_with(&format!("/p2p/{peer}")), "peer id changed: {addr2}");
+    assert!(
+        addr2.ends_with(&format!("/p2p/{peer}")),
+        "peer id changed: {addr2}"
+    );
     assert!(sigterm_and_wait(second).success());
 }

@@ -97,7 +97,10 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
             );
 
             let mdns = if mdns_on {
-                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
             } else {
                 None
             };

@@ -11,15 +11,34 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 #[derive(Debug)]
 pub enum Command {
     /// Validate, store locally and replicate a signed record.
-    PutRecord { key: Vec<u8>, value: Vec<u8>, reply: Reply<()> },
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: Reply<()>,
+    },
     /// Fetch copies from the DHT and return the newest valid value.
-    GetRecord { key: Vec<u8>, reply: Reply<Vec<u8>> },
+    GetRecord {
+        key: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
     /// What this node's own DHT store holds for `key` (what it would serve to others).
-    LocalRecord { key: Vec<u8>, reply: Reply<Option<Vec<u8>>> },
-    SendDirect { peer: PeerId, payload: Vec<u8>, reply: Reply<Vec<u8>> },
-    Dial { addr: Multiaddr, reply: Reply<()> },
+    LocalRecord {
+        key: Vec<u8>,
+        reply: Reply<Option<Vec<u8>>>,
+    },
+    SendDirect {
+        peer: PeerId,
+        payload: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
     /// Stop the event loop after answering what is in flight.
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Cloneable handle to the node. Every method fails with [`NodeError::Stopped`] once the event
@@ -46,7 +65,8 @@ impl Client {
     /// Publishes a record. It is checked with the same rules remote nodes apply, so an invalid
     /// record fails here with the reason instead of silently vanishing in the network.
     pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), NodeError> {
-        self.call(|reply| Command::PutRecord { key, value, reply }).await
+        self.call(|reply| Command::PutRecord { key, value, reply })
+            .await
     }
 
     /// The newest valid record under `key`, or [`NodeError::NotFound`].
@@ -60,7 +80,12 @@ impl Client {
 
     /// Sends one payload over `/kiyeovo/direct/1` and returns the peer's answer.
     pub async fn send_direct(&self, peer: PeerId, payload: Vec<u8>) -> Result<Vec<u8>, NodeError> {
-        self.call(|reply| Command::SendDirect { peer, payload, reply }).await
+        self.call(|reply| Command::SendDirect {
+            peer,
+            payload,
+            reply,
+        })
+        .await
     }
 
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
@@ -70,7 +95,12 @@ impl Client {
     /// Asks the event loop to stop and waits until it has.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown { reply: tx }).await.is_ok() {
+        if self
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }

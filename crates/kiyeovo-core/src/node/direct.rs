@@ -18,7 +18,10 @@ pub struct DirectCodec {
     pub max_request_bytes: usize,
 }
 
-async fn read_limited<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
+async fn read_limited<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: usize,
+) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     io.take(limit as u64 + 1).read_to_end(&mut buf).await?;
     if buf.len() > limit {
@@ -50,18 +53,31 @@ impl request_response::Codec for DirectCodec {
         read_limited(io, MAX_RESPONSE_BYTES).await
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         if req.len() > self.max_request_bytes {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "direct payload too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "direct payload too large",
+            ));
         }
         io.write_all(&req).await?;
         io.close().await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -77,10 +93,22 @@ mod tests {
 
     #[tokio::test]
     async fn reads_up_to_the_limit_and_refuses_one_byte_more() {
-        let mut codec = DirectCodec { max_request_bytes: 8 };
-        let ok = request_response::Codec::read_request(&mut codec, &PROTOCOL, &mut Cursor::new(vec![1u8; 8])).await;
+        let mut codec = DirectCodec {
+            max_request_bytes: 8,
+        };
+        let ok = request_response::Codec::read_request(
+            &mut codec,
+            &PROTOCOL,
+            &mut Cursor::new(vec![1u8; 8]),
+        )
+        .await;
         assert_eq!(ok.unwrap().len(), 8);
-        let err = request_response::Codec::read_request(&mut codec, &PROTOCOL, &mut Cursor::new(vec![1u8; 9])).await;
+        let err = request_response::Codec::read_request(
+            &mut codec,
+            &PROTOCOL,
+            &mut Cursor::new(vec![1u8; 9]),
+        )
+        .await;
         assert_eq!(err.unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -91,7 +91,13 @@ impl EventLoop {
 
         let mut warnings = Vec::new();
         for quic in [false, true] {
-            listen_with_fallback(&mut swarm, config.listen_host, config.listen_port, quic, &mut warnings)?;
+            listen_with_fallback(
+                &mut swarm,
+                config.listen_host,
+                config.listen_port,
+                quic,
+                &mut warnings,
+            )?;
         }
 
         let mut bootstrap_peers = HashMap::new();
@@ -196,7 +202,11 @@ impl EventLoop {
                 }
             }
         }
-        if self.bootstrap_peers.keys().any(|p| self.connected.contains(p)) {
+        if self
+            .bootstrap_peers
+            .keys()
+            .any(|p| self.connected.contains(p))
+        {
             self.start_bootstrap_query();
         }
     }
@@ -213,7 +223,10 @@ impl EventLoop {
 
     fn bootstrap_failed(&mut self, peer: PeerId, reason: String) {
         self.bootstrap_failures.insert(peer, reason);
-        let any_connected = self.bootstrap_peers.keys().any(|p| self.connected.contains(p));
+        let any_connected = self
+            .bootstrap_peers
+            .keys()
+            .any(|p| self.connected.contains(p));
         let all_failed = self
             .bootstrap_peers
             .keys()
@@ -224,7 +237,11 @@ impl EventLoop {
         let reason = self
             .bootstrap_peers
             .iter()
-            .filter_map(|(p, addr)| self.bootstrap_failures.get(p).map(|r| format!("{addr}: {r}")))
+            .filter_map(|(p, addr)| {
+                self.bootstrap_failures
+                    .get(p)
+                    .map(|r| format!("{addr}: {r}"))
+            })
             .collect::<Vec<_>>()
             .join("; ");
         let retry = self.timing.bootstrap_retry;
@@ -278,7 +295,11 @@ impl EventLoop {
                     return;
                 }
                 let record = kad::Record::new(key, value);
-                let result = self.swarm.behaviour_mut().kad.put_record(record, Quorum::One);
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .put_record(record, Quorum::One);
                 self.count_records();
                 match result {
                     Ok(id) => {
@@ -307,7 +328,11 @@ impl EventLoop {
             Command::LocalRecord { key, reply } => {
                 let _ = reply.send(Ok(self.local_value(&key)));
             }
-            Command::SendDirect { peer, payload, reply } => {
+            Command::SendDirect {
+                peer,
+                payload,
+                reply,
+            } => {
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -373,12 +398,10 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    self.connected.remove(&peer_id);
-                }
+                self.connected.remove(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -409,12 +432,12 @@ impl EventLoop {
     fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Kad(event) => self.handle_kad_event(event),
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                // Only peers that speak our DHT protocol go into the routing table.
-                if info.protocols.contains(&KAD_PROTOCOL) {
-                    for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                    }
+            // Only peers that speak our DHT protocol go into the routing table.
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
+                if info.protocols.contains(&KAD_PROTOCOL) =>
+            {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
@@ -459,7 +482,12 @@ impl EventLoop {
                     },
             } => {
                 let stored = self.local_value(record.key.as_ref());
-                match records::validate(record.key.as_ref(), &record.value, stored.as_deref(), &self.limits) {
+                match records::validate(
+                    record.key.as_ref(),
+                    &record.value,
+                    stored.as_deref(),
+                    &self.limits,
+                ) {
                     Ok((Verdict::Store, parsed)) => {
                         tracing::debug!(key = %key_for_log(record.key.as_ref()), version = parsed.version, from = %source, "storing record");
                         if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
@@ -492,30 +520,36 @@ impl EventLoop {
                 }
                 QueryResult::PutRecord(result) => {
                     if let Some(reply) = self.pending_put.remove(&id) {
-                        let _ = reply.send(result.map(|_| ()).map_err(|e| NodeError::PutFailed(e.to_string())));
+                        let _ = reply.send(
+                            result
+                                .map(|_| ())
+                                .map_err(|e| NodeError::PutFailed(e.to_string())),
+                        );
                     }
                 }
-                QueryResult::Bootstrap(result) if self.bootstrap_query == Some(id) => match result {
-                    Ok(ok) if ok.num_remaining == 0 => {
-                        self.bootstrap_query = None;
-                        let peers = self
-                            .bootstrap_peers
-                            .keys()
-                            .filter(|p| self.connected.contains(p))
-                            .count() as u32;
-                        tracing::info!(peers, "DHT bootstrap succeeded");
-                        self.bootstrap = BootstrapState::Succeeded { peers };
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.bootstrap_query = None;
-                        tracing::warn!(error = %e, "DHT bootstrap query failed");
-                        let any = self.bootstrap_peers.keys().next().copied();
-                        if let Some(peer) = any {
-                            self.bootstrap_failed(peer, e.to_string());
+                QueryResult::Bootstrap(result) if self.bootstrap_query == Some(id) => {
+                    match result {
+                        Ok(ok) if ok.num_remaining == 0 => {
+                            self.bootstrap_query = None;
+                            let peers = self
+                                .bootstrap_peers
+                                .keys()
+                                .filter(|p| self.connected.contains(p))
+                                .count() as u32;
+                            tracing::info!(peers, "DHT bootstrap succeeded");
+                            self.bootstrap = BootstrapState::Succeeded { peers };
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            self.bootstrap_query = None;
+                            tracing::warn!(error = %e, "DHT bootstrap query failed");
+                            let any = self.bootstrap_peers.keys().next().copied();
+                            if let Some(peer) = any {
+                                self.bootstrap_failed(peer, e.to_string());
+                            }
                         }
                     }
-                },
+                }
                 _ => {}
             },
             kad::Event::ModeChanged { new_mode } => {
@@ -562,7 +596,9 @@ impl EventLoop {
                         }
                         // Not acknowledging makes the sender fall back to the offline bucket,
                         // which is the source of truth; nothing is lost.
-                        Err(e) => tracing::warn!(%peer, error = %e, "application busy; direct message not acknowledged"),
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "application busy; direct message not acknowledged")
+                        }
                     }
                 }
                 request_response::Message::Response {

@@ -178,10 +178,7 @@ mod tests {
         assert_eq!(RecordKey::parse(text.as_bytes()).unwrap(), key);
         let versioned = RecordKey::group_info_version(&[1; 32], 42);
         assert!(versioned.to_string().ends_with("/42"));
-        assert_eq!(
-            RecordKey::parse(&versioned.to_bytes()).unwrap(),
-            versioned
-        );
+        assert_eq!(RecordKey::parse(&versioned.to_bytes()).unwrap(), versioned);
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub enum Verdict {
 }
 
 /// Decodes and checks a record on its own (rules 1–4 minus the stored-copy comparison).
-pub fn check(key: &[u8], value: &[u8], limits: &Limits) -> Result<(RecordKey, SignedRecord), RecordError> {
+pub fn check(
+    key: &[u8],
+    value: &[u8],
+    limits: &Limits,
+) -> Result<(RecordKey, SignedRecord), RecordError> {
     let parsed_key = RecordKey::parse(key)?;
     if value.len() > limits.max_record_bytes {
         return Err(RecordError::TooLarge {
@@ -169,8 +173,14 @@ mod tests {
 
     impl Owner {
         fn record(&self, version: u64, updated_at: u64, payload: &[u8]) -> Vec<u8> {
-            SignedRecord::sign(&self.key, &self.dht_key, version, updated_at, payload.to_vec())
-                .encode()
+            SignedRecord::sign(
+                &self.key,
+                &self.dht_key,
+                version,
+                updated_at,
+                payload.to_vec(),
+            )
+            .encode()
         }
     }
 
@@ -200,30 +210,59 @@ mod tests {
             SignedRecord::sign(&stranger.key, &o.dht_key, 6, 100, b"x".to_vec()).encode();
         let oversize = o.record(6, 100, &[0u8; 5000]);
 
-        let cases: Vec<(&str, Vec<u8>, Vec<u8>, Option<Vec<u8>>, RecordError)> = vec![
-            ("forged signature", key.clone(), forged.encode(), None, RecordError::BadSignature),
-            ("tampered value", key.clone(), tampered.encode(), None, RecordError::BadSignature),
-            ("wrong key", key.clone(), wrong_key, None, RecordError::WrongWriter),
+        /// (name, DHT key, value, stored copy, expected error)
+        type Case = (&'static str, Vec<u8>, Vec<u8>, Option<Vec<u8>>, RecordError);
+        let cases: Vec<Case> = vec![
+            (
+                "forged signature",
+                key.clone(),
+                forged.encode(),
+                None,
+                RecordError::BadSignature,
+            ),
+            (
+                "tampered value",
+                key.clone(),
+                tampered.encode(),
+                None,
+                RecordError::BadSignature,
+            ),
+            (
+                "wrong key",
+                key.clone(),
+                wrong_key,
+                None,
+                RecordError::WrongWriter,
+            ),
             (
                 "oversize",
                 key.clone(),
                 oversize.clone(),
                 None,
-                RecordError::TooLarge { len: oversize.len(), limit: 4096 },
+                RecordError::TooLarge {
+                    len: oversize.len(),
+                    limit: 4096,
+                },
             ),
             (
                 "lower version",
                 key.clone(),
                 o.record(4, 999, b"old"),
                 Some(good.clone()),
-                RecordError::Stale { stored: 5, offered: 4 },
+                RecordError::Stale {
+                    stored: 5,
+                    offered: 4,
+                },
             ),
             (
                 "equal version, older updated_at",
                 key.clone(),
                 o.record(5, 99, b"zzz"),
                 Some(good.clone()),
-                RecordError::Stale { stored: 5, offered: 5 },
+                RecordError::Stale {
+                    stored: 5,
+                    offered: 5,
+                },
             ),
             (
                 "record moved to another key",
@@ -232,7 +271,13 @@ mod tests {
                 None,
                 RecordError::WrongWriter,
             ),
-            ("not our key", b"/ipfs/whatever".to_vec(), good.clone(), None, RecordError::BadKey(KeyError::NotOurs)),
+            (
+                "not our key",
+                b"/ipfs/whatever".to_vec(),
+                good.clone(),
+                None,
+                RecordError::BadKey(KeyError::NotOurs),
+            ),
         ];
         for (name, key, value, stored, expected) in cases {
             let got = validate(&key, &value, stored.as_deref(), &limits());
@@ -259,14 +304,20 @@ mod tests {
         let a = o.record(3, 50, b"aaa");
         let b = o.record(3, 50, b"bbb");
         let (winner, loser) = if a > b { (&a, &b) } else { (&b, &a) };
-        assert_eq!(validate(&key, winner, Some(loser), &limits()).unwrap().0, Verdict::Store);
+        assert_eq!(
+            validate(&key, winner, Some(loser), &limits()).unwrap().0,
+            Verdict::Store
+        );
         assert!(matches!(
             validate(&key, loser, Some(winner), &limits()),
             Err(RecordError::Stale { .. })
         ));
         // Newer updated_at wins at equal version regardless of bytes.
         let later = o.record(3, 51, b"");
-        assert_eq!(validate(&key, &later, Some(winner), &limits()).unwrap().0, Verdict::Store);
+        assert_eq!(
+            validate(&key, &later, Some(winner), &limits()).unwrap().0,
+            Verdict::Store
+        );
     }
 
     #[test]
@@ -285,7 +336,10 @@ mod tests {
         let v7 = RecordKey::group_info_version(&pk, 7);
         let first = SignedRecord::sign(&key, &v7, 7, 1, b"one".to_vec()).encode();
         let second = SignedRecord::sign(&key, &v7, 7, 2, b"two".to_vec()).encode();
-        assert_eq!(validate(&v7.to_bytes(), &first, None, &limits()).unwrap().0, Verdict::Store);
+        assert_eq!(
+            validate(&v7.to_bytes(), &first, None, &limits()).unwrap().0,
+            Verdict::Store
+        );
         assert_eq!(
             validate(&v7.to_bytes(), &second, Some(&first), &limits()).map(|(v, _)| v),
             Err(RecordError::ImmutableConflict)
@@ -309,8 +363,11 @@ mod tests {
         let mut forged_v9 = SignedRecord::decode(&o.record(9, 1, b"9"), 4096).unwrap();
         forged_v9.payload = b"evil".to_vec();
         let forged_v9 = forged_v9.encode();
-        let (best, refused) =
-            best_of(&key, [v1.as_slice(), forged_v9.as_slice(), v3.as_slice()], &limits());
+        let (best, refused) = best_of(
+            &key,
+            [v1.as_slice(), forged_v9.as_slice(), v3.as_slice()],
+            &limits(),
+        );
         assert_eq!(best.unwrap().0.version, 3);
         assert_eq!(refused, vec![RecordError::BadSignature]);
     }

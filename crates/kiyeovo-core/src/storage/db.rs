@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 
 /// The database file inside a profile's data directory.
@@ -196,10 +198,17 @@ mod tests {
         let again = Database::open(&path).await.unwrap();
         assert!(!again.was_created());
         assert_eq!(
-            again.setting::<String>("display_name").await.unwrap().as_deref(),
+            again
+                .setting::<String>("display_name")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("Alice")
         );
-        assert_eq!(again.meta("peer_id").await.unwrap().as_deref(), Some("12D3"));
+        assert_eq!(
+            again.meta("peer_id").await.unwrap().as_deref(),
+            Some("12D3")
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,13 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -50,11 +56,17 @@ mod tests {
         let sealed = seal(&key, b"row:1", b"secret");
         assert_eq!(open(&key, b"row:1", &sealed).unwrap(), b"secret");
         assert_eq!(open(&key, b"row:2", &sealed), Err(SealError::Unauthentic));
-        assert_eq!(open(&[8u8; 32], b"row:1", &sealed), Err(SealError::Unauthentic));
+        assert_eq!(
+            open(&[8u8; 32], b"row:1", &sealed),
+            Err(SealError::Unauthentic)
+        );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(open(&key, b"row:1", &tampered), Err(SealError::Unauthentic));
-        assert_eq!(open(&key, b"row:1", &sealed[..10]), Err(SealError::TooShort));
+        assert_eq!(
+            open(&key, b"row:1", &sealed[..10]),
+            Err(SealError::TooShort)
+        );
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
     }
 }

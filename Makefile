@@ -1,0 +1,70 @@
+# Kiyeovo Desktop. README.md's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+# tauri-driver (for the end-to-end tests) is installed here, outside the clone.
+TOOLS ?= $(HOME)/.cache/kiyeovo/tools
+export PATH := $(TOOLS)/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench clean
+
+## Install system packages (if missing), build the UI and the app, open the window against a
+## local bootstrap node.
+run: deps build
+	scripts/run.sh $(PROFILES)
+
+## One-machine demo: a local bootstrap node and three profiles side by side.
+demo: deps build
+	scripts/run.sh alice bob carol
+
+deps:
+	scripts/install-deps.sh
+
+test-deps:
+	scripts/install-deps.sh test
+
+ui-deps:
+	cd ui && npm ci --no-audit --no-fund
+
+ui: ui-deps
+	npm --prefix ui run build
+
+build: ui
+	$(CARGO) build --locked --workspace --bins
+
+lint: ui-deps
+	$(CARGO) fmt --all --check
+	npm --prefix ui run typecheck
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+## Every test: lint, Rust unit + integration (real keyring, real nodes), UI, end-to-end window.
+test: test-deps ui lint test-rust bindings-check test-ui test-e2e
+	@echo "make test: all suites passed"
+
+test-rust:
+	scripts/with-keyring.sh $(CARGO) test --locked --workspace
+
+# ts-rs regenerates ui/src/bindings during `cargo test`; a difference means the checked-in UI
+# types no longer match the Rust ones.
+bindings-check: test-rust
+	@if [ -n "$$(git status --porcelain -- ui/src/bindings)" ]; then \
+	  git status --porcelain -- ui/src/bindings; git --no-pager diff -- ui/src/bindings; \
+	  echo "ui/src/bindings is out of date: run 'make test-rust' and commit the result"; exit 1; fi
+
+test-ui: ui-deps
+	npm --prefix ui test
+
+$(TOOLS)/bin/tauri-driver:
+	$(CARGO) install tauri-driver --version '^2' --locked --root $(TOOLS)
+
+test-e2e: build $(TOOLS)/bin/tauri-driver
+	scripts/with-keyring.sh python3 tests/e2e/status_e2e.py
+
+## Installers (.deb, .rpm, AppImage where its tools are available) into target/release/bundle.
+package: deps ui-deps
+	cd ui && npx tauri build --config ../tauri.conf.json
+
+clean:
+	$(CARGO) clean
+	rm -rf ui/dist ui/node_modules test-output
