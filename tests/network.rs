@@ -237,7 +237,9 @@ async fn network_forms_records_flow_and_forgeries_are_refused() {
 async fn restarted_node_keeps_peer_id_and_settings() {
     let (bootstrap, addr) = bootstrap_node().await;
     let profile = TestProfile::new("restart");
-    let app = App::start(profile.config(std::slice::from_ref(&addr))).await.unwrap();
+    let app = App::start(profile.config(std::slice::from_ref(&addr)))
+        .await
+        .unwrap();
     let first_id = app.peer_id();
     app.set_display_name("Ana").await.unwrap();
     app.shutdown().await;
