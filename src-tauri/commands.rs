@@ -28,3 +28,13 @@ pub async fn set_display_name(
     let app = state.app().ok_or_else(not_ready)?;
     app.set_display_name(&name).await.map_err(|e| e.to_ui())
 }
+
+/// Saves the bootstrap addresses and joins through them now. Returns the saved list.
+#[tauri::command]
+pub async fn set_bootstrap(
+    state: State<'_, ShellState>,
+    addrs: Vec<String>,
+) -> Result<Vec<String>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.set_bootstrap(addrs).await.map_err(|e| e.to_ui())
+}

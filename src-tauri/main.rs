@@ -33,6 +33,7 @@ fn main() {
         .invoke_handler(tauri::generate_handler![
             commands::get_snapshot,
             commands::set_display_name,
+            commands::set_bootstrap,
         ])
         .setup(move |app| {
             if profile != kiyeovo_core::profile::DEFAULT_PROFILE {

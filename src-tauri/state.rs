@@ -19,6 +19,7 @@ impl ShellState {
                 profile: profile.to_string(),
                 phase: Phase::Starting,
                 display_name: String::new(),
+                bootstrap: Vec::new(),
                 node: None,
                 error: None,
                 warnings: Vec::new(),

@@ -257,3 +257,49 @@ async fn restarted_node_keeps_peer_id_and_settings() {
     app.shutdown().await;
     bootstrap.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_set_at_runtime_joins_now_and_is_remembered() {
+    let (bootstrap, addr) = bootstrap_node().await;
+    let profile = TestProfile::new("setboot");
+    let app = App::start(profile.config(&[])).await.unwrap();
+    assert_eq!(
+        app.snapshot().node.unwrap().bootstrap,
+        BootstrapState::NotConfigured
+    );
+
+    let err = app
+        .set_bootstrap(vec!["/ip4/127.0.0.1/tcp/1".into()])
+        .await
+        .unwrap_err();
+    assert!(err.to_ui().message.contains("/p2p/"), "{err}");
+
+    let saved = app
+        .set_bootstrap(vec![format!(" {addr} "), String::new()])
+        .await
+        .unwrap();
+    assert_eq!(saved, vec![addr.clone()]);
+    let mut rx = app.snapshots();
+    wait_for(&mut rx, "bootstrap through the new address", |s| {
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(BootstrapState::Succeeded { .. })
+        )
+    })
+    .await;
+    app.shutdown().await;
+
+    // Started without --bootstrap, the profile uses the saved address.
+    let app = App::start(profile.config(&[])).await.unwrap();
+    assert_eq!(app.snapshot().bootstrap, vec![addr]);
+    let mut rx = app.snapshots();
+    wait_for(&mut rx, "bootstrap through the saved address", |s| {
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(BootstrapState::Succeeded { .. })
+        )
+    })
+    .await;
+    app.shutdown().await;
+    bootstrap.shutdown().await;
+}

@@ -10,6 +10,7 @@ Run it inside scripts/with-keyring.sh (the app keeps its keys in the real Secret
 Standard library only: WebDriver is JSON over HTTP.
 """
 import base64
+import http.client
 import json
 import os
 import pathlib
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -64,13 +66,20 @@ class WebDriver:
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
-                return json.loads(r.read() or b"null")["value"]
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
+        # tauri-driver keeps a pooled connection to WebKitWebDriver; when the native driver has
+        # closed it, tauri-driver drops our request *before forwarding it* ("connection reset"
+        # in its log) and closes our connection without an answer. Sending again is safe then.
+        for attempt in range(3):
+            req = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                    return json.loads(r.read() or b"null")["value"]
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                if attempt == 2:
+                    raise
 
     def start(self, application, args):
         caps = {"capabilities": {"alwaysMatch": {
@@ -147,6 +156,7 @@ def check(name, fn):
         print(f"test {name} ... ok", flush=True)
     except Exception as e:
         failed += 1
+        traceback.print_exc()
         print(f"test {name} ... FAILED: {e}", flush=True)
 
 
@@ -194,6 +204,26 @@ def run_checks(wd, bootstrap, data_dir):
     finally:
         wd.quit()
 
+    # Bootstrap nodes entered in the window are used at once.
+    wd.start(APP, ["--profile", "e2e-" + secrets.token_hex(4)] + app_args)
+    try:
+        def bootstrap_from_ui():
+            state = wait_until("status", lambda: wd.text("#bootstrap-state"))
+            assert "No bootstrap node configured" in state, state
+            wd.type_into("#bootstrap-addrs", "/ip4/127.0.0.1/tcp/4001")
+            wd.click("#bootstrap-form button[type=submit]")
+            msg = wait_until("error in words", lambda: wd.text("#bootstrap-form [role=alert]"))
+            assert "/p2p/" in msg, msg
+            wd.type_into("#bootstrap-addrs", bootstrap)
+            wd.click("#bootstrap-form button[type=submit]")
+            wait_until("bootstrap success", lambda: "Joined the network" in wd.text("#bootstrap-state"))
+            assert int(wd.text("#connected-count")) >= 1
+            wd.screenshot(OUT / "bootstrap-from-ui.png")
+
+        check("bootstrap_address_entered_in_the_window_joins_the_network", bootstrap_from_ui)
+    finally:
+        wd.quit()
+
     # A second instance of a profile that is already open says so in the window.
     args = ["--profile", "e2e-" + secrets.token_hex(4)] + app_args
     first = spawn([str(APP)] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -226,8 +256,10 @@ def main():
         start_xvfb()
         bootstrap = start_bootstrap()
         port = free_port()
+        OUT.mkdir(parents=True, exist_ok=True)
+        driver_log = open(OUT / "driver-and-app.log", "w")
         spawn([driver_bin, "--port", str(port), "--native-port", str(free_port())],
-              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              stdout=driver_log, stderr=subprocess.STDOUT)
         wd = WebDriver(port)
         wait_until("tauri-driver", lambda: wd.call("GET", "/status") is not None, 30)
         run_checks(wd, bootstrap, data_dir)

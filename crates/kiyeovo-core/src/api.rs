@@ -89,6 +89,8 @@ pub struct AppSnapshot {
     pub profile: String,
     pub phase: Phase,
     pub display_name: String,
+    /// The bootstrap addresses in use (from the command line, or the saved setting).
+    pub bootstrap: Vec<String>,
     pub node: Option<NodeStatus>,
     pub error: Option<UiError>,
     /// Start-up notices that did not stop the app (e.g. a bootstrap address that does not parse).

@@ -121,7 +121,7 @@ impl App {
         let mut node_config = NodeConfig::new(identity.libp2p_keypair(), Role::Peer);
         node_config.listen_host = config.listen_host;
         node_config.listen_port = listen_port;
-        node_config.bootstrap = bootstrap;
+        node_config.bootstrap = bootstrap.clone();
         node_config.dht_mode = config.dht_mode;
         node_config.mdns = config.mdns;
         node_config.limits = config.limits;
@@ -132,6 +132,7 @@ impl App {
             profile: config.profile.clone(),
             phase: Phase::Running,
             display_name,
+            bootstrap: bootstrap.iter().map(|a| a.to_string()).collect(),
             node: Some(node.status.borrow().clone()),
             error: None,
             warnings,
@@ -202,14 +203,20 @@ impl App {
         Ok(name)
     }
 
-    /// Saves bootstrap addresses for the next start (each must end with `/p2p/<peer id>`).
-    pub async fn set_bootstrap(&self, addrs: Vec<String>) -> Result<(), ServiceError> {
-        for a in &addrs {
-            node::config::parse_bootstrap(a)
+    /// Saves the bootstrap addresses (one per entry, each ending in `/p2p/<peer id>`) and joins
+    /// through them at once. Blank entries are ignored; an empty list means LAN only.
+    pub async fn set_bootstrap(&self, addrs: Vec<String>) -> Result<Vec<String>, ServiceError> {
+        let mut parsed = Vec::new();
+        for text in addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+            let (_, addr) = node::config::parse_bootstrap(text)
                 .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+            parsed.push(addr);
         }
-        self.db.set_setting(SETTING_BOOTSTRAP, &addrs).await?;
-        Ok(())
+        let saved: Vec<String> = parsed.iter().map(|a| a.to_string()).collect();
+        self.db.set_setting(SETTING_BOOTSTRAP, &saved).await?;
+        self.client.set_bootstrap(parsed).await?;
+        self.snapshot.send_modify(|s| s.bootstrap = saved.clone());
+        Ok(saved)
     }
 
     /// Stops the node and closes the database cleanly (for holders of a shared `App`).

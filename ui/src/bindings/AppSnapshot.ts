@@ -6,7 +6,11 @@ import type { UiError } from "./UiError";
 /**
  * The whole state the UI renders, pushed as the `app-snapshot` event on every change.
  */
-export type AppSnapshot = { profile: string, phase: Phase, display_name: string, node: NodeStatus | null, error: UiError | null, 
+export type AppSnapshot = { profile: string, phase: Phase, display_name: string, 
+/**
+ * The bootstrap addresses in use (from the command line, or the saved setting).
+ */
+bootstrap: Array<string>, node: NodeStatus | null, error: UiError | null, 
 /**
  * Start-up notices that did not stop the app (e.g. a bootstrap address that does not parse).
  */

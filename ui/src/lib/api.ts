@@ -10,6 +10,7 @@ export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
   setDisplayName: (name: string) => invoke<string>("set_display_name", { name }),
+  setBootstrap: (addrs: string[]) => invoke<string[]>("set_bootstrap", { addrs }),
   onSnapshot: (cb: (s: AppSnapshot) => void): Promise<UnlistenFn> =>
     listen<AppSnapshot>(EVENT_APP_SNAPSHOT, (e) => cb(e.payload)),
 };

@@ -8,6 +8,7 @@ const snapshot: AppSnapshot = {
   profile: "alice",
   phase: "running",
   display_name: "Alice",
+  bootstrap: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot"],
   error: null,
   warnings: ["The database was missing, so a new empty one was created."],
   node: {
@@ -30,6 +31,8 @@ describe("StatusScreen", () => {
     expect(document.getElementById("bootstrap-state")?.textContent).toContain("could not reach");
     expect(screen.getByText(/TCP port 4001/)).toBeTruthy();
     expect(screen.getByText(/database was missing/)).toBeTruthy();
+    const boot = document.getElementById("bootstrap-addrs") as HTMLTextAreaElement;
+    expect(boot.value).toBe("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot");
   });
 });
 

@@ -1,6 +1,7 @@
 import type { AppSnapshot } from "../bindings/AppSnapshot";
 import type { BootstrapState } from "../bindings/BootstrapState";
 import { DisplayName } from "./DisplayName";
+import { BootstrapSettings } from "./BootstrapSettings";
 
 function bootstrapText(b: BootstrapState): string {
   switch (b.state) {
@@ -67,6 +68,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
           </dl>
         </section>
       )}
+      <BootstrapSettings current={snapshot.bootstrap} />
     </main>
   );
 }

@@ -35,6 +35,11 @@ pub enum Command {
         addr: Multiaddr,
         reply: Reply<()>,
     },
+    /// Replace the bootstrap list and dial the new nodes now.
+    SetBootstrap {
+        addrs: Vec<Multiaddr>,
+        reply: Reply<()>,
+    },
     /// Stop the event loop after answering what is in flight.
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -90,6 +95,12 @@ impl Client {
 
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
         self.call(|reply| Command::Dial { addr, reply }).await
+    }
+
+    /// Replaces the bootstrap nodes (each ending in `/p2p/<id>`) and joins through them now.
+    pub async fn set_bootstrap(&self, addrs: Vec<Multiaddr>) -> Result<(), NodeError> {
+        self.call(|reply| Command::SetBootstrap { addrs, reply })
+            .await
     }
 
     /// Asks the event loop to stop and waits until it has.

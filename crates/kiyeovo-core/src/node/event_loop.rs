@@ -100,15 +100,7 @@ impl EventLoop {
             )?;
         }
 
-        let mut bootstrap_peers = HashMap::new();
-        for addr in &config.bootstrap {
-            let peer = bootstrap_peer(addr)?;
-            swarm
-                .behaviour_mut()
-                .kad
-                .add_address(&peer, without_p2p(addr));
-            bootstrap_peers.insert(peer, addr.clone());
-        }
+        let bootstrap_peers = bootstrap_map(&config.bootstrap)?;
         let bootstrap = if bootstrap_peers.is_empty() {
             BootstrapState::NotConfigured
         } else {
@@ -148,8 +140,18 @@ impl EventLoop {
             pending_direct: HashMap::new(),
             pending_dial: HashMap::new(),
         };
+        event_loop.add_bootstrap_addresses();
         event_loop.dial_bootstrap();
         Ok((event_loop, status_rx))
+    }
+
+    fn add_bootstrap_addresses(&mut self) {
+        for (peer, addr) in &self.bootstrap_peers {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(peer, without_p2p(addr));
+        }
     }
 
     /// Runs until every [`crate::node::Client`] is dropped or one asks for shutdown.
@@ -355,6 +357,24 @@ impl EventLoop {
                     }
                 }
             }
+            Command::SetBootstrap { addrs, reply } => match bootstrap_map(&addrs) {
+                Ok(peers) => {
+                    self.bootstrap_peers = peers;
+                    self.bootstrap_query = None;
+                    self.bootstrap_retry_at = None;
+                    self.bootstrap = if self.bootstrap_peers.is_empty() {
+                        BootstrapState::NotConfigured
+                    } else {
+                        BootstrapState::Connecting
+                    };
+                    self.add_bootstrap_addresses();
+                    self.dial_bootstrap();
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -626,6 +646,14 @@ impl EventLoop {
             request_response::Event::ResponseSent { .. } => {}
         }
     }
+}
+
+/// Bootstrap peers by id; every address must end with `/p2p/<peer id>`.
+fn bootstrap_map(addrs: &[Multiaddr]) -> Result<HashMap<PeerId, Multiaddr>, NodeError> {
+    addrs
+        .iter()
+        .map(|addr| bootstrap_peer(addr).map(|peer| (peer, addr.clone())))
+        .collect()
 }
 
 /// Listens on `port`; if it is taken, listens on a free port instead and records a warning the
