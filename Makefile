@@ -7,7 +7,7 @@ TOOLS ?= $(HOME)/.cache/kiyeovo/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench clean
+.PHONY: fuzz run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench clean
 
 ## Install system packages (if missing), build the UI and the app, open the window against a
 ## local bootstrap node.
@@ -61,9 +61,18 @@ $(TOOLS)/bin/tauri-driver:
 test-e2e: build $(TOOLS)/bin/tauri-driver
 	scripts/with-keyring.sh python3 tests/e2e/status_e2e.py
 
+FUZZ_SECONDS ?= 60
+$(TOOLS)/bin/cargo-fuzz:
+	$(CARGO) install cargo-fuzz --locked --root $(TOOLS)
+
+## Fuzz every network decoder for FUZZ_SECONDS each (stable toolchain, via RUSTC_BOOTSTRAP).
+fuzz: $(TOOLS)/bin/cargo-fuzz
+	cd fuzz && for t in record_key_parse record_validate; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
 ## Installers (.deb, .rpm, AppImage where its tools are available) into target/release/bundle.
 package: deps ui-deps
-	cd ui && npx tauri build --config ../tauri.conf.json
+	ui/node_modules/.bin/tauri build
 
 clean:
 	$(CARGO) clean

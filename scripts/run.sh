@@ -11,8 +11,11 @@ profiles=("$@")
 [ ${#profiles[@]} -eq 0 ] && profiles=(default)
 
 node_pid=""
+pids=()
 cleanup() {
-  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null || true
+  for pid in "${pids[@]}" $node_pid; do
+    kill "$pid" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT INT TERM
 
@@ -29,7 +32,6 @@ if [ -z "${KIYEOVO_BOOTSTRAP:-}" ]; then
   extra=(--dht-server)
 fi
 
-pids=()
 for p in "${profiles[@]}"; do
   echo "run: opening profile $p"
   "$target/debug/kiyeovo-desktop" --profile "$p" "${extra[@]}" &
