@@ -10,7 +10,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -76,7 +75,6 @@ pub struct App {
     storage_key: StorageKey,
     client: Client,
     snapshot: watch::Sender<AppSnapshot>,
-    events: Mutex<Option<mpsc::Receiver<NodeEvent>>>,
     tasks: Vec<JoinHandle<()>>,
     _lock: ProfileLock,
 }
@@ -139,6 +137,7 @@ impl App {
         };
         let (snapshot, _) = watch::channel(initial);
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
+        tasks.push(tokio::spawn(handle_events(node.events)));
         tasks.push(tokio::spawn(mirror_status(
             node.status.clone(),
             snapshot.clone(),
@@ -155,7 +154,6 @@ impl App {
             storage_key,
             client: node.client,
             snapshot,
-            events: Mutex::new(Some(node.events)),
             tasks,
             _lock: lock,
         })
@@ -188,11 +186,6 @@ impl App {
 
     pub fn snapshot(&self) -> AppSnapshot {
         self.snapshot.borrow().clone()
-    }
-
-    /// Inbound network events; the first caller takes them.
-    pub fn take_events(&self) -> Option<mpsc::Receiver<NodeEvent>> {
-        self.events.lock().ok().and_then(|mut e| e.take())
     }
 
     /// Sets and saves the name contacts will see.
@@ -334,6 +327,18 @@ async fn reconcile_keys(
     db.set_meta(META_PEER_ID, &identity.peer_id().to_string())
         .await?;
     Ok((identity, storage_key))
+}
+
+/// Consumes inbound network events so the node never holds them in memory. Direct payloads have
+/// no consumer until the pairwise channel lands; they are counted in the log and dropped.
+async fn handle_events(mut events: mpsc::Receiver<NodeEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NodeEvent::Direct { peer, payload } => {
+                tracing::debug!(%peer, bytes = payload.len(), "direct message dropped: no handler yet");
+            }
+        }
+    }
 }
 
 /// Copies every node status change into the app snapshot.

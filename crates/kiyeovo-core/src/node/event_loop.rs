@@ -223,6 +223,32 @@ impl EventLoop {
         }
     }
 
+    /// The DHT bootstrap query ended in an error. Being connected to a bootstrap node with a
+    /// non-empty routing table is still a joined network; otherwise report it and retry.
+    fn bootstrap_query_failed(&mut self, reason: String) {
+        let connected = self
+            .bootstrap_peers
+            .keys()
+            .filter(|p| self.connected.contains(p))
+            .count() as u32;
+        let routing = self.routing_table_size();
+        if connected > 0 && routing > 0 {
+            self.bootstrap = BootstrapState::Succeeded { peers: connected };
+        } else {
+            self.set_failed(format!("the DHT bootstrap failed ({reason})"));
+        }
+    }
+
+    fn set_failed(&mut self, reason: String) {
+        let retry = self.timing.bootstrap_retry;
+        tracing::warn!(%reason, retry_in = ?retry, "not joined to the network");
+        self.bootstrap = BootstrapState::Failed {
+            reason,
+            retry_in_secs: retry.as_secs().max(1) as u32,
+        };
+        self.bootstrap_retry_at = Some(Instant::now() + retry);
+    }
+
     fn bootstrap_failed(&mut self, peer: PeerId, reason: String) {
         self.bootstrap_failures.insert(peer, reason);
         let any_connected = self
@@ -246,23 +272,20 @@ impl EventLoop {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        let retry = self.timing.bootstrap_retry;
-        tracing::warn!(%reason, retry_in = ?retry, "no bootstrap node reachable");
-        self.bootstrap = BootstrapState::Failed {
-            reason: format!("could not reach any bootstrap node ({reason})"),
-            retry_in_secs: retry.as_secs().max(1) as u32,
-        };
-        self.bootstrap_retry_at = Some(Instant::now() + retry);
+        self.set_failed(format!("could not reach any bootstrap node ({reason})"));
     }
 
-    fn publish_status(&mut self) {
-        let routing_table_size: usize = self
-            .swarm
+    fn routing_table_size(&mut self) -> usize {
+        self.swarm
             .behaviour_mut()
             .kad
             .kbuckets()
             .map(|b| b.num_entries())
-            .sum();
+            .sum()
+    }
+
+    fn publish_status(&mut self) {
+        let routing_table_size = self.routing_table_size();
         let local = *self.swarm.local_peer_id();
         let next = NodeStatus {
             peer_id: local.to_string(),
@@ -563,10 +586,7 @@ impl EventLoop {
                         Err(e) => {
                             self.bootstrap_query = None;
                             tracing::warn!(error = %e, "DHT bootstrap query failed");
-                            let any = self.bootstrap_peers.keys().next().copied();
-                            if let Some(peer) = any {
-                                self.bootstrap_failed(peer, e.to_string());
-                            }
+                            self.bootstrap_query_failed(e.to_string());
                         }
                     }
                 }

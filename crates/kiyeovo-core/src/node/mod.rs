@@ -47,7 +47,9 @@ pub struct Node {
 /// Builds the swarm, starts listening and dials the bootstrap nodes.
 pub fn new(config: NodeConfig) -> Result<Node, NodeError> {
     let (command_tx, command_rx) = mpsc::channel(64);
-    let (event_tx, event_rx) = mpsc::channel(256);
+    // Small on purpose: a slow consumer makes the node stop acknowledging (senders fall back to
+    // the DHT bucket) instead of buffering up to this many payloads in memory.
+    let (event_tx, event_rx) = mpsc::channel(64);
     let swarm = behaviour::build_swarm(&config)?;
     let (event_loop, status) = EventLoop::new(swarm, config, command_rx, event_tx)?;
     Ok(Node {
