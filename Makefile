@@ -67,7 +67,7 @@ $(TOOLS)/bin/cargo-fuzz:
 
 ## Fuzz every network decoder for FUZZ_SECONDS each (stable toolchain, via RUSTC_BOOTSTRAP).
 fuzz: $(TOOLS)/bin/cargo-fuzz
-	cd fuzz && for t in record_key_parse record_validate; do \
+	cd fuzz && for t in record_key_parse record_validate contact_card pairwise_envelope; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 ## Installers (.deb, .rpm, AppImage where its tools are available) into target/release/bundle.

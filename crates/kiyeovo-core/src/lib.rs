@@ -14,6 +14,9 @@
 //!   same profile from opening it.
 //! * [`storage`] — SQLite (WAL, embedded migrations) and [`storage::seal`], the AEAD used for
 //!   anything sensitive at rest.
+//! * [`contacts`] (§2) — signed contact cards (`kiyeovo1…`) and who is trusted.
+//! * [`pairwise`] (§2) — per-direction keys, sealed envelopes and capped offline buckets between
+//!   two contacts.
 //! * [`codec`] (§1) — canonical, size-bounded encoding of every signed structure.
 //! * [`records`] (§3) — self-certifying DHT keys, signed records, and the pure validation every
 //!   node runs before it stores or believes a record.
@@ -29,10 +32,12 @@
 pub mod api;
 pub mod codec;
 pub mod config;
+pub mod contacts;
 pub mod error;
 pub mod identity;
 pub mod keystore;
 pub mod node;
+pub mod pairwise;
 pub mod profile;
 pub mod records;
 pub mod service;

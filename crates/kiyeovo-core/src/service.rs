@@ -29,7 +29,6 @@ const STORAGE_CHECK_AAD: &[u8] = b"kiyeovo/v1/storage-check";
 const SETTING_DISPLAY_NAME: &str = "display_name";
 const SETTING_BOOTSTRAP: &str = "bootstrap";
 const SETTING_LISTEN_PORT: &str = "listen_port";
-const MAX_DISPLAY_NAME_CHARS: usize = 64;
 
 /// How to start the app. Command-line flags and environment variables fill this in.
 #[derive(Debug, Clone)]
@@ -235,16 +234,9 @@ fn validate_display_name(name: &str) -> Result<String, ServiceError> {
             "The display name cannot be empty.".into(),
         ));
     }
-    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-        return Err(ServiceError::InvalidInput(format!(
-            "The display name can have at most {MAX_DISPLAY_NAME_CHARS} characters."
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ServiceError::InvalidInput(
-            "The display name cannot contain control characters.".into(),
-        ));
-    }
+    // The same rule contacts apply when they read our card.
+    crate::contacts::card::check_display_name(name)
+        .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
     Ok(name.to_string())
 }
 
@@ -391,5 +383,6 @@ mod tests {
         assert!(validate_display_name("   ").is_err());
         assert!(validate_display_name(&"x".repeat(65)).is_err());
         assert!(validate_display_name("a\u{7}b").is_err());
+        assert!(validate_display_name("An\u{202e}a").is_err());
     }
 }

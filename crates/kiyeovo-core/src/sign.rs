@@ -10,6 +10,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 pub enum Domain {
     X25519Binding,
     Record,
+    ContactCard,
+    PairwiseEnvelope,
 }
 
 impl Domain {
@@ -17,6 +19,8 @@ impl Domain {
         match self {
             Domain::X25519Binding => b"kiyeovo/v1/x25519-binding",
             Domain::Record => b"kiyeovo/v1/record",
+            Domain::ContactCard => b"kiyeovo/v1/contact-card",
+            Domain::PairwiseEnvelope => b"kiyeovo/v1/pairwise-envelope",
         }
     }
 }

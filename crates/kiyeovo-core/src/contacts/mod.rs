@@ -1,0 +1,6 @@
+//! Contacts (PROTOCOL.md §2): the signed card users exchange, and (later) the trust state built
+//! on the handshake.
+
+pub mod card;
+
+pub use card::{CardError, ContactCard};

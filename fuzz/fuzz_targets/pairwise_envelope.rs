@@ -1,0 +1,26 @@
+//! Pairwise envelopes and bucket contents from the network: decoding, opening with real keys,
+//! merging and reading never panic.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use kiyeovo_core::identity::Identity;
+use kiyeovo_core::pairwise::bucket::{self, BucketContent, BucketLimits};
+use kiyeovo_core::pairwise::envelope;
+use kiyeovo_core::pairwise::keys::{derive, PairwiseKeys};
+use libfuzzer_sys::fuzz_target;
+
+static KEYS: LazyLock<(Identity, Identity, PairwiseKeys)> = LazyLock::new(|| {
+    let (a, b) = (Identity::generate(), Identity::generate());
+    let keys = derive(&b, &a.public());
+    (a, b, keys)
+});
+
+fuzz_target!(|bytes: &[u8]| {
+    let (a, b, keys) = &*KEYS;
+    let _ = envelope::open(bytes, &b.public().ed25519, &a.public(), &keys.incoming);
+    if let Ok(content) = BucketContent::decode(bytes, 1 << 20) {
+        let merged = bucket::merge(&content.envelopes, &[], BucketLimits { cap: 100, max_bytes: 1 << 20 });
+        let _ = bucket::read_after(&BucketContent { envelopes: merged }, 0);
+    }
+});
