@@ -8,4 +8,5 @@
 
 pub mod bucket;
 pub mod envelope;
+pub mod inbox;
 pub mod keys;
