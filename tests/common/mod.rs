@@ -58,6 +58,7 @@ impl TestProfile {
         config.listen_port = Some(0);
         config.dht_mode = DhtMode::Server;
         config.mdns = false;
+        config.poll_interval = Duration::from_secs(2);
         config.timing = Timing {
             query_timeout: Duration::from_secs(10),
             bootstrap_retry: Duration::from_secs(1),
@@ -117,4 +118,26 @@ pub async fn wait_for(
             *rx.borrow()
         ),
     }
+}
+
+/// Waits for a broadcast event matching `pred`; panics on timeout.
+pub async fn wait_event<T: Clone + std::fmt::Debug>(
+    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    what: &str,
+    mut pred: impl FnMut(&T) -> bool,
+) -> T {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    panic!("missed {n} events while waiting for {what}")
+                }
+                Err(e) => panic!("event stream ended while waiting for {what}: {e}"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }

@@ -97,6 +97,54 @@ pub struct AppSnapshot {
     pub warnings: Vec<String>,
 }
 
+/// A contact as the contact list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ContactView {
+    pub peer_id: String,
+    pub display_name: String,
+    /// When the signed handshake completed (ms since the epoch); `None` while pending.
+    #[ts(type = "number | null")]
+    pub trusted_at: Option<u64>,
+    pub blocked: bool,
+    pub unread: u32,
+    /// Envelopes from this contact that were evicted from their bucket before we read them.
+    #[ts(type = "number")]
+    pub missed: u64,
+}
+
+/// Delivery state of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum MessageState {
+    /// Saved locally, not yet in the DHT bucket.
+    Pending,
+    /// In our offline bucket in the DHT: the contact will get it when they come online.
+    Stored,
+    /// Handed to the contact's node directly.
+    Sent,
+    /// The contact confirmed it arrived.
+    Delivered,
+    /// A message we received.
+    Received,
+}
+
+/// One 1:1 chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct MessageView {
+    /// Hex of the 16-byte message id.
+    pub msg_id: String,
+    pub outgoing: bool,
+    pub body: String,
+    #[ts(type = "number")]
+    pub sent_at: u64,
+    #[ts(type = "number")]
+    pub seq: u64,
+    pub state: MessageState,
+}
+
 /// Names of the events the backend emits to the UI.
 pub mod events {
     /// Payload: [`super::AppSnapshot`].

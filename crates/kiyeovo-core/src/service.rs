@@ -10,8 +10,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppSnapshot, NodeStatus, Phase};
@@ -19,7 +21,8 @@ use crate::config::{DhtMode, Limits, Timing};
 use crate::error::{ServiceError, StartupError};
 use crate::identity::Identity;
 use crate::keystore::{KeyringError, Keystore, StorageKey};
-use crate::node::{self, Client, NodeConfig, NodeEvent, Role};
+use crate::node::{self, Client, NodeConfig, Role};
+use crate::pairwise::channel::{Channel, ChannelConfig};
 use crate::profile::{self, ProfileLock};
 use crate::storage::{db::DB_FILE, seal, Database};
 
@@ -45,6 +48,10 @@ pub struct AppConfig {
     pub mdns: bool,
     pub limits: Limits,
     pub timing: Timing,
+    /// Envelopes kept in each offline bucket (PROTOCOL.md §6).
+    pub bucket_cap: usize,
+    /// How often contacts' buckets are read.
+    pub poll_interval: Duration,
 }
 
 impl AppConfig {
@@ -59,6 +66,8 @@ impl AppConfig {
             mdns: true,
             limits: Limits::default(),
             timing: Timing::default(),
+            bucket_cap: crate::pairwise::bucket::DEFAULT_CAP,
+            poll_interval: Duration::from_secs(30),
         }
     }
 }
@@ -68,10 +77,8 @@ pub struct App {
     profile: String,
     dir: PathBuf,
     db: Database,
-    identity: Identity,
-    // Used by the pairwise and group layers to seal data at rest.
-    #[allow(dead_code)]
-    storage_key: StorageKey,
+    identity: Arc<Identity>,
+    channel: Arc<Channel>,
     client: Client,
     snapshot: watch::Sender<AppSnapshot>,
     tasks: Vec<JoinHandle<()>>,
@@ -135,8 +142,20 @@ impl App {
             warnings,
         };
         let (snapshot, _) = watch::channel(initial);
+        let identity = Arc::new(identity);
+        let channel = Channel::new(
+            identity.clone(),
+            db.clone(),
+            Arc::new(storage_key),
+            node.client.clone(),
+            ChannelConfig {
+                bucket_cap: config.bucket_cap,
+                max_record_bytes: config.limits.max_record_bytes,
+                poll_interval: config.poll_interval,
+            },
+        );
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
-        tasks.push(tokio::spawn(handle_events(node.events)));
+        tasks.push(tokio::spawn(channel.clone().run(node.events)));
         tasks.push(tokio::spawn(mirror_status(
             node.status.clone(),
             snapshot.clone(),
@@ -150,7 +169,7 @@ impl App {
             dir,
             db,
             identity,
-            storage_key,
+            channel,
             client: node.client,
             snapshot,
             tasks,
@@ -172,6 +191,18 @@ impl App {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Contacts and 1:1 messages.
+    pub fn channel(&self) -> &Arc<Channel> {
+        &self.channel
+    }
+
+    /// Our contact card with the current display name and listen addresses.
+    pub fn my_card(&self) -> String {
+        let snapshot = self.snapshot.borrow().clone();
+        let addrs = snapshot.node.map(|n| n.listen_addrs).unwrap_or_default();
+        self.channel.my_card(&snapshot.display_name, addrs)
     }
 
     pub fn database(&self) -> &Database {
@@ -319,18 +350,6 @@ async fn reconcile_keys(
     db.set_meta(META_PEER_ID, &identity.peer_id().to_string())
         .await?;
     Ok((identity, storage_key))
-}
-
-/// Consumes inbound network events so the node never holds them in memory. Direct payloads have
-/// no consumer until the pairwise channel lands; they are counted in the log and dropped.
-async fn handle_events(mut events: mpsc::Receiver<NodeEvent>) {
-    while let Some(event) = events.recv().await {
-        match event {
-            NodeEvent::Direct { peer, payload } => {
-                tracing::debug!(%peer, bytes = payload.len(), "direct message dropped: no handler yet");
-            }
-        }
-    }
 }
 
 /// Copies every node status change into the app snapshot.

@@ -2,5 +2,6 @@
 //! on the handshake.
 
 pub mod card;
+pub mod store;
 
 pub use card::{CardError, ContactCard};

@@ -35,6 +35,17 @@ pub enum Command {
         addr: Multiaddr,
         reply: Reply<()>,
     },
+    /// Whether we have an open connection to `peer`.
+    IsConnected {
+        peer: PeerId,
+        reply: Reply<bool>,
+    },
+    /// Remember an address for a peer (from a contact card).
+    AddAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
     /// Replace the bootstrap list and dial the new nodes now.
     SetBootstrap {
         addrs: Vec<Multiaddr>,
@@ -95,6 +106,18 @@ impl Client {
 
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
         self.call(|reply| Command::Dial { addr, reply }).await
+    }
+
+    /// Whether a connection to `peer` is open right now (a direct send will not need a dial).
+    pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NodeError> {
+        self.call(|reply| Command::IsConnected { peer, reply })
+            .await
+    }
+
+    /// Remembers where `peer` may be reached (hints from a contact card).
+    pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NodeError> {
+        self.call(|reply| Command::AddAddress { peer, addr, reply })
+            .await
     }
 
     /// Replaces the bootstrap nodes (each ending in `/p2p/<id>`) and joins through them now.

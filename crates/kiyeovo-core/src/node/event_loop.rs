@@ -380,6 +380,13 @@ impl EventLoop {
                     }
                 }
             }
+            Command::IsConnected { peer, reply } => {
+                let _ = reply.send(Ok(self.swarm.is_connected(&peer)));
+            }
+            Command::AddAddress { peer, addr, reply } => {
+                self.swarm.add_peer_address(peer, addr);
+                let _ = reply.send(Ok(()));
+            }
             Command::SetBootstrap { addrs, reply } => match bootstrap_map(&addrs) {
                 Ok(peers) => {
                     self.bootstrap_peers = peers;

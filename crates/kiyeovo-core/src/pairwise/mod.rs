@@ -7,6 +7,7 @@
 //!   receiver, and the pure merge and read rules that make it safe to rewrite.
 
 pub mod bucket;
+pub mod channel;
 pub mod envelope;
 pub mod inbox;
 pub mod keys;

@@ -1,0 +1,375 @@
+//! Contacts, messages and the outbox in SQLite. Message bodies are sealed with the storage key;
+//! cards and envelopes are stored as they travel (cards are public, envelopes already
+//! end-to-end encrypted).
+
+use libp2p::PeerId;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::api::{ContactView, MessageState, MessageView};
+use crate::codec;
+use crate::contacts::card::{ContactCard, MAX_CARD_BYTES};
+use crate::pairwise::envelope::MsgId;
+use crate::pairwise::inbox::Inbox;
+use crate::storage::{seal, DbError};
+
+fn q(e: sqlx::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+/// A contact row, decoded.
+#[derive(Debug, Clone)]
+pub struct ContactRow {
+    pub peer_id: PeerId,
+    pub card: ContactCard,
+    pub trusted_at: Option<u64>,
+    pub blocked: bool,
+    pub out_seq: u64,
+    pub bucket_version: u64,
+    pub inbox: Inbox,
+}
+
+fn state_text(s: MessageState) -> &'static str {
+    match s {
+        MessageState::Pending => "pending",
+        MessageState::Stored => "stored",
+        MessageState::Sent => "sent",
+        MessageState::Delivered => "delivered",
+        MessageState::Received => "received",
+    }
+}
+
+fn state_from(s: &str) -> MessageState {
+    match s {
+        "stored" => MessageState::Stored,
+        "sent" => MessageState::Sent,
+        "delivered" => MessageState::Delivered,
+        "received" => MessageState::Received,
+        _ => MessageState::Pending,
+    }
+}
+
+/// Order of states an outgoing message moves through; a state never goes backwards.
+fn rank(s: MessageState) -> u8 {
+    match s {
+        MessageState::Pending => 0,
+        MessageState::Stored => 1,
+        MessageState::Sent => 2,
+        MessageState::Delivered => 3,
+        MessageState::Received => 4,
+    }
+}
+
+fn body_aad(peer: &PeerId, msg_id: &MsgId) -> Vec<u8> {
+    let mut aad = b"kiyeovo/v1/message:".to_vec();
+    aad.extend_from_slice(&peer.to_bytes());
+    aad.extend_from_slice(msg_id);
+    aad
+}
+
+fn row_to_contact(r: &sqlx::sqlite::SqliteRow) -> Result<ContactRow, DbError> {
+    let peer_text: String = r.get("peer_id");
+    let bad = |what: &str| DbError::Query(format!("contact {peer_text}: {what}"));
+    let card: ContactCard = codec::decode_bounded(&r.get::<Vec<u8>, _>("card"), MAX_CARD_BYTES)
+        .map_err(|_| bad("card"))?;
+    let inbox: Inbox =
+        codec::decode_bounded(&r.get::<Vec<u8>, _>("inbox"), 1 << 20).map_err(|_| bad("inbox"))?;
+    Ok(ContactRow {
+        peer_id: peer_text.parse().map_err(|_| bad("peer id"))?,
+        card,
+        trusted_at: r.get::<Option<i64>, _>("trusted_at").map(|t| t as u64),
+        blocked: r.get::<i64, _>("blocked") != 0,
+        out_seq: r.get::<i64, _>("out_seq") as u64,
+        bucket_version: r.get::<i64, _>("bucket_version") as u64,
+        inbox,
+    })
+}
+
+pub async fn contact<'e, E>(exec: E, peer: &PeerId) -> Result<Option<ContactRow>, DbError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query("SELECT * FROM contacts WHERE peer_id = ?")
+        .bind(peer.to_string())
+        .fetch_optional(exec)
+        .await
+        .map_err(q)?
+        .map(|r| row_to_contact(&r))
+        .transpose()
+}
+
+pub async fn contacts(pool: &sqlx::SqlitePool) -> Result<Vec<ContactRow>, DbError> {
+    sqlx::query("SELECT * FROM contacts ORDER BY added_at")
+        .fetch_all(pool)
+        .await
+        .map_err(q)?
+        .iter()
+        .map(row_to_contact)
+        .collect()
+}
+
+/// Inserts a new contact, or replaces the card of a known one with a newer card.
+pub async fn upsert_card(
+    pool: &sqlx::SqlitePool,
+    card: &ContactCard,
+    peer: &PeerId,
+    now: u64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO contacts (peer_id, card, added_at, inbox) VALUES (?, ?, ?, ?)
+         ON CONFLICT(peer_id) DO UPDATE SET card = excluded.card",
+    )
+    .bind(peer.to_string())
+    .bind(codec::encode(card))
+    .bind(now as i64)
+    .bind(codec::encode(&Inbox::default()))
+    .execute(pool)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+pub async fn set_blocked(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    blocked: bool,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE contacts SET blocked = ? WHERE peer_id = ?")
+        .bind(blocked as i64)
+        .bind(peer.to_string())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_trusted(
+    tx: &mut Transaction<'_, Sqlite>,
+    peer: &PeerId,
+    now: u64,
+) -> Result<bool, DbError> {
+    let done =
+        sqlx::query("UPDATE contacts SET trusted_at = ? WHERE peer_id = ? AND trusted_at IS NULL")
+            .bind(now as i64)
+            .bind(peer.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn save_inbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    peer: &PeerId,
+    inbox: &Inbox,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE contacts SET inbox = ? WHERE peer_id = ?")
+        .bind(codec::encode(inbox))
+        .bind(peer.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+pub async fn next_out_seq(tx: &mut Transaction<'_, Sqlite>, peer: &PeerId) -> Result<u64, DbError> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE contacts SET out_seq = out_seq + 1 WHERE peer_id = ? RETURNING out_seq",
+    )
+    .bind(peer.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(seq as u64)
+}
+
+pub async fn set_bucket_version(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    version: u64,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE contacts SET bucket_version = MAX(bucket_version, ?) WHERE peer_id = ?")
+        .bind(version as i64)
+        .bind(peer.to_string())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+pub async fn push_outbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    peer: &PeerId,
+    seq: u64,
+    envelope: &[u8],
+) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO outbox (peer_id, seq, envelope) VALUES (?, ?, ?)")
+        .bind(peer.to_string())
+        .bind(seq as i64)
+        .bind(envelope)
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+/// The newest `cap` envelopes we wrote to `peer`, oldest first.
+pub async fn outbox(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    cap: usize,
+) -> Result<Vec<Vec<u8>>, DbError> {
+    let mut rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT envelope FROM outbox WHERE peer_id = ? ORDER BY seq DESC LIMIT ?",
+    )
+    .bind(peer.to_string())
+    .bind(cap as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Stores a message; returns false if it was already there (same contact, same id).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_message(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &[u8; 32],
+    peer: &PeerId,
+    msg_id: &MsgId,
+    outgoing: bool,
+    seq: u64,
+    sent_at: u64,
+    body: &str,
+    state: MessageState,
+) -> Result<bool, DbError> {
+    let sealed = seal::seal(key, &body_aad(peer, msg_id), body.as_bytes());
+    let done = sqlx::query(
+        "INSERT INTO messages (peer_id, msg_id, outgoing, seq, sent_at, body, state) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(peer_id, msg_id) DO NOTHING",
+    )
+    .bind(peer.to_string())
+    .bind(msg_id.as_slice())
+    .bind(outgoing as i64)
+    .bind(seq as i64)
+    .bind(sent_at as i64)
+    .bind(sealed)
+    .bind(state_text(state))
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Moves outgoing messages forward (never backwards) to `state`; returns how many changed.
+pub async fn advance_state(
+    conn: &mut sqlx::SqliteConnection,
+    peer: &PeerId,
+    ids: &[MsgId],
+    state: MessageState,
+) -> Result<u64, DbError> {
+    let lower: Vec<&str> = [
+        MessageState::Pending,
+        MessageState::Stored,
+        MessageState::Sent,
+    ]
+    .into_iter()
+    .filter(|s| rank(*s) < rank(state))
+    .map(state_text)
+    .collect();
+    if lower.is_empty() {
+        return Ok(0);
+    }
+    let placeholders = vec!["?"; lower.len()].join(", ");
+    let sql = format!(
+        "UPDATE messages SET state = ? WHERE peer_id = ? AND msg_id = ? AND outgoing = 1 AND state IN ({placeholders})"
+    );
+    let mut changed = 0;
+    for id in ids {
+        let mut query = sqlx::query(&sql)
+            .bind(state_text(state))
+            .bind(peer.to_string())
+            .bind(id.as_slice());
+        for from in &lower {
+            query = query.bind(*from);
+        }
+        changed += query.execute(&mut *conn).await.map_err(q)?.rows_affected();
+    }
+    Ok(changed)
+}
+
+/// Marks our pending messages to `peer` with `seq <= upto` as stored in the bucket; returns
+/// their ids.
+pub async fn mark_stored_up_to(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    upto: u64,
+) -> Result<Vec<MsgId>, DbError> {
+    let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE messages SET state = 'stored' WHERE peer_id = ? AND outgoing = 1 AND state = 'pending' AND seq <= ? RETURNING msg_id",
+    )
+    .bind(peer.to_string())
+    .bind(upto as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| id.as_slice().try_into().ok())
+        .collect())
+}
+
+/// The conversation with `peer`, in order (sender clock, then seq).
+pub async fn messages(
+    pool: &sqlx::SqlitePool,
+    key: &[u8; 32],
+    peer: &PeerId,
+) -> Result<Vec<MessageView>, DbError> {
+    let rows =
+        sqlx::query("SELECT * FROM messages WHERE peer_id = ? ORDER BY sent_at, outgoing, seq")
+            .bind(peer.to_string())
+            .fetch_all(pool)
+            .await
+            .map_err(q)?;
+    rows.iter()
+        .map(|r| {
+            let id: Vec<u8> = r.get("msg_id");
+            let msg_id: MsgId = id
+                .as_slice()
+                .try_into()
+                .map_err(|_| DbError::Query("bad message id".into()))?;
+            let body = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
+                .map_err(|e| DbError::Query(format!("message body: {e}")))?;
+            Ok(MessageView {
+                msg_id: msg_id.iter().map(|b| format!("{b:02x}")).collect(),
+                outgoing: r.get::<i64, _>("outgoing") != 0,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                sent_at: r.get::<i64, _>("sent_at") as u64,
+                seq: r.get::<i64, _>("seq") as u64,
+                state: state_from(&r.get::<String, _>("state")),
+            })
+        })
+        .collect()
+}
+
+pub async fn unread(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<u32, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE peer_id = ? AND outgoing = 0 AND read = 0",
+    )
+    .bind(peer.to_string())
+    .fetch_one(pool)
+    .await
+    .map_err(q)?;
+    Ok(n as u32)
+}
+
+pub async fn view(pool: &sqlx::SqlitePool, row: &ContactRow) -> Result<ContactView, DbError> {
+    Ok(ContactView {
+        peer_id: row.peer_id.to_string(),
+        display_name: row.card.display_name.clone(),
+        trusted_at: row.trusted_at,
+        blocked: row.blocked,
+        unread: unread(pool, &row.peer_id).await?,
+        missed: row.inbox.missed,
+    })
+}

@@ -1,0 +1,691 @@
+//! The pairwise channel service (PROTOCOL.md §2): adding contacts, the handshake that makes them
+//! trusted, and 1:1 messages online (direct) and offline (the sender's bucket in the DHT).
+//!
+//! Every outgoing envelope is first committed locally (outbox + message, one transaction), then
+//! written to our bucket for that contact (re-read and merged, so nothing another session wrote
+//! is lost), then offered directly. The bucket is the source of truth; direct delivery only
+//! makes it faster. Every incoming envelope — direct or from a bucket — is opened, checked
+//! against the inbox (exactly once) and applied in one transaction with the inbox update, so a
+//! crash at any point neither loses nor duplicates a message.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, Mutex};
+
+use crate::api::{ContactView, MessageState, MessageView};
+use crate::contacts::card::{CardError, ContactCard};
+use crate::contacts::store::{self, ContactRow};
+use crate::identity::Identity;
+use crate::keystore::StorageKey;
+use crate::node::{Client, NodeError, NodeEvent};
+use crate::pairwise::bucket::{self, BucketContent, BucketLimits};
+use crate::pairwise::envelope::{self, EnvelopeError, MsgId, Payload};
+use crate::pairwise::inbox::Arrival;
+use crate::pairwise::keys::{self, PairwiseKeys};
+use crate::records::{RecordKey, RecordKind, SignedRecord};
+use crate::storage::{Database, DbError};
+use crate::time::now_ms;
+
+/// First byte of a direct payload.
+const TAG_ENVELOPE: u8 = 1;
+const TAG_NUDGE: u8 = 2;
+/// At most one nudge per contact in this interval (PROTOCOL.md §6).
+pub const NUDGE_DEBOUNCE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelConfig {
+    /// Envelopes kept in each bucket (PROTOCOL.md §6: 100, at most 1000).
+    pub bucket_cap: usize,
+    /// Largest DHT record.
+    pub max_record_bytes: usize,
+    /// How often every contact's bucket is read.
+    pub poll_interval: Duration,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            bucket_cap: bucket::DEFAULT_CAP,
+            max_record_bytes: crate::config::Limits::default().max_record_bytes,
+            poll_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Something the UI (and tests) should hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    ContactTrusted {
+        peer: PeerId,
+    },
+    MessageReceived {
+        peer: PeerId,
+        seq: u64,
+    },
+    MessageState {
+        peer: PeerId,
+        msg_id: MsgId,
+        state: MessageState,
+    },
+    /// Envelopes were evicted from the contact's bucket before we read them.
+    Missed {
+        peer: PeerId,
+        count: u64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error(transparent)]
+    Card(#[from] CardError),
+    #[error("{0} is not one of your contacts")]
+    UnknownContact(String),
+    #[error("{0} is not trusted yet: both of you must add each other's card first")]
+    NotTrusted(String),
+    #[error("you blocked {0}; unblock them to send messages")]
+    Blocked(String),
+    #[error("the message is empty")]
+    EmptyMessage,
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// Why an inbound envelope was dropped (logged, never shown as a message).
+#[derive(Debug, thiserror::Error)]
+pub enum DropReason {
+    #[error("not from a contact")]
+    NotAContact,
+    #[error("sender is blocked")]
+    Blocked,
+    #[error("already processed")]
+    Duplicate,
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+pub struct Channel {
+    identity: Arc<Identity>,
+    me: [u8; 32],
+    db: Database,
+    storage_key: Arc<StorageKey>,
+    client: Client,
+    config: ChannelConfig,
+    events: broadcast::Sender<ChannelEvent>,
+    /// Serialises state changes so sequence numbers and inbox updates never interleave.
+    write: Mutex<()>,
+    nudged: Mutex<HashMap<PeerId, std::time::Instant>>,
+    /// Contacts whose bucket is being written; `true` = more was queued meanwhile.
+    publishing: Mutex<HashMap<PeerId, bool>>,
+}
+
+fn peer_of(ed25519: &[u8; 32]) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(ed25519).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
+impl Channel {
+    pub fn new(
+        identity: Arc<Identity>,
+        db: Database,
+        storage_key: Arc<StorageKey>,
+        client: Client,
+        config: ChannelConfig,
+    ) -> Arc<Self> {
+        let me = identity.public().ed25519;
+        Arc::new(Self {
+            identity,
+            me,
+            db,
+            storage_key,
+            client,
+            config,
+            events: broadcast::channel(1024).0,
+            write: Mutex::new(()),
+            nudged: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ChannelEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: ChannelEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn limits(&self) -> BucketLimits {
+        BucketLimits {
+            cap: self.config.bucket_cap,
+            // Room for the signed record around the envelopes.
+            max_bytes: self.config.max_record_bytes.saturating_sub(1024),
+        }
+    }
+
+    /// Our card as a `kiyeovo1…` string.
+    pub fn my_card(&self, display_name: &str, addrs: Vec<String>) -> String {
+        let name = if display_name.is_empty() {
+            "Kiyeovo user"
+        } else {
+            display_name
+        };
+        ContactCard::new(&self.identity, name, addrs, now_ms()).to_text(&self.identity)
+    }
+
+    fn keys(&self, card: &ContactCard) -> PairwiseKeys {
+        keys::derive(&self.identity, &card.identity)
+    }
+
+    async fn contact(&self, peer: &PeerId) -> Result<ContactRow, ChannelError> {
+        store::contact(self.db.pool(), peer)
+            .await?
+            .ok_or_else(|| ChannelError::UnknownContact(peer.to_string()))
+    }
+
+    /// Adds (or refreshes) a contact from a pasted card and starts the handshake.
+    pub async fn add_contact(self: &Arc<Self>, text: &str) -> Result<ContactView, ChannelError> {
+        let own = libp2p::PeerId::from(self.identity.libp2p_keypair().public());
+        let card = ContactCard::from_text(text, Some(&own))?;
+        let peer = card.peer_id()?;
+        store::upsert_card(self.db.pool(), &card, &peer, now_ms()).await?;
+        for addr in card
+            .addrs
+            .iter()
+            .filter_map(|a| a.parse::<Multiaddr>().ok())
+        {
+            let _ = self.client.add_address(peer, addr).await;
+        }
+        tracing::info!(%peer, "contact added; sending handshake");
+        self.send(
+            &peer,
+            Payload::Handshake {
+                card_created_at: card.created_at,
+            },
+            None,
+        )
+        .await?;
+        // They may have added us while we were away: their handshake waits in their bucket.
+        self.poll(&peer).await;
+        let row = self.contact(&peer).await?;
+        Ok(store::view(self.db.pool(), &row).await?)
+    }
+
+    pub async fn contacts(&self) -> Result<Vec<ContactView>, ChannelError> {
+        let mut out = Vec::new();
+        for row in store::contacts(self.db.pool()).await? {
+            out.push(store::view(self.db.pool(), &row).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn messages(&self, peer: &PeerId) -> Result<Vec<MessageView>, ChannelError> {
+        Ok(store::messages(self.db.pool(), &self.storage_key, peer).await?)
+    }
+
+    pub async fn set_blocked(&self, peer: &PeerId, blocked: bool) -> Result<(), ChannelError> {
+        if !store::set_blocked(self.db.pool(), peer, blocked).await? {
+            return Err(ChannelError::UnknownContact(peer.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Sends a chat message to a trusted contact.
+    pub async fn send_chat(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        body: &str,
+    ) -> Result<MessageView, ChannelError> {
+        if body.trim().is_empty() {
+            return Err(ChannelError::EmptyMessage);
+        }
+        let row = self.contact(peer).await?;
+        if row.blocked {
+            return Err(ChannelError::Blocked(row.card.display_name));
+        }
+        if row.trusted_at.is_none() {
+            return Err(ChannelError::NotTrusted(row.card.display_name));
+        }
+        let msg_id = self
+            .send(
+                peer,
+                Payload::Chat {
+                    body: body.to_string(),
+                },
+                Some(body),
+            )
+            .await?;
+        let id_hex: String = msg_id.iter().map(|b| format!("{b:02x}")).collect();
+        self.messages(peer)
+            .await?
+            .into_iter()
+            .find(|m| m.msg_id == id_hex)
+            .ok_or_else(|| ChannelError::Database(DbError::Query("sent message vanished".into())))
+    }
+
+    /// Commits an envelope locally, writes our bucket, then tries direct delivery.
+    async fn send(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        payload: Payload,
+        chat_body: Option<&str>,
+    ) -> Result<MsgId, ChannelError> {
+        let row = self.contact(peer).await?;
+        let keys = self.keys(&row.card);
+        let msg_id = envelope::new_msg_id();
+        let sent_at = now_ms();
+        let sealed = {
+            let _guard = self.write.lock().await;
+            let mut tx = self
+                .db
+                .pool()
+                .begin()
+                .await
+                .map_err(|e| DbError::Query(e.to_string()))?;
+            let seq = store::next_out_seq(&mut tx, peer).await?;
+            let sealed = envelope::seal(
+                &self.identity,
+                &row.card.identity.ed25519,
+                &keys.outgoing,
+                seq,
+                msg_id,
+                sent_at,
+                &payload,
+            )?;
+            store::push_outbox(&mut tx, peer, seq, &sealed).await?;
+            if let Some(body) = chat_body {
+                store::insert_message(
+                    &mut tx,
+                    &self.storage_key,
+                    peer,
+                    &msg_id,
+                    true,
+                    seq,
+                    sent_at,
+                    body,
+                    MessageState::Pending,
+                )
+                .await?;
+            }
+            tx.commit()
+                .await
+                .map_err(|e| DbError::Query(e.to_string()))?;
+            sealed
+        };
+        self.schedule_publish(peer).await;
+        // Connected: hand it over directly. Not connected: a dial to an offline peer can take
+        // seconds (QUIC waits for its handshake timeout), so only nudge, in the background; if
+        // the peer is online it fetches the bucket, which already holds the envelope.
+        if self.client.is_connected(*peer).await.unwrap_or(false) {
+            let mut direct = vec![TAG_ENVELOPE];
+            direct.extend_from_slice(&sealed);
+            match self.client.send_direct(*peer, direct).await {
+                Ok(_) => self.advance(peer, &[msg_id], MessageState::Sent).await,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "direct delivery failed; the bucket has it")
+                }
+            }
+        } else {
+            self.nudge(peer).await;
+        }
+        Ok(msg_id)
+    }
+
+    /// Writes our bucket for `peer` in the background. Writes are coalesced: while one is in
+    /// flight, further sends only mark the bucket dirty and one more write follows, so a burst
+    /// of messages costs a few DHT writes, not one each, and senders never wait on the DHT.
+    async fn schedule_publish(self: &Arc<Self>, peer: &PeerId) {
+        {
+            let mut publishing = self.publishing.lock().await;
+            if let Some(dirty) = publishing.get_mut(peer) {
+                *dirty = true;
+                return;
+            }
+            publishing.insert(*peer, false);
+        }
+        let (this, peer) = (self.clone(), *peer);
+        tokio::spawn(async move {
+            loop {
+                let upto = match this.contact(&peer).await {
+                    Ok(row) => row.out_seq,
+                    Err(_) => break,
+                };
+                let keys = match this.contact(&peer).await {
+                    Ok(row) => this.keys(&row.card),
+                    Err(_) => break,
+                };
+                match this.publish_bucket(&peer, &keys).await {
+                    Ok(()) => match store::mark_stored_up_to(this.db.pool(), &peer, upto).await {
+                        Ok(ids) => {
+                            for msg_id in ids {
+                                this.emit(ChannelEvent::MessageState {
+                                    peer,
+                                    msg_id,
+                                    state: MessageState::Stored,
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "cannot record stored messages")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "bucket not written; the next re-publish retries");
+                    }
+                }
+                let mut publishing = this.publishing.lock().await;
+                if publishing.get(&peer) == Some(&true) {
+                    publishing.insert(peer, false);
+                } else {
+                    publishing.remove(&peer);
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Tells `peer` to read our bucket now, at most once per [`NUDGE_DEBOUNCE`].
+    async fn nudge(&self, peer: &PeerId) {
+        {
+            let mut last = self.nudged.lock().await;
+            let now = std::time::Instant::now();
+            if last
+                .get(peer)
+                .is_some_and(|t| now.duration_since(*t) < NUDGE_DEBOUNCE)
+            {
+                return;
+            }
+            last.insert(*peer, now);
+        }
+        let (client, peer) = (self.client.clone(), *peer);
+        tokio::spawn(async move {
+            if let Err(e) = client.send_direct(peer, vec![TAG_NUDGE]).await {
+                tracing::debug!(%peer, error = %e, "nudge not delivered; the contact will poll");
+            }
+        });
+    }
+
+    async fn advance(&self, peer: &PeerId, ids: &[MsgId], state: MessageState) {
+        let result = match self.db.pool().acquire().await {
+            Ok(mut conn) => store::advance_state(&mut conn, peer, ids, state).await,
+            Err(e) => Err(DbError::Query(e.to_string())),
+        };
+        match result {
+            Ok(n) if n > 0 => {
+                for id in ids {
+                    self.emit(ChannelEvent::MessageState {
+                        peer: *peer,
+                        msg_id: *id,
+                        state,
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot update message state"),
+        }
+    }
+
+    /// Re-reads our bucket for `peer` from the DHT, merges our outbox into it and writes it back
+    /// with a higher version.
+    async fn publish_bucket(&self, peer: &PeerId, keys: &PairwiseKeys) -> Result<(), ChannelError> {
+        let record_key = keys.outgoing.bucket_record_key();
+        let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
+            Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
+                Ok(r) => (
+                    BucketContent::decode(&r.payload, self.config.max_record_bytes)
+                        .unwrap_or_default(),
+                    r.version,
+                ),
+                Err(_) => (BucketContent::default(), 0),
+            },
+            Err(NodeError::NotFound) => (BucketContent::default(), 0),
+            Err(e) => return Err(e.into()),
+        };
+        let row = self.contact(peer).await?;
+        let outbox = store::outbox(self.db.pool(), peer, self.config.bucket_cap).await?;
+        let merged = bucket::merge(&current.envelopes, &outbox, self.limits());
+        let version = version.max(row.bucket_version) + 1;
+        let record = SignedRecord::sign(
+            &keys.outgoing.bucket_key,
+            &record_key,
+            version,
+            now_ms(),
+            BucketContent { envelopes: merged }.encode(),
+        );
+        self.client
+            .put_record(record_key.to_bytes(), record.encode())
+            .await?;
+        store::set_bucket_version(self.db.pool(), peer, version).await?;
+        Ok(())
+    }
+
+    /// Reads `peer`'s bucket for us and processes what is new. Failures are logged: the next
+    /// poll tries again.
+    pub async fn poll(self: &Arc<Self>, peer: &PeerId) {
+        let Ok(row) = self.contact(peer).await else {
+            return;
+        };
+        if row.blocked {
+            return;
+        }
+        let keys = self.keys(&row.card);
+        let key =
+            RecordKey::for_public_key(RecordKind::PairwiseBucket, &keys.incoming.bucket_public());
+        let bytes = match self.client.get_record(key.to_bytes()).await {
+            Ok(b) => b,
+            Err(NodeError::NotFound) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot read bucket");
+                return;
+            }
+        };
+        let content = match SignedRecord::decode(&bytes, self.config.max_record_bytes)
+            .ok()
+            .and_then(|r| BucketContent::decode(&r.payload, self.config.max_record_bytes).ok())
+        {
+            Some(c) => c,
+            None => return,
+        };
+        // Open everything above the cursor first: only authentic envelopes may move the cursor.
+        let mut opened = Vec::new();
+        for (seq, env) in bucket::read_after(&content, row.inbox.cursor).envelopes {
+            match envelope::open(&env, &self.me, &row.card.identity, &keys.incoming) {
+                Ok((header, payload)) if header.seq == seq => opened.push((header, payload)),
+                Ok(_) => tracing::warn!(%peer, "bucket entry seq does not match its header"),
+                Err(e) => tracing::warn!(%peer, reason = %e, "dropped a bucket envelope"),
+            }
+        }
+        if let Some((first, _)) = opened.first() {
+            if first.seq > row.inbox.cursor + 1 {
+                let _guard = self.write.lock().await;
+                if let Ok(Some(mut fresh)) = store::contact(self.db.pool(), peer).await {
+                    let before = fresh.inbox.missed;
+                    fresh.inbox.evicted_below(first.seq);
+                    let missed = fresh.inbox.missed - before;
+                    if let Ok(mut tx) = self.db.pool().begin().await {
+                        if store::save_inbox(&mut tx, peer, &fresh.inbox).await.is_ok()
+                            && tx.commit().await.is_ok()
+                            && missed > 0
+                        {
+                            tracing::info!(%peer, missed, "messages were evicted before we could read them");
+                            self.emit(ChannelEvent::Missed {
+                                peer: *peer,
+                                count: missed,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut receipts = Vec::new();
+        for (header, payload) in opened {
+            match self.apply(peer, header, payload).await {
+                Ok(Some(id)) => receipts.push(id),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%peer, reason = %e, "bucket envelope not applied"),
+            }
+        }
+        if !receipts.is_empty() {
+            self.acknowledge(peer, receipts).await;
+        }
+    }
+
+    pub async fn poll_all(self: &Arc<Self>) {
+        if let Ok(rows) = store::contacts(self.db.pool()).await {
+            for row in rows.iter().filter(|r| !r.blocked) {
+                self.poll(&row.peer_id).await;
+            }
+        }
+    }
+
+    /// Re-publishes our buckets (PROTOCOL.md §3) so they survive churn and so writes that
+    /// failed earlier (no DHT peer reachable) are retried.
+    pub async fn republish_all(self: &Arc<Self>) {
+        if let Ok(rows) = store::contacts(self.db.pool()).await {
+            for row in rows.iter().filter(|r| r.out_seq > 0) {
+                self.schedule_publish(&row.peer_id).await;
+            }
+        }
+    }
+
+    /// Handles one direct payload from the network.
+    pub async fn handle_direct(self: &Arc<Self>, from: PeerId, payload: &[u8]) {
+        match payload.split_first() {
+            Some((&TAG_ENVELOPE, env)) => {
+                if let Err(reason) = self.receive(env).await {
+                    tracing::info!(%from, %reason, "dropped a direct envelope");
+                }
+            }
+            Some((&TAG_NUDGE, [])) => self.poll(&from).await,
+            _ => tracing::info!(%from, "dropped a malformed direct payload"),
+        }
+    }
+
+    /// Opens and applies one envelope that arrived directly.
+    async fn receive(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DropReason> {
+        let sender = envelope::peek(bytes)?.header.sender;
+        let peer = peer_of(&sender).ok_or(DropReason::NotAContact)?;
+        let row = store::contact(self.db.pool(), &peer)
+            .await?
+            .ok_or(DropReason::NotAContact)?;
+        if row.blocked {
+            return Err(DropReason::Blocked);
+        }
+        let keys = self.keys(&row.card);
+        let (header, payload) =
+            envelope::open(bytes, &self.me, &row.card.identity, &keys.incoming)?;
+        if let Some(id) = self.apply(&peer, header, payload).await? {
+            self.acknowledge(&peer, vec![id]).await;
+        }
+        Ok(())
+    }
+
+    /// Applies an authentic envelope exactly once. Returns the id to acknowledge, if any.
+    async fn apply(
+        &self,
+        peer: &PeerId,
+        header: envelope::Header,
+        payload: Payload,
+    ) -> Result<Option<MsgId>, DropReason> {
+        let mut receipt = None;
+        {
+            let _guard = self.write.lock().await;
+            let mut row = store::contact(self.db.pool(), peer)
+                .await?
+                .ok_or(DropReason::NotAContact)?;
+            if row.inbox.check(header.seq) == Arrival::Duplicate {
+                return Err(DropReason::Duplicate);
+            }
+            let mut tx = self
+                .db
+                .pool()
+                .begin()
+                .await
+                .map_err(|e| DbError::Query(e.to_string()))?;
+            // Events go out only after the commit, so whoever reacts sees the stored state.
+            let mut events = Vec::new();
+            match &payload {
+                Payload::Handshake { .. } => {
+                    if store::set_trusted(&mut tx, peer, now_ms()).await? {
+                        events.push(ChannelEvent::ContactTrusted { peer: *peer });
+                    }
+                }
+                Payload::Chat { body } => {
+                    store::insert_message(
+                        &mut tx,
+                        &self.storage_key,
+                        peer,
+                        &header.msg_id,
+                        false,
+                        header.seq,
+                        header.sent_at,
+                        body,
+                        MessageState::Received,
+                    )
+                    .await?;
+                    events.push(ChannelEvent::MessageReceived {
+                        peer: *peer,
+                        seq: header.seq,
+                    });
+                    receipt = Some(header.msg_id);
+                }
+                Payload::Receipt { delivered } => {
+                    store::advance_state(&mut tx, peer, delivered, MessageState::Delivered).await?;
+                    events.extend(delivered.iter().map(|id| ChannelEvent::MessageState {
+                        peer: *peer,
+                        msg_id: *id,
+                        state: MessageState::Delivered,
+                    }));
+                }
+            }
+            row.inbox.processed(header.seq);
+            store::save_inbox(&mut tx, peer, &row.inbox).await?;
+            tx.commit()
+                .await
+                .map_err(|e| DbError::Query(e.to_string()))?;
+            for event in events {
+                self.emit(event);
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// Tells `peer` which of their messages arrived (one envelope per batch).
+    async fn acknowledge(self: &Arc<Self>, peer: &PeerId, ids: Vec<MsgId>) {
+        for chunk in ids.chunks(envelope::MAX_RECEIPTS) {
+            let receipt = Payload::Receipt {
+                delivered: chunk.to_vec(),
+            };
+            if let Err(e) = self.send(peer, receipt, None).await {
+                tracing::debug!(%peer, error = %e, "receipt not sent");
+            }
+        }
+    }
+
+    /// Runs the channel: handles inbound direct payloads, polls every contact's bucket on start
+    /// and every `poll_interval`, and re-publishes our buckets.
+    pub async fn run(self: Arc<Self>, mut events: mpsc::Receiver<NodeEvent>) {
+        let mut poll = tokio::time::interval(self.config.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(NodeEvent::Direct { peer, payload }) => self.handle_direct(peer, &payload).await,
+                    None => break,
+                },
+                _ = poll.tick() => {
+                    self.poll_all().await;
+                    self.republish_all().await;
+                }
+            }
+        }
+    }
+}

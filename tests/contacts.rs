@@ -1,0 +1,260 @@
+//! Trusted contacts and 1:1 chat between real app profiles on 127.0.0.1 (PROTOCOL.md §2).
+
+use std::collections::HashSet;
+
+use kiyeovo_core::api::{BootstrapState, MessageState};
+use kiyeovo_core::contacts::CardError;
+use kiyeovo_core::pairwise::channel::{ChannelError, ChannelEvent};
+use kiyeovo_core::service::App;
+use kiyeovo_tests::{bootstrap_node, wait_event, wait_for, TestProfile};
+
+async fn online(profile: &TestProfile, bootstrap: &str) -> App {
+    let app = App::start(profile.config(&[bootstrap.to_string()]))
+        .await
+        .expect("app starts");
+    let mut rx = app.snapshots();
+    wait_for(&mut rx, "joined the network", |s| {
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(BootstrapState::Succeeded { .. })
+        ) && s.node.as_ref().is_some_and(|n| !n.listen_addrs.is_empty())
+    })
+    .await;
+    app
+}
+
+/// Both add each other's card; both see the other become trusted.
+async fn befriend(a: &App, b: &App) {
+    let (mut ea, mut eb) = (a.channel().subscribe(), b.channel().subscribe());
+    let view = a.channel().add_contact(&b.my_card()).await.unwrap();
+    assert_eq!(view.peer_id, b.peer_id().to_string());
+    b.channel().add_contact(&a.my_card()).await.unwrap();
+    let (pa, pb) = (a.peer_id(), b.peer_id());
+    wait_event(&mut ea, "a trusts b", |e| {
+        *e == ChannelEvent::ContactTrusted { peer: pb }
+    })
+    .await;
+    wait_event(&mut eb, "b trusts a", |e| {
+        *e == ChannelEvent::ContactTrusted { peer: pa }
+    })
+    .await;
+}
+
+/// Waits until `n` distinct incoming messages were reported.
+async fn wait_received(rx: &mut tokio::sync::broadcast::Receiver<ChannelEvent>, n: usize) {
+    let mut seen = HashSet::new();
+    while seen.len() < n {
+        if let ChannelEvent::MessageReceived { seq, .. } = wait_event(rx, "a message", |e| {
+            matches!(e, ChannelEvent::MessageReceived { .. })
+        })
+        .await
+        {
+            assert!(seen.insert(seq), "seq {seq} reported twice");
+        }
+    }
+}
+
+/// Waits until `n` distinct outgoing messages were reported stored in the bucket.
+async fn wait_stored(rx: &mut tokio::sync::broadcast::Receiver<ChannelEvent>, n: usize) {
+    let mut stored = HashSet::new();
+    while stored.len() < n {
+        if let ChannelEvent::MessageState { msg_id, .. } =
+            wait_event(rx, "stored in the bucket", |e| {
+                matches!(
+                    e,
+                    ChannelEvent::MessageState {
+                        state: MessageState::Stored,
+                        ..
+                    }
+                )
+            })
+            .await
+        {
+            stored.insert(msg_id);
+        }
+    }
+}
+
+async fn count_starting(app: &App, from: &libp2p::PeerId, prefix: &str) -> usize {
+    let all = app.channel().messages(from).await.unwrap();
+    all.iter().filter(|m| m.body.starts_with(prefix)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_are_checked_with_precise_errors() {
+    let (boot, addr) = bootstrap_node().await;
+    let pa = TestProfile::new("card");
+    let a = online(&pa, &addr).await;
+    let own = a.my_card();
+    assert!(own.starts_with("kiyeovo1"));
+    let err = a.channel().add_contact(&own).await.unwrap_err();
+    assert!(
+        matches!(err, ChannelError::Card(CardError::OwnCard)),
+        "{err}"
+    );
+    let mut typo = own.clone().into_bytes();
+    typo[30] = if typo[30] == b'a' { b'b' } else { b'a' };
+    let err = a
+        .channel()
+        .add_contact(&String::from_utf8(typo).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChannelError::Card(CardError::Checksum)),
+        "{err}"
+    );
+    assert!(a.channel().contacts().await.unwrap().is_empty());
+    a.shutdown().await;
+    boot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_online_then_chat_in_order_with_receipts() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("ca"), TestProfile::new("cb"));
+    let (a, b) = (online(&pa, &addr).await, online(&pb, &addr).await);
+
+    // Not trusted yet: sending is refused with a reason.
+    a.channel().add_contact(&b.my_card()).await.unwrap();
+    let err = a
+        .channel()
+        .send_chat(&b.peer_id(), "too early")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChannelError::NotTrusted(_)), "{err}");
+    befriend(&a, &b).await;
+    let contacts = a.channel().contacts().await.unwrap();
+    assert!(contacts[0].trusted_at.is_some());
+
+    let mut eb = b.channel().subscribe();
+    let mut ea = a.channel().subscribe();
+    for i in 0..20 {
+        a.channel()
+            .send_chat(&b.peer_id(), &format!("m{i}"))
+            .await
+            .unwrap();
+    }
+    wait_received(&mut eb, 20).await;
+    let got: Vec<String> = b
+        .channel()
+        .messages(&a.peer_id())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        got,
+        (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "stored once, in order"
+    );
+
+    // Every message is confirmed delivered to the sender.
+    let pb_id = b.peer_id();
+    let mut delivered = HashSet::new();
+    while delivered.len() < 20 {
+        if let ChannelEvent::MessageState { msg_id, .. } = wait_event(&mut ea, "delivered", |e| {
+            matches!(e, ChannelEvent::MessageState { peer, state: MessageState::Delivered, .. } if *peer == pb_id)
+        })
+        .await
+        {
+            delivered.insert(msg_id);
+        }
+    }
+    let sent = a.channel().messages(&b.peer_id()).await.unwrap();
+    assert!(sent
+        .iter()
+        .all(|m| m.outgoing && m.state == MessageState::Delivered));
+
+    a.shutdown().await;
+    b.shutdown().await;
+    boot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_and_messages_reach_an_offline_contact() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("oa"), TestProfile::new("ob"));
+    let a = online(&pa, &addr).await;
+    // B made its card, then went offline.
+    let b = online(&pb, &addr).await;
+    let b_card = b.my_card();
+    b.shutdown().await;
+
+    // A adds B while B is offline: the handshake waits in A's bucket.
+    let mut ea = a.channel().subscribe();
+    a.channel().add_contact(&b_card).await.unwrap();
+
+    // B comes back and adds A: it finds A's handshake in the bucket; A gets B's directly.
+    let b = online(&pb, &addr).await;
+    b.channel().add_contact(&a.my_card()).await.unwrap();
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    assert!(
+        b.channel().contacts().await.unwrap()[0]
+            .trusted_at
+            .is_some(),
+        "b trusts a from the bucket"
+    );
+    wait_event(&mut ea, "a trusts b", |e| {
+        *e == ChannelEvent::ContactTrusted { peer: b_id }
+    })
+    .await;
+
+    // B goes offline; A sends 50; B starts later and gets all 50 exactly once.
+    b.shutdown().await;
+    let mut ea = a.channel().subscribe();
+    for i in 0..50 {
+        a.channel()
+            .send_chat(&b_id, &format!("offline {i}"))
+            .await
+            .unwrap();
+    }
+    // Each reaches the bucket while B is away.
+    wait_stored(&mut ea, 50).await;
+    let b = App::start(pb.config(std::slice::from_ref(&addr)))
+        .await
+        .unwrap();
+    let mut eb = b.channel().subscribe();
+    // The poll on start may have run before we subscribed: count what is stored already.
+    let already = count_starting(&b, &a_id, "offline").await;
+    wait_received(&mut eb, 50 - already).await;
+    let got = b.channel().messages(&a_id).await.unwrap();
+    assert_eq!(got.len(), 50);
+    assert_eq!(got[0].body, "offline 0");
+    assert_eq!(got[49].body, "offline 49");
+    assert_eq!(b.channel().contacts().await.unwrap()[0].missed, 0);
+    b.shutdown().await;
+
+    // 150 more with the default cap of 100: the newest 100 arrive, 50 are reported missed.
+    for i in 0..150 {
+        a.channel()
+            .send_chat(&b_id, &format!("burst {i}"))
+            .await
+            .unwrap();
+    }
+    wait_stored(&mut ea, 150).await;
+    let b = App::start(pb.config(std::slice::from_ref(&addr)))
+        .await
+        .unwrap();
+    let mut eb = b.channel().subscribe();
+    let already = count_starting(&b, &a_id, "burst").await;
+    wait_received(&mut eb, 100 - already).await;
+    let got: Vec<String> = b
+        .channel()
+        .messages(&a_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .filter(|m| m.starts_with("burst"))
+        .collect();
+    assert_eq!(
+        got,
+        (50..150).map(|i| format!("burst {i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(b.channel().contacts().await.unwrap()[0].missed, 50);
+
+    a.shutdown().await;
+    b.shutdown().await;
+    boot.shutdown().await;
+}
