@@ -1,6 +1,7 @@
 //! Tauri commands: thin calls into the service. Errors reach the UI as `UiError` (words + hint).
 
-use kiyeovo_core::api::{AppSnapshot, ErrorCode, UiError};
+use kiyeovo_core::api::{AppSnapshot, ContactView, ErrorCode, MessageView, UiError};
+use kiyeovo_core::PeerId;
 use tauri::State;
 
 use crate::state::ShellState;
@@ -37,4 +38,85 @@ pub async fn set_bootstrap(
 ) -> Result<Vec<String>, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.set_bootstrap(addrs).await.map_err(|e| e.to_ui())
+}
+
+fn peer(text: &str) -> Result<PeerId, UiError> {
+    text.parse().map_err(|_| UiError {
+        code: ErrorCode::InvalidInput,
+        message: format!("{text:?} is not a peer id."),
+        hint: "Pick the contact from the list.".into(),
+    })
+}
+
+/// Our contact card (`kiyeovo1…`) to give to others.
+#[tauri::command]
+pub fn my_card(state: State<'_, ShellState>) -> Result<String, UiError> {
+    Ok(state.app().ok_or_else(not_ready)?.my_card())
+}
+
+/// Adds a contact from a pasted card and starts the handshake.
+#[tauri::command]
+pub async fn add_contact(
+    state: State<'_, ShellState>,
+    card: String,
+) -> Result<ContactView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .add_contact(&card)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+#[tauri::command]
+pub async fn list_contacts(state: State<'_, ShellState>) -> Result<Vec<ContactView>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel().contacts().await.map_err(|e| e.to_ui())
+}
+
+#[tauri::command]
+pub async fn list_messages(
+    state: State<'_, ShellState>,
+    peer_id: String,
+) -> Result<Vec<MessageView>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .messages(&peer(&peer_id)?)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+#[tauri::command]
+pub async fn send_message(
+    state: State<'_, ShellState>,
+    peer_id: String,
+    body: String,
+) -> Result<MessageView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .send_chat(&peer(&peer_id)?, &body)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+#[tauri::command]
+pub async fn set_blocked(
+    state: State<'_, ShellState>,
+    peer_id: String,
+    blocked: bool,
+) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .set_blocked(&peer(&peer_id)?, blocked)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// The conversation with `peer_id` is on screen: clears its unread count.
+#[tauri::command]
+pub async fn mark_read(state: State<'_, ShellState>, peer_id: String) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .mark_read(&peer(&peer_id)?)
+        .await
+        .map_err(|e| e.to_ui())
 }

@@ -34,6 +34,13 @@ fn main() {
             commands::get_snapshot,
             commands::set_display_name,
             commands::set_bootstrap,
+            commands::my_card,
+            commands::add_contact,
+            commands::list_contacts,
+            commands::list_messages,
+            commands::send_message,
+            commands::set_blocked,
+            commands::mark_read,
         ])
         .setup(move |app| {
             if profile != kiyeovo_core::profile::DEFAULT_PROFILE {

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kiyeovo_core::api::{events, AppSnapshot, Phase};
+use kiyeovo_core::api::{events, AppSnapshot, ContactChanged, Phase};
 use kiyeovo_core::service::{App, AppConfig};
 use tauri::{AppHandle, Emitter, Manager};
 
@@ -60,6 +60,23 @@ fn publish(handle: &AppHandle, snapshot: AppSnapshot) {
     }
 }
 
+/// Tells the window which contact changed; it re-reads that contact's data.
+async fn forward_contact_events(
+    handle: AppHandle,
+    mut events: tokio::sync::broadcast::Receiver<kiyeovo_core::pairwise::channel::ChannelEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let peer_id = match events.recv().await {
+            Ok(event) => event.peer().to_string(),
+            // Missed some: an empty id asks the window to re-read everything.
+            Err(RecvError::Lagged(_)) => String::new(),
+            Err(RecvError::Closed) => break,
+        };
+        let _ = handle.emit(events::CONTACT_CHANGED, ContactChanged { peer_id });
+    }
+}
+
 /// Starts the profile and then forwards every state change to the window.
 pub async fn start(handle: AppHandle, config: AppConfig) {
     let app = match App::start(config).await {
@@ -74,6 +91,10 @@ pub async fn start(handle: AppHandle, config: AppConfig) {
         }
     };
     let mut snapshots = app.snapshots();
+    tauri::async_runtime::spawn(forward_contact_events(
+        handle.clone(),
+        app.channel().subscribe(),
+    ));
     let state = handle.state::<ShellState>();
     let _ = state.app.set(app);
     loop {

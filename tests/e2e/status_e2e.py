@@ -173,6 +173,79 @@ def log_watcher(proc):
     return opened
 
 
+def profile_closed(name):
+    """True once no app process runs with this profile (its lock is released)."""
+    return subprocess.run(["pgrep", "-f", f"--profile {name} "], capture_output=True).returncode != 0
+
+
+def session(wd, profile, args, body):
+    """One app window for `profile`: run `body`, then close the window and wait for the exit."""
+    wd.start(APP, ["--profile", profile] + args)
+    try:
+        body()
+    finally:
+        wd.quit()
+        wait_until(f"{profile} to exit", lambda: profile_closed(profile), 30)
+
+
+def contacts_and_chat(wd, bootstrap, data_dir):
+    """Two profiles exchange cards through the UI, become trusted and chat, taking turns in the
+    one window WebKitWebDriver can drive (so everything also goes through the offline path)."""
+    args = ["--data-dir", data_dir, "--host", "127.0.0.1", "--no-mdns", "--bootstrap", bootstrap]
+    ana, ben = "e2e-ana-" + secrets.token_hex(3), "e2e-ben-" + secrets.token_hex(3)
+    cards = {}
+
+    def open_contacts():
+        wait_until("status", lambda: wd.text("#peer-id"))
+        wait_until("joined", lambda: "Joined the network" in wd.text("#bootstrap-state"))
+        wd.click("#tab-contacts")
+
+    def copy_card(who):
+        def body():
+            open_contacts()
+            wd.click("#my-card-button")
+            card = wait_until("card", lambda: wd.call(
+                "GET", wd.s(f"/element/{wd.find('#my-card')}/property/value")))
+            assert card.startswith("kiyeovo1"), card
+            cards[who] = card
+        return body
+
+    def add_card(other, then=None):
+        def body():
+            open_contacts()
+            wd.type_into("#add-contact", "kiyeovo1thisisnotavalidcard")
+            wd.click("#add-contact-form button[type=submit]")
+            msg = wait_until("card error in words", lambda: wd.text("#add-contact-form [role=alert]"))
+            assert "copy it again" in msg or "typo" in msg, msg
+            wd.type_into("#add-contact", cards[other])
+            wd.click("#add-contact-form button[type=submit]")
+            wait_until("contact listed", lambda: wd.text("#contact-list button.contact"))
+            if then:
+                then()
+        return body
+
+    def ben_sends():
+        wait_until("trusted", lambda: "trusted since" in wd.text("#contact-list button.contact"))
+        wd.click("#contact-list button.contact")
+        wd.type_into("#message-input", "hello from ben")
+        wd.click("#send-form button[type=submit]")
+        wait_until("stored or sent", lambda: "hello from ben" in wd.text("#messages"))
+        wd.screenshot(OUT / "chat-ben.png")
+
+    def ana_reads():
+        open_contacts()
+        wait_until("trusted", lambda: "trusted since" in wd.text("#contact-list button.contact"))
+        wd.click("#contact-list button.contact")
+        wait_until("message arrived", lambda: "hello from ben" in wd.text("#messages"))
+        wd.screenshot(OUT / "chat-ana.png")
+
+    session(wd, ben, args, copy_card("ben"))
+    session(wd, ana, args, copy_card("ana"))
+    session(wd, ana, args, add_card("ben"))          # Ana adds Ben while Ben is closed
+    session(wd, ben, args, add_card("ana", ben_sends))  # Ben adds Ana, finds her handshake, writes
+    session(wd, ana, args, ana_reads)                 # Ana opens later and reads it
+
+
 def run_checks(wd, bootstrap, data_dir):
     app_args = ["--data-dir", data_dir, "--host", "127.0.0.1", "--no-mdns"]
     wd.start(APP, ["--profile", "e2e-" + secrets.token_hex(4), "--bootstrap", bootstrap] + app_args)
@@ -242,6 +315,9 @@ def run_checks(wd, bootstrap, data_dir):
         check("second_instance_of_a_profile_shows_an_error_in_words", second_instance)
     finally:
         wd.quit()
+
+    check("two_profiles_add_each_other_through_the_ui_and_chat",
+          lambda: contacts_and_chat(wd, bootstrap, data_dir))
 
 
 def main():

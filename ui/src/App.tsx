@@ -2,10 +2,12 @@ import { useEffect, useState } from "react";
 import { startStore, useSnapshot } from "./lib/store";
 import { StatusScreen } from "./status/StatusScreen";
 import { ErrorScreen } from "./errors/ErrorScreen";
+import { ContactsScreen } from "./contacts/ContactsScreen";
 
 export function App() {
   const snapshot = useSnapshot();
   const [bridgeError, setBridgeError] = useState<string | null>(null);
+  const [tab, setTab] = useState<"contacts" | "status">("status");
 
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
@@ -32,5 +34,13 @@ export function App() {
   if (snapshot.phase === "failed" && snapshot.error) {
     return <ErrorScreen error={snapshot.error} profile={snapshot.profile} />;
   }
-  return <StatusScreen snapshot={snapshot} />;
+  return (
+    <>
+      <nav className="tabs">
+        <button id="tab-status" className={tab === "status" ? "active" : ""} onClick={() => setTab("status")}>Status</button>
+        <button id="tab-contacts" className={tab === "contacts" ? "active" : ""} onClick={() => setTab("contacts")}>Contacts</button>
+      </nav>
+      {tab === "status" ? <StatusScreen snapshot={snapshot} /> : <ContactsScreen />}
+    </>
+  );
 }

@@ -145,8 +145,17 @@ pub struct MessageView {
     pub state: MessageState,
 }
 
+/// Something changed for a contact (trust, a message, a delivery state); the UI re-reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ContactChanged {
+    pub peer_id: String,
+}
+
 /// Names of the events the backend emits to the UI.
 pub mod events {
     /// Payload: [`super::AppSnapshot`].
     pub const APP_SNAPSHOT: &str = "app-snapshot";
+    /// Payload: [`super::ContactChanged`].
+    pub const CONTACT_CHANGED: &str = "contact-changed";
 }

@@ -4,8 +4,12 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { AppSnapshot } from "../bindings/AppSnapshot";
 import type { UiError } from "../bindings/UiError";
+import type { ContactView } from "../bindings/ContactView";
+import type { MessageView } from "../bindings/MessageView";
+import type { ContactChanged } from "../bindings/ContactChanged";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
+export const EVENT_CONTACT_CHANGED = "contact-changed";
 
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
@@ -13,6 +17,15 @@ export const api = {
   setBootstrap: (addrs: string[]) => invoke<string[]>("set_bootstrap", { addrs }),
   onSnapshot: (cb: (s: AppSnapshot) => void): Promise<UnlistenFn> =>
     listen<AppSnapshot>(EVENT_APP_SNAPSHOT, (e) => cb(e.payload)),
+  myCard: () => invoke<string>("my_card"),
+  addContact: (card: string) => invoke<ContactView>("add_contact", { card }),
+  listContacts: () => invoke<ContactView[]>("list_contacts"),
+  listMessages: (peerId: string) => invoke<MessageView[]>("list_messages", { peerId }),
+  sendMessage: (peerId: string, body: string) => invoke<MessageView>("send_message", { peerId, body }),
+  setBlocked: (peerId: string, blocked: boolean) => invoke<void>("set_blocked", { peerId, blocked }),
+  markRead: (peerId: string) => invoke<void>("mark_read", { peerId }),
+  onContactChanged: (cb: (c: ContactChanged) => void): Promise<UnlistenFn> =>
+    listen<ContactChanged>(EVENT_CONTACT_CHANGED, (e) => cb(e.payload)),
 };
 
 /** Turns whatever a command rejected with into words for the user. */

@@ -352,6 +352,15 @@ pub async fn messages(
         .collect()
 }
 
+pub async fn mark_read(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<(), DbError> {
+    sqlx::query("UPDATE messages SET read = 1 WHERE peer_id = ? AND outgoing = 0 AND read = 0")
+        .bind(peer.to_string())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
 pub async fn unread(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<u32, DbError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM messages WHERE peer_id = ? AND outgoing = 0 AND read = 0",

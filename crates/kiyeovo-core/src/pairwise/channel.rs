@@ -75,6 +75,10 @@ pub enum ChannelEvent {
         peer: PeerId,
         count: u64,
     },
+    /// The conversation was read here.
+    Read {
+        peer: PeerId,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,40 @@ pub enum ChannelError {
     Database(#[from] DbError),
     #[error(transparent)]
     Node(#[from] NodeError),
+}
+
+impl ChannelError {
+    /// The words the UI shows.
+    pub fn to_ui(&self) -> crate::api::UiError {
+        use crate::api::{ErrorCode, UiError};
+        let (code, hint) = match self {
+            ChannelError::Card(_) => (ErrorCode::InvalidInput, "Ask your contact to copy their card again (Contacts → My card) and paste all of it."),
+            ChannelError::UnknownContact(_) | ChannelError::NotTrusted(_) => (ErrorCode::InvalidInput, "Both of you must add each other's card; the contact turns trusted once the handshake completes."),
+            ChannelError::Blocked(_) => (ErrorCode::InvalidInput, "Unblock the contact first."),
+            ChannelError::EmptyMessage => (ErrorCode::InvalidInput, "Type a message first."),
+            ChannelError::Envelope(_) => (ErrorCode::InvalidInput, "The message is too long; split it."),
+            ChannelError::Database(_) => (ErrorCode::Database, "Check free disk space, then try again."),
+            ChannelError::Node(_) => (ErrorCode::Network, "Check your network connection; the message is kept and sent later."),
+        };
+        UiError {
+            code,
+            message: self.to_string(),
+            hint: hint.to_string(),
+        }
+    }
+}
+
+impl ChannelEvent {
+    /// The contact this event is about.
+    pub fn peer(&self) -> PeerId {
+        match self {
+            ChannelEvent::ContactTrusted { peer }
+            | ChannelEvent::MessageReceived { peer, .. }
+            | ChannelEvent::MessageState { peer, .. }
+            | ChannelEvent::Missed { peer, .. }
+            | ChannelEvent::Read { peer } => *peer,
+        }
+    }
 }
 
 /// Why an inbound envelope was dropped (logged, never shown as a message).
@@ -229,6 +267,13 @@ impl Channel {
 
     pub async fn messages(&self, peer: &PeerId) -> Result<Vec<MessageView>, ChannelError> {
         Ok(store::messages(self.db.pool(), &self.storage_key, peer).await?)
+    }
+
+    /// The user has seen the conversation: its unread count drops to zero.
+    pub async fn mark_read(&self, peer: &PeerId) -> Result<(), ChannelError> {
+        store::mark_read(self.db.pool(), peer).await?;
+        self.emit(ChannelEvent::Read { peer: *peer });
+        Ok(())
     }
 
     pub async fn set_blocked(&self, peer: &PeerId, blocked: bool) -> Result<(), ChannelError> {

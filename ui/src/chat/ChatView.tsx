@@ -1,0 +1,86 @@
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { api, asUiError } from "../lib/api";
+import type { ContactView } from "../bindings/ContactView";
+import type { MessageView } from "../bindings/MessageView";
+import type { MessageState } from "../bindings/MessageState";
+import type { UiError } from "../bindings/UiError";
+
+const STATE_TEXT: Record<MessageState, string> = {
+  pending: "saving…",
+  stored: "stored for them",
+  sent: "sent",
+  delivered: "delivered",
+  received: "",
+};
+
+/** One conversation. `changed` bumps whenever the backend reports news for this contact. */
+export function ChatView({ contact, changed, onBlocked }: { contact: ContactView; changed: number; onBlocked: () => void }) {
+  const [messages, setMessages] = useState<MessageView[]>([]);
+  const [draft, setDraft] = useState("");
+  const [error, setError] = useState<UiError | null>(null);
+
+  const reload = useCallback(async () => {
+    try {
+      const list = await api.listMessages(contact.peer_id);
+      setMessages(list);
+      if (list.some((m) => !m.outgoing) && contact.unread > 0) {
+        await api.markRead(contact.peer_id);
+      }
+    } catch (e) {
+      setError(asUiError(e));
+    }
+  }, [contact.peer_id, contact.unread]);
+
+  useEffect(() => {
+    void reload();
+  }, [reload, changed]);
+
+  async function send(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api.sendMessage(contact.peer_id, draft);
+      setDraft("");
+      await reload();
+    } catch (err) {
+      setError(asUiError(err));
+    }
+  }
+
+  async function toggleBlock() {
+    try {
+      await api.setBlocked(contact.peer_id, !contact.blocked);
+      onBlocked();
+    } catch (err) {
+      setError(asUiError(err));
+    }
+  }
+
+  return (
+    <div className="chat" id="chat">
+      <header className="chat-header">
+        <h2>{contact.display_name}</h2>
+        <button className="secondary" onClick={() => void toggleBlock()}>{contact.blocked ? "Unblock" : "Block"}</button>
+      </header>
+      {contact.missed > 0 && (
+        <p className="warnings" role="status">{contact.missed} earlier messages were missed (they expired before this device came online).</p>
+      )}
+      <ol className="messages" id="messages">
+        {messages.map((m) => (
+          <li key={m.msg_id} className={m.outgoing ? "out" : "in"} data-state={m.state}>
+            <span className="body">{m.body}</span>
+            <span className="meta">
+              {new Date(m.sent_at).toLocaleTimeString()} {m.outgoing ? STATE_TEXT[m.state] : ""}
+            </span>
+          </li>
+        ))}
+      </ol>
+      <form className="row" onSubmit={send} id="send-form">
+        <input id="message-input" value={draft} onChange={(e) => setDraft(e.target.value)}
+          placeholder={contact.trusted_at === null ? "Waiting for the handshake…" : "Write a message"} />
+        <button type="submit" disabled={draft.trim() === ""}>Send</button>
+      </form>
+      {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
+    </div>
+  );
+}
