@@ -258,3 +258,48 @@ async fn handshake_and_messages_reach_an_offline_contact() {
     b.shutdown().await;
     boot.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_contacts_messages_never_reach_storage() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("ba"), TestProfile::new("bb"));
+    let (a, b) = (online(&pa, &addr).await, online(&pb, &addr).await);
+    befriend(&a, &b).await;
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+
+    b.channel().set_blocked(&a_id, true).await.unwrap();
+    assert!(b.channel().contacts().await.unwrap()[0].blocked);
+    let mut ea = a.channel().subscribe();
+    let sent = a.channel().send_chat(&b_id, "while blocked").await.unwrap();
+    wait_event(
+        &mut ea,
+        "bucket written",
+        |e| matches!(e, ChannelEvent::BucketWritten { seq, .. } if *seq >= sent.seq),
+    )
+    .await;
+    // B reads A's bucket (and got the direct copy, if any): both are discarded.
+    b.channel().poll(&a_id).await;
+    assert!(b.channel().messages(&a_id).await.unwrap().is_empty());
+    let err = b.channel().send_chat(&a_id, "hi").await.unwrap_err();
+    assert!(matches!(err, ChannelError::Blocked(_)), "{err}");
+
+    // After unblocking, new messages arrive; the one sent while blocked never does.
+    b.channel().set_blocked(&a_id, false).await.unwrap();
+    let mut eb = b.channel().subscribe();
+    a.channel().send_chat(&b_id, "after unblock").await.unwrap();
+    wait_received(&mut eb, 1).await;
+    b.channel().poll(&a_id).await;
+    let bodies: Vec<String> = b
+        .channel()
+        .messages(&a_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, vec!["after unblock".to_string()]);
+
+    a.shutdown().await;
+    b.shutdown().await;
+    boot.shutdown().await;
+}

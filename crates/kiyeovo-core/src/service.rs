@@ -152,6 +152,7 @@ impl App {
                 bucket_cap: config.bucket_cap,
                 max_record_bytes: config.limits.max_record_bytes,
                 poll_interval: config.poll_interval,
+                republish_interval: config.timing.republish,
             },
         );
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];

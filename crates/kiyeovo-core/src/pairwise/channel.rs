@@ -43,6 +43,8 @@ pub struct ChannelConfig {
     pub max_record_bytes: usize,
     /// How often every contact's bucket is read.
     pub poll_interval: Duration,
+    /// How often our buckets are re-published (PROTOCOL.md §3: ~30 min).
+    pub republish_interval: Duration,
 }
 
 impl Default for ChannelConfig {
@@ -51,6 +53,7 @@ impl Default for ChannelConfig {
             bucket_cap: bucket::DEFAULT_CAP,
             max_record_bytes: crate::config::Limits::default().max_record_bytes,
             poll_interval: Duration::from_secs(30),
+            republish_interval: crate::config::Timing::default().republish,
         }
     }
 }
@@ -78,6 +81,11 @@ pub enum ChannelEvent {
     /// The conversation was read here.
     Read {
         peer: PeerId,
+    },
+    /// Our bucket for `peer` now holds every envelope up to `seq`.
+    BucketWritten {
+        peer: PeerId,
+        seq: u64,
     },
 }
 
@@ -130,7 +138,8 @@ impl ChannelEvent {
             | ChannelEvent::MessageReceived { peer, .. }
             | ChannelEvent::MessageState { peer, .. }
             | ChannelEvent::Missed { peer, .. }
-            | ChannelEvent::Read { peer } => *peer,
+            | ChannelEvent::Read { peer }
+            | ChannelEvent::BucketWritten { peer, .. } => *peer,
         }
     }
 }
@@ -410,6 +419,7 @@ impl Channel {
                 match this.publish_bucket(&peer, &keys).await {
                     Ok(()) => match store::mark_stored_up_to(this.db.pool(), &peer, upto).await {
                         Ok(ids) => {
+                            this.emit(ChannelEvent::BucketWritten { peer, seq: upto });
                             for msg_id in ids {
                                 this.emit(ChannelEvent::MessageState {
                                     peer,
@@ -515,12 +525,11 @@ impl Channel {
     /// Reads `peer`'s bucket for us and processes what is new. Failures are logged: the next
     /// poll tries again.
     pub async fn poll(self: &Arc<Self>, peer: &PeerId) {
+        // Blocked contacts are read too: their envelopes are authenticated and discarded (see
+        // `apply`), so nothing sent while blocked shows up after an unblock.
         let Ok(row) = self.contact(peer).await else {
             return;
         };
-        if row.blocked {
-            return;
-        }
         let keys = self.keys(&row.card);
         let key =
             RecordKey::for_public_key(RecordKind::PairwiseBucket, &keys.incoming.bucket_public());
@@ -585,7 +594,7 @@ impl Channel {
 
     pub async fn poll_all(self: &Arc<Self>) {
         if let Ok(rows) = store::contacts(self.db.pool()).await {
-            for row in rows.iter().filter(|r| !r.blocked) {
+            for row in &rows {
                 self.poll(&row.peer_id).await;
             }
         }
@@ -621,9 +630,6 @@ impl Channel {
         let row = store::contact(self.db.pool(), &peer)
             .await?
             .ok_or(DropReason::NotAContact)?;
-        if row.blocked {
-            return Err(DropReason::Blocked);
-        }
         let keys = self.keys(&row.card);
         let (header, payload) =
             envelope::open(bytes, &self.me, &row.card.identity, &keys.incoming)?;
@@ -655,6 +661,15 @@ impl Channel {
                 .begin()
                 .await
                 .map_err(|e| DbError::Query(e.to_string()))?;
+            if row.blocked {
+                // Consumed, never stored: an unblock does not bring it back.
+                row.inbox.processed(header.seq);
+                store::save_inbox(&mut tx, peer, &row.inbox).await?;
+                tx.commit()
+                    .await
+                    .map_err(|e| DbError::Query(e.to_string()))?;
+                return Err(DropReason::Blocked);
+            }
             // Events go out only after the commit, so whoever reacts sees the stored state.
             let mut events = Vec::new();
             match &payload {
@@ -716,20 +731,22 @@ impl Channel {
     }
 
     /// Runs the channel: handles inbound direct payloads, polls every contact's bucket on start
-    /// and every `poll_interval`, and re-publishes our buckets.
+    /// and every `poll_interval`, and re-publishes our buckets on start and every
+    /// `republish_interval`.
     pub async fn run(self: Arc<Self>, mut events: mpsc::Receiver<NodeEvent>) {
         let mut poll = tokio::time::interval(self.config.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Fires at once too: on start-up our buckets are re-published (PROTOCOL.md §3).
+        let mut republish = tokio::time::interval(self.config.republish_interval);
+        republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = events.recv() => match event {
                     Some(NodeEvent::Direct { peer, payload }) => self.handle_direct(peer, &payload).await,
                     None => break,
                 },
-                _ = poll.tick() => {
-                    self.poll_all().await;
-                    self.republish_all().await;
-                }
+                _ = poll.tick() => self.poll_all().await,
+                _ = republish.tick() => self.republish_all().await,
             }
         }
     }
