@@ -170,8 +170,15 @@ impl Database {
         Ok(())
     }
 
-    /// Flushes and closes the pool (checkpointing the WAL).
+    /// Moves everything from the WAL into the main file, then closes the pool, so a closed
+    /// profile is one self-contained file (safe to back up or copy).
     pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the database on close");
+        }
         self.pool.close().await;
     }
 }
@@ -194,6 +201,11 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         db.close().await;
+        // Closed cleanly: everything is in the main file.
+        let wal = std::fs::metadata(dir.path().join(format!("{DB_FILE}-wal")))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert_eq!(wal, 0);
 
         let again = Database::open(&path).await.unwrap();
         assert!(!again.was_created());
