@@ -198,6 +198,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Signs `card` with any identity and encodes it with a correct checksum, so only the
+    /// signature (or binding) check can refuse it.
+    fn signed_text(card: &ContactCard, signer: &Identity) -> String {
+        let signature = signer.sign(Domain::ContactCard, &codec::encode(card));
+        let mut bytes = codec::encode(&SignedCard {
+            card: card.clone(),
+            signature,
+        });
+        bytes.extend_from_slice(&checksum(&bytes));
+        format!("{PREFIX}{}", BASE32.encode(&bytes))
+    }
+
     fn card(identity: &Identity) -> ContactCard {
         ContactCard::new(
             identity,
@@ -237,27 +249,11 @@ mod tests {
         let other = Identity::generate();
         let mut forged = card(&id);
         forged.display_name = "Mallory".into();
-        let forged_text = {
-            let signature = other.sign(Domain::ContactCard, &codec::encode(&forged));
-            let mut bytes = codec::encode(&SignedCard {
-                card: forged,
-                signature,
-            });
-            bytes.extend_from_slice(&checksum(&bytes));
-            format!("{PREFIX}{}", BASE32.encode(&bytes))
-        };
+        let forged_text = signed_text(&forged, &other);
         // A valid signature over a card whose X25519 key is someone else's.
         let mut swapped = card(&id);
         swapped.identity.x25519 = other.public().x25519;
-        let swapped_text = {
-            let signature = id.sign(Domain::ContactCard, &codec::encode(&swapped));
-            let mut bytes = codec::encode(&SignedCard {
-                card: swapped,
-                signature,
-            });
-            bytes.extend_from_slice(&checksum(&bytes));
-            format!("{PREFIX}{}", BASE32.encode(&bytes))
-        };
+        let swapped_text = signed_text(&swapped, &id);
         let mut bad_name = card(&id);
         bad_name.display_name = "evil\u{202e}name\u{0}".into();
         let bad_name_text = bad_name.to_text(&id);

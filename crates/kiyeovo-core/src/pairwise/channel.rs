@@ -408,15 +408,11 @@ impl Channel {
         let (this, peer) = (self.clone(), *peer);
         tokio::spawn(async move {
             loop {
-                let upto = match this.contact(&peer).await {
-                    Ok(row) => row.out_seq,
-                    Err(_) => break,
+                let Ok(row) = this.contact(&peer).await else {
+                    break;
                 };
-                let keys = match this.contact(&peer).await {
-                    Ok(row) => this.keys(&row.card),
-                    Err(_) => break,
-                };
-                match this.publish_bucket(&peer, &keys).await {
+                let upto = row.out_seq;
+                match this.publish_bucket(&row).await {
                     Ok(()) => match store::mark_stored_up_to(this.db.pool(), &peer, upto).await {
                         Ok(ids) => {
                             this.emit(ChannelEvent::BucketWritten { peer, seq: upto });
@@ -490,7 +486,9 @@ impl Channel {
 
     /// Re-reads our bucket for `peer` from the DHT, merges our outbox into it and writes it back
     /// with a higher version.
-    async fn publish_bucket(&self, peer: &PeerId, keys: &PairwiseKeys) -> Result<(), ChannelError> {
+    async fn publish_bucket(&self, row: &ContactRow) -> Result<(), ChannelError> {
+        let peer = &row.peer_id;
+        let keys = self.keys(&row.card);
         let record_key = keys.outgoing.bucket_record_key();
         let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
             Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
@@ -504,7 +502,6 @@ impl Channel {
             Err(NodeError::NotFound) => (BucketContent::default(), 0),
             Err(e) => return Err(e.into()),
         };
-        let row = self.contact(peer).await?;
         let outbox = store::outbox(self.db.pool(), peer, self.config.bucket_cap).await?;
         let merged = bucket::merge(&current.envelopes, &outbox, self.limits());
         let version = version.max(row.bucket_version) + 1;
