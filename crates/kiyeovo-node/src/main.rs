@@ -46,6 +46,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    // Install the handlers before anything is printed: a supervisor (or a test) may send
+    // SIGTERM as soon as it reads our address, and it must still get a clean shutdown.
+    let shutdown = match ShutdownSignal::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kiyeovo-node: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if args.data_dir.is_none() {
         tracing::warn!("no --data-dir: this node gets a new peer id on every start");
     }
@@ -78,32 +87,45 @@ async fn main() -> ExitCode {
     if let Some(warning) = node.status.borrow().warnings.first() {
         eprintln!("kiyeovo-node: warning: {warning}");
     }
-    wait_for_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     node.shutdown().await;
     ExitCode::SUCCESS
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+/// SIGINT / SIGTERM (Ctrl-C elsewhere), registered up front and awaited later.
+struct ShutdownSignal {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+impl ShutdownSignal {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn wait(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
