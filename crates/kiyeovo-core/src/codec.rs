@@ -5,7 +5,20 @@
 //! checked. Decoding is strict: the input must fit the limit *before* any parsing starts, and it
 //! must be consumed exactly (no trailing bytes that a signature would not cover).
 
+use std::sync::LazyLock;
+
+use data_encoding::{Encoding, Specification};
 use serde::{de::DeserializeOwned, Serialize};
+
+/// Lower-case RFC 4648 base32 without padding, strict about trailing bits so every byte string
+/// has exactly one spelling. Used for DHT keys and contact cards: it survives URLs, chat apps and
+/// case-insensitive copying, and upper-cases into QR alphanumeric mode.
+pub static BASE32_LOWER: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.check_trailing_bits = true;
+    spec.encoding().expect("valid base32 specification")
+});
 
 /// Why bytes from the network were not decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

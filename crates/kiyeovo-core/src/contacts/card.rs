@@ -7,15 +7,12 @@
 //! checksum turns a typo or a truncated paste into "copy it again" instead of a confusing
 //! signature error. Whitespace and case are ignored on input, so a wrapped line still works.
 
-use std::sync::LazyLock;
-
-use data_encoding::{Encoding, Specification};
 use ed25519_dalek::VerifyingKey;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::codec;
+use crate::codec::{self, BASE32_LOWER};
 use crate::identity::{serde_sig, Identity, PublicIdentity};
 use crate::sign::{self, Domain};
 
@@ -27,13 +24,6 @@ pub const MAX_ADDRS: usize = 8;
 pub const MAX_ADDR_CHARS: usize = 256;
 const CHECKSUM_LEN: usize = 4;
 const CHECKSUM_LABEL: &[u8] = b"kiyeovo/v1/card-checksum";
-
-static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
-    let mut spec = Specification::new();
-    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
-    spec.check_trailing_bits = true;
-    spec.encoding().expect("valid base32 specification")
-});
 
 /// Why a pasted card was refused. The messages are written for the person who pasted it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -137,7 +127,7 @@ impl ContactCard {
             signature,
         });
         bytes.extend_from_slice(&checksum(&bytes));
-        format!("{PREFIX}{}", BASE32.encode(&bytes))
+        format!("{PREFIX}{}", BASE32_LOWER.encode(&bytes))
     }
 
     /// Parses and fully checks a pasted card. `own` is the pasting user's peer id, so pasting
@@ -159,7 +149,7 @@ impl ContactCard {
             return Err(CardError::BadCharacters);
         }
         // Only the length (or stray trailing bits) can be wrong now: characters went missing.
-        let bytes = BASE32
+        let bytes = BASE32_LOWER
             .decode(body.as_bytes())
             .map_err(|_| CardError::Checksum)?;
         if bytes.len() <= CHECKSUM_LEN {
@@ -207,7 +197,7 @@ mod tests {
             signature,
         });
         bytes.extend_from_slice(&checksum(&bytes));
-        format!("{PREFIX}{}", BASE32.encode(&bytes))
+        format!("{PREFIX}{}", BASE32_LOWER.encode(&bytes))
     }
 
     fn card(identity: &Identity) -> ContactCard {

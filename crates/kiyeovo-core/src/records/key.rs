@@ -1,19 +1,9 @@
 //! Self-certifying DHT keys: `/kiyeovo/<kind>/<base32(sha256(public key))>[/<version>]`.
 
-use std::fmt;
-use std::sync::LazyLock;
-
-use data_encoding::{Encoding, Specification};
 use sha2::{Digest, Sha256};
+use std::fmt;
 
-/// Lower-case RFC 4648 base32 without padding; parsing insists on the canonical form so one key
-/// has exactly one spelling.
-static BASE32_LOWER: LazyLock<Encoding> = LazyLock::new(|| {
-    let mut spec = Specification::new();
-    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
-    spec.check_trailing_bits = true;
-    spec.encoding().expect("valid base32 specification")
-});
+use crate::codec::BASE32_LOWER;
 
 const PREFIX: &str = "/kiyeovo/";
 /// Longest key we ever parse; anything longer is refused before looking at it.
