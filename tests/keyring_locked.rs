@@ -26,7 +26,20 @@ impl Drop for PrivateSession {
 }
 
 fn private_keyring() -> PrivateSession {
-    let mut bus = Command::new("dbus-daemon")
+    // Everything a keyring daemon uses to find an already-running instance (its control socket
+    // lives under XDG_RUNTIME_DIR, falling back to HOME) points into a fresh directory, so this
+    // daemon can never attach to — and lock — the keyring the other tests use.
+    let home = tempfile::tempdir().unwrap();
+    let isolate = |cmd: &mut Command| {
+        cmd.env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", home.path())
+            .env("XDG_DATA_HOME", home.path())
+            .env("XDG_CACHE_HOME", home.path())
+            .env_remove("GNOME_KEYRING_CONTROL");
+    };
+    let mut bus_cmd = Command::new("dbus-daemon");
+    isolate(&mut bus_cmd);
+    let mut bus = bus_cmd
         .args(["--session", "--nofork", "--print-address=1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -37,11 +50,11 @@ fn private_keyring() -> PrivateSession {
         .read_line(&mut address)
         .unwrap();
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", address.trim());
-    let home = tempfile::tempdir().unwrap();
     // `--unlock` returns once the daemon serves the Secret Service with the login keyring open.
-    let mut daemon = Command::new("gnome-keyring-daemon")
+    let mut daemon_cmd = Command::new("gnome-keyring-daemon");
+    isolate(&mut daemon_cmd);
+    let mut daemon = daemon_cmd
         .args(["--unlock", "--components=secrets"])
-        .env("XDG_DATA_HOME", home.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
