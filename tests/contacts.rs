@@ -75,9 +75,20 @@ async fn wait_stored(rx: &mut tokio::sync::broadcast::Receiver<ChannelEvent>, n:
     }
 }
 
-async fn count_starting(app: &App, from: &libp2p::PeerId, prefix: &str) -> usize {
-    let all = app.channel().messages(from).await.unwrap();
-    all.iter().filter(|m| m.body.starts_with(prefix)).count()
+/// Waits until `app` has stored `n` messages from `from` starting with `prefix`. The database
+/// is the truth (the poll on start may run before anyone subscribes); events only wake us up.
+async fn wait_stored_messages(app: &App, from: &libp2p::PeerId, prefix: &str, n: usize) {
+    let mut rx = app.channel().subscribe();
+    loop {
+        let all = app.channel().messages(from).await.unwrap();
+        if all.iter().filter(|m| m.body.starts_with(prefix)).count() >= n {
+            return;
+        }
+        wait_event(&mut rx, "another message", |e| {
+            matches!(e, ChannelEvent::MessageReceived { .. })
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,10 +225,7 @@ async fn handshake_and_messages_reach_an_offline_contact() {
     let b = App::start(pb.config(std::slice::from_ref(&addr)))
         .await
         .unwrap();
-    let mut eb = b.channel().subscribe();
-    // The poll on start may have run before we subscribed: count what is stored already.
-    let already = count_starting(&b, &a_id, "offline").await;
-    wait_received(&mut eb, 50 - already).await;
+    wait_stored_messages(&b, &a_id, "offline", 50).await;
     let got = b.channel().messages(&a_id).await.unwrap();
     assert_eq!(got.len(), 50);
     assert_eq!(got[0].body, "offline 0");
@@ -236,9 +244,7 @@ async fn handshake_and_messages_reach_an_offline_contact() {
     let b = App::start(pb.config(std::slice::from_ref(&addr)))
         .await
         .unwrap();
-    let mut eb = b.channel().subscribe();
-    let already = count_starting(&b, &a_id, "burst").await;
-    wait_received(&mut eb, 100 - already).await;
+    wait_stored_messages(&b, &a_id, "burst", 100).await;
     let got: Vec<String> = b
         .channel()
         .messages(&a_id)
