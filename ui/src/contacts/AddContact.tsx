@@ -1,27 +1,15 @@
-import { useState, type FormEvent } from "react";
-import { api, asUiError } from "../lib/api";
+import { useState } from "react";
+import { api } from "../lib/api";
+import { useSubmit } from "../lib/useSubmit";
 import type { ContactView } from "../bindings/ContactView";
-import type { UiError } from "../bindings/UiError";
 
 export function AddContact({ onAdded }: { onAdded: (c: ContactView) => void }) {
   const [text, setText] = useState("");
-  const [error, setError] = useState<UiError | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  async function add(e: FormEvent) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const contact = await api.addContact(text);
-      setText("");
-      onAdded(contact);
-    } catch (err) {
-      setError(asUiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, submit: add } = useSubmit(async () => {
+    const contact = await api.addContact(text);
+    setText("");
+    onAdded(contact);
+  });
 
   return (
     <form className="card" onSubmit={add} id="add-contact-form">

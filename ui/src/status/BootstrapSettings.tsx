@@ -1,29 +1,17 @@
-import { useEffect, useState, type FormEvent } from "react";
-import { api, asUiError } from "../lib/api";
-import type { UiError } from "../bindings/UiError";
+import { useEffect, useState } from "react";
+import { api } from "../lib/api";
+import { useSubmit } from "../lib/useSubmit";
 
 /** Bootstrap nodes, one multiaddress per line; saved and used at once. */
 export function BootstrapSettings({ current }: { current: string[] }) {
   const joined = current.join("\n");
   const [draft, setDraft] = useState(joined);
-  const [error, setError] = useState<UiError | null>(null);
-  const [saving, setSaving] = useState(false);
+  const { busy: saving, error, submit: save } = useSubmit(async () => {
+    const saved = await api.setBootstrap(draft.split("\n"));
+    setDraft(saved.join("\n"));
+  });
 
   useEffect(() => setDraft(joined), [joined]);
-
-  async function save(e: FormEvent) {
-    e.preventDefault();
-    setSaving(true);
-    setError(null);
-    try {
-      const saved = await api.setBootstrap(draft.split("\n"));
-      setDraft(saved.join("\n"));
-    } catch (err) {
-      setError(asUiError(err));
-    } finally {
-      setSaving(false);
-    }
-  }
 
   return (
     <form className="card" onSubmit={save} id="bootstrap-form">

@@ -1,26 +1,14 @@
-import { useEffect, useState, type FormEvent } from "react";
-import { api, asUiError } from "../lib/api";
-import type { UiError } from "../bindings/UiError";
+import { useEffect, useState } from "react";
+import { api } from "../lib/api";
+import { useSubmit } from "../lib/useSubmit";
 
 export function DisplayName({ current }: { current: string }) {
   const [draft, setDraft] = useState(current);
-  const [error, setError] = useState<UiError | null>(null);
-  const [saving, setSaving] = useState(false);
+  const { busy: saving, error, submit: save } = useSubmit(async () => {
+    setDraft(await api.setDisplayName(draft));
+  });
 
   useEffect(() => setDraft(current), [current]);
-
-  async function save(e: FormEvent) {
-    e.preventDefault();
-    setSaving(true);
-    setError(null);
-    try {
-      setDraft(await api.setDisplayName(draft));
-    } catch (err) {
-      setError(asUiError(err));
-    } finally {
-      setSaving(false);
-    }
-  }
 
   return (
     <form className="card" onSubmit={save} id="display-name-form">

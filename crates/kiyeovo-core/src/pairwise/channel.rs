@@ -240,7 +240,7 @@ impl Channel {
 
     /// Adds (or refreshes) a contact from a pasted card and starts the handshake.
     pub async fn add_contact(self: &Arc<Self>, text: &str) -> Result<ContactView, ChannelError> {
-        let own = libp2p::PeerId::from(self.identity.libp2p_keypair().public());
+        let own = self.identity.peer_id();
         let card = ContactCard::from_text(text, Some(&own))?;
         let peer = card.peer_id()?;
         store::upsert_card(self.db.pool(), &card, &peer, now_ms()).await?;
