@@ -34,6 +34,7 @@ pub mod codec;
 pub mod config;
 pub mod contacts;
 pub mod error;
+pub mod group;
 pub mod identity;
 pub mod keystore;
 pub mod node;

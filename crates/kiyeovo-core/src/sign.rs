@@ -12,6 +12,8 @@ pub enum Domain {
     Record,
     ContactCard,
     PairwiseEnvelope,
+    GroupControl,
+    GroupMessage,
 }
 
 impl Domain {
@@ -21,6 +23,8 @@ impl Domain {
             Domain::Record => b"kiyeovo/v1/record",
             Domain::ContactCard => b"kiyeovo/v1/contact-card",
             Domain::PairwiseEnvelope => b"kiyeovo/v1/pairwise-envelope",
+            Domain::GroupControl => b"kiyeovo/v1/group-control",
+            Domain::GroupMessage => b"kiyeovo/v1/group-message",
         }
     }
 }

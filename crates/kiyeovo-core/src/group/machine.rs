@@ -1,0 +1,759 @@
+//! One group's local state machine (PROTOCOL.md §4), pure: no clock, no randomness, no I/O.
+//! Inputs are method calls with the time and any fresh key passed in; outputs are the new state
+//! and control messages queued in [`Group::outbox`] for the service to sign and send.
+//!
+//! Legal transitions (anything else is a [`GroupError`]):
+//!
+//! | role    | from       | input                                   | to         |
+//! |---------|------------|-----------------------------------------|------------|
+//! | creator | —          | create                                  | `Inviting` |
+//! | creator | `Inviting` | response / ack (roster changes)         | `Inviting` |
+//! | creator | `Inviting` | establish (window over, or all accepted)| `Active`   |
+//! | creator | `Inviting` | establish with no acceptor              | `Expired`  |
+//! | invitee | —          | invite (window open)                    | `Invited`  |
+//! | invitee | —          | invite (window already over)            | `Expired`  |
+//! | invitee | `Invited`  | accept / reject, in the window          | `Accepted` / `Rejected` |
+//! | invitee | `Invited`  | window passes                           | `Expired`  |
+//! | invitee | `Accepted` | Welcome from the creator, naming us     | `Active`   |
+//! | invitee | `Invited`/`Accepted` | `Closed` from the creator     | `Expired`  |
+//!
+//! An accepted invitee whose window has passed stays `Accepted`: the UI shows "waiting for the
+//! creator to establish" — it can never establish itself.
+//!
+//! **Window check.** An invitee cannot answer after `expires_at` by its own clock. The creator
+//! counts a response if it arrives before it established the group and the response's signed
+//! time is inside the window (with [`CLOCK_SKEW_MS`] of slack before `created_at` only). The creator
+//! establishes by its own clock, the first time it runs after `expires_at`, which closes the
+//! window for good; a response that arrives after that is answered with `Closed(TooLate)`. The
+//! creator may have been offline when the window ended, so the signed time is the only evidence
+//! of when an answer was given; a trusted contact who backdates an answer gains nothing it could
+//! not have had by answering in time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::control::{
+    Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus, Member,
+    MemberKey, Response, RosterUpdate, SignedControl, Welcome,
+};
+
+/// How far a response's signed time may lie before the invitation was created.
+pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Control ids remembered for de-duplication (far more than one group ever sees).
+const MAX_SEEN: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Creator,
+    Invitee,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Creator, window open.
+    Inviting,
+    /// Invitee, not answered yet.
+    Invited,
+    Accepted,
+    Rejected,
+    /// Did not answer in time, was told the group closed without us, or (creator) nobody
+    /// accepted.
+    Expired,
+    /// Holds the epoch key.
+    Active,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("only the group's creator can do that")]
+    NotCreator,
+    #[error("the creator cannot do that")]
+    NotInvitee,
+    #[error("already processed")]
+    Duplicate,
+    #[error("message is for another group")]
+    WrongGroup,
+    #[error("message claims to come from the creator but does not")]
+    NotFromCreator,
+    #[error("sender was not invited to this group")]
+    NotInvited,
+    #[error("we are not among the invitees")]
+    NotForUs,
+    #[error("the invitation window has closed")]
+    WindowClosed,
+    #[error("the invitation window is still open and not everyone has accepted")]
+    WindowOpen,
+    #[error("already answered")]
+    AlreadyResponded,
+    #[error("the answer came after the group was established")]
+    Late,
+    #[error("epoch {got} is not newer than {have}")]
+    StaleEpoch { got: u32, have: u32 },
+    #[error("roster version {got} is not newer than {have}")]
+    StaleRoster { got: u64, have: u64 },
+    #[error("we did not accept this invitation")]
+    NotAccepted,
+    #[error("the roster does not contain us")]
+    NotInRoster,
+    #[error("a member's response in the roster is invalid: {0}")]
+    BadResponse(&'static str),
+    #[error("{event} is not allowed while {status:?}")]
+    Illegal { status: Status, event: &'static str },
+}
+
+/// A control message waiting to be (re-)sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub to: MemberKey,
+    pub control: Control,
+    /// Re-sent periodically until the receiver acknowledges it.
+    pub until_ack: bool,
+    pub sent: bool,
+}
+
+/// Everything one member knows about one group. Sealed with the storage key at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub group_id: GroupId,
+    pub role: Role,
+    pub me: MemberKey,
+    pub creator: MemberKey,
+    pub invite_id: ControlId,
+    pub invite: Invite,
+    pub status: Status,
+    pub roster_version: u64,
+    /// Each invitee's status as the creator last published it.
+    pub statuses: BTreeMap<MemberKey, InviteeStatus>,
+    /// Creator: the first valid signed response of each invitee (encoded [`SignedControl`]).
+    pub responses: BTreeMap<MemberKey, Vec<u8>>,
+    /// Invitee: what we answered.
+    pub my_response: Option<Response>,
+    pub my_response_id: Option<ControlId>,
+    /// Our bucket key for epoch 1 (seed), made when accepting / creating.
+    pub bucket_seed: Option<GroupKey>,
+    /// 0 during the window; 1 once established.
+    pub epoch: u32,
+    pub epoch_key: Option<GroupKey>,
+    /// The established roster (creator first).
+    pub members: Vec<Member>,
+    /// Someone reported a different invitation list than ours (PROTOCOL.md §5 equivocation).
+    pub list_mismatch: bool,
+    pub seen: BTreeSet<ControlId>,
+    pub outbox: Vec<Outgoing>,
+    pub updated_at: u64,
+}
+
+impl Group {
+    /// Creator, step 1–2: queues the invitation to every invitee.
+    pub fn create(
+        me: MemberKey,
+        group_id: GroupId,
+        invite: Invite,
+        invite_id: ControlId,
+        bucket_seed: GroupKey,
+        now: u64,
+    ) -> Group {
+        let statuses = invite
+            .invitees
+            .iter()
+            .map(|p| (p.id, InviteeStatus::NotDelivered))
+            .collect();
+        let outbox = invite
+            .invitees
+            .iter()
+            .map(|p| Outgoing {
+                to: p.id,
+                control: Control {
+                    id: invite_id,
+                    group_id,
+                    sent_at: now,
+                    body: Body::Invite(invite.clone()),
+                },
+                until_ack: true,
+                sent: false,
+            })
+            .collect();
+        Group {
+            group_id,
+            role: Role::Creator,
+            me,
+            creator: me,
+            invite_id,
+            invite,
+            status: Status::Inviting,
+            roster_version: 1,
+            statuses,
+            responses: BTreeMap::new(),
+            my_response: None,
+            my_response_id: None,
+            bucket_seed: Some(bucket_seed),
+            epoch: 0,
+            epoch_key: None,
+            members: Vec::new(),
+            list_mismatch: false,
+            seen: BTreeSet::from([invite_id]),
+            outbox,
+            updated_at: now,
+        }
+    }
+
+    /// Invitee: a verified invitation from `signed.signer` arrived. The caller has checked the
+    /// signer is a trusted, unblocked contact and that invitations are not blocked.
+    pub fn from_invite(
+        me: MemberKey,
+        signed: &SignedControl,
+        ack_id: ControlId,
+        now: u64,
+    ) -> Result<Group, GroupError> {
+        let Body::Invite(invite) = &signed.control.body else {
+            return Err(GroupError::Illegal {
+                status: Status::Invited,
+                event: "a non-invite as the first message",
+            });
+        };
+        if !invite.invitees.iter().any(|p| p.id == me) {
+            return Err(GroupError::NotForUs);
+        }
+        let control = &signed.control;
+        let status = if now > invite.expires_at {
+            Status::Expired
+        } else {
+            Status::Invited
+        };
+        Ok(Group {
+            group_id: control.group_id,
+            role: Role::Invitee,
+            me,
+            creator: signed.signer,
+            invite_id: control.id,
+            invite: invite.clone(),
+            status,
+            roster_version: 0,
+            statuses: invite
+                .invitees
+                .iter()
+                .map(|p| (p.id, InviteeStatus::NotDelivered))
+                .collect(),
+            responses: BTreeMap::new(),
+            my_response: None,
+            my_response_id: None,
+            bucket_seed: None,
+            epoch: 0,
+            epoch_key: None,
+            members: Vec::new(),
+            list_mismatch: false,
+            seen: BTreeSet::from([control.id]),
+            // "It arrived": the creator shows the invitation as delivered.
+            outbox: vec![Outgoing {
+                to: signed.signer,
+                control: Control {
+                    id: ack_id,
+                    group_id: control.group_id,
+                    sent_at: now,
+                    body: Body::Ack { of: control.id },
+                },
+                until_ack: false,
+                sent: false,
+            }],
+            updated_at: now,
+        })
+    }
+
+    fn queue(&mut self, to: MemberKey, id: ControlId, now: u64, body: Body, until_ack: bool) {
+        self.outbox.push(Outgoing {
+            to,
+            control: Control {
+                id,
+                group_id: self.group_id,
+                sent_at: now,
+                body,
+            },
+            until_ack,
+            sent: false,
+        });
+    }
+
+    fn list_hash(&self) -> [u8; 32] {
+        self.invite.list_hash(&self.group_id, &self.creator)
+    }
+
+    /// The window is over by our clock.
+    pub fn window_over(&self, now: u64) -> bool {
+        now > self.invite.expires_at
+    }
+
+    /// Every invitee accepted (the creator may establish early).
+    pub fn all_accepted(&self) -> bool {
+        self.statuses
+            .values()
+            .all(|s| *s == InviteeStatus::Accepted)
+    }
+
+    /// Creator: establishment is due (the window ended).
+    pub fn establishment_due(&self, now: u64) -> bool {
+        self.role == Role::Creator && self.status == Status::Inviting && self.window_over(now)
+    }
+
+    /// Invitee, step 3. `bucket_seed` becomes our epoch-1 bucket key if we accept.
+    pub fn respond(
+        &mut self,
+        accept: bool,
+        bucket_seed: GroupKey,
+        bucket_pub: [u8; 32],
+        response_id: ControlId,
+        now: u64,
+    ) -> Result<(), GroupError> {
+        if self.role != Role::Invitee {
+            return Err(GroupError::NotInvitee);
+        }
+        match self.status {
+            Status::Invited => {}
+            Status::Accepted | Status::Rejected => return Err(GroupError::AlreadyResponded),
+            Status::Expired => return Err(GroupError::WindowClosed),
+            status => {
+                return Err(GroupError::Illegal {
+                    status,
+                    event: "answering",
+                })
+            }
+        }
+        if self.window_over(now) {
+            self.status = Status::Expired;
+            return Err(GroupError::WindowClosed);
+        }
+        let response = Response {
+            invite_id: self.invite_id,
+            accept,
+            list_hash: self.list_hash(),
+            bucket_pub: accept.then_some(bucket_pub),
+            responded_at: now,
+        };
+        self.status = if accept {
+            Status::Accepted
+        } else {
+            Status::Rejected
+        };
+        if accept {
+            self.bucket_seed = Some(bucket_seed);
+        }
+        self.statuses.insert(
+            self.me,
+            if accept {
+                InviteeStatus::Accepted
+            } else {
+                InviteeStatus::Rejected
+            },
+        );
+        self.my_response = Some(response.clone());
+        self.my_response_id = Some(response_id);
+        self.seen.insert(response_id);
+        self.queue(
+            self.creator,
+            response_id,
+            now,
+            Body::Response(response),
+            true,
+        );
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Any signed control message for this group. `raw` is its encoding (kept when it is a
+    /// response the creator will relay). `fresh_id` names any message this queues in reply.
+    pub fn receive(
+        &mut self,
+        signed: &SignedControl,
+        raw: &[u8],
+        fresh_ids: &mut dyn FnMut() -> ControlId,
+        now: u64,
+    ) -> Result<(), GroupError> {
+        let control = &signed.control;
+        if control.group_id != self.group_id {
+            return Err(GroupError::WrongGroup);
+        }
+        if self.seen.contains(&control.id) {
+            return Err(GroupError::Duplicate);
+        }
+        let result = match (&self.role, &control.body) {
+            (Role::Creator, Body::Response(r)) => {
+                self.on_response(signed.signer, control.id, r, raw, fresh_ids, now)
+            }
+            (_, Body::Ack { of }) => self.on_ack(signed.signer, *of, fresh_ids, now),
+            (Role::Invitee, body) if signed.signer != self.creator => {
+                let _ = body;
+                Err(GroupError::NotFromCreator)
+            }
+            (Role::Invitee, Body::Roster(r)) => self.on_roster(r),
+            (Role::Invitee, Body::Welcome(w)) => self.on_welcome(control.id, w, fresh_ids, now),
+            (Role::Invitee, Body::Closed(_)) => self.on_closed(),
+            (_, body) => Err(GroupError::Illegal {
+                status: self.status,
+                event: body.kind(),
+            }),
+        };
+        // Refused messages are remembered too: a re-sent copy is refused the same way, silently.
+        self.seen.insert(control.id);
+        while self.seen.len() > MAX_SEEN {
+            let first = *self.seen.iter().next().expect("non-empty");
+            self.seen.remove(&first);
+        }
+        if result.is_ok() {
+            self.updated_at = now;
+        }
+        result
+    }
+
+    fn on_response(
+        &mut self,
+        from: MemberKey,
+        id: ControlId,
+        response: &Response,
+        raw: &[u8],
+        fresh_ids: &mut dyn FnMut() -> ControlId,
+        now: u64,
+    ) -> Result<(), GroupError> {
+        let current = *self.statuses.get(&from).ok_or(GroupError::NotInvited)?;
+        if response.invite_id != self.invite_id {
+            return Err(GroupError::BadResponse("for another invitation"));
+        }
+        if response.accept != response.bucket_pub.is_some() {
+            return Err(GroupError::BadResponse("bucket key present iff accepting"));
+        }
+        // Acknowledge whatever we decide, so the invitee stops re-sending.
+        self.queue(from, fresh_ids(), now, Body::Ack { of: id }, false);
+        if matches!(current, InviteeStatus::Accepted | InviteeStatus::Rejected) {
+            // First valid response wins.
+            return Err(GroupError::AlreadyResponded);
+        }
+        if self.status != Status::Inviting {
+            if response.accept {
+                self.queue(
+                    from,
+                    fresh_ids(),
+                    now,
+                    Body::Closed(ClosedReason::TooLate),
+                    false,
+                );
+            }
+            return Err(GroupError::Late);
+        }
+        if response.responded_at > self.invite.expires_at
+            || response.responded_at + CLOCK_SKEW_MS < self.invite.created_at
+        {
+            self.statuses.insert(from, InviteeStatus::Expired);
+            self.publish_roster(fresh_ids, now);
+            self.queue(
+                from,
+                fresh_ids(),
+                now,
+                Body::Closed(ClosedReason::TooLate),
+                false,
+            );
+            return Err(GroupError::WindowClosed);
+        }
+        if response.list_hash != self.list_hash() {
+            self.list_mismatch = true;
+        }
+        let status = if response.accept {
+            self.responses.insert(from, raw.to_vec());
+            InviteeStatus::Accepted
+        } else {
+            InviteeStatus::Rejected
+        };
+        self.statuses.insert(from, status);
+        // The invitation obviously arrived: stop re-sending it.
+        self.outbox
+            .retain(|o| !(o.to == from && o.control.id == self.invite_id));
+        self.publish_roster(fresh_ids, now);
+        Ok(())
+    }
+
+    fn on_ack(
+        &mut self,
+        from: MemberKey,
+        of: ControlId,
+        fresh_ids: &mut dyn FnMut() -> ControlId,
+        now: u64,
+    ) -> Result<(), GroupError> {
+        let before = self.outbox.len();
+        self.outbox
+            .retain(|o| !(o.to == from && o.control.id == of));
+        if self.role == Role::Creator
+            && of == self.invite_id
+            && self.statuses.get(&from) == Some(&InviteeStatus::NotDelivered)
+        {
+            self.statuses.insert(from, InviteeStatus::Delivered);
+            if self.status == Status::Inviting {
+                self.publish_roster(fresh_ids, now);
+            }
+            return Ok(());
+        }
+        if self.outbox.len() == before && !self.statuses.contains_key(&from) && from != self.creator
+        {
+            return Err(GroupError::NotInvited);
+        }
+        Ok(())
+    }
+
+    /// Creator: the new roster version goes to every invitee who has not dropped out.
+    fn publish_roster(&mut self, fresh_ids: &mut dyn FnMut() -> ControlId, now: u64) {
+        self.roster_version += 1;
+        let roster = RosterUpdate {
+            version: self.roster_version,
+            statuses: self
+                .invite
+                .invitees
+                .iter()
+                .map(|p| (p.id, self.statuses[&p.id]))
+                .collect(),
+        };
+        // Superseded roster updates need not go out any more.
+        self.outbox
+            .retain(|o| !matches!(o.control.body, Body::Roster(_)) || o.sent);
+        let targets: Vec<MemberKey> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| **s != InviteeStatus::Rejected)
+            .map(|(k, _)| *k)
+            .collect();
+        for to in targets {
+            self.queue(to, fresh_ids(), now, Body::Roster(roster.clone()), false);
+        }
+    }
+
+    fn on_roster(&mut self, roster: &RosterUpdate) -> Result<(), GroupError> {
+        if roster.version <= self.roster_version {
+            return Err(GroupError::StaleRoster {
+                got: roster.version,
+                have: self.roster_version,
+            });
+        }
+        if roster.statuses.len() != self.invite.invitees.len()
+            || roster
+                .statuses
+                .iter()
+                .zip(&self.invite.invitees)
+                .any(|((k, _), p)| *k != p.id)
+        {
+            // The creator shows a different list than the invitation did.
+            self.list_mismatch = true;
+            return Err(GroupError::BadResponse("roster lists other invitees"));
+        }
+        self.roster_version = roster.version;
+        for (k, s) in &roster.statuses {
+            // Our own answer is known here first; the creator's copy may lag.
+            if *k == self.me && self.my_response.is_some() {
+                continue;
+            }
+            self.statuses.insert(*k, *s);
+        }
+        Ok(())
+    }
+
+    fn on_welcome(
+        &mut self,
+        id: ControlId,
+        welcome: &Welcome,
+        fresh_ids: &mut dyn FnMut() -> ControlId,
+        now: u64,
+    ) -> Result<(), GroupError> {
+        if welcome.epoch <= self.epoch {
+            return Err(GroupError::StaleEpoch {
+                got: welcome.epoch,
+                have: self.epoch,
+            });
+        }
+        if self.status != Status::Accepted {
+            return Err(match self.status {
+                Status::Active => GroupError::StaleEpoch {
+                    got: welcome.epoch,
+                    have: self.epoch,
+                },
+                _ => GroupError::NotAccepted,
+            });
+        }
+        let mine = self.my_response_id.ok_or(GroupError::NotAccepted)?;
+        let list_hash = self.list_hash();
+        let mut found_me = false;
+        let mut mismatch = false;
+        for member in welcome.members.iter().skip(1) {
+            let signed = SignedControl::decode(&member.response)
+                .map_err(|_| GroupError::BadResponse("signature"))?;
+            if signed.signer != member.id || signed.control.group_id != self.group_id {
+                return Err(GroupError::BadResponse("not the member's own"));
+            }
+            let Body::Response(r) = &signed.control.body else {
+                return Err(GroupError::BadResponse("not a response"));
+            };
+            if !r.accept || r.invite_id != self.invite_id {
+                return Err(GroupError::BadResponse(
+                    "not an acceptance of this invitation",
+                ));
+            }
+            if !self.statuses.contains_key(&member.id) {
+                return Err(GroupError::BadResponse("member was never invited"));
+            }
+            if member.id == self.me {
+                if signed.control.id != mine {
+                    return Err(GroupError::BadResponse("not our response"));
+                }
+                found_me = true;
+            }
+            if r.list_hash != list_hash {
+                mismatch = true;
+            }
+        }
+        if !found_me {
+            return Err(GroupError::NotInRoster);
+        }
+        self.list_mismatch |= mismatch;
+        self.epoch = welcome.epoch;
+        self.epoch_key = Some(welcome.key.clone());
+        self.members = welcome.members.clone();
+        self.status = Status::Active;
+        for m in &welcome.members[1..] {
+            self.statuses.insert(m.id, InviteeStatus::Accepted);
+        }
+        for (k, s) in self.statuses.iter_mut() {
+            if !welcome.members.iter().any(|m| m.id == *k) && *s != InviteeStatus::Rejected {
+                *s = InviteeStatus::Expired;
+            }
+        }
+        self.outbox.retain(|o| !o.until_ack);
+        self.queue(self.creator, fresh_ids(), now, Body::Ack { of: id }, false);
+        Ok(())
+    }
+
+    fn on_closed(&mut self) -> Result<(), GroupError> {
+        match self.status {
+            Status::Invited | Status::Accepted => {
+                self.status = Status::Expired;
+                self.outbox.retain(|o| !o.until_ack);
+                Ok(())
+            }
+            status => Err(GroupError::Illegal {
+                status,
+                event: "closed",
+            }),
+        }
+    }
+
+    /// Time passed: an unanswered invitation expires; an answer is no longer re-sent.
+    pub fn tick(&mut self, now: u64) -> bool {
+        if self.role != Role::Invitee || !self.window_over(now) {
+            return false;
+        }
+        let before = (self.status, self.outbox.len());
+        if self.status == Status::Invited {
+            self.status = Status::Expired;
+            self.statuses.insert(self.me, InviteeStatus::Expired);
+        }
+        self.outbox.retain(|o| !o.until_ack);
+        let changed = before != (self.status, self.outbox.len());
+        if changed {
+            self.updated_at = now;
+        }
+        changed
+    }
+
+    /// Creator, step 6: makes epoch 1 with `key` for the creator and every acceptor.
+    pub fn establish(
+        &mut self,
+        key: GroupKey,
+        creator_name: &str,
+        fresh_ids: &mut dyn FnMut() -> ControlId,
+        now: u64,
+    ) -> Result<(), GroupError> {
+        if self.role != Role::Creator {
+            return Err(GroupError::NotCreator);
+        }
+        if self.status != Status::Inviting {
+            return Err(GroupError::Illegal {
+                status: self.status,
+                event: "establishing",
+            });
+        }
+        if !self.window_over(now) && !self.all_accepted() {
+            return Err(GroupError::WindowOpen);
+        }
+        for s in self.statuses.values_mut() {
+            if matches!(s, InviteeStatus::NotDelivered | InviteeStatus::Delivered) {
+                *s = InviteeStatus::Expired;
+            }
+        }
+        // The window is over: invitations are not re-sent any more.
+        self.outbox.retain(|o| !o.until_ack);
+        let mut members = vec![Member {
+            id: self.me,
+            name: creator_name.to_string(),
+            response: Vec::new(),
+        }];
+        for p in &self.invite.invitees {
+            if let Some(raw) = self.responses.get(&p.id) {
+                members.push(Member {
+                    id: p.id,
+                    name: p.name.clone(),
+                    response: raw.clone(),
+                });
+            }
+        }
+        self.publish_roster(fresh_ids, now);
+        let losers: Vec<MemberKey> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| **s != InviteeStatus::Accepted)
+            .map(|(k, _)| *k)
+            .collect();
+        for to in losers {
+            self.queue(
+                to,
+                fresh_ids(),
+                now,
+                Body::Closed(ClosedReason::NotAccepted),
+                false,
+            );
+        }
+        self.updated_at = now;
+        if members.len() == 1 {
+            self.status = Status::Expired;
+            return Ok(());
+        }
+        let welcome = Welcome {
+            epoch: 1,
+            key: key.clone(),
+            members: members.clone(),
+        };
+        for m in &members[1..] {
+            self.queue(m.id, fresh_ids(), now, Body::Welcome(welcome.clone()), true);
+        }
+        self.epoch = 1;
+        self.epoch_key = Some(key);
+        self.members = members;
+        self.status = Status::Active;
+        Ok(())
+    }
+
+    /// Messages never sent yet; marks them sent (those not awaiting an ack leave the outbox).
+    pub fn take_unsent(&mut self) -> Vec<Outgoing> {
+        let out: Vec<Outgoing> = self.outbox.iter().filter(|o| !o.sent).cloned().collect();
+        self.outbox.retain(|o| o.until_ack);
+        for o in &mut self.outbox {
+            o.sent = true;
+        }
+        out
+    }
+
+    /// Messages still awaiting an acknowledgement (re-sent on the re-publish interval).
+    pub fn unacked(&self) -> Vec<Outgoing> {
+        self.outbox
+            .iter()
+            .filter(|o| o.until_ack && o.sent)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,0 +1,571 @@
+//! The group state machine without a network: a table of refusals, the main flows, and a
+//! property test that runs a creator and up to five invitees through random event orders
+//! (delivery reordered and duplicated, answers, time passing, forgeries) and checks the
+//! invariants after every step.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::group::control::tests::invite_for;
+use crate::group::control::{random_id, Person};
+use crate::identity::Identity;
+
+const HOUR: u64 = 3600 * 1000;
+
+struct Sim {
+    creator: Identity,
+    invitees: Vec<Identity>,
+    groups: Vec<Option<Group>>, // index 0 = creator
+    net: Vec<(usize, Vec<u8>)>,
+    now: u64,
+}
+
+impl Sim {
+    fn new(n: usize) -> Sim {
+        let creator = Identity::generate();
+        let invitees: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
+        let now = 1_000_000;
+        let invite = invite_for(&invitees.iter().collect::<Vec<_>>(), now);
+        let g = Group::create(
+            creator.public().ed25519,
+            random_id(),
+            invite,
+            random_id(),
+            GroupKey::random(),
+            now,
+        );
+        let mut sim = Sim {
+            creator,
+            invitees,
+            groups: vec![Some(g)],
+            net: Vec::new(),
+            now,
+        };
+        sim.groups.extend((0..n).map(|_| None));
+        sim.flush();
+        sim
+    }
+
+    fn identity(&self, i: usize) -> &Identity {
+        if i == 0 {
+            &self.creator
+        } else {
+            &self.invitees[i - 1]
+        }
+    }
+
+    fn index_of(&self, key: &MemberKey) -> usize {
+        if *key == self.creator.public().ed25519 {
+            0
+        } else {
+            1 + self
+                .invitees
+                .iter()
+                .position(|i| i.public().ed25519 == *key)
+                .expect("known")
+        }
+    }
+
+    fn flush(&mut self) {
+        for i in 0..self.groups.len() {
+            let Some(g) = self.groups[i].as_mut() else {
+                continue;
+            };
+            let out = g.take_unsent();
+            for o in out {
+                let to = self.index_of(&o.to);
+                let bytes = o.control.sign(self.identity(i)).encode();
+                self.net.push((to, bytes));
+            }
+        }
+    }
+
+    fn deliver(&mut self, k: usize, duplicate: bool) {
+        if self.net.is_empty() {
+            return;
+        }
+        let k = k % self.net.len();
+        let (to, bytes) = if duplicate {
+            self.net[k].clone()
+        } else {
+            self.net.remove(k)
+        };
+        let signed = SignedControl::decode(&bytes).expect("honest messages decode");
+        let me = self.identity(to).public().ed25519;
+        let now = self.now;
+        match self.groups[to].as_mut() {
+            Some(g) => {
+                let _ = g.receive(&signed, &bytes, &mut random_id, now);
+            }
+            None => {
+                if let Ok(g) = Group::from_invite(me, &signed, random_id(), now) {
+                    self.groups[to] = Some(g);
+                }
+            }
+        }
+        self.flush();
+    }
+
+    fn resend(&mut self) {
+        for i in 0..self.groups.len() {
+            let Some(g) = self.groups[i].as_ref() else {
+                continue;
+            };
+            for o in g.unacked() {
+                let to = self.index_of(&o.to);
+                self.net
+                    .push((to, o.control.sign(self.identity(i)).encode()));
+            }
+        }
+    }
+
+    fn check_invariants(&self) {
+        let creator = self.groups[0].as_ref().expect("creator");
+        let expires = creator.invite.expires_at;
+        for (i, g) in self.groups.iter().enumerate().skip(1) {
+            let Some(g) = g else { continue };
+            assert!(
+                g.outbox
+                    .iter()
+                    .all(|o| !matches!(o.control.body, Body::Welcome(_))),
+                "an invitee queued a Welcome"
+            );
+            if let Some(key) = &g.epoch_key {
+                let r = g
+                    .my_response
+                    .as_ref()
+                    .expect("holds a key without answering");
+                assert!(r.accept, "holds a key after rejecting");
+                assert!(r.responded_at <= expires, "holds a key after a late answer");
+                assert_eq!(creator.status, Status::Active);
+                assert_eq!(
+                    creator.epoch_key.as_ref(),
+                    Some(key),
+                    "a key the creator never issued"
+                );
+                assert!(
+                    creator.members.iter().any(|m| m.id == g.me),
+                    "member {i} holds the key but is not in the creator's roster"
+                );
+            }
+        }
+        for m in creator.members.iter().skip(1) {
+            assert_eq!(creator.statuses[&m.id], InviteeStatus::Accepted);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Deliver(usize, bool),
+    Respond(usize, bool),
+    Advance(u64),
+    Establish,
+    Resend,
+    /// Invitee `a` forges a Welcome to invitee `b` with a key of its own.
+    Forge(usize, usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (any::<usize>(), prop::bool::weighted(0.2)).prop_map(|(k, d)| Step::Deliver(k, d)),
+        3 => (0usize..5, any::<bool>()).prop_map(|(i, a)| Step::Respond(i, a)),
+        1 => (0u64..4 * HOUR).prop_map(Step::Advance),
+        1 => Just(Step::Establish),
+        1 => Just(Step::Resend),
+        1 => (0usize..5, 0usize..5).prop_map(|(a, b)| Step::Forge(a, b)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_event_orders_keep_the_invariants(n in 1usize..=5, steps in prop::collection::vec(step(), 1..80)) {
+        let mut sim = Sim::new(n);
+        for s in steps {
+            match s {
+                Step::Deliver(k, d) => sim.deliver(k, d),
+                Step::Respond(i, accept) => {
+                    let i = 1 + i % n;
+                    let now = sim.now;
+                    if let Some(g) = sim.groups[i].as_mut() {
+                        let seed = GroupKey::random();
+                        let _ = g.respond(accept, seed, [9; 32], random_id(), now);
+                    }
+                    sim.flush();
+                }
+                Step::Advance(dt) => {
+                    sim.now += dt;
+                    let now = sim.now;
+                    for g in sim.groups.iter_mut().flatten() {
+                        g.tick(now);
+                    }
+                    // The creator's app establishes the first time it runs after the window.
+                    let creator = sim.groups[0].as_mut().unwrap();
+                    if creator.establishment_due(now) {
+                        creator.establish(GroupKey::random(), "Ana", &mut random_id, now).unwrap();
+                    }
+                    sim.flush();
+                }
+                Step::Establish => {
+                    let now = sim.now;
+                    let creator = sim.groups[0].as_mut().unwrap();
+                    let _ = creator.establish(GroupKey::random(), "Ana", &mut random_id, now);
+                    sim.flush();
+                }
+                Step::Resend => sim.resend(),
+                Step::Forge(a, b) => {
+                    let (a, b) = (1 + a % n, 1 + b % n);
+                    let gid = sim.groups[0].as_ref().unwrap().group_id;
+                    let forged = Control::new(gid, sim.now, Body::Welcome(Welcome {
+                        epoch: 1,
+                        key: GroupKey::random(),
+                        members: vec![Member { id: sim.identity(a).public().ed25519, name: "x".into(), response: vec![] }],
+                    })).sign(sim.identity(a)).encode();
+                    sim.net.push((b, forged));
+                }
+            }
+            sim.check_invariants();
+        }
+        // Let the network settle: every message (and every re-send) delivered.
+        for _ in 0..50 {
+            if sim.net.is_empty() { sim.resend(); }
+            if sim.net.is_empty() { break; }
+            while !sim.net.is_empty() { sim.deliver(0, false); sim.check_invariants(); }
+        }
+        let creator = sim.groups[0].clone().unwrap();
+        if creator.status == Status::Active {
+            for m in creator.members.iter().skip(1) {
+                let g = sim.groups[sim.index_of(&m.id)].as_ref().unwrap();
+                prop_assert_eq!(g.status, Status::Active, "an acceptor never got the key");
+            }
+        }
+        for g in sim.groups.iter().skip(1).flatten() {
+            let in_roster = creator.members.iter().any(|m| m.id == g.me);
+            prop_assert_eq!(g.epoch_key.is_some(), in_roster);
+        }
+    }
+}
+
+fn pair() -> (Identity, Identity, Group, SignedControl) {
+    let creator = Identity::generate();
+    let a = Identity::generate();
+    let invite = invite_for(&[&a], 0);
+    let mut g = Group::create(
+        creator.public().ed25519,
+        random_id(),
+        invite,
+        random_id(),
+        GroupKey::random(),
+        0,
+    );
+    let out = g.take_unsent();
+    let signed = out[0].control.clone().sign(&creator);
+    (creator, a, g, signed)
+}
+
+#[test]
+fn three_of_five_accept_and_only_they_get_the_key() {
+    let creator = Identity::generate();
+    let people: Vec<Identity> = (0..5).map(|_| Identity::generate()).collect();
+    let invite = invite_for(&people.iter().collect::<Vec<_>>(), 0);
+    let mut c = Group::create(
+        creator.public().ed25519,
+        random_id(),
+        invite,
+        random_id(),
+        GroupKey::random(),
+        0,
+    );
+    let invites = c.take_unsent();
+    let mut groups: Vec<Group> = invites
+        .iter()
+        .map(|o| {
+            let me = o.to;
+            Group::from_invite(me, &o.control.clone().sign(&creator), random_id(), 1).unwrap()
+        })
+        .collect();
+    let identity = |k: &MemberKey| people.iter().find(|p| p.public().ed25519 == *k).unwrap();
+    for (i, g) in groups.iter_mut().enumerate() {
+        match i {
+            0..=2 => g
+                .respond(true, GroupKey::random(), [1; 32], random_id(), 10)
+                .unwrap(),
+            3 => g
+                .respond(false, GroupKey::random(), [1; 32], random_id(), 10)
+                .unwrap(),
+            _ => {}
+        }
+        for o in g.take_unsent() {
+            let signed = o.control.sign(identity(&g.me));
+            let _ = c.receive(&signed, &signed.encode(), &mut random_id, 20);
+        }
+    }
+    assert_eq!(
+        c.establish(GroupKey::random(), "Ana", &mut random_id, 30),
+        Err(GroupError::WindowOpen)
+    );
+    c.establish(GroupKey::random(), "Ana", &mut random_id, 7 * HOUR)
+        .unwrap();
+    assert_eq!(c.members.len(), 4);
+    let out = c.take_unsent();
+    for g in groups.iter_mut() {
+        g.tick(7 * HOUR);
+        let me = g.me;
+        for o in out.iter().filter(|o| o.to == me) {
+            let signed = o.control.clone().sign(&creator);
+            let _ = g.receive(&signed, &signed.encode(), &mut random_id, 7 * HOUR);
+        }
+    }
+    let statuses: Vec<Status> = groups.iter().map(|g| g.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            Status::Active,
+            Status::Active,
+            Status::Active,
+            Status::Rejected,
+            Status::Expired
+        ]
+    );
+    for g in &groups[..3] {
+        assert_eq!(g.epoch_key, c.epoch_key);
+        assert!(!g.list_mismatch);
+    }
+    assert!(groups[3..].iter().all(|g| g.epoch_key.is_none()));
+}
+
+#[test]
+fn table_of_refusals() {
+    let now = 10;
+    let (creator, a, c, invite) = pair();
+    let a_key = a.public().ed25519;
+    let mut ga = Group::from_invite(a_key, &invite, random_id(), now).unwrap();
+    let stranger = Identity::generate();
+    let accept = |g: &mut Group| {
+        g.respond(true, GroupKey::random(), [1; 32], random_id(), now)
+            .unwrap();
+        g.take_unsent()
+            .into_iter()
+            .find(|o| matches!(o.control.body, Body::Response(_)))
+            .unwrap()
+            .control
+            .sign(&a)
+    };
+    let response = accept(&mut ga.clone());
+    let welcome_from = |who: &Identity, epoch: u32, members: Vec<Member>| {
+        Control::new(
+            c.group_id,
+            now,
+            Body::Welcome(Welcome {
+                epoch,
+                key: GroupKey::random(),
+                members,
+            }),
+        )
+        .sign(who)
+    };
+    let member = |id: &Identity, response: Vec<u8>| Member {
+        id: id.public().ed25519,
+        name: "m".into(),
+        response,
+    };
+
+    // Creator side.
+    let mut c1 = c.clone();
+    let mut from_stranger = response.control.clone().sign(&stranger);
+    from_stranger.control.id = random_id();
+    let cases_creator: Vec<(&str, SignedControl, GroupError)> = vec![
+        (
+            "response from someone not invited",
+            from_stranger,
+            GroupError::NotInvited,
+        ),
+        (
+            "welcome sent to the creator",
+            welcome_from(&a, 1, vec![member(&a, vec![])]),
+            GroupError::Illegal {
+                status: Status::Inviting,
+                event: "welcome",
+            },
+        ),
+    ];
+    for (name, signed, expected) in cases_creator {
+        assert_eq!(
+            c1.receive(&signed, &signed.encode(), &mut random_id, now),
+            Err(expected),
+            "{name}"
+        );
+    }
+    c1.receive(&response, &response.encode(), &mut random_id, now)
+        .unwrap();
+    assert_eq!(
+        c1.receive(&response, &response.encode(), &mut random_id, now),
+        Err(GroupError::Duplicate),
+        "duplicate response"
+    );
+    let mut second = response.control.clone();
+    second.id = random_id();
+    let second = second.sign(&a);
+    assert_eq!(
+        c1.receive(&second, &second.encode(), &mut random_id, now),
+        Err(GroupError::AlreadyResponded),
+        "first valid response wins"
+    );
+    let mut other_group = response.control.clone();
+    other_group.group_id = random_id();
+    let other_group = other_group.sign(&a);
+    assert_eq!(
+        c1.receive(&other_group, &other_group.encode(), &mut random_id, now),
+        Err(GroupError::WrongGroup)
+    );
+
+    // Invitee side: accepted, waiting for the Welcome.
+    let response = accept(&mut ga);
+    let good = welcome_from(
+        &creator,
+        1,
+        vec![member(&creator, vec![]), member(&a, response.encode())],
+    );
+    let cases_invitee: Vec<(&str, SignedControl, GroupError)> = vec![
+        (
+            "welcome forged by a non-creator",
+            welcome_from(&stranger, 1, vec![member(&stranger, vec![])]),
+            GroupError::NotFromCreator,
+        ),
+        (
+            "welcome for a stale epoch",
+            welcome_from(
+                &creator,
+                0,
+                vec![member(&creator, vec![]), member(&a, response.encode())],
+            ),
+            GroupError::StaleEpoch { got: 0, have: 0 },
+        ),
+        (
+            "welcome without us",
+            welcome_from(&creator, 1, vec![member(&creator, vec![])]),
+            GroupError::NotInRoster,
+        ),
+        (
+            "welcome with an acceptance the member never signed",
+            welcome_from(
+                &creator,
+                1,
+                vec![
+                    member(&creator, vec![]),
+                    member(&a, response.encode()),
+                    member(&stranger, response.encode()),
+                ],
+            ),
+            GroupError::BadResponse("not the member's own"),
+        ),
+        (
+            "roster update from a non-creator",
+            Control::new(
+                c.group_id,
+                now,
+                Body::Roster(RosterUpdate {
+                    version: 9,
+                    statuses: vec![],
+                }),
+            )
+            .sign(&stranger),
+            GroupError::NotFromCreator,
+        ),
+    ];
+    for (name, signed, expected) in cases_invitee {
+        assert_eq!(
+            ga.receive(&signed, &signed.encode(), &mut random_id, now),
+            Err(expected),
+            "{name}"
+        );
+        assert_eq!(ga.status, Status::Accepted, "{name} changed the state");
+    }
+    ga.receive(&good, &good.encode(), &mut random_id, now)
+        .unwrap();
+    assert_eq!(ga.status, Status::Active);
+    let again = welcome_from(
+        &creator,
+        1,
+        vec![member(&creator, vec![]), member(&a, response.encode())],
+    );
+    assert_eq!(
+        ga.receive(&again, &again.encode(), &mut random_id, now),
+        Err(GroupError::StaleEpoch { got: 1, have: 1 }),
+        "a second epoch-1 welcome"
+    );
+}
+
+#[test]
+fn invitees_cannot_establish_or_answer_late() {
+    let (_creator, a, _c, invite) = pair();
+    let mut ga = Group::from_invite(a.public().ed25519, &invite, random_id(), 5).unwrap();
+    assert_eq!(
+        ga.establish(GroupKey::random(), "x", &mut random_id, 7 * HOUR),
+        Err(GroupError::NotCreator)
+    );
+    assert_eq!(
+        ga.respond(true, GroupKey::random(), [1; 32], random_id(), 7 * HOUR),
+        Err(GroupError::WindowClosed)
+    );
+    assert_eq!(ga.status, Status::Expired);
+    let late = Group::from_invite(a.public().ed25519, &invite, random_id(), 7 * HOUR).unwrap();
+    assert_eq!(
+        late.status,
+        Status::Expired,
+        "an invite read after its window"
+    );
+}
+
+#[test]
+fn late_and_mismatched_answers_are_flagged() {
+    let (creator, a, mut c, invite) = pair();
+    let mut ga = Group::from_invite(a.public().ed25519, &invite, random_id(), 5).unwrap();
+    ga.respond(true, GroupKey::random(), [1; 32], random_id(), 5)
+        .unwrap();
+    let resp = ga
+        .take_unsent()
+        .into_iter()
+        .find(|o| matches!(o.control.body, Body::Response(_)))
+        .unwrap();
+    // The creator establishes (nobody answered in its view) before the answer arrives.
+    c.establish(GroupKey::random(), "Ana", &mut random_id, 7 * HOUR)
+        .unwrap();
+    assert_eq!(c.status, Status::Expired, "nobody accepted");
+    let signed = resp.control.clone().sign(&a);
+    c.take_unsent();
+    assert_eq!(
+        c.receive(&signed, &signed.encode(), &mut random_id, 7 * HOUR),
+        Err(GroupError::Late)
+    );
+    assert!(c
+        .take_unsent()
+        .iter()
+        .any(|o| o.control.body == Body::Closed(ClosedReason::TooLate)));
+
+    // An invitee shown a different list reports a different hash: the creator flags it.
+    let (_creator2, b, mut c2, invite2) = pair();
+    let _ = creator;
+    let mut shown = invite2.clone();
+    if let Body::Invite(i) = &mut shown.control.body {
+        i.invitees.push(Person {
+            id: [0xff; 32],
+            name: "ghost".into(),
+        });
+    }
+    let mut gb = Group::from_invite(b.public().ed25519, &shown, random_id(), 5).unwrap();
+    gb.respond(true, GroupKey::random(), [1; 32], random_id(), 5)
+        .unwrap();
+    let resp = gb
+        .take_unsent()
+        .into_iter()
+        .find(|o| matches!(o.control.body, Body::Response(_)))
+        .unwrap()
+        .control
+        .sign(&b);
+    c2.receive(&resp, &resp.encode(), &mut random_id, 6)
+        .unwrap();
+    assert!(c2.list_mismatch);
+}
