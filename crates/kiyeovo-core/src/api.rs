@@ -89,6 +89,8 @@ pub struct AppSnapshot {
     pub profile: String,
     pub phase: Phase,
     pub display_name: String,
+    /// Group invitations from everyone are dropped unseen (a setting).
+    pub block_invites: bool,
     /// The bootstrap addresses in use (from the command line, or the saved setting).
     pub bootstrap: Vec<String>,
     pub node: Option<NodeStatus>,
@@ -107,6 +109,8 @@ pub struct ContactView {
     #[ts(type = "number | null")]
     pub trusted_at: Option<u64>,
     pub blocked: bool,
+    /// Group invitations from this contact are dropped unseen.
+    pub invites_blocked: bool,
     pub unread: u32,
     /// Envelopes from this contact that were evicted from their bucket before we read them.
     #[ts(type = "number")]
@@ -152,10 +156,90 @@ pub struct ContactChanged {
     pub peer_id: String,
 }
 
+/// Where a group stands, from this member's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum GroupStatus {
+    /// We created it; the invitation window is open.
+    Inviting,
+    /// We were invited and have not answered.
+    Invited,
+    /// We accepted; the window is still open.
+    Accepted,
+    /// We accepted, the window is over, the creator has not established the group yet.
+    WaitingForCreator,
+    Rejected,
+    /// We did not answer in time, or the group went ahead without us (or nobody accepted).
+    Expired,
+    /// Established: we hold the group key.
+    Active,
+}
+
+/// One person on the shared roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum MemberStatus {
+    Creator,
+    /// The invitee's app has not confirmed receiving the invitation yet.
+    NotDelivered,
+    Delivered,
+    Accepted,
+    Rejected,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupMemberView {
+    pub peer_id: String,
+    /// As the creator named them in the invitation (the same for everyone).
+    pub display_name: String,
+    pub status: MemberStatus,
+    pub is_me: bool,
+}
+
+/// A group as the group list and the invite card show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupView {
+    /// Hex of the 16-byte group id.
+    pub group_id: String,
+    pub name: String,
+    pub creator_peer_id: String,
+    pub creator_name: String,
+    pub is_creator: bool,
+    pub status: GroupStatus,
+    #[ts(type = "number")]
+    pub created_at: u64,
+    /// End of the invitation window (ms since the epoch); the UI counts down to it.
+    #[ts(type = "number")]
+    pub expires_at: u64,
+    /// 0 during the window (temporary key), 1 once established.
+    pub epoch: u32,
+    /// The creator first, then every invitee with their status.
+    pub members: Vec<GroupMemberView>,
+    pub can_respond: bool,
+    /// Creator only: the window is over, or everyone accepted.
+    pub can_establish: bool,
+    /// Members reported different invitation lists: someone was shown another group.
+    pub list_mismatch: bool,
+}
+
+/// Something changed in a group; the UI re-reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupChanged {
+    pub group_id: String,
+}
+
 /// Names of the events the backend emits to the UI.
 pub mod events {
     /// Payload: [`super::AppSnapshot`].
     pub const APP_SNAPSHOT: &str = "app-snapshot";
     /// Payload: [`super::ContactChanged`].
     pub const CONTACT_CHANGED: &str = "contact-changed";
+    /// Payload: [`super::GroupChanged`].
+    pub const GROUP_CHANGED: &str = "group-changed";
 }

@@ -147,6 +147,12 @@ impl PublicIdentity {
     }
 }
 
+/// The peer id of an Ed25519 identity key, if the bytes are a valid key.
+pub fn peer_id_of(ed25519: &[u8; 32]) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(ed25519).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
 /// serde for `[u8; 64]` (serde derives arrays only up to 32).
 pub(crate) mod serde_sig {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::api::{AppSnapshot, NodeStatus, Phase};
 use crate::config::{DhtMode, Limits, Timing};
 use crate::error::{ServiceError, StartupError};
+use crate::group::{GroupConfig, Groups};
 use crate::identity::Identity;
 use crate::keystore::{KeyringError, Keystore, StorageKey};
 use crate::node::{self, Client, NodeConfig, Role};
@@ -52,6 +53,8 @@ pub struct AppConfig {
     pub bucket_cap: usize,
     /// How often contacts' buckets are read.
     pub poll_interval: Duration,
+    /// Invitation window and group timers.
+    pub group: GroupConfig,
 }
 
 impl AppConfig {
@@ -68,6 +71,7 @@ impl AppConfig {
             timing: Timing::default(),
             bucket_cap: crate::pairwise::bucket::DEFAULT_CAP,
             poll_interval: Duration::from_secs(30),
+            group: GroupConfig::default(),
         }
     }
 }
@@ -79,6 +83,7 @@ pub struct App {
     db: Database,
     identity: Arc<Identity>,
     channel: Arc<Channel>,
+    groups: Arc<Groups>,
     client: Client,
     snapshot: watch::Sender<AppSnapshot>,
     tasks: Vec<JoinHandle<()>>,
@@ -119,6 +124,10 @@ impl App {
                 }
             }
         }
+        let block_invites: bool = db
+            .setting(crate::group::service::SETTING_BLOCK_INVITES)
+            .await?
+            .unwrap_or(false);
         let saved_port: Option<u16> = db.setting(SETTING_LISTEN_PORT).await?;
         let listen_port = config.listen_port.or(saved_port).unwrap_or(0);
 
@@ -136,6 +145,7 @@ impl App {
             profile: config.profile.clone(),
             phase: Phase::Running,
             display_name,
+            block_invites,
             bootstrap: bootstrap.iter().map(|a| a.to_string()).collect(),
             node: Some(node.status.borrow().clone()),
             error: None,
@@ -143,10 +153,11 @@ impl App {
         };
         let (snapshot, _) = watch::channel(initial);
         let identity = Arc::new(identity);
+        let storage_key = Arc::new(storage_key);
         let channel = Channel::new(
             identity.clone(),
             db.clone(),
-            Arc::new(storage_key),
+            storage_key.clone(),
             node.client.clone(),
             ChannelConfig {
                 bucket_cap: config.bucket_cap,
@@ -155,8 +166,23 @@ impl App {
                 republish_interval: config.timing.republish,
             },
         );
+        let groups = Groups::new(
+            identity.clone(),
+            db.clone(),
+            storage_key,
+            channel.clone(),
+            config.group,
+        );
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
+        // Subscribed before the channel runs, so no control message event is missed.
+        let channel_events = channel.subscribe();
         tasks.push(tokio::spawn(channel.clone().run(node.events)));
+        let names = snapshot.subscribe();
+        tasks.push(tokio::spawn(
+            groups
+                .clone()
+                .run(channel_events, move || names.borrow().display_name.clone()),
+        ));
         tasks.push(tokio::spawn(mirror_status(
             node.status.clone(),
             snapshot.clone(),
@@ -171,6 +197,7 @@ impl App {
             db,
             identity,
             channel,
+            groups,
             client: node.client,
             snapshot,
             tasks,
@@ -197,6 +224,23 @@ impl App {
     /// Contacts and 1:1 messages.
     pub fn channel(&self) -> &Arc<Channel> {
         &self.channel
+    }
+
+    /// Groups: invitations, roster, establishment.
+    pub fn groups(&self) -> &Arc<Groups> {
+        &self.groups
+    }
+
+    /// Our display name as the creator of a group shows it.
+    pub fn display_name(&self) -> String {
+        self.snapshot.borrow().display_name.clone()
+    }
+
+    /// The global "drop every group invitation" setting.
+    pub async fn set_block_invites(&self, blocked: bool) -> Result<(), ServiceError> {
+        self.groups.set_invites_blocked(blocked).await?;
+        self.snapshot.send_modify(|s| s.block_invites = blocked);
+        Ok(())
     }
 
     /// Our contact card with the current display name and listen addresses.

@@ -23,6 +23,8 @@ pub struct ContactRow {
     pub card: ContactCard,
     pub trusted_at: Option<u64>,
     pub blocked: bool,
+    /// Group invitations from this contact are dropped unseen.
+    pub invites_blocked: bool,
     pub out_seq: u64,
     pub bucket_version: u64,
     pub inbox: Inbox,
@@ -78,6 +80,7 @@ fn row_to_contact(r: &sqlx::sqlite::SqliteRow) -> Result<ContactRow, DbError> {
         card,
         trusted_at: r.get::<Option<i64>, _>("trusted_at").map(|t| t as u64),
         blocked: r.get::<i64, _>("blocked") != 0,
+        invites_blocked: r.get::<i64, _>("invites_blocked") != 0,
         out_seq: r.get::<i64, _>("out_seq") as u64,
         bucket_version: r.get::<i64, _>("bucket_version") as u64,
         inbox,
@@ -140,6 +143,43 @@ pub async fn set_blocked(
         .await
         .map_err(q)?;
     Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_invites_blocked(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    blocked: bool,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE contacts SET invites_blocked = ? WHERE peer_id = ?")
+        .bind(blocked as i64)
+        .bind(peer.to_string())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Queues a group control message for the group service (inside the inbox transaction).
+pub async fn push_group_inbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &[u8; 32],
+    peer: &PeerId,
+    control: &[u8],
+) -> Result<(), DbError> {
+    let aad = group_inbox_aad(peer);
+    sqlx::query("INSERT INTO group_inbox (peer_id, control) VALUES (?, ?)")
+        .bind(peer.to_string())
+        .bind(seal::seal(key, &aad, control))
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+pub fn group_inbox_aad(peer: &PeerId) -> Vec<u8> {
+    let mut aad = b"kiyeovo/v1/group-inbox:".to_vec();
+    aad.extend_from_slice(&peer.to_bytes());
+    aad
 }
 
 pub async fn set_trusted(
@@ -378,6 +418,7 @@ pub async fn view(pool: &sqlx::SqlitePool, row: &ContactRow) -> Result<ContactVi
         display_name: row.card.display_name.clone(),
         trusted_at: row.trusted_at,
         blocked: row.blocked,
+        invites_blocked: row.invites_blocked,
         unread: unread(pool, &row.peer_id).await?,
         missed: row.inbox.missed,
     })

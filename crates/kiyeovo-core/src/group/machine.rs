@@ -373,6 +373,21 @@ impl Group {
             return Err(GroupError::WrongGroup);
         }
         if self.seen.contains(&control.id) {
+            // A re-send means our acknowledgement was lost: acknowledge again, or the sender
+            // re-sends forever.
+            if matches!(
+                control.body,
+                Body::Invite(_) | Body::Response(_) | Body::Welcome(_)
+            ) && (signed.signer == self.creator || self.statuses.contains_key(&signed.signer))
+            {
+                self.queue(
+                    signed.signer,
+                    fresh_ids(),
+                    now,
+                    Body::Ack { of: control.id },
+                    false,
+                );
+            }
             return Err(GroupError::Duplicate);
         }
         let result = match (&self.role, &control.body) {

@@ -1,7 +1,15 @@
 //! Groups (PROTOCOL.md §4): invitations, the shared roster, the window and establishment.
 //!
 //! * [`control`] — the signed control messages and their strict decoding.
+//! * [`envelope`] — sealed, signed group messages (PROTOCOL.md §5).
 //! * [`machine`] — one group's pure state machine: every legal transition, the rest are errors.
+//! * [`store`] — groups sealed in SQLite, and the inbox of control messages from the channel.
+//! * [`service`] — runs the machines against the channel, the clock and the user.
 
 pub mod control;
+pub mod envelope;
 pub mod machine;
+pub mod service;
+pub mod store;
+
+pub use service::{GroupConfig, GroupEvent, Groups};

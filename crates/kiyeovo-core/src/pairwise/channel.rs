@@ -87,6 +87,10 @@ pub enum ChannelEvent {
         peer: PeerId,
         seq: u64,
     },
+    /// A group control message from `peer` waits in the group inbox.
+    GroupControl {
+        peer: PeerId,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +143,8 @@ impl ChannelEvent {
             | ChannelEvent::MessageState { peer, .. }
             | ChannelEvent::Missed { peer, .. }
             | ChannelEvent::Read { peer }
-            | ChannelEvent::BucketWritten { peer, .. } => *peer,
+            | ChannelEvent::BucketWritten { peer, .. }
+            | ChannelEvent::GroupControl { peer } => *peer,
         }
     }
 }
@@ -172,11 +177,6 @@ pub struct Channel {
     nudged: Mutex<HashMap<PeerId, std::time::Instant>>,
     /// Contacts whose bucket is being written; `true` = more was queued meanwhile.
     publishing: Mutex<HashMap<PeerId, bool>>,
-}
-
-fn peer_of(ed25519: &[u8; 32]) -> Option<PeerId> {
-    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(ed25519).ok()?;
-    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
 }
 
 impl Channel {
@@ -289,6 +289,42 @@ impl Channel {
         if !store::set_blocked(self.db.pool(), peer, blocked).await? {
             return Err(ChannelError::UnknownContact(peer.to_string()));
         }
+        Ok(())
+    }
+
+    /// Drops (or lets through again) group invitations from one contact.
+    pub async fn set_invites_blocked(
+        &self,
+        peer: &PeerId,
+        blocked: bool,
+    ) -> Result<(), ChannelError> {
+        if !store::set_invites_blocked(self.db.pool(), peer, blocked).await? {
+            return Err(ChannelError::UnknownContact(peer.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The contact, if it is trusted and not blocked: the only people groups deal with.
+    pub async fn trusted_contact(&self, peer: &PeerId) -> Result<ContactRow, ChannelError> {
+        let row = self.contact(peer).await?;
+        if row.blocked {
+            return Err(ChannelError::Blocked(row.card.display_name));
+        }
+        if row.trusted_at.is_none() {
+            return Err(ChannelError::NotTrusted(row.card.display_name));
+        }
+        Ok(row)
+    }
+
+    /// Sends a signed group control message to a trusted contact through the pairwise channel
+    /// (committed to our bucket, then direct or nudge, like a chat message).
+    pub async fn send_group(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        control: Vec<u8>,
+    ) -> Result<(), ChannelError> {
+        self.trusted_contact(peer).await?;
+        self.send(peer, Payload::Group { control }, None).await?;
         Ok(())
     }
 
@@ -623,7 +659,7 @@ impl Channel {
     /// Opens and applies one envelope that arrived directly.
     async fn receive(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DropReason> {
         let sender = envelope::peek(bytes)?.header.sender;
-        let peer = peer_of(&sender).ok_or(DropReason::NotAContact)?;
+        let peer = crate::identity::peer_id_of(&sender).ok_or(DropReason::NotAContact)?;
         let row = store::contact(self.db.pool(), &peer)
             .await?
             .ok_or(DropReason::NotAContact)?;
@@ -669,12 +705,13 @@ impl Channel {
             }
             // Events go out only after the commit, so whoever reacts sees the stored state.
             let mut events = Vec::new();
+            // Any authentic envelope proves they derived our shared key from our card: it
+            // completes the handshake even if the Handshake itself is still on its way.
+            if row.trusted_at.is_none() && store::set_trusted(&mut tx, peer, now_ms()).await? {
+                events.push(ChannelEvent::ContactTrusted { peer: *peer });
+            }
             match &payload {
-                Payload::Handshake { .. } => {
-                    if store::set_trusted(&mut tx, peer, now_ms()).await? {
-                        events.push(ChannelEvent::ContactTrusted { peer: *peer });
-                    }
-                }
+                Payload::Handshake { .. } => {}
                 Payload::Chat { body } => {
                     store::insert_message(
                         &mut tx,
@@ -693,6 +730,10 @@ impl Channel {
                         seq: header.seq,
                     });
                     receipt = Some(header.msg_id);
+                }
+                Payload::Group { control } => {
+                    store::push_group_inbox(&mut tx, &self.storage_key, peer, control).await?;
+                    events.push(ChannelEvent::GroupControl { peer: *peer });
                 }
                 Payload::Receipt { delivered } => {
                     store::advance_state(&mut tx, peer, delivered, MessageState::Delivered).await?;

@@ -66,6 +66,11 @@ pub enum Payload {
     Receipt {
         delivered: Vec<MsgId>,
     },
+    /// A signed group control message ([`crate::group::control::SignedControl`] bytes), handed
+    /// to the group service.
+    Group {
+        control: Vec<u8>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +114,9 @@ fn check_bounds(payload: &Payload) -> Result<(), EnvelopeError> {
         }
         Payload::Receipt { delivered } if delivered.len() > MAX_RECEIPTS => {
             Err(EnvelopeError::PayloadTooLarge("receipts"))
+        }
+        Payload::Group { control } if control.len() > crate::group::control::MAX_CONTROL_BYTES => {
+            Err(EnvelopeError::PayloadTooLarge("group control message"))
         }
         _ => Ok(()),
     }

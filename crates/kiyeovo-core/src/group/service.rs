@@ -1,0 +1,620 @@
+//! The group service: runs every group's state machine against the real world — the pairwise
+//! channel (transport, exactly-once inbox), SQLite (sealed state), the clock (the invitation
+//! window) and the user (create, answer, establish).
+//!
+//! Every change happens under one lock and in one transaction with whatever caused it (the
+//! inbox row is deleted in the transaction that saves the group). Outgoing control messages are
+//! handed to the channel *before* the group is saved with them marked sent, so a crash between
+//! the two re-sends a message (receivers drop the duplicate by id) rather than losing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use tokio::sync::{broadcast, Mutex};
+
+use super::control::{
+    random_id, Body, GroupId, GroupKey, Invite, InviteeStatus, Person, SignedControl,
+};
+use super::machine::{Group, GroupError, Role, Status};
+use super::store::{self as gstore, hex, parse_group_id};
+use crate::api::{GroupMemberView, GroupStatus, GroupView, MemberStatus};
+use crate::config::MAX_MEMBERS;
+use crate::contacts::store as cstore;
+use crate::identity::{peer_id_of, Identity};
+use crate::keystore::StorageKey;
+use crate::pairwise::channel::{Channel, ChannelError, ChannelEvent};
+use crate::storage::{seal, Database, DbError};
+use crate::time::now_ms;
+
+/// Setting: drop every group invitation unseen.
+pub const SETTING_BLOCK_INVITES: &str = "block_invites";
+
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    /// How long invitees have to answer (PROTOCOL.md §6: 6 h).
+    pub window: Duration,
+    /// How often windows are checked (expiry, establishment).
+    pub tick: Duration,
+    /// How often unacknowledged invitations, answers and Welcomes are sent again.
+    pub resend: Duration,
+    /// Establish as soon as every invitee has accepted, without waiting for "Establish now".
+    pub auto_establish: bool,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(6 * 3600),
+            tick: Duration::from_secs(5),
+            resend: crate::config::Timing::default().republish,
+            auto_establish: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// A new invitation arrived (for notifications).
+    Invited {
+        group_id: GroupId,
+    },
+    Changed {
+        group_id: GroupId,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupServiceError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("no such group")]
+    UnknownGroup,
+    #[error(transparent)]
+    Contact(#[from] ChannelError),
+    #[error("{0}")]
+    Transition(#[from] GroupError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl GroupServiceError {
+    pub fn to_ui(&self) -> crate::api::UiError {
+        use crate::api::{ErrorCode, UiError};
+        match self {
+            GroupServiceError::Contact(e) => e.to_ui(),
+            GroupServiceError::Database(_) => UiError {
+                code: ErrorCode::Database,
+                message: self.to_string(),
+                hint: "Check free disk space, then try again.".into(),
+            },
+            GroupServiceError::Transition(GroupError::WindowClosed) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "The invitation has expired: its 6-hour window is over.".into(),
+                hint: "Ask the creator to invite you again.".into(),
+            },
+            _ => UiError {
+                code: ErrorCode::InvalidInput,
+                message: self.to_string(),
+                hint: String::new(),
+            },
+        }
+    }
+}
+
+/// Why an inbound control message was dropped (logged).
+#[derive(Debug, thiserror::Error)]
+enum DropReason {
+    #[error("stored control message does not open")]
+    Unsealable,
+    #[error(transparent)]
+    Invalid(#[from] super::control::ControlError),
+    #[error("signed by someone other than the contact who sent it")]
+    NotTheSender,
+    #[error("for a group we do not know")]
+    UnknownGroup,
+    #[error("invitations are blocked")]
+    InvitesBlocked,
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+pub struct Groups {
+    identity: Arc<Identity>,
+    me: [u8; 32],
+    db: Database,
+    storage_key: Arc<StorageKey>,
+    channel: Arc<Channel>,
+    config: GroupConfig,
+    events: broadcast::Sender<GroupEvent>,
+    /// Serialises every group change.
+    write: Mutex<()>,
+}
+
+fn tx_err(e: sqlx::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+impl Groups {
+    pub fn new(
+        identity: Arc<Identity>,
+        db: Database,
+        storage_key: Arc<StorageKey>,
+        channel: Arc<Channel>,
+        config: GroupConfig,
+    ) -> Arc<Self> {
+        let me = identity.public().ed25519;
+        Arc::new(Self {
+            identity,
+            me,
+            db,
+            storage_key,
+            channel,
+            config,
+            events: broadcast::channel(256).0,
+            write: Mutex::new(()),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<GroupEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: GroupEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub async fn invites_blocked(&self) -> Result<bool, DbError> {
+        Ok(self
+            .db
+            .setting(SETTING_BLOCK_INVITES)
+            .await?
+            .unwrap_or(false))
+    }
+
+    pub async fn set_invites_blocked(&self, blocked: bool) -> Result<(), DbError> {
+        self.db.set_setting(SETTING_BLOCK_INVITES, &blocked).await
+    }
+
+    async fn save(&self, group: &Group) -> Result<(), DbError> {
+        let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+        gstore::save(&mut tx, &self.storage_key, group).await?;
+        tx.commit().await.map_err(tx_err)
+    }
+
+    async fn load(&self, id: &GroupId) -> Result<Group, GroupServiceError> {
+        gstore::load(self.db.pool(), &self.storage_key, id)
+            .await?
+            .ok_or(GroupServiceError::UnknownGroup)
+    }
+
+    fn parse(id: &str) -> Result<GroupId, GroupServiceError> {
+        parse_group_id(id).ok_or(GroupServiceError::UnknownGroup)
+    }
+
+    /// Step 1–2: a new group with `invitees` (trusted contacts), invitations sent at once.
+    pub async fn create(
+        &self,
+        name: &str,
+        invitees: &[PeerId],
+        creator_name: &str,
+    ) -> Result<GroupView, GroupServiceError> {
+        let name = name.trim();
+        crate::contacts::card::check_display_name(name)
+            .map_err(|e| GroupServiceError::InvalidInput(format!("Group name: {e}")))?;
+        if name.chars().count() > super::control::MAX_GROUP_NAME_CHARS {
+            return Err(GroupServiceError::InvalidInput(format!(
+                "The group name is longer than {} characters.",
+                super::control::MAX_GROUP_NAME_CHARS
+            )));
+        }
+        let mut unique = invitees.to_vec();
+        unique.sort();
+        unique.dedup();
+        if unique.is_empty() {
+            return Err(GroupServiceError::InvalidInput(
+                "Pick at least one contact to invite.".into(),
+            ));
+        }
+        if unique.len() > MAX_MEMBERS - 1 {
+            return Err(GroupServiceError::InvalidInput(format!(
+                "A group has at most {MAX_MEMBERS} members: you and {} others.",
+                MAX_MEMBERS - 1
+            )));
+        }
+        let mut people = Vec::new();
+        for peer in &unique {
+            let row = self.channel.trusted_contact(peer).await?;
+            people.push(Person {
+                id: row.card.identity.ed25519,
+                name: row.card.display_name.clone(),
+            });
+        }
+        people.sort_by_key(|p| p.id);
+        let creator_name = if creator_name.trim().is_empty() {
+            "Kiyeovo user"
+        } else {
+            creator_name.trim()
+        };
+        let now = now_ms();
+        let admin = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let invite = Invite {
+            name: name.to_string(),
+            creator_name: creator_name.to_string(),
+            created_at: now,
+            expires_at: now + self.config.window.as_millis() as u64,
+            invitees: people,
+            admin_pub: admin.verifying_key().to_bytes(),
+            temp_key: GroupKey::random(),
+        };
+        let group = Group::create(
+            self.me,
+            random_id(),
+            invite,
+            random_id(),
+            GroupKey::random(),
+            now,
+        );
+        let id = group.group_id;
+        {
+            let _guard = self.write.lock().await;
+            self.save(&group).await?;
+            self.flush(group).await?;
+        }
+        tracing::info!(group = %hex(&id), invitees = unique.len(), "group created; invitations sent");
+        self.emit(GroupEvent::Changed { group_id: id });
+        self.view(&id).await
+    }
+
+    /// Step 3: accept or reject an invitation.
+    pub async fn respond(&self, id: &str, accept: bool) -> Result<GroupView, GroupServiceError> {
+        let id = Self::parse(id)?;
+        {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(&id).await?;
+            let seed = GroupKey::random();
+            let bucket_pub = ed25519_dalek::SigningKey::from_bytes(&seed.0)
+                .verifying_key()
+                .to_bytes();
+            let result = group.respond(accept, seed, bucket_pub, random_id(), now_ms());
+            // Even a refusal can change the state (the window turned out to be over).
+            self.save(&group).await?;
+            result?;
+            self.flush(group).await?;
+        }
+        tracing::info!(group = %hex(&id), accept, "answered an invitation");
+        self.emit(GroupEvent::Changed { group_id: id });
+        self.view(&id).await
+    }
+
+    /// Step 6 on the creator's command (window over, or everyone accepted).
+    pub async fn establish(
+        &self,
+        id: &str,
+        creator_name: &str,
+    ) -> Result<GroupView, GroupServiceError> {
+        let id = Self::parse(id)?;
+        {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(&id).await?;
+            group.establish(GroupKey::random(), creator_name, &mut random_id, now_ms())?;
+            self.save(&group).await?;
+            self.flush(group).await?;
+        }
+        tracing::info!(group = %hex(&id), "group established");
+        self.emit(GroupEvent::Changed { group_id: id });
+        self.view(&id).await
+    }
+
+    /// Hands the group's unsent control messages to the channel, then saves it with them marked
+    /// sent (see the module docs for why in this order). Caller holds the write lock.
+    async fn flush(&self, mut group: Group) -> Result<(), DbError> {
+        let out = group.take_unsent();
+        if out.is_empty() {
+            return Ok(());
+        }
+        for o in out {
+            self.send(&group, o.to, o.control).await;
+        }
+        self.save(&group).await
+    }
+
+    async fn send(&self, group: &Group, to: [u8; 32], control: super::control::Control) {
+        let Some(peer) = peer_id_of(&to) else {
+            return;
+        };
+        let kind = control.body.kind();
+        let bytes = control.sign(&self.identity).encode();
+        if let Err(e) = self.channel.send_group(&peer, bytes).await {
+            tracing::warn!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent");
+        }
+    }
+
+    /// Processes every group control message waiting in the inbox.
+    pub async fn process_inbox(&self) {
+        loop {
+            let rows = match gstore::inbox(self.db.pool(), 64).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the group inbox");
+                    return;
+                }
+            };
+            if rows.is_empty() {
+                return;
+            }
+            for (row_id, peer, sealed) in rows {
+                if let Err(reason) = self.process_one(row_id, &peer, &sealed).await {
+                    match reason {
+                        DropReason::Group(GroupError::Duplicate) => {
+                            tracing::debug!(%peer, "duplicate group message")
+                        }
+                        DropReason::InvitesBlocked => {
+                            tracing::info!(%peer, "dropped a group invitation: invitations are blocked")
+                        }
+                        reason => tracing::info!(%peer, %reason, "dropped a group message"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn process_one(&self, row_id: i64, peer: &str, sealed: &[u8]) -> Result<(), DropReason> {
+        let _guard = self.write.lock().await;
+        let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+        // Whatever happens below, the row is consumed in this transaction.
+        gstore::remove_inbox(&mut tx, row_id).await?;
+        let outcome = self.decide(&mut tx, peer, sealed).await;
+        let (group, event, result) = match outcome {
+            Ok((g, e, r)) => (g, e, r),
+            Err(reason) => {
+                tx.commit().await.map_err(tx_err)?;
+                return Err(reason);
+            }
+        };
+        if let Some(g) = &group {
+            gstore::save(&mut tx, &self.storage_key, g).await?;
+        }
+        tx.commit().await.map_err(tx_err)?;
+        if let Some(g) = group {
+            let id = g.group_id;
+            self.flush(g).await?;
+            if let Some(event) = event {
+                self.emit(event);
+            }
+            self.emit(GroupEvent::Changed { group_id: id });
+        }
+        result.map_err(DropReason::Group)
+    }
+
+    /// What one inbound message does: the group to save (if it changed), an event, and the
+    /// state machine's verdict.
+    #[allow(clippy::type_complexity)]
+    async fn decide(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        peer_text: &str,
+        sealed: &[u8],
+    ) -> Result<(Option<Group>, Option<GroupEvent>, Result<(), GroupError>), DropReason> {
+        let peer: PeerId = peer_text.parse().map_err(|_| DropReason::NotTheSender)?;
+        let raw = seal::open(&self.storage_key, &cstore::group_inbox_aad(&peer), sealed)
+            .map_err(|_| DropReason::Unsealable)?;
+        let signed = SignedControl::decode(&raw)?;
+        if peer_id_of(&signed.signer) != Some(peer) {
+            return Err(DropReason::NotTheSender);
+        }
+        let now = now_ms();
+        let existing = gstore::load(&mut **tx, &self.storage_key, &signed.control.group_id).await?;
+        match existing {
+            None => {
+                if !matches!(signed.control.body, Body::Invite(_)) {
+                    return Err(DropReason::UnknownGroup);
+                }
+                let contact = cstore::contact(&mut **tx, &peer).await?;
+                let blocked_here = contact.is_none_or(|c| c.invites_blocked || c.blocked);
+                let blocked_all: bool = self
+                    .db
+                    .setting(SETTING_BLOCK_INVITES)
+                    .await?
+                    .unwrap_or(false);
+                if blocked_here || blocked_all {
+                    // Silently: the creator learns nothing, the user sees nothing.
+                    return Err(DropReason::InvitesBlocked);
+                }
+                let group = Group::from_invite(self.me, &signed, random_id(), now)?;
+                tracing::info!(group = %hex(&group.group_id), %peer, "group invitation received");
+                let event = GroupEvent::Invited {
+                    group_id: group.group_id,
+                };
+                Ok((Some(group), Some(event), Ok(())))
+            }
+            Some(mut group) => {
+                let before = group.clone();
+                let result = group.receive(&signed, &raw, &mut random_id, now);
+                let changed = (group != before).then_some(group);
+                Ok((changed, None, result))
+            }
+        }
+    }
+
+    /// Time-driven steps: invitations expire; the creator establishes when the window is over
+    /// (or at once when everyone accepted and auto-establish is on).
+    pub async fn tick(&self, creator_name: &str) {
+        let groups = match gstore::all(self.db.pool(), &self.storage_key).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read groups");
+                return;
+            }
+        };
+        let now = now_ms();
+        for group in groups {
+            let due = group.establishment_due(now)
+                || (self.config.auto_establish
+                    && group.role == Role::Creator
+                    && group.status == Status::Inviting
+                    && group.all_accepted());
+            if due {
+                if let Err(e) = self.establish(&hex(&group.group_id), creator_name).await {
+                    tracing::warn!(group = %hex(&group.group_id), error = %e, "could not establish");
+                }
+                continue;
+            }
+            if group.role == Role::Invitee && group.window_over(now) {
+                let _guard = self.write.lock().await;
+                let Ok(mut fresh) = self.load(&group.group_id).await else {
+                    continue;
+                };
+                if fresh.tick(now) {
+                    if let Err(e) = self.save(&fresh).await {
+                        tracing::warn!(error = %e, "cannot save group");
+                    }
+                    self.emit(GroupEvent::Changed {
+                        group_id: fresh.group_id,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends again what still waits for an acknowledgement.
+    pub async fn resend_unacked(&self) {
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
+        for group in groups {
+            for o in group.unacked() {
+                self.send(&group, o.to, o.control).await;
+            }
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<GroupView>, GroupServiceError> {
+        let now = now_ms();
+        Ok(gstore::all(self.db.pool(), &self.storage_key)
+            .await?
+            .iter()
+            .map(|g| view_of(g, now))
+            .collect())
+    }
+
+    pub async fn view(&self, id: &GroupId) -> Result<GroupView, GroupServiceError> {
+        Ok(view_of(&self.load(id).await?, now_ms()))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<GroupView, GroupServiceError> {
+        self.view(&Self::parse(id)?).await
+    }
+
+    /// The group's current key and epoch (what a member can decrypt with), for messaging.
+    pub async fn key(&self, id: &str) -> Result<(u32, GroupKey), GroupServiceError> {
+        let group = self.load(&Self::parse(id)?).await?;
+        match (&group.status, &group.epoch_key) {
+            (Status::Active, Some(key)) => Ok((group.epoch, key.clone())),
+            (Status::Inviting | Status::Accepted, _) => Ok((0, group.invite.temp_key.clone())),
+            _ => Err(GroupServiceError::InvalidInput(
+                "You are not a member of this group.".into(),
+            )),
+        }
+    }
+
+    /// Runs the service: processes arriving control messages, the window timer and re-sends.
+    /// `creator_name` yields our current display name.
+    pub async fn run(
+        self: Arc<Self>,
+        mut channel_events: broadcast::Receiver<ChannelEvent>,
+        creator_name: impl Fn() -> String + Send + 'static,
+    ) {
+        // Messages that arrived while we were away are in the buckets: read them before the
+        // first establishment check, so answers given in time count.
+        self.channel.poll_all().await;
+        self.process_inbox().await;
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resend = tokio::time::interval(self.config.resend);
+        resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resend.tick().await;
+        loop {
+            tokio::select! {
+                event = channel_events.recv() => match event {
+                    Ok(ChannelEvent::GroupControl { .. }) => self.process_inbox().await,
+                    Ok(_) => {}
+                    // Missed some events: the inbox table still has every message.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.process_inbox().await,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => self.tick(&creator_name()).await,
+                _ = resend.tick() => self.resend_unacked().await,
+            }
+        }
+    }
+}
+
+fn member_status(s: InviteeStatus) -> MemberStatus {
+    match s {
+        InviteeStatus::NotDelivered => MemberStatus::NotDelivered,
+        InviteeStatus::Delivered => MemberStatus::Delivered,
+        InviteeStatus::Accepted => MemberStatus::Accepted,
+        InviteeStatus::Rejected => MemberStatus::Rejected,
+        InviteeStatus::Expired => MemberStatus::Expired,
+    }
+}
+
+fn peer_text(key: &[u8; 32]) -> String {
+    peer_id_of(key).map(|p| p.to_string()).unwrap_or_default()
+}
+
+/// What the UI shows for a group at time `now`.
+pub fn view_of(g: &Group, now: u64) -> GroupView {
+    let status = match g.status {
+        Status::Inviting => GroupStatus::Inviting,
+        Status::Invited if g.window_over(now) => GroupStatus::Expired,
+        Status::Invited => GroupStatus::Invited,
+        Status::Accepted if g.window_over(now) => GroupStatus::WaitingForCreator,
+        Status::Accepted => GroupStatus::Accepted,
+        Status::Rejected => GroupStatus::Rejected,
+        Status::Expired => GroupStatus::Expired,
+        Status::Active => GroupStatus::Active,
+    };
+    let mut members = vec![GroupMemberView {
+        peer_id: peer_text(&g.creator),
+        display_name: g.invite.creator_name.clone(),
+        status: MemberStatus::Creator,
+        is_me: g.creator == g.me,
+    }];
+    for p in &g.invite.invitees {
+        let mut s = g
+            .statuses
+            .get(&p.id)
+            .copied()
+            .unwrap_or(InviteeStatus::NotDelivered);
+        if p.id == g.me && g.role == Role::Invitee && s == InviteeStatus::NotDelivered {
+            s = InviteeStatus::Delivered;
+        }
+        members.push(GroupMemberView {
+            peer_id: peer_text(&p.id),
+            display_name: p.name.clone(),
+            status: member_status(s),
+            is_me: p.id == g.me,
+        });
+    }
+    GroupView {
+        group_id: hex(&g.group_id),
+        name: g.invite.name.clone(),
+        creator_peer_id: peer_text(&g.creator),
+        creator_name: g.invite.creator_name.clone(),
+        is_creator: g.role == Role::Creator,
+        status,
+        created_at: g.invite.created_at,
+        expires_at: g.invite.expires_at,
+        epoch: g.epoch,
+        members,
+        can_respond: g.status == Status::Invited && !g.window_over(now),
+        can_establish: g.role == Role::Creator
+            && g.status == Status::Inviting
+            && (g.window_over(now) || g.all_accepted()),
+        list_mismatch: g.list_mismatch,
+    }
+}

@@ -1,0 +1,124 @@
+//! Groups in SQLite. A group's whole state — keys included — is one sealed blob (storage key,
+//! the group id as associated data), so nothing about a group is readable from the file but its
+//! random id and timestamps.
+
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::control::GroupId;
+use super::machine::Group;
+use crate::codec;
+use crate::storage::{seal, DbError};
+
+/// A sealed group is at most a few KiB; this bounds a damaged row.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+fn q(e: sqlx::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+pub fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn parse_group_id(text: &str) -> Option<GroupId> {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+fn aad(id: &GroupId) -> Vec<u8> {
+    let mut aad = b"kiyeovo/v1/group:".to_vec();
+    aad.extend_from_slice(id);
+    aad
+}
+
+fn open_row(key: &[u8; 32], r: &sqlx::sqlite::SqliteRow) -> Result<Group, DbError> {
+    let id_text: String = r.get("group_id");
+    let bad = |what: &str| DbError::Query(format!("group {id_text}: {what}"));
+    let id = parse_group_id(&id_text).ok_or_else(|| bad("id"))?;
+    let plain = seal::open(key, &aad(&id), &r.get::<Vec<u8>, _>("state"))
+        .map_err(|_| bad("does not open with the storage key"))?;
+    let group: Group = codec::decode_bounded(&plain, MAX_GROUP_BYTES).map_err(|_| bad("state"))?;
+    if group.group_id != id {
+        return Err(bad("id mismatch"));
+    }
+    Ok(group)
+}
+
+pub async fn load<'e, E>(exec: E, key: &[u8; 32], id: &GroupId) -> Result<Option<Group>, DbError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query("SELECT group_id, state FROM groups WHERE group_id = ?")
+        .bind(hex(id))
+        .fetch_optional(exec)
+        .await
+        .map_err(q)?
+        .map(|r| open_row(key, &r))
+        .transpose()
+}
+
+/// Every group, newest first.
+pub async fn all(pool: &SqlitePool, key: &[u8; 32]) -> Result<Vec<Group>, DbError> {
+    let rows = sqlx::query("SELECT group_id, state FROM groups ORDER BY created_at DESC")
+        .fetch_all(pool)
+        .await
+        .map_err(q)?;
+    let mut out = Vec::new();
+    for r in &rows {
+        match open_row(key, r) {
+            Ok(g) => out.push(g),
+            // One damaged row must not hide every other group.
+            Err(e) => tracing::error!(error = %e, "skipping an unreadable group"),
+        }
+    }
+    Ok(out)
+}
+
+pub async fn save(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &[u8; 32],
+    group: &Group,
+) -> Result<(), DbError> {
+    let sealed = seal::seal(key, &aad(&group.group_id), &codec::encode(group));
+    sqlx::query(
+        "INSERT INTO groups (group_id, state, created_at, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(hex(&group.group_id))
+    .bind(sealed)
+    .bind(group.invite.created_at as i64)
+    .bind(group.updated_at as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// The oldest unprocessed control messages: (row id, sender, sealed bytes).
+pub async fn inbox(pool: &SqlitePool, limit: u32) -> Result<Vec<(i64, String, Vec<u8>)>, DbError> {
+    Ok(
+        sqlx::query("SELECT id, peer_id, control FROM group_inbox ORDER BY id LIMIT ?")
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await
+            .map_err(q)?
+            .iter()
+            .map(|r| (r.get("id"), r.get("peer_id"), r.get("control")))
+            .collect(),
+    )
+}
+
+pub async fn remove_inbox(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM group_inbox WHERE id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
