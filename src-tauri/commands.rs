@@ -1,6 +1,6 @@
 //! Tauri commands: thin calls into the service. Errors reach the UI as `UiError` (words + hint).
 
-use kiyeovo_core::api::{AppSnapshot, ContactView, ErrorCode, MessageView, UiError};
+use kiyeovo_core::api::{AppSnapshot, ContactView, ErrorCode, GroupView, MessageView, UiError};
 use kiyeovo_core::PeerId;
 use tauri::State;
 
@@ -117,6 +117,102 @@ pub async fn mark_read(state: State<'_, ShellState>, peer_id: String) -> Result<
     let app = state.app().ok_or_else(not_ready)?;
     app.channel()
         .mark_read(&peer(&peer_id)?)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// Our card as a QR code (an SVG document).
+#[tauri::command]
+pub fn my_card_qr(state: State<'_, ShellState>) -> Result<String, UiError> {
+    state
+        .app()
+        .ok_or_else(not_ready)?
+        .my_card_qr()
+        .ok_or_else(|| UiError {
+            code: ErrorCode::InvalidInput,
+            message: "The card is too long for a QR code.".into(),
+            hint: "Copy the card as text instead.".into(),
+        })
+}
+
+/// Saves our card to a file in the Downloads folder; returns the path.
+#[tauri::command]
+pub async fn save_my_card(state: State<'_, ShellState>) -> Result<String, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.save_my_card(None)
+        .await
+        .map(|p| p.display().to_string())
+        .map_err(|e| e.to_ui())
+}
+
+/// Drops group invitations from one contact (or lets them through again).
+#[tauri::command]
+pub async fn set_invites_blocked(
+    state: State<'_, ShellState>,
+    peer_id: String,
+    blocked: bool,
+) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .set_invites_blocked(&peer(&peer_id)?, blocked)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// The global "block all group invitations" setting.
+#[tauri::command]
+pub async fn set_block_invites(state: State<'_, ShellState>, blocked: bool) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.set_block_invites(blocked).await.map_err(|e| e.to_ui())
+}
+
+#[tauri::command]
+pub async fn list_groups(state: State<'_, ShellState>) -> Result<Vec<GroupView>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.groups().list().await.map_err(|e| e.to_ui())
+}
+
+/// Creates a group and invites `peer_ids` (trusted contacts).
+#[tauri::command]
+pub async fn create_group(
+    state: State<'_, ShellState>,
+    name: String,
+    peer_ids: Vec<String>,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    let peers = peer_ids
+        .iter()
+        .map(|p| peer(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    app.groups()
+        .create(&name, &peers, &app.display_name())
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// Accepts or rejects an invitation.
+#[tauri::command]
+pub async fn respond_invite(
+    state: State<'_, ShellState>,
+    group_id: String,
+    accept: bool,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.groups()
+        .respond(&group_id, accept)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// Creator: establishes the group now (window over, or everyone accepted).
+#[tauri::command]
+pub async fn establish_group(
+    state: State<'_, ShellState>,
+    group_id: String,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.groups()
+        .establish(&group_id, &app.display_name())
         .await
         .map_err(|e| e.to_ui())
 }

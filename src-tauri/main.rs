@@ -41,6 +41,14 @@ fn main() {
             commands::send_message,
             commands::set_blocked,
             commands::mark_read,
+            commands::my_card_qr,
+            commands::save_my_card,
+            commands::set_invites_blocked,
+            commands::set_block_invites,
+            commands::list_groups,
+            commands::create_group,
+            commands::respond_invite,
+            commands::establish_group,
         ])
         .setup(move |app| {
             if profile != kiyeovo_core::profile::DEFAULT_PROFILE {

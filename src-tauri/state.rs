@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kiyeovo_core::api::{events, AppSnapshot, ContactChanged, Phase};
+use kiyeovo_core::api::{events, AppSnapshot, ContactChanged, GroupChanged, Phase};
 use kiyeovo_core::service::{App, AppConfig};
 use tauri::{AppHandle, Emitter, Manager};
 
@@ -19,6 +19,7 @@ impl ShellState {
                 profile: profile.to_string(),
                 phase: Phase::Starting,
                 display_name: String::new(),
+                block_invites: false,
                 bootstrap: Vec::new(),
                 node: None,
                 error: None,
@@ -77,6 +78,25 @@ async fn forward_contact_events(
     }
 }
 
+/// Tells the window which group changed; it re-reads it.
+async fn forward_group_events(
+    handle: AppHandle,
+    mut events: tokio::sync::broadcast::Receiver<kiyeovo_core::group::GroupEvent>,
+) {
+    use kiyeovo_core::group::GroupEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let group_id = match events.recv().await {
+            Ok(GroupEvent::Changed { group_id } | GroupEvent::Invited { group_id }) => {
+                kiyeovo_core::group::store::hex(&group_id)
+            }
+            Err(RecvError::Lagged(_)) => String::new(),
+            Err(RecvError::Closed) => break,
+        };
+        let _ = handle.emit(events::GROUP_CHANGED, GroupChanged { group_id });
+    }
+}
+
 /// Starts the profile and then forwards every state change to the window.
 pub async fn start(handle: AppHandle, config: AppConfig) {
     let app = match App::start(config).await {
@@ -94,6 +114,10 @@ pub async fn start(handle: AppHandle, config: AppConfig) {
     tauri::async_runtime::spawn(forward_contact_events(
         handle.clone(),
         app.channel().subscribe(),
+    ));
+    tauri::async_runtime::spawn(forward_group_events(
+        handle.clone(),
+        app.groups().subscribe(),
     ));
     let state = handle.state::<ShellState>();
     let _ = state.app.set(app);

@@ -2,43 +2,11 @@
 
 use std::collections::HashSet;
 
-use kiyeovo_core::api::{BootstrapState, MessageState};
+use kiyeovo_core::api::MessageState;
 use kiyeovo_core::contacts::CardError;
 use kiyeovo_core::pairwise::channel::{ChannelError, ChannelEvent};
 use kiyeovo_core::service::App;
-use kiyeovo_tests::{bootstrap_node, wait_event, wait_for, TestProfile};
-
-async fn online(profile: &TestProfile, bootstrap: &str) -> App {
-    let app = App::start(profile.config(&[bootstrap.to_string()]))
-        .await
-        .expect("app starts");
-    let mut rx = app.snapshots();
-    wait_for(&mut rx, "joined the network", |s| {
-        matches!(
-            s.node.as_ref().map(|n| &n.bootstrap),
-            Some(BootstrapState::Succeeded { .. })
-        ) && s.node.as_ref().is_some_and(|n| !n.listen_addrs.is_empty())
-    })
-    .await;
-    app
-}
-
-/// Both add each other's card; both see the other become trusted.
-async fn befriend(a: &App, b: &App) {
-    let (mut ea, mut eb) = (a.channel().subscribe(), b.channel().subscribe());
-    let view = a.channel().add_contact(&b.my_card()).await.unwrap();
-    assert_eq!(view.peer_id, b.peer_id().to_string());
-    b.channel().add_contact(&a.my_card()).await.unwrap();
-    let (pa, pb) = (a.peer_id(), b.peer_id());
-    wait_event(&mut ea, "a trusts b", |e| {
-        *e == ChannelEvent::ContactTrusted { peer: pb }
-    })
-    .await;
-    wait_event(&mut eb, "b trusts a", |e| {
-        *e == ChannelEvent::ContactTrusted { peer: pa }
-    })
-    .await;
-}
+use kiyeovo_tests::{befriend, bootstrap_node, online, wait_event, TestProfile};
 
 /// Waits until `n` distinct incoming messages were reported.
 async fn wait_received(rx: &mut tokio::sync::broadcast::Receiver<ChannelEvent>, n: usize) {

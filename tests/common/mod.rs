@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
-use kiyeovo_core::api::AppSnapshot;
+use kiyeovo_core::api::{AppSnapshot, BootstrapState};
 use kiyeovo_core::config::{DhtMode, Timing};
 use kiyeovo_core::keystore::Keystore;
+use kiyeovo_core::pairwise::channel::ChannelEvent;
+use kiyeovo_core::service::App;
 use kiyeovo_core::service::AppConfig;
 use kiyeovo_node::{Headless, Options};
 use rand::Rng;
@@ -140,4 +142,40 @@ pub async fn wait_event<T: Clone + std::fmt::Debug>(
     })
     .await;
     found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Starts `profile` joined to `bootstrap` and waits until it is part of the network.
+pub async fn online(profile: &TestProfile, bootstrap: &str) -> App {
+    start_online(profile.config(&[bootstrap.to_string()])).await
+}
+
+/// Starts an app with `config` and waits until it is part of the network.
+pub async fn start_online(config: AppConfig) -> App {
+    let app = App::start(config).await.expect("app starts");
+    let mut rx = app.snapshots();
+    wait_for(&mut rx, "joined the network", |s| {
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(BootstrapState::Succeeded { .. })
+        ) && s.node.as_ref().is_some_and(|n| !n.listen_addrs.is_empty())
+    })
+    .await;
+    app
+}
+
+/// Both add each other's card; both see the other become trusted.
+pub async fn befriend(a: &App, b: &App) {
+    let (mut ea, mut eb) = (a.channel().subscribe(), b.channel().subscribe());
+    let view = a.channel().add_contact(&b.my_card()).await.unwrap();
+    assert_eq!(view.peer_id, b.peer_id().to_string());
+    b.channel().add_contact(&a.my_card()).await.unwrap();
+    let (pa, pb) = (a.peer_id(), b.peer_id());
+    wait_event(&mut ea, "a trusts b", |e| {
+        *e == ChannelEvent::ContactTrusted { peer: pb }
+    })
+    .await;
+    wait_event(&mut eb, "b trusts a", |e| {
+        *e == ChannelEvent::ContactTrusted { peer: pa }
+    })
+    .await;
 }

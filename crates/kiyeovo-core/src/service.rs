@@ -250,6 +250,34 @@ impl App {
         self.channel.my_card(&snapshot.display_name, addrs)
     }
 
+    /// Our card as a QR code (SVG).
+    pub fn my_card_qr(&self) -> Option<String> {
+        crate::contacts::qr::card_svg(&self.my_card())
+    }
+
+    /// Saves our card as a text file in `dir` (the Downloads folder when `None`) and returns
+    /// the file's path, for sending by e-mail or a file share.
+    pub async fn save_my_card(&self, dir: Option<PathBuf>) -> Result<PathBuf, ServiceError> {
+        let dir = dir
+            .or_else(|| {
+                directories::UserDirs::new().map(|u| {
+                    u.download_dir()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| u.home_dir().to_path_buf())
+                })
+            })
+            .ok_or_else(|| {
+                ServiceError::InvalidInput("No Downloads or home folder found.".into())
+            })?;
+        let path = dir.join(format!("kiyeovo-card-{}.txt", self.profile));
+        tokio::fs::write(&path, format!("{}\n", self.my_card()))
+            .await
+            .map_err(|e| {
+                ServiceError::InvalidInput(format!("Cannot write {}: {e}", path.display()))
+            })?;
+        Ok(path)
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
     }

@@ -2,6 +2,7 @@
 //! on the handshake.
 
 pub mod card;
+pub mod qr;
 pub mod store;
 
 pub use card::{CardError, ContactCard};

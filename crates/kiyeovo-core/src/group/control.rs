@@ -386,7 +386,8 @@ pub(crate) mod tests {
         let mut trailing = signed(Body::Invite(valid.clone()));
         trailing.push(0);
 
-        let cases: Vec<(&str, Vec<u8>, fn(&ControlError) -> bool)> = vec![
+        type Case = (&'static str, Vec<u8>, fn(&ControlError) -> bool);
+        let cases: Vec<Case> = vec![
             ("forged signer", forged.encode(), |e| {
                 *e == ControlError::BadSignature
             }),

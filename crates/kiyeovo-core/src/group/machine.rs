@@ -141,6 +141,8 @@ pub struct Group {
     pub list_mismatch: bool,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
+    /// The invitee noticed the end of the window (so the change is reported once).
+    pub window_passed: bool,
     pub updated_at: u64,
 }
 
@@ -194,6 +196,7 @@ impl Group {
             list_mismatch: false,
             seen: BTreeSet::from([invite_id]),
             outbox,
+            window_passed: false,
             updated_at: now,
         }
     }
@@ -256,6 +259,7 @@ impl Group {
                 until_ack: false,
                 sent: false,
             }],
+            window_passed: status == Status::Expired,
             updated_at: now,
         })
     }
@@ -659,13 +663,14 @@ impl Group {
         if self.role != Role::Invitee || !self.window_over(now) {
             return false;
         }
-        let before = (self.status, self.outbox.len());
+        let before = (self.status, self.outbox.len(), self.window_passed);
+        self.window_passed = true;
         if self.status == Status::Invited {
             self.status = Status::Expired;
             self.statuses.insert(self.me, InviteeStatus::Expired);
         }
         self.outbox.retain(|o| !o.until_ack);
-        let changed = before != (self.status, self.outbox.len());
+        let changed = before != (self.status, self.outbox.len(), self.window_passed);
         if changed {
             self.updated_at = now;
         }
@@ -747,6 +752,20 @@ impl Group {
         self.members = members;
         self.status = Status::Active;
         Ok(())
+    }
+
+    /// Hash of this epoch's roster (who holds the key), carried in every group envelope so
+    /// members who see different rosters notice (PROTOCOL.md §5).
+    pub fn roster_hash(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"kiyeovo/v1/roster");
+        h.update(self.group_id);
+        h.update(self.epoch.to_be_bytes());
+        for m in &self.members {
+            h.update(m.id);
+        }
+        h.finalize().into()
     }
 
     /// Messages never sent yet; marks them sent (those not awaiting an ack leave the outbox).

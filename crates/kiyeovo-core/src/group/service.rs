@@ -520,6 +520,37 @@ impl Groups {
         }
     }
 
+    /// Seals `body` as our message number `seq` with the group's current key.
+    pub async fn seal(&self, id: &str, seq: u64, body: &str) -> Result<Vec<u8>, GroupServiceError> {
+        let group = self.load(&Self::parse(id)?).await?;
+        let (epoch, key) = self.key(id).await?;
+        super::envelope::seal(
+            &super::envelope::Sealing {
+                identity: &self.identity,
+                key: &key,
+                group_id: group.group_id,
+                epoch,
+                seq,
+                msg_id: random_id(),
+                sent_at: now_ms(),
+                roster_hash: group.roster_hash(),
+            },
+            body,
+        )
+        .map_err(|e| GroupServiceError::InvalidInput(e.to_string()))
+    }
+
+    /// Every key this member holds for the group, with its epoch: the temporary key once
+    /// invited, the epoch key once established.
+    pub async fn keys_held(&self, id: &str) -> Result<Vec<(u32, GroupKey)>, GroupServiceError> {
+        let group = self.load(&Self::parse(id)?).await?;
+        let mut keys = vec![(0, group.invite.temp_key.clone())];
+        if let Some(k) = &group.epoch_key {
+            keys.push((group.epoch, k.clone()));
+        }
+        Ok(keys)
+    }
+
     /// Runs the service: processes arriving control messages, the window timer and re-sends.
     /// `creator_name` yields our current display name.
     pub async fn run(
