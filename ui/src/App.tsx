@@ -3,11 +3,12 @@ import { startStore, useSnapshot } from "./lib/store";
 import { StatusScreen } from "./status/StatusScreen";
 import { ErrorScreen } from "./errors/ErrorScreen";
 import { ContactsScreen } from "./contacts/ContactsScreen";
+import { GroupsScreen } from "./groups/GroupsScreen";
 
 export function App() {
   const snapshot = useSnapshot();
   const [bridgeError, setBridgeError] = useState<string | null>(null);
-  const [tab, setTab] = useState<"contacts" | "status">("status");
+  const [tab, setTab] = useState<"contacts" | "groups" | "status">("status");
 
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
@@ -39,8 +40,11 @@ export function App() {
       <nav className="tabs">
         <button id="tab-status" className={tab === "status" ? "active" : ""} onClick={() => setTab("status")}>Status</button>
         <button id="tab-contacts" className={tab === "contacts" ? "active" : ""} onClick={() => setTab("contacts")}>Contacts</button>
+        <button id="tab-groups" className={tab === "groups" ? "active" : ""} onClick={() => setTab("groups")}>Groups</button>
       </nav>
-      {tab === "status" ? <StatusScreen snapshot={snapshot} /> : <ContactsScreen />}
+      {tab === "status" && <StatusScreen snapshot={snapshot} />}
+      {tab === "contacts" && <ContactsScreen />}
+      {tab === "groups" && <GroupsScreen />}
     </>
   );
 }

@@ -8,6 +8,10 @@ import type { UiError } from "./UiError";
  */
 export type AppSnapshot = { profile: string, phase: Phase, display_name: string, 
 /**
+ * Group invitations from everyone are dropped unseen (a setting).
+ */
+block_invites: boolean, 
+/**
  * The bootstrap addresses in use (from the command line, or the saved setting).
  */
 bootstrap: Array<string>, node: NodeStatus | null, error: UiError | null, 

@@ -7,7 +7,11 @@ export type ContactView = { peer_id: string, display_name: string,
 /**
  * When the signed handshake completed (ms since the epoch); `None` while pending.
  */
-trusted_at: number | null, blocked: boolean, unread: number, 
+trusted_at: number | null, blocked: boolean, 
+/**
+ * Group invitations from this contact are dropped unseen.
+ */
+invites_blocked: boolean, unread: number, 
 /**
  * Envelopes from this contact that were evicted from their bucket before we read them.
  */

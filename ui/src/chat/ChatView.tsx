@@ -56,11 +56,25 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
     }
   }
 
+  async function toggleInvites() {
+    try {
+      await api.setInvitesBlocked(contact.peer_id, !contact.invites_blocked);
+      onBlocked();
+    } catch (err) {
+      setError(asUiError(err));
+    }
+  }
+
   return (
     <div className="chat" id="chat">
       <header className="chat-header">
         <h2>{contact.display_name}</h2>
-        <button className="secondary" onClick={() => void toggleBlock()}>{contact.blocked ? "Unblock" : "Block"}</button>
+        <div className="row">
+          <button className="secondary" id="toggle-invites" onClick={() => void toggleInvites()}>
+            {contact.invites_blocked ? "Allow group invitations" : "Block group invitations"}
+          </button>
+          <button className="secondary" onClick={() => void toggleBlock()}>{contact.blocked ? "Unblock" : "Block"}</button>
+        </div>
       </header>
       {contact.missed > 0 && (
         <p className="warnings" role="status">{contact.missed} earlier messages were missed (they expired before this device came online).</p>

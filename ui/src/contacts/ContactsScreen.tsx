@@ -5,6 +5,7 @@ import type { UiError } from "../bindings/UiError";
 import { ChatView } from "../chat/ChatView";
 import { MyCard } from "./MyCard";
 import { AddContact } from "./AddContact";
+import { useSnapshot } from "../lib/store";
 
 export function trustLabel(c: ContactView): string {
   if (c.blocked) return "blocked";
@@ -38,6 +39,8 @@ export function ContactsScreen() {
   }, [reload]);
 
   const current = contacts.find((c) => c.peer_id === selected) ?? null;
+  // Online = an open connection right now; the snapshot pushes every change.
+  const connected = new Set(useSnapshot()?.node?.connected_peers ?? []);
 
   return (
     <div className="split">
@@ -54,7 +57,12 @@ export function ContactsScreen() {
                 data-trusted={c.trusted_at !== null}
                 onClick={() => setSelected(c.peer_id)}
               >
-                <span className="name">{c.display_name}</span>
+                <span className="name">
+                  <span className={`presence ${connected.has(c.peer_id) ? "online" : ""}`}
+                    title={connected.has(c.peer_id) ? "online" : "offline"}
+                    data-online={connected.has(c.peer_id)} />
+                  {c.display_name}
+                </span>
                 {c.unread > 0 && <span className="badge">{c.unread}</span>}
                 <span className={`trust ${c.trusted_at !== null ? "ok" : ""}`}>{trustLabel(c)}</span>
               </button>

@@ -1,13 +1,23 @@
 import { useState } from "react";
 import { api, asUiError } from "../lib/api";
 
-/** Shows our `kiyeovo1…` card so it can be copied and sent to someone. */
+/** Our `kiyeovo1…` card: copied to the clipboard, shown as text and as a QR code, saved to a file. */
 export function MyCard() {
   const [card, setCard] = useState<string | null>(null);
+  const [qr, setQr] = useState<string | null>(null);
   const [note, setNote] = useState<string>("");
 
-  async function show() {
+  async function run(action: () => Promise<void>) {
     try {
+      await action();
+    } catch (e) {
+      const err = asUiError(e);
+      setNote(`${err.message} ${err.hint}`);
+    }
+  }
+
+  const show = () =>
+    run(async () => {
       const text = await api.myCard();
       setCard(text);
       try {
@@ -16,17 +26,27 @@ export function MyCard() {
       } catch {
         setNote("Select the text and copy it to send it to your contact.");
       }
-    } catch (e) {
-      const err = asUiError(e);
-      setNote(`${err.message} ${err.hint}`);
-    }
-  }
+    });
+  const showQr = () =>
+    run(async () => {
+      setQr(qr ? null : await api.myCardQr());
+    });
+  const save = () =>
+    run(async () => {
+      const path = await api.saveMyCard();
+      setNote(`Saved to ${path}.`);
+    });
 
   return (
     <div className="card">
-      <button id="my-card-button" onClick={() => void show()}>My contact card</button>
+      <div className="row">
+        <button id="my-card-button" onClick={() => void show()}>My contact card</button>
+        <button className="secondary" id="my-card-qr" onClick={() => void showQr()}>QR</button>
+        <button className="secondary" id="my-card-save" onClick={() => void save()}>Save</button>
+      </div>
       {card && <textarea id="my-card" readOnly rows={4} value={card} onFocus={(e) => e.target.select()} />}
-      {note && <p className="muted">{note}</p>}
+      {qr && <img id="my-card-qr-image" className="qr" alt="Your contact card as a QR code" src={`data:image/svg+xml;utf8,${encodeURIComponent(qr)}`} />}
+      {note && <p className="muted" id="my-card-note">{note}</p>}
     </div>
   );
 }

@@ -7,9 +7,12 @@ import type { UiError } from "../bindings/UiError";
 import type { ContactView } from "../bindings/ContactView";
 import type { MessageView } from "../bindings/MessageView";
 import type { ContactChanged } from "../bindings/ContactChanged";
+import type { GroupView } from "../bindings/GroupView";
+import type { GroupChanged } from "../bindings/GroupChanged";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
+export const EVENT_GROUP_CHANGED = "group-changed";
 
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
@@ -26,6 +29,16 @@ export const api = {
   markRead: (peerId: string) => invoke<void>("mark_read", { peerId }),
   onContactChanged: (cb: (c: ContactChanged) => void): Promise<UnlistenFn> =>
     listen<ContactChanged>(EVENT_CONTACT_CHANGED, (e) => cb(e.payload)),
+  myCardQr: () => invoke<string>("my_card_qr"),
+  saveMyCard: () => invoke<string>("save_my_card"),
+  setInvitesBlocked: (peerId: string, blocked: boolean) => invoke<void>("set_invites_blocked", { peerId, blocked }),
+  setBlockInvites: (blocked: boolean) => invoke<void>("set_block_invites", { blocked }),
+  listGroups: () => invoke<GroupView[]>("list_groups"),
+  createGroup: (name: string, peerIds: string[]) => invoke<GroupView>("create_group", { name, peerIds }),
+  respondInvite: (groupId: string, accept: boolean) => invoke<GroupView>("respond_invite", { groupId, accept }),
+  establishGroup: (groupId: string) => invoke<GroupView>("establish_group", { groupId }),
+  onGroupChanged: (cb: (g: GroupChanged) => void): Promise<UnlistenFn> =>
+    listen<GroupChanged>(EVENT_GROUP_CHANGED, (e) => cb(e.payload)),
 };
 
 /** Turns whatever a command rejected with into words for the user. */

@@ -8,6 +8,7 @@ const snapshot: AppSnapshot = {
   profile: "alice",
   phase: "running",
   display_name: "Alice",
+  block_invites: false,
   bootstrap: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot"],
   error: null,
   warnings: ["The database was missing, so a new empty one was created."],

@@ -1,0 +1,74 @@
+import { useState } from "react";
+import { api, asUiError } from "../lib/api";
+import type { GroupView } from "../bindings/GroupView";
+import type { UiError } from "../bindings/UiError";
+import { useNow } from "../lib/useNow";
+import { GROUP_STATUS_TEXT, MEMBER_STATUS_TEXT, timeLeft } from "./format";
+
+/** The invite card / group info: roster with each member's status, countdown, actions. */
+export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged: (g: GroupView) => void }) {
+  const now = useNow();
+  const [error, setError] = useState<UiError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const windowOpen = group.expires_at > now;
+
+  async function act(action: () => Promise<GroupView>) {
+    setBusy(true);
+    setError(null);
+    try {
+      onChanged(await action());
+    } catch (e) {
+      setError(asUiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="card" id="group-detail" data-status={group.status}>
+      <h2 id="group-title">{group.name}</h2>
+      <p className="muted">
+        Created by <strong>{group.is_creator ? "you" : group.creator_name}</strong> ·{" "}
+        <span id="group-status">{GROUP_STATUS_TEXT[group.status]}</span>
+      </p>
+      {(group.status === "inviting" || group.status === "invited" || group.status === "accepted") && (
+        <p>
+          Invitation window: <span className="countdown" id="countdown">{windowOpen ? `${timeLeft(group.expires_at, now)} left` : "closed"}</span>
+        </p>
+      )}
+      {group.list_mismatch && (
+        <p className="warnings" role="alert" id="list-mismatch">
+          Members saw different invitation lists. Someone may have been shown another group; compare the member list with the others.
+        </p>
+      )}
+      <h3>Members</h3>
+      <ul className="roster" id="roster">
+        {group.members.map((m) => (
+          <li key={m.peer_id} data-peer={m.peer_id}>
+            <span>{m.display_name}{m.is_me ? " (you)" : ""}</span>
+            <span className="st" data-status={m.status}>{MEMBER_STATUS_TEXT[m.status]}</span>
+          </li>
+        ))}
+      </ul>
+      {group.can_respond && (
+        <div className="row end">
+          <button className="secondary" id="reject-invite" disabled={busy} onClick={() => void act(() => api.respondInvite(group.group_id, false))}>Reject</button>
+          <button id="accept-invite" disabled={busy} onClick={() => void act(() => api.respondInvite(group.group_id, true))}>Accept</button>
+        </div>
+      )}
+      {group.is_creator && group.status === "inviting" && (
+        <div className="row end">
+          <span className="muted">
+            {group.can_establish ? "Everyone answered." : "The group is established when the window ends, or once everyone accepted."}
+          </span>
+          <button id="establish-group" disabled={busy || !group.can_establish} onClick={() => void act(() => api.establishGroup(group.group_id))}>Establish now</button>
+        </div>
+      )}
+      {group.status === "waiting_for_creator" && (
+        <p className="muted">The window is over. The creator's app establishes the group the next time it is online; only the creator can.</p>
+      )}
+      {group.status === "active" && <p className="muted">The group is established (epoch {group.epoch}): only the members above hold its key.</p>}
+      {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
+    </div>
+  );
+}

@@ -1,0 +1,84 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { cleanup, render, screen } from "@testing-library/react";
+import { GroupDetail } from "./GroupDetail";
+import { NewGroup } from "./NewGroup";
+import { timeLeft } from "./format";
+import type { GroupView } from "../bindings/GroupView";
+import type { ContactView } from "../bindings/ContactView";
+
+const HOUR = 3600 * 1000;
+
+afterEach(cleanup);
+
+function invite(over: Partial<GroupView> = {}): GroupView {
+  return {
+    group_id: "00".repeat(16),
+    name: "Book club",
+    creator_peer_id: "12D3KooWCreator",
+    creator_name: "Ana",
+    is_creator: false,
+    status: "invited",
+    created_at: Date.now(),
+    expires_at: Date.now() + 6 * HOUR - 1000,
+    epoch: 0,
+    members: [
+      { peer_id: "12D3KooWCreator", display_name: "Ana", status: "creator", is_me: false },
+      { peer_id: "12D3KooWMe", display_name: "Ben", status: "delivered", is_me: true },
+      { peer_id: "12D3KooWCai", display_name: "Cai", status: "accepted", is_me: false },
+      { peer_id: "12D3KooWDee", display_name: "Dee", status: "not_delivered", is_me: false },
+    ],
+    can_respond: true,
+    can_establish: false,
+    list_mismatch: false,
+    ...over,
+  };
+}
+
+describe("GroupDetail", () => {
+  it("shows the shared roster with statuses, the countdown and the answer buttons", () => {
+    render(<GroupDetail group={invite()} onChanged={() => {}} />);
+    expect(document.getElementById("countdown")?.textContent).toBe("5 h 59 min left");
+    const rows = Array.from(document.querySelectorAll("#roster li")).map((li) => li.textContent);
+    expect(rows).toEqual(["Anacreator", "Ben (you)delivered", "Caiaccepted", "Deenot yet delivered"]);
+    expect(document.getElementById("accept-invite")).toBeTruthy();
+    expect(document.getElementById("reject-invite")).toBeTruthy();
+    expect(document.getElementById("establish-group")).toBeNull();
+  });
+
+  it("tells an acceptor the creator must establish, and warns about different lists", () => {
+    render(<GroupDetail group={invite({ status: "waiting_for_creator", can_respond: false, expires_at: Date.now() - 1000, list_mismatch: true })} onChanged={() => {}} />);
+    expect(screen.getByText(/only the creator can/)).toBeTruthy();
+    expect(document.getElementById("list-mismatch")).toBeTruthy();
+    expect(document.getElementById("accept-invite")).toBeNull();
+  });
+
+  it("gives the creator Establish now only when it is allowed", () => {
+    const { rerender } = render(<GroupDetail group={invite({ is_creator: true, status: "inviting", can_respond: false })} onChanged={() => {}} />);
+    expect((document.getElementById("establish-group") as HTMLButtonElement).disabled).toBe(true);
+    rerender(<GroupDetail group={invite({ is_creator: true, status: "inviting", can_respond: false, can_establish: true })} onChanged={() => {}} />);
+    expect((document.getElementById("establish-group") as HTMLButtonElement).disabled).toBe(false);
+  });
+});
+
+describe("NewGroup", () => {
+  it("only lets trusted, unblocked contacts be picked, and says why not", () => {
+    const contact = (name: string, over: Partial<ContactView>): ContactView => ({
+      peer_id: `12D3KooW${name}`, display_name: name, trusted_at: 1, blocked: false, invites_blocked: false, unread: 0, missed: 0, ...over,
+    });
+    render(<NewGroup contacts={[contact("Ok", {}), contact("Pending", { trusted_at: null }), contact("Blocked", { blocked: true })]}
+      onCreated={() => {}} onCancel={() => {}} />);
+    const box = (n: string) => document.querySelector(`input[data-peer="12D3KooW${n}"]`) as HTMLInputElement;
+    expect(box("Ok").disabled).toBe(false);
+    expect(box("Pending").disabled).toBe(true);
+    expect(box("Blocked").disabled).toBe(true);
+    expect(screen.getByText(/handshake is pending/)).toBeTruthy();
+  });
+});
+
+describe("timeLeft", () => {
+  it("counts down in words", () => {
+    expect(timeLeft(1000 + 2 * HOUR + 5 * 60000, 1000)).toBe("2 h 5 min");
+    expect(timeLeft(61_000, 0)).toBe("1 min 1 s");
+    expect(timeLeft(0, 5)).toBe("closed");
+  });
+});
