@@ -244,6 +244,72 @@ def contacts_and_chat(wd, bootstrap, data_dir):
     session(wd, ana, args, add_card("ben"))          # Ana adds Ben while Ben is closed
     session(wd, ben, args, add_card("ana", ben_sends))  # Ben adds Ana, finds her handshake, writes
     session(wd, ana, args, ana_reads)                 # Ana opens later and reads it
+    return ana, ben, args
+
+
+def group_flow(wd, ana, ben, args):
+    """Ana creates a group through the UI and invites Ben (closed); Ben opens, sees the invite
+    card with its countdown and the shared roster, accepts; Ana sees the roster update and
+    establishes; Ben sees the group active. Every hand-over goes through the offline path."""
+    def open_groups():
+        wait_until("status", lambda: wd.text("#peer-id"))
+        wd.click("#tab-groups")
+
+    def roster_status(name_part):
+        for row in wd.text("#roster").split("\n"):
+            if name_part in row:
+                return row
+        return ""
+
+    def ana_creates():
+        open_groups()
+        wd.click("#new-group")
+        wd.type_into("#group-name", "Book club")
+        wait_until("a trusted contact to pick", lambda: wd.find("#group-picker input[type=checkbox]"))
+        wd.click("#group-picker input[type=checkbox]")
+        wd.click("#create-group")
+        wait_until("the group", lambda: "Book club" in wd.text("#group-title"))
+        assert "inviting" in wd.text("#group-status")
+        wait_until("countdown", lambda: "h" in wd.text("#countdown") and "left" in wd.text("#countdown"))
+        wd.screenshot(OUT / "group-created-ana.png")
+
+    def ben_accepts():
+        open_groups()
+        wait_until("the invitation listed", lambda: wd.find("#group-list button[data-status=invited]"))
+        wd.click("#group-list button[data-status=invited]")
+        wait_until("the invite card", lambda: "Book club" in wd.text("#group-title"))
+        countdown = wait_until("countdown", lambda: wd.text("#countdown"))
+        assert countdown.startswith("5 h") or countdown.startswith("6 h"), countdown
+        roster = wd.text("#roster")
+        assert "creator" in roster and "(you)" in roster, roster
+        wd.screenshot(OUT / "group-invite-ben.png")
+        wd.click("#accept-invite")
+        wait_until("accepted", lambda: "accepted" in wd.text("#group-status"))
+        assert "accepted" in roster_status("(you)"), wd.text("#roster")
+
+    def ana_establishes():
+        open_groups()
+        wait_until("the group listed", lambda: wd.find("#group-list button.contact"))
+        wd.click("#group-list button.contact")
+        wait_until("Ben's answer on the roster", lambda: "accepted" in wd.text("#roster"))
+        wait_until("Establish now enabled", lambda: wd.call(
+            "GET", wd.s(f"/element/{wd.find('#establish-group')}/enabled")))
+        wd.click("#establish-group")
+        wait_until("active", lambda: wd.text("#group-status") == "active")
+        wd.screenshot(OUT / "group-active-ana.png")
+
+    def ben_sees_active():
+        open_groups()
+        wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
+        wd.click("#group-list button[data-status=active]")
+        wait_until("active", lambda: wd.text("#group-status") == "active")
+        assert "accepted" in roster_status("(you)"), wd.text("#roster")
+        wd.screenshot(OUT / "group-active-ben.png")
+
+    session(wd, ana, args, ana_creates)
+    session(wd, ben, args, ben_accepts)
+    session(wd, ana, args, ana_establishes)
+    session(wd, ben, args, ben_sees_active)
 
 
 def run_checks(wd, bootstrap, data_dir):
@@ -316,8 +382,12 @@ def run_checks(wd, bootstrap, data_dir):
     finally:
         wd.quit()
 
+    profiles = []
     check("two_profiles_add_each_other_through_the_ui_and_chat",
-          lambda: contacts_and_chat(wd, bootstrap, data_dir))
+          lambda: profiles.append(contacts_and_chat(wd, bootstrap, data_dir)))
+    if profiles:
+        check("group_created_accepted_and_established_through_the_ui",
+              lambda: group_flow(wd, *profiles[0]))
 
 
 def main():
