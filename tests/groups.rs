@@ -11,7 +11,7 @@ use kiyeovo_core::group::service::GroupServiceError;
 use kiyeovo_core::group::{GroupConfig, GroupEvent};
 use kiyeovo_core::pairwise::channel::ChannelError;
 use kiyeovo_core::service::App;
-use kiyeovo_tests::{befriend, bootstrap_node, start_online, TestProfile, WAIT};
+use kiyeovo_tests::{befriend, bootstrap_node, start_online, wait_group, TestProfile};
 
 fn config(window: Duration) -> GroupConfig {
     GroupConfig {
@@ -30,38 +30,6 @@ async fn start_with(profile: &TestProfile, boot: &str, group: GroupConfig) -> Ap
     let mut c = profile.config(&[boot.to_string()]);
     c.group = group;
     start_online(c).await
-}
-
-/// Waits until `app` has group `id` and it satisfies `pred`. The database is the truth; group
-/// events only wake us up.
-async fn wait_group(
-    app: &App,
-    id: &str,
-    what: &str,
-    pred: impl Fn(&GroupView) -> bool,
-) -> GroupView {
-    let mut rx = app.groups().subscribe();
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Ok(v) = app.groups().get(id).await {
-                if pred(&v) {
-                    return v;
-                }
-            }
-            match rx.recv().await {
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("group events ended while waiting for {what}: {e}"),
-            }
-        }
-    })
-    .await;
-    match found {
-        Ok(v) => v,
-        Err(_) => panic!(
-            "timed out waiting for {what}; last view: {:#?}",
-            app.groups().get(id).await
-        ),
-    }
 }
 
 fn status_of(view: &GroupView, app: &App) -> MemberStatus {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
-use kiyeovo_core::api::{AppSnapshot, BootstrapState};
+use kiyeovo_core::api::{AppSnapshot, BootstrapState, GroupView};
 use kiyeovo_core::config::{DhtMode, Timing};
 use kiyeovo_core::keystore::Keystore;
 use kiyeovo_core::pairwise::channel::ChannelEvent;
@@ -64,6 +64,7 @@ impl TestProfile {
         config.timing = Timing {
             query_timeout: Duration::from_secs(10),
             bootstrap_retry: Duration::from_secs(1),
+            quic_handshake_timeout: Duration::from_secs(1),
             ..Timing::default()
         };
         config
@@ -178,4 +179,36 @@ pub async fn befriend(a: &App, b: &App) {
         *e == ChannelEvent::ContactTrusted { peer: pa }
     })
     .await;
+}
+
+/// Waits until `app` has group `id` and it satisfies `pred`. The database is the truth; group
+/// events only wake us up.
+pub async fn wait_group(
+    app: &App,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&GroupView) -> bool,
+) -> GroupView {
+    let mut rx = app.groups().subscribe();
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(v) = app.groups().get(id).await {
+                if pred(&v) {
+                    return v;
+                }
+            }
+            match rx.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("group events ended while waiting for {what}: {e}"),
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(v) => v,
+        Err(_) => panic!(
+            "timed out waiting for {what}; last view: {:#?}",
+            app.groups().get(id).await
+        ),
+    }
 }

@@ -225,6 +225,70 @@ pub struct GroupView {
     pub can_establish: bool,
     /// Members reported different invitation lists: someone was shown another group.
     pub list_mismatch: bool,
+    /// Incoming group messages not yet seen.
+    pub unread: u32,
+    /// Compare out of band: equal codes mean equal rosters and keys (changes every epoch).
+    pub safety_code: Option<String>,
+}
+
+/// One group message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupMessageView {
+    pub msg_id: String,
+    /// 0 = written during the invitation window with the temporary key.
+    pub epoch: u32,
+    pub sender_peer_id: String,
+    /// From the roster.
+    pub sender_name: String,
+    pub outgoing: bool,
+    pub body: String,
+    #[ts(type = "number")]
+    pub sent_at: u64,
+    #[ts(type = "number")]
+    pub seq: u64,
+    /// Outgoing: handed to the members online now.
+    pub published: bool,
+    /// Outgoing: in our offline bucket, for members who are away.
+    pub stored: bool,
+}
+
+/// A hole in a sender's messages, shown where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupGapView {
+    pub sender_peer_id: String,
+    pub sender_name: String,
+    pub epoch: u32,
+    /// The gap sits right before this seq of the sender.
+    #[ts(type = "number")]
+    pub before_seq: u64,
+    #[ts(type = "number")]
+    pub count: u64,
+    /// `true`: evicted from the sender's bucket before we read them (gone). `false`: missing
+    /// so far; they may still arrive.
+    pub lost: bool,
+}
+
+/// A group's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupChatView {
+    /// Ordered by the sender's clock, then per-sender seq.
+    pub messages: Vec<GroupMessageView>,
+    pub gaps: Vec<GroupGapView>,
+    /// Our own messages in our bucket for the current epoch, and its capacity.
+    pub bucket_fill: u32,
+    pub bucket_cap: u32,
+    /// Whether we may write (we hold a key for the current epoch).
+    pub can_send: bool,
+}
+
+/// Messages of a group changed; the UI re-reads its chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupChatChanged {
+    pub group_id: String,
 }
 
 /// Something changed in a group; the UI re-reads it.
@@ -242,4 +306,6 @@ pub mod events {
     pub const CONTACT_CHANGED: &str = "contact-changed";
     /// Payload: [`super::GroupChanged`].
     pub const GROUP_CHANGED: &str = "group-changed";
+    /// Payload: [`super::GroupChatChanged`].
+    pub const GROUP_CHAT_CHANGED: &str = "group-chat-changed";
 }

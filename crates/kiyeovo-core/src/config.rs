@@ -46,6 +46,9 @@ pub struct Timing {
     pub republish: Duration,
     /// How long an idle connection is kept open.
     pub idle_connection_timeout: Duration,
+    /// How long a QUIC dial may take before it counts as failed. A QUIC dial to a peer that is
+    /// gone gets no answer at all, and DHT queries wait for it.
+    pub quic_handshake_timeout: Duration,
     /// DHT record time-to-live (PROTOCOL.md §6: 7 days).
     pub record_ttl: Duration,
 }
@@ -57,6 +60,7 @@ impl Default for Timing {
             bootstrap_retry: Duration::from_secs(30),
             republish: Duration::from_secs(30 * 60),
             idle_connection_timeout: Duration::from_secs(120),
+            quic_handshake_timeout: Duration::from_secs(5),
             record_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }

@@ -19,9 +19,11 @@ use tokio::task::JoinHandle;
 use crate::api::{AppSnapshot, NodeStatus, Phase};
 use crate::config::{DhtMode, Limits, Timing};
 use crate::error::{ServiceError, StartupError};
-use crate::group::{GroupConfig, Groups};
+use crate::group::chat::ChatConfig;
+use crate::group::{GroupChat, GroupConfig, Groups};
 use crate::identity::Identity;
 use crate::keystore::{KeyringError, Keystore, StorageKey};
+use crate::node::NodeEvent;
 use crate::node::{self, Client, NodeConfig, Role};
 use crate::pairwise::channel::{Channel, ChannelConfig};
 use crate::profile::{self, ProfileLock};
@@ -84,6 +86,7 @@ pub struct App {
     identity: Arc<Identity>,
     channel: Arc<Channel>,
     groups: Arc<Groups>,
+    chat: Arc<GroupChat>,
     client: Client,
     snapshot: watch::Sender<AppSnapshot>,
     tasks: Vec<JoinHandle<()>>,
@@ -169,20 +172,40 @@ impl App {
         let groups = Groups::new(
             identity.clone(),
             db.clone(),
-            storage_key,
+            storage_key.clone(),
             channel.clone(),
             config.group,
         );
+        let chat = GroupChat::new(
+            identity.clone(),
+            db.clone(),
+            storage_key,
+            node.client.clone(),
+            groups.clone(),
+            ChatConfig {
+                bucket_cap: config.bucket_cap,
+                max_record_bytes: config.limits.max_record_bytes,
+                poll_interval: config.poll_interval,
+                republish_interval: config.timing.republish,
+            },
+        );
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
-        // Subscribed before the channel runs, so no control message event is missed.
+        // Subscribed before anything runs, so no event is missed.
         let channel_events = channel.subscribe();
-        tasks.push(tokio::spawn(channel.clone().run(node.events)));
+        let group_events = groups.subscribe();
+        tasks.push(tokio::spawn(dispatch(
+            node.events,
+            channel.clone(),
+            chat.clone(),
+        )));
+        tasks.push(tokio::spawn(channel.clone().run()));
         let names = snapshot.subscribe();
         tasks.push(tokio::spawn(
             groups
                 .clone()
                 .run(channel_events, move || names.borrow().display_name.clone()),
         ));
+        tasks.push(tokio::spawn(chat.clone().run(group_events)));
         tasks.push(tokio::spawn(mirror_status(
             node.status.clone(),
             snapshot.clone(),
@@ -198,6 +221,7 @@ impl App {
             identity,
             channel,
             groups,
+            chat,
             client: node.client,
             snapshot,
             tasks,
@@ -229,6 +253,11 @@ impl App {
     /// Groups: invitations, roster, establishment.
     pub fn groups(&self) -> &Arc<Groups> {
         &self.groups
+    }
+
+    /// Group messages.
+    pub fn chat(&self) -> &Arc<GroupChat> {
+        &self.chat
     }
 
     /// Our display name as the creator of a group shows it.
@@ -423,6 +452,26 @@ async fn reconcile_keys(
     db.set_meta(META_PEER_ID, &identity.peer_id().to_string())
         .await?;
     Ok((identity, storage_key))
+}
+
+/// Hands what the network delivered to whoever handles it: direct payloads to the pairwise
+/// channel, gossip to group messaging.
+async fn dispatch(
+    mut events: tokio::sync::mpsc::Receiver<NodeEvent>,
+    channel: Arc<Channel>,
+    chat: Arc<GroupChat>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NodeEvent::Direct { peer, payload } => channel.handle_direct(peer, &payload).await,
+            NodeEvent::Gossip {
+                source,
+                message_id,
+                topic,
+                data,
+            } => chat.handle_gossip(source, message_id, topic, data).await,
+        }
+    }
 }
 
 /// Copies every node status change into the app snapshot.

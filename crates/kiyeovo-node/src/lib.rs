@@ -141,6 +141,10 @@ async fn drain_events(mut events: mpsc::Receiver<NodeEvent>) {
             NodeEvent::Direct { peer, payload } => {
                 tracing::debug!(%peer, bytes = payload.len(), "direct message to a headless node ignored");
             }
+            // A headless node joins no topic, so its event loop refuses all gossip itself.
+            NodeEvent::Gossip { topic, .. } => {
+                tracing::debug!(%topic, "gossip to a headless node ignored");
+            }
         }
     }
 }

@@ -139,6 +139,8 @@ pub struct RosterUpdate {
 pub struct Member {
     pub id: MemberKey,
     pub name: String,
+    /// Verifying key of the member's offline bucket for this epoch (PROTOCOL.md §5).
+    pub bucket_pub: [u8; 32],
     /// The member's own signed `Response` (encoded [`SignedControl`]); empty for the creator.
     /// Carried so everyone can verify the acceptance and the invite-list hash it reported.
     pub response: Vec<u8>,
@@ -379,6 +381,7 @@ pub(crate) mod tests {
         let member = |id: &Identity| Member {
             id: id.public().ed25519,
             name: "x".into(),
+            bucket_pub: [1; 32],
             response: vec![],
         };
         let mut big = signed(Body::Invite(valid.clone()));

@@ -122,6 +122,13 @@ pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> 
     }))
 }
 
+/// `(seq, msg_id)` from the header, without checking anything else (to order a bucket).
+pub fn peek(bytes: &[u8]) -> Option<(u64, [u8; 16])> {
+    let env: GroupEnvelope = codec::decode_bounded(bytes, MAX_GROUP_ENVELOPE_BYTES).ok()?;
+    (env.header.version == GROUP_ENVELOPE_VERSION && env.header.seq > 0)
+        .then_some((env.header.seq, env.header.msg_id))
+}
+
 /// Decodes and checks the sender's signature (no key needed: what gossipsub validation and
 /// relays can check).
 pub fn verify(bytes: &[u8]) -> Result<GroupEnvelope, GroupEnvelopeError> {

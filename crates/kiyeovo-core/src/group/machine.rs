@@ -38,6 +38,13 @@ use super::control::{
     MemberKey, Response, RosterUpdate, SignedControl, Welcome,
 };
 
+/// The verifying key of a bucket signing seed.
+pub fn bucket_public(seed: &GroupKey) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(&seed.0)
+        .verifying_key()
+        .to_bytes()
+}
+
 /// How far a response's signed time may lie before the invitation was created.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Control ids remembered for de-duplication (far more than one group ever sees).
@@ -299,12 +306,12 @@ impl Group {
         self.role == Role::Creator && self.status == Status::Inviting && self.window_over(now)
     }
 
-    /// Invitee, step 3. `bucket_seed` becomes our epoch-1 bucket key if we accept.
+    /// Invitee, step 3. `bucket_seed` becomes our epoch-1 bucket key if we accept (its public
+    /// half goes into the response).
     pub fn respond(
         &mut self,
         accept: bool,
         bucket_seed: GroupKey,
-        bucket_pub: [u8; 32],
         response_id: ControlId,
         now: u64,
     ) -> Result<(), GroupError> {
@@ -330,7 +337,7 @@ impl Group {
             invite_id: self.invite_id,
             accept,
             list_hash: self.list_hash(),
-            bucket_pub: accept.then_some(bucket_pub),
+            bucket_pub: accept.then(|| bucket_public(&bucket_seed)),
             responded_at: now,
         };
         self.status = if accept {
@@ -613,6 +620,11 @@ impl Group {
             if !self.statuses.contains_key(&member.id) {
                 return Err(GroupError::BadResponse("member was never invited"));
             }
+            if r.bucket_pub != Some(member.bucket_pub) {
+                return Err(GroupError::BadResponse(
+                    "bucket key differs from the member's",
+                ));
+            }
             if member.id == self.me {
                 if signed.control.id != mine {
                     return Err(GroupError::BadResponse("not our response"));
@@ -707,13 +719,29 @@ impl Group {
         let mut members = vec![Member {
             id: self.me,
             name: creator_name.to_string(),
+            bucket_pub: self
+                .bucket_seed
+                .as_ref()
+                .map(bucket_public)
+                .unwrap_or([0; 32]),
             response: Vec::new(),
         }];
         for p in &self.invite.invitees {
-            if let Some(raw) = self.responses.get(&p.id) {
+            let Some(raw) = self.responses.get(&p.id) else {
+                continue;
+            };
+            // Stored only after it verified as this invitee's acceptance, so this holds.
+            let bucket_pub = SignedControl::decode(raw)
+                .ok()
+                .and_then(|s| match s.control.body {
+                    Body::Response(r) => r.bucket_pub,
+                    _ => None,
+                });
+            if let Some(bucket_pub) = bucket_pub {
                 members.push(Member {
                     id: p.id,
                     name: p.name.clone(),
+                    bucket_pub,
                     response: raw.clone(),
                 });
             }

@@ -191,7 +191,7 @@ proptest! {
                     let now = sim.now;
                     if let Some(g) = sim.groups[i].as_mut() {
                         let seed = GroupKey::random();
-                        let _ = g.respond(accept, seed, [9; 32], random_id(), now);
+                        let _ = g.respond(accept, seed, random_id(), now);
                     }
                     sim.flush();
                 }
@@ -221,7 +221,7 @@ proptest! {
                     let forged = Control::new(gid, sim.now, Body::Welcome(Welcome {
                         epoch: 1,
                         key: GroupKey::random(),
-                        members: vec![Member { id: sim.identity(a).public().ed25519, name: "x".into(), response: vec![] }],
+                        members: vec![Member { id: sim.identity(a).public().ed25519, name: "x".into(), bucket_pub: [1; 32], response: vec![] }],
                     })).sign(sim.identity(a)).encode();
                     sim.net.push((b, forged));
                 }
@@ -290,10 +290,10 @@ fn three_of_five_accept_and_only_they_get_the_key() {
     for (i, g) in groups.iter_mut().enumerate() {
         match i {
             0..=2 => g
-                .respond(true, GroupKey::random(), [1; 32], random_id(), 10)
+                .respond(true, GroupKey::random(), random_id(), 10)
                 .unwrap(),
             3 => g
-                .respond(false, GroupKey::random(), [1; 32], random_id(), 10)
+                .respond(false, GroupKey::random(), random_id(), 10)
                 .unwrap(),
             _ => {}
         }
@@ -344,7 +344,7 @@ fn table_of_refusals() {
     let mut ga = Group::from_invite(a_key, &invite, random_id(), now).unwrap();
     let stranger = Identity::generate();
     let accept = |g: &mut Group| {
-        g.respond(true, GroupKey::random(), [1; 32], random_id(), now)
+        g.respond(true, GroupKey::random(), random_id(), now)
             .unwrap();
         g.take_unsent()
             .into_iter()
@@ -369,6 +369,13 @@ fn table_of_refusals() {
     let member = |id: &Identity, response: Vec<u8>| Member {
         id: id.public().ed25519,
         name: "m".into(),
+        bucket_pub: SignedControl::decode(&response)
+            .ok()
+            .and_then(|s| match s.control.body {
+                Body::Response(r) => r.bucket_pub,
+                _ => None,
+            })
+            .unwrap_or([1; 32]),
         response,
     };
 
@@ -507,7 +514,7 @@ fn invitees_cannot_establish_or_answer_late() {
         Err(GroupError::NotCreator)
     );
     assert_eq!(
-        ga.respond(true, GroupKey::random(), [1; 32], random_id(), 7 * HOUR),
+        ga.respond(true, GroupKey::random(), random_id(), 7 * HOUR),
         Err(GroupError::WindowClosed)
     );
     assert_eq!(ga.status, Status::Expired);
@@ -523,7 +530,7 @@ fn invitees_cannot_establish_or_answer_late() {
 fn late_and_mismatched_answers_are_flagged() {
     let (creator, a, mut c, invite) = pair();
     let mut ga = Group::from_invite(a.public().ed25519, &invite, random_id(), 5).unwrap();
-    ga.respond(true, GroupKey::random(), [1; 32], random_id(), 5)
+    ga.respond(true, GroupKey::random(), random_id(), 5)
         .unwrap();
     let resp = ga
         .take_unsent()
@@ -556,7 +563,7 @@ fn late_and_mismatched_answers_are_flagged() {
         });
     }
     let mut gb = Group::from_invite(b.public().ed25519, &shown, random_id(), 5).unwrap();
-    gb.respond(true, GroupKey::random(), [1; 32], random_id(), 5)
+    gb.respond(true, GroupKey::random(), random_id(), 5)
         .unwrap();
     let resp = gb
         .take_unsent()

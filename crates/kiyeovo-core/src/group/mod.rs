@@ -5,11 +5,15 @@
 //! * [`machine`] — one group's pure state machine: every legal transition, the rest are errors.
 //! * [`store`] — groups sealed in SQLite, and the inbox of control messages from the channel.
 //! * [`service`] — runs the machines against the channel, the clock and the user.
+//! * [`chat`], [`chat_store`] — group messages: gossipsub live, sender buckets offline, cursors.
 
+pub mod chat;
+pub mod chat_store;
 pub mod control;
 pub mod envelope;
 pub mod machine;
 pub mod service;
 pub mod store;
 
+pub use chat::{ChatEvent, GroupChat};
 pub use service::{GroupConfig, GroupEvent, Groups};

@@ -274,11 +274,7 @@ impl Groups {
         {
             let _guard = self.write.lock().await;
             let mut group = self.load(&id).await?;
-            let seed = GroupKey::random();
-            let bucket_pub = ed25519_dalek::SigningKey::from_bytes(&seed.0)
-                .verifying_key()
-                .to_bytes();
-            let result = group.respond(accept, seed, bucket_pub, random_id(), now_ms());
+            let result = group.respond(accept, GroupKey::random(), random_id(), now_ms());
             // Even a refusal can change the state (the window turned out to be over).
             self.save(&group).await?;
             result?;
@@ -493,15 +489,19 @@ impl Groups {
 
     pub async fn list(&self) -> Result<Vec<GroupView>, GroupServiceError> {
         let now = now_ms();
-        Ok(gstore::all(self.db.pool(), &self.storage_key)
-            .await?
-            .iter()
-            .map(|g| view_of(g, now))
-            .collect())
+        let mut out = Vec::new();
+        for g in gstore::all(self.db.pool(), &self.storage_key).await? {
+            let mut v = view_of(&g, now);
+            v.unread = super::chat_store::unread(self.db.pool(), &v.group_id).await?;
+            out.push(v);
+        }
+        Ok(out)
     }
 
     pub async fn view(&self, id: &GroupId) -> Result<GroupView, GroupServiceError> {
-        Ok(view_of(&self.load(id).await?, now_ms()))
+        let mut v = view_of(&self.load(id).await?, now_ms());
+        v.unread = super::chat_store::unread(self.db.pool(), &v.group_id).await?;
+        Ok(v)
     }
 
     pub async fn get(&self, id: &str) -> Result<GroupView, GroupServiceError> {
@@ -538,6 +538,36 @@ impl Groups {
             body,
         )
         .map_err(|e| GroupServiceError::InvalidInput(e.to_string()))
+    }
+
+    /// The full state of one group (for the messaging service).
+    pub async fn load_group(&self, id: &GroupId) -> Result<Group, GroupServiceError> {
+        self.load(id).await
+    }
+
+    pub async fn all_groups(&self) -> Result<Vec<Group>, DbError> {
+        gstore::all(self.db.pool(), &self.storage_key).await
+    }
+
+    /// A member's envelope carried another roster hash than ours: flag the group.
+    pub async fn flag_mismatch(&self, id: &GroupId) {
+        let _guard = self.write.lock().await;
+        let Ok(mut group) = self.load(id).await else {
+            return;
+        };
+        if group.list_mismatch {
+            return;
+        }
+        group.list_mismatch = true;
+        tracing::warn!(group = %hex(id), "members see different member lists");
+        if self.save(&group).await.is_ok() {
+            self.emit(GroupEvent::Changed { group_id: *id });
+        }
+    }
+
+    /// Lets the UI know a group's counters changed (messages read or received).
+    pub fn touch(&self, id: &GroupId) {
+        self.emit(GroupEvent::Changed { group_id: *id });
     }
 
     /// Every key this member holds for the group, with its epoch: the temporary key once
@@ -647,5 +677,33 @@ pub fn view_of(g: &Group, now: u64) -> GroupView {
             && g.status == Status::Inviting
             && (g.window_over(now) || g.all_accepted()),
         list_mismatch: g.list_mismatch,
+        unread: 0,
+        safety_code: safety_code(g),
     }
+}
+
+/// A 20-digit code from the epoch's roster and key (PROTOCOL.md §5 "compare out of band"): two
+/// members with the same code hold the same key for the same member list.
+pub fn safety_code(g: &Group) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let key = g
+        .epoch_key
+        .as_ref()
+        .filter(|_| g.status == Status::Active)?;
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v1/safety-code");
+    h.update(g.roster_hash());
+    h.update(key.0);
+    let digest = h.finalize();
+    let groups: Vec<String> = digest
+        .chunks(4)
+        .take(4)
+        .map(|c| {
+            format!(
+                "{:05}",
+                u32::from_be_bytes([c[0], c[1], c[2], c[3]]) % 100_000
+            )
+        })
+        .collect();
+    Some(groups.join(" "))
 }

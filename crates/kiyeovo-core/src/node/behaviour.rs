@@ -50,7 +50,10 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
             yamux::Config::default,
         )
         .map_err(transport_error)?
-        .with_quic()
+        .with_quic_config(|mut c| {
+            c.handshake_timeout = timing.quic_handshake_timeout;
+            c
+        })
         .with_dns()
         .map_err(transport_error)?
         .with_relay_client(noise::Config::new, yamux::Config::default)

@@ -51,10 +51,50 @@ pub enum Command {
         addrs: Vec<Multiaddr>,
         reply: Reply<()>,
     },
+    /// Join a gossipsub topic: its messages are handed to the application for validation.
+    Subscribe {
+        topic: String,
+        reply: Reply<()>,
+    },
+    Unsubscribe {
+        topic: String,
+        reply: Reply<()>,
+    },
+    /// Publish on a joined topic. Having no peer on the topic is not an error (the offline
+    /// bucket covers it): the reply says how it went.
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: Reply<()>,
+    },
+    /// The application's verdict on a gossip message handed over as [`NodeEvent::Gossip`].
+    ///
+    /// [`NodeEvent::Gossip`]: crate::node::NodeEvent::Gossip
+    Validate {
+        message_id: Vec<u8>,
+        source: PeerId,
+        verdict: Verdict,
+    },
+    /// Connect to `peer` by id: dial its known addresses, and look it up in the DHT if none.
+    ConnectPeer {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
     /// Stop the event loop after answering what is in flight.
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+}
+
+/// What gossipsub does with a message after the application looked at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: forward it to the mesh.
+    Accept,
+    /// Not forwarded, sender not penalised (e.g. a duplicate, or we cannot judge).
+    Ignore,
+    /// Invalid: not forwarded, and the peer that sent it is penalised.
+    Reject,
 }
 
 /// Cloneable handle to the node. Every method fails with [`NodeError::Stopped`] once the event
@@ -123,6 +163,38 @@ impl Client {
     /// Replaces the bootstrap nodes (each ending in `/p2p/<id>`) and joins through them now.
     pub async fn set_bootstrap(&self, addrs: Vec<Multiaddr>) -> Result<(), NodeError> {
         self.call(|reply| Command::SetBootstrap { addrs, reply })
+            .await
+    }
+
+    pub async fn subscribe(&self, topic: String) -> Result<(), NodeError> {
+        self.call(|reply| Command::Subscribe { topic, reply }).await
+    }
+
+    pub async fn unsubscribe(&self, topic: String) -> Result<(), NodeError> {
+        self.call(|reply| Command::Unsubscribe { topic, reply })
+            .await
+    }
+
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), NodeError> {
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await
+    }
+
+    /// Reports the verdict on a gossip message (fire and forget).
+    pub async fn validate(&self, message_id: Vec<u8>, source: PeerId, verdict: Verdict) {
+        let _ = self
+            .commands
+            .send(Command::Validate {
+                message_id,
+                source,
+                verdict,
+            })
+            .await;
+    }
+
+    /// Opens a connection to `peer` if possible (returns once the attempt started).
+    pub async fn connect_peer(&self, peer: PeerId) -> Result<(), NodeError> {
+        self.call(|reply| Command::ConnectPeer { peer, reply })
             .await
     }
 

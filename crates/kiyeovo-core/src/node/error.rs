@@ -20,6 +20,8 @@ pub enum NodeError {
     PutFailed(String),
     #[error("direct message to {peer} failed: {reason}")]
     Direct { peer: String, reason: String },
+    #[error("gossip: {0}")]
+    Gossip(String),
     #[error("cannot dial {addr}: {reason}")]
     Dial { addr: String, reason: String },
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::api::{BootstrapState, NodeStatus};
 use crate::config::{DhtMode, Limits, Timing};
 use crate::node::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use crate::node::client::Command;
+use crate::node::client::{Command, Verdict as GossipVerdict};
 use crate::node::config::{bootstrap_peer, NodeConfig};
 use crate::node::{NodeError, NodeEvent};
 use crate::records::{self, Verdict};
@@ -53,7 +53,13 @@ pub struct EventLoop {
     pending_put: HashMap<QueryId, Reply<()>>,
     pending_direct: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     pending_dial: HashMap<ConnectionId, (Multiaddr, Reply<()>)>,
+    /// Gossipsub topics the application joined.
+    topics: BTreeSet<String>,
 }
+
+/// A read keeps the newest of this many copies (PROTOCOL.md §3 "readers fetch several copies")
+/// and then stops, instead of waiting for every peer close to the key.
+pub const ENOUGH_COPIES: usize = 3;
 
 /// Short, printable form of a DHT key for logs.
 fn key_for_log(key: &[u8]) -> String {
@@ -139,6 +145,7 @@ impl EventLoop {
             pending_put: HashMap::new(),
             pending_direct: HashMap::new(),
             pending_dial: HashMap::new(),
+            topics: BTreeSet::new(),
         };
         event_loop.add_bootstrap_addresses();
         event_loop.dial_bootstrap();
@@ -380,6 +387,68 @@ impl EventLoop {
                     }
                 }
             }
+            Command::Subscribe { topic, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .subscribe(&gossipsub::IdentTopic::new(topic.clone()))
+                    .map(|_| ())
+                    .map_err(|e| NodeError::Gossip(e.to_string()));
+                if result.is_ok() {
+                    self.topics.insert(topic);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Unsubscribe { topic, reply } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .unsubscribe(&gossipsub::IdentTopic::new(topic.clone()));
+                self.topics.remove(&topic);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Publish { topic, data, reply } => {
+                let result = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(gossipsub::IdentTopic::new(topic), data)
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(NodeError::Gossip(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Validate {
+                message_id,
+                source,
+                verdict,
+            } => {
+                let acceptance = match verdict {
+                    GossipVerdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    GossipVerdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                    GossipVerdict::Reject => gossipsub::MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(
+                        &gossipsub::MessageId(message_id),
+                        &source,
+                        acceptance,
+                    );
+            }
+            Command::ConnectPeer { peer, reply } => {
+                if !self.swarm.is_connected(&peer)
+                    && self.swarm.dial(DialOpts::peer_id(peer).build()).is_err()
+                {
+                    // No address known: ask the DHT; the addresses it finds are dialled on the
+                    // next attempt.
+                    self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                }
+                let _ = reply.send(Ok(()));
+            }
             Command::IsConnected { peer, reply } => {
                 let _ = reply.send(Ok(self.swarm.is_connected(&peer)));
             }
@@ -501,17 +570,38 @@ impl EventLoop {
                 message_id,
                 message,
             }) => {
-                // No group topic is joined yet, so nothing can be valid: refusing (rather than
-                // ignoring) makes gossipsub penalise peers that push unsolicited traffic.
-                tracing::debug!(topic = %message.topic, from = %propagation_source, "gossip message on an unknown topic refused");
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        gossipsub::MessageAcceptance::Reject,
-                    );
+                let topic = message.topic.as_str().to_string();
+                let verdict = if !self.topics.contains(&topic) {
+                    // Refusing (rather than ignoring) makes gossipsub penalise peers that push
+                    // traffic for topics we never joined.
+                    tracing::debug!(%topic, from = %propagation_source, "gossip message on an unknown topic refused");
+                    Some(gossipsub::MessageAcceptance::Reject)
+                } else {
+                    match self.events.try_send(NodeEvent::Gossip {
+                        source: propagation_source,
+                        message_id: message_id.0.clone(),
+                        topic,
+                        data: message.data,
+                    }) {
+                        // The application reports the verdict (Command::Validate).
+                        Ok(()) => None,
+                        // Not forwarded; the sender's bucket still has it for us.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "application busy; gossip message ignored");
+                            Some(gossipsub::MessageAcceptance::Ignore)
+                        }
+                    }
+                };
+                if let Some(verdict) = verdict {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            verdict,
+                        );
+                }
             }
             BehaviourEvent::Direct(event) => self.handle_direct_event(event),
             BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { old, new }) => {
@@ -557,10 +647,21 @@ impl EventLoop {
                 QueryResult::GetRecord(result) => {
                     let done = match result {
                         Ok(GetRecordOk::FoundRecord(found)) => {
+                            let mut enough = false;
                             if let Some(pending) = self.pending_get.get_mut(&id) {
                                 pending.copies.push(found.record.value);
+                                enough = pending.copies.len() >= ENOUGH_COPIES;
                             }
-                            step.last
+                            if enough && !step.last {
+                                // Stop the query: waiting for the rest (some of them possibly
+                                // offline peers the query has to time out on) adds nothing.
+                                if let Some(mut query) =
+                                    self.swarm.behaviour_mut().kad.query_mut(&id)
+                                {
+                                    query.finish();
+                                }
+                            }
+                            step.last || enough
                         }
                         Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
                     };

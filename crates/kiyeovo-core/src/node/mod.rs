@@ -19,7 +19,7 @@ pub mod direct;
 pub mod error;
 pub mod event_loop;
 
-pub use client::Client;
+pub use client::{Client, Verdict};
 pub use config::{NodeConfig, Role};
 pub use error::NodeError;
 pub use event_loop::EventLoop;
@@ -34,6 +34,14 @@ use crate::api::NodeStatus;
 pub enum NodeEvent {
     /// A payload arrived on `/kiyeovo/direct/1` (already size-checked, not yet decoded).
     Direct { peer: PeerId, payload: Vec<u8> },
+    /// A gossipsub message on a topic we joined, held until the application reports a
+    /// [`client::Verdict`] for it with [`Client::validate`].
+    Gossip {
+        source: PeerId,
+        message_id: Vec<u8>,
+        topic: String,
+        data: Vec<u8>,
+    },
 }
 
 /// The pieces of a running node.
@@ -49,7 +57,7 @@ pub fn new(config: NodeConfig) -> Result<Node, NodeError> {
     let (command_tx, command_rx) = mpsc::channel(64);
     // Small on purpose: a slow consumer makes the node stop acknowledging (senders fall back to
     // the DHT bucket) instead of buffering up to this many payloads in memory.
-    let (event_tx, event_rx) = mpsc::channel(64);
+    let (event_tx, event_rx) = mpsc::channel(256);
     let swarm = behaviour::build_swarm(&config)?;
     let (event_loop, status) = EventLoop::new(swarm, config, command_rx, event_tx)?;
     Ok(Node {

@@ -44,17 +44,36 @@ pub struct BucketLimits {
     pub max_bytes: usize,
 }
 
+/// `(seq, msg_id)` of an encoded envelope, or `None` if its header does not parse.
+pub type PeekFn = fn(&[u8]) -> Option<(u64, MsgId)>;
+
+fn peek_pairwise(bytes: &[u8]) -> Option<(u64, MsgId)> {
+    envelope::peek(bytes)
+        .ok()
+        .map(|e| (e.header.seq, e.header.msg_id))
+}
+
 /// Merges `incoming` into `current`: every envelope once (by `msg_id`), ordered by `seq`, only
 /// the newest that fit `limits`. Envelopes whose header does not parse are dropped.
 pub fn merge(current: &[Vec<u8>], incoming: &[Vec<u8>], limits: BucketLimits) -> Vec<Vec<u8>> {
+    merge_with(current, incoming, limits, peek_pairwise)
+}
+
+/// [`merge`] for any envelope type (group buckets use the same rules).
+pub fn merge_with(
+    current: &[Vec<u8>],
+    incoming: &[Vec<u8>],
+    limits: BucketLimits,
+    peek: PeekFn,
+) -> Vec<Vec<u8>> {
     let mut by_order: BTreeMap<(u64, MsgId), &Vec<u8>> = BTreeMap::new();
     let mut seen: BTreeMap<MsgId, ()> = BTreeMap::new();
     for bytes in current.iter().chain(incoming) {
-        let Ok(env) = envelope::peek(bytes) else {
+        let Some((seq, msg_id)) = peek(bytes) else {
             continue;
         };
-        if seen.insert(env.header.msg_id, ()).is_none() {
-            by_order.insert((env.header.seq, env.header.msg_id), bytes);
+        if seen.insert(msg_id, ()).is_none() {
+            by_order.insert((seq, msg_id), bytes);
         }
     }
     let mut kept: Vec<Vec<u8>> = Vec::new();
@@ -81,11 +100,16 @@ pub struct Unread {
 
 /// The envelopes after `cursor` (the last seq processed), and how many were lost to eviction.
 pub fn read_after(content: &BucketContent, cursor: u64) -> Unread {
+    read_after_with(content, cursor, peek_pairwise)
+}
+
+/// [`read_after`] for any envelope type.
+pub fn read_after_with(content: &BucketContent, cursor: u64, peek: PeekFn) -> Unread {
     let mut by_seq: BTreeMap<u64, &Vec<u8>> = BTreeMap::new();
     for bytes in &content.envelopes {
-        if let Ok(env) = envelope::peek(bytes) {
-            if env.header.seq > cursor {
-                by_seq.entry(env.header.seq).or_insert(bytes);
+        if let Some((seq, _)) = peek(bytes) {
+            if seq > cursor {
+                by_seq.entry(seq).or_insert(bytes);
             }
         }
     }

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{broadcast, mpsc, Mutex};
+use tokio::sync::{broadcast, Mutex};
 
 use crate::api::{ContactView, MessageState, MessageView};
 use crate::contacts::card::{CardError, ContactCard};
 use crate::contacts::store::{self, ContactRow};
 use crate::identity::Identity;
 use crate::keystore::StorageKey;
-use crate::node::{Client, NodeError, NodeEvent};
+use crate::node::{Client, NodeError};
 use crate::pairwise::bucket::{self, BucketContent, BucketLimits};
 use crate::pairwise::envelope::{self, EnvelopeError, MsgId, Payload};
 use crate::pairwise::inbox::Arrival;
@@ -768,10 +768,10 @@ impl Channel {
         }
     }
 
-    /// Runs the channel: handles inbound direct payloads, polls every contact's bucket on start
-    /// and every `poll_interval`, and re-publishes our buckets on start and every
-    /// `republish_interval`.
-    pub async fn run(self: Arc<Self>, mut events: mpsc::Receiver<NodeEvent>) {
+    /// Runs the channel's timers: polls every contact's bucket on start and every
+    /// `poll_interval`, and re-publishes our buckets on start and every `republish_interval`.
+    /// Inbound direct payloads are handed to [`Channel::handle_direct`] by the app's dispatcher.
+    pub async fn run(self: Arc<Self>) {
         let mut poll = tokio::time::interval(self.config.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Fires at once too: on start-up our buckets are re-published (PROTOCOL.md §3).
@@ -779,10 +779,6 @@ impl Channel {
         republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                event = events.recv() => match event {
-                    Some(NodeEvent::Direct { peer, payload }) => self.handle_direct(peer, &payload).await,
-                    None => break,
-                },
                 _ = poll.tick() => self.poll_all().await,
                 _ = republish.tick() => self.republish_all().await,
             }

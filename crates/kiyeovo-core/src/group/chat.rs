@@ -1,0 +1,803 @@
+//! Group messaging (PROTOCOL.md §5): live over gossipsub, offline through each sender's capped
+//! bucket in the DHT, exactly once through per-sender read cursors.
+//!
+//! **Epochs a member can use.** During the invitation window the creator and the invitees who
+//! accepted chat with the temporary key (epoch 0, the notes' trade-off: anyone invited can read
+//! the window's messages). Once established, epoch 1 uses the key only acceptors received. A
+//! member keeps reading every epoch it holds a key for.
+//!
+//! **Buckets.** Epoch ≥ 1: each member's bucket key was announced in its signed response and
+//! carried in the roster, so only that member can write its bucket. Epoch 0 has no roster yet, so
+//! its bucket keys are derived from the temporary key and the member's identity: anyone invited
+//! could overwrite another invitee's window bucket (not forge its messages — every envelope is
+//! signed by its sender). That is the same trust the window already gives invitees.
+//!
+//! **Sending.** The envelope is committed locally (outbox + message, one transaction), then
+//! published on the topic, then written to our bucket in the background (coalesced per epoch, as
+//! in the pairwise channel). **Receiving** (gossip or bucket): signature, membership for that
+//! epoch, decryption, sequence bound, de-duplication — then message and cursor in one
+//! transaction. Gossipsub forwards only what passed (application validation).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use hkdf::Hkdf;
+use libp2p::PeerId;
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, Mutex};
+
+use super::chat_store::{self as cs, NewMessage};
+use super::control::{GroupId, GroupKey, MemberKey};
+use super::envelope::{self, GroupEnvelopeError, Sealing};
+use super::machine::{bucket_public, Group, Status};
+use super::service::{GroupEvent, Groups};
+use super::store::{hex, parse_group_id};
+use crate::api::{GroupChatView, GroupGapView, GroupMessageView};
+use crate::identity::{peer_id_of, Identity};
+use crate::keystore::StorageKey;
+use crate::node::{Client, NodeError, Verdict};
+use crate::pairwise::bucket::{self, BucketContent, BucketLimits};
+use crate::pairwise::inbox::Arrival;
+use crate::records::{RecordKey, RecordKind, SignedRecord};
+use crate::storage::{Database, DbError};
+use crate::time::now_ms;
+
+/// A sender may run at most this far ahead of what we have: beyond it an envelope is refused
+/// (otherwise one message with a huge seq would make us write off everything in between).
+pub const MAX_SEQ_AHEAD: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChatConfig {
+    pub bucket_cap: usize,
+    pub max_record_bytes: usize,
+    pub poll_interval: Duration,
+    pub republish_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A new message from someone else was stored.
+    Received {
+        group_id: GroupId,
+        sender: PeerId,
+        epoch: u32,
+        seq: u64,
+        /// Arrived over gossipsub (not from a bucket or a relay).
+        live: bool,
+    },
+    /// Something else changed (our own message's state, a gap, read markers).
+    Changed { group_id: GroupId },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("no such group")]
+    UnknownGroup,
+    #[error("you cannot write in this group (not a member, or the invitation is not accepted)")]
+    NotAMember,
+    #[error("the message is empty")]
+    Empty,
+    #[error(transparent)]
+    Envelope(#[from] GroupEnvelopeError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl ChatError {
+    pub fn to_ui(&self) -> crate::api::UiError {
+        use crate::api::{ErrorCode, UiError};
+        let (code, hint) = match self {
+            ChatError::Database(_) => (
+                ErrorCode::Database,
+                "Check free disk space, then try again.",
+            ),
+            ChatError::Envelope(_) => (
+                ErrorCode::InvalidInput,
+                "The message is too long; split it.",
+            ),
+            ChatError::Empty => (ErrorCode::InvalidInput, "Type a message first."),
+            _ => (ErrorCode::InvalidInput, ""),
+        };
+        UiError {
+            code,
+            message: self.to_string(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Why an envelope was not stored (logged; gossip gets the matching verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum ChatDrop {
+    #[error(transparent)]
+    Envelope(#[from] GroupEnvelopeError),
+    #[error("sender is not a member of this epoch")]
+    NotAMember,
+    #[error("sequence number {seq} is too far beyond {cursor}")]
+    BeyondBoundary { seq: u64, cursor: u64 },
+    #[error("already stored")]
+    Duplicate,
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// One key epoch of one group, as this member uses it.
+#[derive(Clone)]
+struct Epoch {
+    group_id: GroupId,
+    gid: String,
+    epoch: u32,
+    key: GroupKey,
+    topic: String,
+    /// Who may write: identity key → (peer id, name, bucket verifying key).
+    senders: BTreeMap<MemberKey, (PeerId, String, [u8; 32])>,
+    my_seed: GroupKey,
+    roster_hash: [u8; 32],
+}
+
+/// The topic name only members can compute (PROTOCOL.md §5).
+pub fn topic_for(group_id: &GroupId, key: &GroupKey) -> String {
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v1/topic");
+    h.update(group_id);
+    h.update(key.0);
+    hex(&h.finalize())
+}
+
+/// Epoch-0 bucket key of `member` (see the module docs).
+fn window_bucket_seed(temp_key: &GroupKey, member: &MemberKey) -> GroupKey {
+    let hk = Hkdf::<Sha256>::new(Some(b"kiyeovo/v1/window-bucket"), &temp_key.0);
+    let mut seed = [0u8; 32];
+    hk.expand(member, &mut seed)
+        .expect("32-byte HKDF output is always valid");
+    GroupKey(seed)
+}
+
+fn epochs_of(g: &Group) -> Vec<Epoch> {
+    let gid = hex(&g.group_id);
+    let mut out = Vec::new();
+    let in_window = matches!(
+        g.status,
+        Status::Inviting | Status::Accepted | Status::Active
+    );
+    if in_window {
+        let temp = &g.invite.temp_key;
+        let mut senders = BTreeMap::new();
+        let people = std::iter::once((g.creator, g.invite.creator_name.clone()))
+            .chain(g.invite.invitees.iter().map(|p| (p.id, p.name.clone())));
+        for (id, name) in people {
+            if let Some(peer) = peer_id_of(&id) {
+                senders.insert(
+                    id,
+                    (peer, name, bucket_public(&window_bucket_seed(temp, &id))),
+                );
+            }
+        }
+        out.push(Epoch {
+            group_id: g.group_id,
+            gid: gid.clone(),
+            epoch: 0,
+            key: temp.clone(),
+            topic: topic_for(&g.group_id, temp),
+            senders,
+            my_seed: window_bucket_seed(temp, &g.me),
+            roster_hash: [0; 32],
+        });
+    }
+    if let (Status::Active, Some(key), Some(seed)) = (g.status, &g.epoch_key, &g.bucket_seed) {
+        let senders = g
+            .members
+            .iter()
+            .filter_map(|m| Some((m.id, (peer_id_of(&m.id)?, m.name.clone(), m.bucket_pub))))
+            .collect();
+        out.push(Epoch {
+            group_id: g.group_id,
+            gid,
+            epoch: g.epoch,
+            key: key.clone(),
+            topic: topic_for(&g.group_id, key),
+            senders,
+            my_seed: seed.clone(),
+            roster_hash: g.roster_hash(),
+        });
+    }
+    out
+}
+
+/// The epoch a member writes in now, if any: the established epoch, or the window for the
+/// creator and acceptors.
+fn writable(g: &Group) -> Option<Epoch> {
+    let can = match g.status {
+        Status::Active => true,
+        Status::Inviting => true,
+        Status::Accepted => !g.window_over(crate::time::now_ms()),
+        _ => false,
+    };
+    if !can {
+        return None;
+    }
+    epochs_of(g).pop()
+}
+
+pub struct GroupChat {
+    identity: Arc<Identity>,
+    me: MemberKey,
+    me_peer: String,
+    db: Database,
+    storage_key: Arc<StorageKey>,
+    client: Client,
+    groups: Arc<Groups>,
+    config: ChatConfig,
+    events: broadcast::Sender<ChatEvent>,
+    write: Mutex<()>,
+    topics: Mutex<HashMap<String, Epoch>>,
+    publishing: Mutex<HashMap<(GroupId, u32), bool>>,
+}
+
+fn tx_err(e: sqlx::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+impl GroupChat {
+    pub fn new(
+        identity: Arc<Identity>,
+        db: Database,
+        storage_key: Arc<StorageKey>,
+        client: Client,
+        groups: Arc<Groups>,
+        config: ChatConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            me: identity.public().ed25519,
+            me_peer: identity.peer_id().to_string(),
+            identity,
+            db,
+            storage_key,
+            client,
+            groups,
+            config,
+            events: broadcast::channel(1024).0,
+            write: Mutex::new(()),
+            topics: Mutex::new(HashMap::new()),
+            publishing: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ChatEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: ChatEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn limits(&self) -> BucketLimits {
+        BucketLimits {
+            cap: self.config.bucket_cap,
+            max_bytes: self.config.max_record_bytes.saturating_sub(1024),
+        }
+    }
+
+    async fn group(&self, id: &str) -> Result<Group, ChatError> {
+        let gid = parse_group_id(id).ok_or(ChatError::UnknownGroup)?;
+        self.groups
+            .load_group(&gid)
+            .await
+            .map_err(|_| ChatError::UnknownGroup)
+    }
+
+    /// Joins the topics of every epoch we hold a key for and leaves the others.
+    pub async fn refresh(&self) {
+        let groups = match self.groups.all_groups().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read groups");
+                return;
+            }
+        };
+        let wanted: HashMap<String, Epoch> = groups
+            .iter()
+            .flat_map(epochs_of)
+            .map(|e| (e.topic.clone(), e))
+            .collect();
+        let mut topics = self.topics.lock().await;
+        for topic in topics.keys().filter(|t| !wanted.contains_key(*t)) {
+            let _ = self.client.unsubscribe(topic.clone()).await;
+        }
+        for topic in wanted.keys().filter(|t| !topics.contains_key(*t)) {
+            if let Err(e) = self.client.subscribe(topic.clone()).await {
+                tracing::warn!(error = %e, "cannot join a group topic");
+            }
+        }
+        *topics = wanted;
+    }
+
+    /// Sends a message to the group.
+    pub async fn send(
+        self: &Arc<Self>,
+        id: &str,
+        body: &str,
+    ) -> Result<GroupMessageView, ChatError> {
+        if body.trim().is_empty() {
+            return Err(ChatError::Empty);
+        }
+        let group = self.group(id).await?;
+        let ep = writable(&group).ok_or(ChatError::NotAMember)?;
+        let msg_id = super::control::random_id();
+        let sent_at = now_ms();
+        let sealed = {
+            let _guard = self.write.lock().await;
+            let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+            let seq = cs::next_out_seq(&mut tx, &ep.gid, ep.epoch).await?;
+            let sealed = envelope::seal(
+                &Sealing {
+                    identity: &self.identity,
+                    key: &ep.key,
+                    group_id: ep.group_id,
+                    epoch: ep.epoch,
+                    seq,
+                    msg_id,
+                    sent_at,
+                    roster_hash: ep.roster_hash,
+                },
+                body,
+            )?;
+            cs::push_outbox(&mut tx, &ep.gid, ep.epoch, seq, &sealed).await?;
+            cs::insert_message(
+                &mut tx,
+                &self.storage_key,
+                &NewMessage {
+                    group: &ep.gid,
+                    epoch: ep.epoch,
+                    sender: &self.me_peer,
+                    seq,
+                    msg_id: &msg_id,
+                    sent_at,
+                    body,
+                    outgoing: true,
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(tx_err)?;
+            sealed
+        };
+        match self.client.publish(ep.topic.clone(), sealed).await {
+            Ok(()) => cs::mark_published(self.db.pool(), &ep.gid, &msg_id).await?,
+            // Nobody online on the topic: the bucket carries it.
+            Err(e) => tracing::debug!(group = %ep.gid, error = %e, "not published live"),
+        }
+        self.schedule_publish(&ep).await;
+        self.emit(ChatEvent::Changed {
+            group_id: ep.group_id,
+        });
+        let view = self.chat(id).await?;
+        view.messages
+            .into_iter()
+            .find(|m| m.msg_id == hex(&msg_id))
+            .ok_or(ChatError::Database(DbError::Query(
+                "sent message vanished".into(),
+            )))
+    }
+
+    /// The conversation, with gaps where they are.
+    pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
+        let group = self.group(id).await?;
+        let gid = hex(&group.group_id);
+        let names: HashMap<String, String> = epochs_of(&group)
+            .iter()
+            .flat_map(|e| {
+                e.senders
+                    .values()
+                    .map(|(p, n, _)| (p.to_string(), n.clone()))
+            })
+            .collect();
+        let name = |peer: &str| {
+            names
+                .get(peer)
+                .cloned()
+                .unwrap_or_else(|| "former member".into())
+        };
+        let messages = cs::messages(self.db.pool(), &self.storage_key, &gid)
+            .await?
+            .into_iter()
+            .map(|m| GroupMessageView {
+                msg_id: hex(&m.msg_id),
+                epoch: m.epoch,
+                sender_name: if m.outgoing {
+                    "You".into()
+                } else {
+                    name(&m.sender)
+                },
+                sender_peer_id: m.sender,
+                outgoing: m.outgoing,
+                body: m.body,
+                sent_at: m.sent_at,
+                seq: m.seq,
+                published: m.published,
+                stored: m.stored,
+            })
+            .collect();
+        let mut gaps: Vec<GroupGapView> = cs::missed(self.db.pool(), &gid)
+            .await?
+            .into_iter()
+            .map(|(sender, epoch, before_seq, count)| GroupGapView {
+                sender_name: name(&sender),
+                sender_peer_id: sender,
+                epoch,
+                before_seq,
+                count,
+                lost: true,
+            })
+            .collect();
+        // Holes above a cursor: seqs we have not got although later ones arrived.
+        for (sender, epoch, inbox) in cs::inboxes(self.db.pool(), &gid).await? {
+            let mut expected = inbox.cursor + 1;
+            for &seq in &inbox.above {
+                if seq > expected {
+                    gaps.push(GroupGapView {
+                        sender_name: name(&sender),
+                        sender_peer_id: sender.clone(),
+                        epoch,
+                        before_seq: seq,
+                        count: seq - expected,
+                        lost: false,
+                    });
+                }
+                expected = seq + 1;
+            }
+        }
+        let current = writable(&group);
+        let bucket_fill = match &current {
+            Some(ep) => cs::own(self.db.pool(), &gid, ep.epoch).await?.0,
+            None => 0,
+        };
+        Ok(GroupChatView {
+            messages,
+            gaps,
+            bucket_fill: bucket_fill.min(self.config.bucket_cap as u64) as u32,
+            bucket_cap: self.config.bucket_cap as u32,
+            can_send: current.is_some(),
+        })
+    }
+
+    pub async fn mark_read(&self, id: &str) -> Result<(), ChatError> {
+        let group = self.group(id).await?;
+        cs::mark_read(self.db.pool(), &hex(&group.group_id)).await?;
+        self.groups.touch(&group.group_id);
+        Ok(())
+    }
+
+    /// Checks and stores one envelope of epoch `ep`. `Ok(true)` if it was new.
+    async fn accept(&self, ep: &Epoch, bytes: &[u8], live: bool) -> Result<bool, ChatDrop> {
+        let (header, body) = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
+        let (peer, _, _) = ep.senders.get(&header.sender).ok_or(ChatDrop::NotAMember)?;
+        if header.sender == self.me {
+            // Our own envelope coming back (another session of ours, or a relay): already
+            // stored when it was sent from here.
+            return Err(ChatDrop::Duplicate);
+        }
+        let sender = peer.to_string();
+        {
+            let _guard = self.write.lock().await;
+            let mut inbox = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await?;
+            if inbox.check(header.seq) == Arrival::Duplicate {
+                return Err(ChatDrop::Duplicate);
+            }
+            if header.seq > inbox.cursor + MAX_SEQ_AHEAD {
+                return Err(ChatDrop::BeyondBoundary {
+                    seq: header.seq,
+                    cursor: inbox.cursor,
+                });
+            }
+            let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+            cs::insert_message(
+                &mut tx,
+                &self.storage_key,
+                &NewMessage {
+                    group: &ep.gid,
+                    epoch: ep.epoch,
+                    sender: &sender,
+                    seq: header.seq,
+                    msg_id: &header.msg_id,
+                    sent_at: header.sent_at,
+                    body: &body,
+                    outgoing: false,
+                },
+            )
+            .await?;
+            inbox.processed(header.seq);
+            cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &inbox).await?;
+            tx.commit().await.map_err(tx_err)?;
+        }
+        if ep.epoch > 0 && header.roster_hash != ep.roster_hash {
+            self.groups.flag_mismatch(&ep.group_id).await;
+        }
+        self.emit(ChatEvent::Received {
+            group_id: ep.group_id,
+            sender: *peer,
+            epoch: ep.epoch,
+            seq: header.seq,
+            live,
+        });
+        Ok(true)
+    }
+
+    /// Checks and stores an envelope of group `id` that came from anywhere (a relay by another
+    /// member, a file, a test). Same rules as gossip and buckets.
+    pub async fn ingest(&self, id: &str, bytes: &[u8]) -> Result<bool, ChatDrop> {
+        let env = envelope::verify(bytes)?;
+        let group = self
+            .group(id)
+            .await
+            .map_err(|_| ChatDrop::Envelope(GroupEnvelopeError::WrongGroup))?;
+        let ep = epochs_of(&group)
+            .into_iter()
+            .find(|e| e.epoch == env.header.epoch)
+            .ok_or(ChatDrop::Envelope(GroupEnvelopeError::WrongGroup))?;
+        self.accept(&ep, bytes, false).await
+    }
+
+    /// The topic of the group's current epoch (what a member publishes on).
+    pub async fn topic(&self, id: &str) -> Option<String> {
+        writable(&self.group(id).await.ok()?).map(|e| e.topic)
+    }
+
+    /// A gossip message on one of our topics: validate, store, report the verdict.
+    pub async fn handle_gossip(
+        &self,
+        source: PeerId,
+        message_id: Vec<u8>,
+        topic: String,
+        data: Vec<u8>,
+    ) {
+        let ep = self.topics.lock().await.get(&topic).cloned();
+        let verdict = match ep {
+            None => Verdict::Reject,
+            Some(ep) => match self.accept(&ep, &data, true).await {
+                Ok(_) | Err(ChatDrop::Duplicate) => Verdict::Accept,
+                Err(ChatDrop::Database(e)) => {
+                    tracing::warn!(error = %e, "cannot store a group message; the bucket has it");
+                    Verdict::Ignore
+                }
+                Err(reason) => {
+                    tracing::info!(group = %ep.gid, from = %source, %reason, "dropped a group message");
+                    Verdict::Reject
+                }
+            },
+        };
+        self.client.validate(message_id, source, verdict).await;
+    }
+
+    /// Reads every other member's bucket of `ep` in parallel and stores what is new.
+    async fn poll_epoch(&self, ep: &Epoch) {
+        let others: Vec<_> = ep
+            .senders
+            .iter()
+            .filter(|(k, _)| **k != self.me)
+            .map(|(_, (peer, _, bucket_pub))| (*peer, *bucket_pub))
+            .collect();
+        let fetched = join_all(others.iter().map(|(_, bucket_pub)| {
+            let key = RecordKey::for_public_key(RecordKind::GroupBucket, bucket_pub);
+            self.client.get_record(key.to_bytes())
+        }))
+        .await;
+        for ((peer, _), result) in others.iter().zip(fetched) {
+            let bytes = match result {
+                Ok(b) => b,
+                Err(NodeError::NotFound) => continue,
+                Err(e) => {
+                    tracing::debug!(group = %ep.gid, %peer, error = %e, "cannot read a member's bucket");
+                    continue;
+                }
+            };
+            let Some(content) = SignedRecord::decode(&bytes, self.config.max_record_bytes)
+                .ok()
+                .and_then(|r| BucketContent::decode(&r.payload, self.config.max_record_bytes).ok())
+            else {
+                continue;
+            };
+            self.take_from_bucket(ep, peer, &content).await;
+        }
+    }
+
+    async fn take_from_bucket(&self, ep: &Epoch, peer: &PeerId, content: &BucketContent) {
+        let sender = peer.to_string();
+        let Ok(inbox) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await else {
+            return;
+        };
+        let unread = bucket::read_after_with(content, inbox.cursor, envelope::peek);
+        // Only authentic envelopes from this sender may move the cursor over a loss.
+        let authentic: Vec<(u64, Vec<u8>)> = unread
+            .envelopes
+            .into_iter()
+            .filter(|(_, env)| {
+                envelope::open(env, &ep.group_id, ep.epoch, &ep.key)
+                    .ok()
+                    .and_then(|(h, _)| ep.senders.get(&h.sender).map(|(p, _, _)| p == peer))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if let Some((first, _)) = authentic.first() {
+            if *first > inbox.cursor + 1 {
+                let _guard = self.write.lock().await;
+                if let Ok(mut fresh) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await {
+                    let before = fresh.missed;
+                    fresh.evicted_below(*first);
+                    let lost = fresh.missed - before;
+                    if let Ok(mut tx) = self.db.pool().begin().await {
+                        let ok = cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &fresh)
+                            .await
+                            .is_ok()
+                            && (lost == 0
+                                || cs::add_missed(
+                                    &mut tx, &ep.gid, ep.epoch, &sender, *first, lost,
+                                )
+                                .await
+                                .is_ok())
+                            && tx.commit().await.is_ok();
+                        if ok && lost > 0 {
+                            tracing::info!(group = %ep.gid, %peer, lost, "messages were evicted before we could read them");
+                            self.emit(ChatEvent::Changed {
+                                group_id: ep.group_id,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for (_, env) in authentic {
+            match self.accept(ep, &env, false).await {
+                Ok(_) | Err(ChatDrop::Duplicate) => {}
+                Err(reason) => {
+                    tracing::info!(group = %ep.gid, %peer, %reason, "dropped a bucket envelope")
+                }
+            }
+        }
+    }
+
+    /// Reads all buckets of every epoch we hold a key for, and keeps connections to members.
+    pub async fn poll_all(&self) {
+        let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
+        for ep in &epochs {
+            for (k, (peer, _, _)) in &ep.senders {
+                if *k != self.me && !self.client.is_connected(*peer).await.unwrap_or(true) {
+                    let _ = self.client.connect_peer(*peer).await;
+                }
+            }
+        }
+        join_all(epochs.iter().map(|ep| self.poll_epoch(ep))).await;
+    }
+
+    /// Writes our bucket for `ep` in the background, coalesced (see the pairwise channel).
+    async fn schedule_publish(self: &Arc<Self>, ep: &Epoch) {
+        let slot = (ep.group_id, ep.epoch);
+        {
+            let mut publishing = self.publishing.lock().await;
+            if let Some(dirty) = publishing.get_mut(&slot) {
+                *dirty = true;
+                return;
+            }
+            publishing.insert(slot, false);
+        }
+        let (this, ep) = (self.clone(), ep.clone());
+        tokio::spawn(async move {
+            loop {
+                match this.publish_bucket(&ep).await {
+                    Ok(upto) => {
+                        if let Ok(n) = cs::mark_stored_up_to(
+                            this.db.pool(),
+                            &ep.gid,
+                            ep.epoch,
+                            &this.me_peer,
+                            upto,
+                        )
+                        .await
+                        {
+                            if n > 0 {
+                                this.emit(ChatEvent::Changed {
+                                    group_id: ep.group_id,
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; the next re-publish retries")
+                    }
+                }
+                let mut publishing = this.publishing.lock().await;
+                if publishing.get(&slot) == Some(&true) {
+                    publishing.insert(slot, false);
+                } else {
+                    publishing.remove(&slot);
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Re-reads our bucket, merges our outbox in, writes it back one version higher. Returns the
+    /// highest seq now in it.
+    async fn publish_bucket(&self, ep: &Epoch) -> Result<u64, NodeError> {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&ep.my_seed.0);
+        let record_key =
+            RecordKey::for_public_key(RecordKind::GroupBucket, &signing.verifying_key().to_bytes());
+        let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
+            Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
+                Ok(r) => (
+                    BucketContent::decode(&r.payload, self.config.max_record_bytes)
+                        .unwrap_or_default(),
+                    r.version,
+                ),
+                Err(_) => (BucketContent::default(), 0),
+            },
+            Err(NodeError::NotFound) => (BucketContent::default(), 0),
+            Err(e) => return Err(e),
+        };
+        let (upto, stored_version) = cs::own(self.db.pool(), &ep.gid, ep.epoch)
+            .await
+            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        let outbox = cs::outbox(self.db.pool(), &ep.gid, ep.epoch, self.config.bucket_cap)
+            .await
+            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        let merged = bucket::merge_with(&current.envelopes, &outbox, self.limits(), envelope::peek);
+        let version = version.max(stored_version) + 1;
+        let record = SignedRecord::sign(
+            &signing,
+            &record_key,
+            version,
+            now_ms(),
+            BucketContent { envelopes: merged }.encode(),
+        );
+        self.client
+            .put_record(record_key.to_bytes(), record.encode())
+            .await?;
+        cs::set_bucket_version(self.db.pool(), &ep.gid, ep.epoch, version)
+            .await
+            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        Ok(upto)
+    }
+
+    /// Re-publishes every bucket we wrote in (PROTOCOL.md §3).
+    pub async fn republish_all(self: &Arc<Self>) {
+        let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
+        let Ok(own) = cs::own_epochs(self.db.pool()).await else {
+            return;
+        };
+        for ep in epochs
+            .iter()
+            .filter(|e| own.contains(&(e.gid.clone(), e.epoch)))
+        {
+            self.schedule_publish(ep).await;
+        }
+    }
+
+    /// Runs the service: topics follow the groups; buckets are read every `poll_interval` and
+    /// ours re-published every `republish_interval`.
+    pub async fn run(self: Arc<Self>, mut group_events: broadcast::Receiver<GroupEvent>) {
+        self.refresh().await;
+        let mut poll = tokio::time::interval(self.config.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut republish = tokio::time::interval(self.config.republish_interval);
+        republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = group_events.recv() => match event {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let before: Vec<String> = self.topics.lock().await.keys().cloned().collect();
+                        self.refresh().await;
+                        let after: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
+                        // A new epoch (just accepted, just established): catch up at once.
+                        for ep in after.iter().filter(|e| !before.contains(&e.topic)) {
+                            self.poll_epoch(ep).await;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = poll.tick() => self.poll_all().await,
+                _ = republish.tick() => self.republish_all().await,
+            }
+        }
+    }
+}

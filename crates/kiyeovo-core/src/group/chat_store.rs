@@ -1,0 +1,376 @@
+//! Group messages, read cursors and our outbox in SQLite. Bodies are sealed with the storage
+//! key; envelopes are stored as they travel (already end-to-end encrypted).
+
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::store::hex;
+use crate::codec;
+use crate::pairwise::inbox::Inbox;
+use crate::storage::{seal, DbError};
+
+fn q(e: sqlx::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+fn body_aad(group: &str, msg_id: &[u8]) -> Vec<u8> {
+    let mut aad = b"kiyeovo/v1/group-message:".to_vec();
+    aad.extend_from_slice(group.as_bytes());
+    aad.extend_from_slice(msg_id);
+    aad
+}
+
+/// One stored message, opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub msg_id: [u8; 16],
+    pub epoch: u32,
+    pub sender: String,
+    pub seq: u64,
+    pub sent_at: u64,
+    pub body: String,
+    pub outgoing: bool,
+    pub published: bool,
+    pub stored: bool,
+}
+
+/// What identifies a message in a group.
+pub struct NewMessage<'a> {
+    pub group: &'a str,
+    pub epoch: u32,
+    pub sender: &'a str,
+    pub seq: u64,
+    pub msg_id: &'a [u8; 16],
+    pub sent_at: u64,
+    pub body: &'a str,
+    pub outgoing: bool,
+}
+
+/// Stores a message once; `false` if it was already there.
+pub async fn insert_message(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &[u8; 32],
+    m: &NewMessage<'_>,
+) -> Result<bool, DbError> {
+    let sealed = seal::seal(key, &body_aad(m.group, m.msg_id), m.body.as_bytes());
+    let done = sqlx::query(
+        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(m.group)
+    .bind(m.epoch as i64)
+    .bind(m.sender)
+    .bind(m.seq as i64)
+    .bind(m.msg_id.as_slice())
+    .bind(m.sent_at as i64)
+    .bind(sealed)
+    .bind(m.outgoing as i64)
+    .bind(m.outgoing as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn inbox<'e, E>(exec: E, group: &str, epoch: u32, sender: &str) -> Result<Inbox, DbError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    let row = sqlx::query(
+        "SELECT inbox FROM group_inboxes WHERE group_id = ? AND epoch = ? AND sender = ?",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .bind(sender)
+    .fetch_optional(exec)
+    .await
+    .map_err(q)?;
+    match row {
+        Some(r) => codec::decode_bounded(&r.get::<Vec<u8>, _>("inbox"), 1 << 20)
+            .map_err(|e| DbError::Query(format!("group inbox: {e}"))),
+        None => Ok(Inbox::default()),
+    }
+}
+
+pub async fn save_inbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &str,
+    epoch: u32,
+    sender: &str,
+    inbox: &Inbox,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO group_inboxes (group_id, epoch, sender, inbox) VALUES (?, ?, ?, ?)
+         ON CONFLICT(group_id, epoch, sender) DO UPDATE SET inbox = excluded.inbox",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .bind(sender)
+    .bind(codec::encode(inbox))
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+pub async fn add_missed(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &str,
+    epoch: u32,
+    sender: &str,
+    before_seq: u64,
+    count: u64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO group_missed (group_id, epoch, sender, before_seq, count) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .bind(sender)
+    .bind(before_seq as i64)
+    .bind(count as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// `(sender, epoch, before_seq, count)` of every known loss.
+pub async fn missed(
+    pool: &SqlitePool,
+    group: &str,
+) -> Result<Vec<(String, u32, u64, u64)>, DbError> {
+    Ok(sqlx::query(
+        "SELECT sender, epoch, before_seq, count FROM group_missed WHERE group_id = ? ORDER BY epoch, before_seq",
+    )
+    .bind(group)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?
+    .iter()
+    .map(|r| {
+        (
+            r.get("sender"),
+            r.get::<i64, _>("epoch") as u32,
+            r.get::<i64, _>("before_seq") as u64,
+            r.get::<i64, _>("count") as u64,
+        )
+    })
+    .collect())
+}
+
+/// Every sender's inbox for a group: `(sender, epoch, inbox)`.
+pub async fn inboxes(pool: &SqlitePool, group: &str) -> Result<Vec<(String, u32, Inbox)>, DbError> {
+    let rows = sqlx::query("SELECT sender, epoch, inbox FROM group_inboxes WHERE group_id = ?")
+        .bind(group)
+        .fetch_all(pool)
+        .await
+        .map_err(q)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let inbox: Inbox = codec::decode_bounded(&r.get::<Vec<u8>, _>("inbox"), 1 << 20)
+            .map_err(|e| DbError::Query(format!("group inbox: {e}")))?;
+        out.push((r.get("sender"), r.get::<i64, _>("epoch") as u32, inbox));
+    }
+    Ok(out)
+}
+
+/// Reserves our next sequence number for a group epoch.
+pub async fn next_out_seq(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &str,
+    epoch: u32,
+) -> Result<u64, DbError> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO group_own (group_id, epoch, out_seq) VALUES (?, ?, 1)
+         ON CONFLICT(group_id, epoch) DO UPDATE SET out_seq = out_seq + 1
+         RETURNING out_seq",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(seq as u64)
+}
+
+/// `(out_seq, bucket_version)` for a group epoch.
+pub async fn own(pool: &SqlitePool, group: &str, epoch: u32) -> Result<(u64, u64), DbError> {
+    let row = sqlx::query(
+        "SELECT out_seq, bucket_version FROM group_own WHERE group_id = ? AND epoch = ?",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .fetch_optional(pool)
+    .await
+    .map_err(q)?;
+    Ok(row.map_or((0, 0), |r| {
+        (
+            r.get::<i64, _>("out_seq") as u64,
+            r.get::<i64, _>("bucket_version") as u64,
+        )
+    }))
+}
+
+pub async fn set_bucket_version(
+    pool: &SqlitePool,
+    group: &str,
+    epoch: u32,
+    version: u64,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE group_own SET bucket_version = ? WHERE group_id = ? AND epoch = ?")
+        .bind(version as i64)
+        .bind(group)
+        .bind(epoch as i64)
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+pub async fn push_outbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &str,
+    epoch: u32,
+    seq: u64,
+    envelope: &[u8],
+) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO group_outbox (group_id, epoch, seq, envelope) VALUES (?, ?, ?, ?)")
+        .bind(group)
+        .bind(epoch as i64)
+        .bind(seq as i64)
+        .bind(envelope)
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+/// Our newest `cap` envelopes of a group epoch, oldest first.
+pub async fn outbox(
+    pool: &SqlitePool,
+    group: &str,
+    epoch: u32,
+    cap: usize,
+) -> Result<Vec<Vec<u8>>, DbError> {
+    let mut rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT envelope FROM group_outbox WHERE group_id = ? AND epoch = ? ORDER BY seq DESC LIMIT ?",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .bind(cap as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// The (group, epoch) pairs we have written in.
+pub async fn own_epochs(pool: &SqlitePool) -> Result<Vec<(String, u32)>, DbError> {
+    Ok(
+        sqlx::query("SELECT group_id, epoch FROM group_own WHERE out_seq > 0")
+            .fetch_all(pool)
+            .await
+            .map_err(q)?
+            .iter()
+            .map(|r| (r.get("group_id"), r.get::<i64, _>("epoch") as u32))
+            .collect(),
+    )
+}
+
+pub async fn mark_published(
+    pool: &SqlitePool,
+    group: &str,
+    msg_id: &[u8; 16],
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE group_messages SET published = 1 WHERE group_id = ? AND msg_id = ?")
+        .bind(group)
+        .bind(msg_id.as_slice())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+/// Our messages of an epoch up to `seq` are in our bucket. Returns how many changed.
+pub async fn mark_stored_up_to(
+    pool: &SqlitePool,
+    group: &str,
+    epoch: u32,
+    me: &str,
+    seq: u64,
+) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "UPDATE group_messages SET stored = 1
+         WHERE group_id = ? AND epoch = ? AND sender = ? AND seq <= ? AND stored = 0",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .bind(me)
+    .bind(seq as i64)
+    .execute(pool)
+    .await
+    .map_err(q)?;
+    Ok(done.rows_affected())
+}
+
+pub async fn messages(
+    pool: &SqlitePool,
+    key: &[u8; 32],
+    group: &str,
+) -> Result<Vec<StoredMessage>, DbError> {
+    let rows = sqlx::query(
+        "SELECT * FROM group_messages WHERE group_id = ? ORDER BY sent_at, sender, seq",
+    )
+    .bind(group)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let msg_id: Vec<u8> = r.get("msg_id");
+        let Ok(id) = <[u8; 16]>::try_from(msg_id.as_slice()) else {
+            continue;
+        };
+        let body = match seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => {
+                tracing::error!(group, msg = %hex(&id), "a stored group message does not open");
+                continue;
+            }
+        };
+        out.push(StoredMessage {
+            msg_id: id,
+            epoch: r.get::<i64, _>("epoch") as u32,
+            sender: r.get("sender"),
+            seq: r.get::<i64, _>("seq") as u64,
+            sent_at: r.get::<i64, _>("sent_at") as u64,
+            body,
+            outgoing: r.get::<i64, _>("outgoing") != 0,
+            published: r.get::<i64, _>("published") != 0,
+            stored: r.get::<i64, _>("stored") != 0,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn unread(pool: &SqlitePool, group: &str) -> Result<u32, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_messages WHERE group_id = ? AND outgoing = 0 AND read = 0",
+    )
+    .bind(group)
+    .fetch_one(pool)
+    .await
+    .map_err(q)?;
+    Ok(n as u32)
+}
+
+pub async fn mark_read(pool: &SqlitePool, group: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE group_messages SET read = 1 WHERE group_id = ? AND read = 0")
+        .bind(group)
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(())
+}

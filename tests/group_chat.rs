@@ -1,0 +1,401 @@
+//! Group messages between real app profiles on 127.0.0.1 (PROTOCOL.md §5): live over gossipsub,
+//! offline through sender buckets, exactly once, in per-sender order, with missed counts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use kiyeovo_core::api::GroupStatus;
+use kiyeovo_core::group::chat::ChatDrop;
+use kiyeovo_core::group::envelope::{self, GroupEnvelopeError, Sealing};
+use kiyeovo_core::group::{ChatEvent, GroupConfig};
+use kiyeovo_core::identity::Identity;
+use kiyeovo_core::service::App;
+use kiyeovo_tests::{
+    befriend, bootstrap_node, start_online, wait_for, wait_group, TestProfile, WAIT,
+};
+use rand::Rng;
+
+fn group_config() -> GroupConfig {
+    GroupConfig {
+        window: Duration::from_secs(6 * 3600),
+        tick: Duration::from_millis(200),
+        resend: Duration::from_secs(2),
+        auto_establish: false,
+    }
+}
+
+async fn start(profile: &TestProfile, boot: &str) -> App {
+    let mut c = profile.config(&[boot.to_string()]);
+    c.group = group_config();
+    start_online(c).await
+}
+
+/// The creator (`apps[0]`) befriends everyone, invites them, all accept, it establishes.
+async fn form_group(apps: &[App]) -> String {
+    let creator = &apps[0];
+    for app in &apps[1..] {
+        befriend(creator, app).await;
+    }
+    let peers: Vec<_> = apps[1..].iter().map(|a| a.peer_id()).collect();
+    let id = creator
+        .groups()
+        .create("Everyone", &peers, "Creator")
+        .await
+        .unwrap()
+        .group_id;
+    for app in &apps[1..] {
+        wait_group(app, &id, "the invitation", |v| v.can_respond).await;
+        app.groups().respond(&id, true).await.unwrap();
+    }
+    wait_group(creator, &id, "everyone accepted", |v| v.can_establish).await;
+    creator.groups().establish(&id, "Creator").await.unwrap();
+    for app in apps {
+        wait_group(app, &id, "active", |v| v.status == GroupStatus::Active).await;
+    }
+    id
+}
+
+/// Waits until every app has an open connection to every other member (the live mesh).
+async fn wait_connected(apps: &[App]) {
+    let ids: Vec<String> = apps.iter().map(|a| a.peer_id().to_string()).collect();
+    for (i, app) in apps.iter().enumerate() {
+        let mut rx = app.snapshots();
+        let others: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p)
+            .collect();
+        wait_for(&mut rx, "connections to every member", |s| {
+            s.node
+                .as_ref()
+                .is_some_and(|n| others.iter().all(|p| n.connected_peers.contains(p)))
+        })
+        .await;
+    }
+}
+
+/// Waits until `app` has stored `n` messages from others; returns how many arrived live.
+async fn wait_incoming(
+    app: &App,
+    id: &str,
+    n: usize,
+    rx: &mut tokio::sync::broadcast::Receiver<ChatEvent>,
+) -> usize {
+    let mut live = 0;
+    let outcome = tokio::time::timeout(WAIT * 4, async {
+        loop {
+            let have = app
+                .chat()
+                .chat(id)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .filter(|m| !m.outgoing)
+                .count();
+            if have >= n {
+                return have;
+            }
+            match rx.recv().await {
+                Ok(ChatEvent::Received { live: true, .. }) => live += 1,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("chat events ended: {e}"),
+            }
+        }
+    })
+    .await;
+    // Events still queued (messages that were stored before we looked) count too.
+    while let Ok(event) = rx.try_recv() {
+        if matches!(event, ChatEvent::Received { live: true, .. }) {
+            live += 1;
+        }
+    }
+    match outcome {
+        Ok(have) => assert_eq!(have, n, "more messages than were sent"),
+        Err(_) => panic!(
+            "timed out: {} of {n} messages",
+            app.chat()
+                .chat(id)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .filter(|m| !m.outgoing)
+                .count()
+        ),
+    }
+    live
+}
+
+/// Every message once, and each sender's messages in its seq order.
+fn assert_exactly_once_in_order(app: &App, msgs: &[kiyeovo_core::api::GroupMessageView]) {
+    let ids: HashSet<_> = msgs.iter().map(|m| &m.msg_id).collect();
+    assert_eq!(
+        ids.len(),
+        msgs.len(),
+        "a message is stored twice at {}",
+        app.peer_id()
+    );
+    let mut last: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    for m in msgs {
+        let prev = last.insert((m.sender_peer_id.as_str(), m.epoch), m.seq);
+        assert!(
+            prev.is_none_or(|p| p < m.seq),
+            "out of order from {}",
+            m.sender_peer_id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_members_online_get_200_messages_exactly_once_in_order() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..10)
+        .map(|i| TestProfile::new(&format!("c10-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    wait_connected(&apps).await;
+
+    let mut rxs: Vec<_> = apps.iter().map(|a| a.chat().subscribe()).collect();
+    let mut sent = vec![0usize; apps.len()];
+    let mut rng = rand::thread_rng();
+    for i in 0..200 {
+        let who = rng.gen_range(0..apps.len());
+        apps[who]
+            .chat()
+            .send(&id, &format!("message {i} from {who}"))
+            .await
+            .unwrap();
+        sent[who] += 1;
+    }
+    let mut live_total = 0;
+    for (i, app) in apps.iter().enumerate() {
+        live_total += wait_incoming(app, &id, 200 - sent[i], &mut rxs[i]).await;
+        let view = app.chat().chat(&id).await.unwrap();
+        assert_eq!(view.messages.len(), 200);
+        assert_exactly_once_in_order(app, &view.messages);
+        assert!(view.gaps.is_empty(), "{:?}", view.gaps);
+    }
+    // Everyone was connected: the live path carried (almost) everything.
+    let deliveries = 200 * 9;
+    println!("{live_total} of {deliveries} deliveries arrived live");
+    assert!(
+        live_total * 2 > deliveries,
+        "only {live_total} of {deliveries} arrived live"
+    );
+
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_members_catch_up_within_the_cap_and_count_the_rest() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..10)
+        .map(|i| TestProfile::new(&format!("off-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    // Members 6..9 go away.
+    let away: Vec<App> = apps.drain(6..).collect();
+    for app in away {
+        app.shutdown().await;
+    }
+    // 300 messages: member 0 writes 150 (its bucket keeps the newest 100), members 1–5 write 30.
+    for i in 0..150 {
+        apps[0]
+            .chat()
+            .send(&id, &format!("from 0: {i}"))
+            .await
+            .unwrap();
+    }
+    for (who, app) in apps.iter().enumerate().take(6).skip(1) {
+        for i in 0..30 {
+            app.chat()
+                .send(&id, &format!("from {who}: {i}"))
+                .await
+                .unwrap();
+        }
+    }
+    // Wait until every sender's bucket holds all it can.
+    for app in &apps[..6] {
+        let mut rx = app.chat().subscribe();
+        loop {
+            let view = app.chat().chat(&id).await.unwrap();
+            let own: Vec<_> = view.messages.iter().filter(|m| m.outgoing).collect();
+            if own.iter().all(|m| m.stored) {
+                break;
+            }
+            kiyeovo_tests::wait_event(&mut rx, "bucket written", |e| {
+                matches!(e, ChatEvent::Changed { .. })
+            })
+            .await;
+        }
+    }
+    // They come back: each gets 100 + 150 messages exactly once and learns 50 were missed.
+    let creator_peer = apps[0].peer_id().to_string();
+    for p in &profiles[6..] {
+        let app = start(p, &addr).await;
+        let mut rx = app.chat().subscribe();
+        wait_incoming(&app, &id, 250, &mut rx).await;
+        let view = app.chat().chat(&id).await.unwrap();
+        assert_exactly_once_in_order(&app, &view.messages);
+        let from_creator: Vec<u64> = view
+            .messages
+            .iter()
+            .filter(|m| m.sender_peer_id == creator_peer)
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(
+            from_creator,
+            (51..=150).collect::<Vec<u64>>(),
+            "the newest 100 of member 0"
+        );
+        assert_eq!(view.gaps.len(), 1, "{:?}", view.gaps);
+        let gap = &view.gaps[0];
+        assert!(
+            gap.lost
+                && gap.count == 50
+                && gap.before_seq == 51
+                && gap.sender_peer_id == creator_peer,
+            "{gap:?}"
+        );
+        app.shutdown().await;
+    }
+
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..3)
+        .map(|i| TestProfile::new(&format!("sec-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let (epoch, key) = apps[0].groups().key(&id).await.unwrap();
+    let outsider = Identity::generate();
+    let forged = |seq: u64,
+                  identity: &Identity,
+                  key: &kiyeovo_core::group::control::GroupKey,
+                  epoch: u32| {
+        envelope::seal(
+            &Sealing {
+                identity,
+                key,
+                group_id: gid,
+                epoch,
+                seq,
+                msg_id: kiyeovo_core::group::control::random_id(),
+                sent_at: 1,
+                roster_hash: [0; 32],
+            },
+            "injected",
+        )
+        .unwrap()
+    };
+
+    // A non-member who learned the topic name publishes there: members refuse it.
+    let po = TestProfile::new("sec-outsider");
+    let intruder = start(&po, &addr).await;
+    let topic = apps[0].chat().topic(&id).await.unwrap();
+    intruder.client().subscribe(topic.clone()).await.unwrap();
+    for app in &apps {
+        let a = app.snapshot().node.unwrap().listen_addrs[0]
+            .parse()
+            .unwrap();
+        intruder.client().dial(a).await.unwrap();
+    }
+    // Even with the key (stolen), an outsider's envelope fails the roster check.
+    let _ = intruder
+        .client()
+        .publish(topic, forged(1, &outsider, &key, epoch))
+        .await;
+    let mut rx = apps[2].chat().subscribe();
+    apps[1].chat().send(&id, "real").await.unwrap();
+    wait_incoming(&apps[2], &id, 1, &mut rx).await;
+    let view = apps[2].chat().chat(&id).await.unwrap();
+    assert_eq!(
+        view.messages.len(),
+        1,
+        "only the member's message is stored"
+    );
+    // And without the key it cannot read: a member's envelope does not open with any other key.
+    let member_env = apps[1].groups().seal(&id, 99, "secret").await.unwrap();
+    let wrong = kiyeovo_core::group::control::GroupKey::random();
+    assert_eq!(
+        envelope::open(&member_env, &gid, epoch, &wrong).unwrap_err(),
+        GroupEnvelopeError::Undecryptable
+    );
+
+    // The refusal table, through the same path as gossip and buckets.
+    let good = apps[1].groups().seal(&id, 2, "two").await.unwrap();
+    let mut tampered = good.clone();
+    let at = tampered.len() - 70;
+    tampered[at] ^= 1;
+    let temp_key = apps[1].groups().keys_held(&id).await.unwrap()[0].1.clone();
+    type Case = (&'static str, Vec<u8>, fn(&ChatDrop) -> bool);
+    let cases: Vec<Case> = vec![
+        ("tampered ciphertext", tampered, |e| {
+            matches!(e, ChatDrop::Envelope(GroupEnvelopeError::BadSignature))
+        }),
+        (
+            "from a non-member, with the right key",
+            forged(1, &outsider, &key, epoch),
+            |e| matches!(e, ChatDrop::NotAMember),
+        ),
+        (
+            "epoch-1 message sealed with the temporary key",
+            forged(1, &outsider, &temp_key, epoch),
+            |e| matches!(e, ChatDrop::Envelope(GroupEnvelopeError::Undecryptable)),
+        ),
+        ("wrong epoch", forged(1, &outsider, &key, 7), |e| {
+            matches!(e, ChatDrop::Envelope(GroupEnvelopeError::WrongGroup))
+        }),
+        (
+            "seq beyond the boundary",
+            apps[1].groups().seal(&id, 1_000_000, "far").await.unwrap(),
+            |e| matches!(e, ChatDrop::BeyondBoundary { .. }),
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let err = apps[2].chat().ingest(&id, &bytes).await.expect_err(name);
+        assert!(expected(&err), "{name}: unexpected {err}");
+    }
+    assert!(
+        apps[2].chat().ingest(&id, &good).await.unwrap(),
+        "a valid relayed envelope"
+    );
+    assert!(
+        matches!(
+            apps[2].chat().ingest(&id, &good).await,
+            Err(ChatDrop::Duplicate)
+        ),
+        "replayed"
+    );
+    assert_eq!(apps[2].chat().chat(&id).await.unwrap().messages.len(), 2);
+
+    intruder.shutdown().await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
