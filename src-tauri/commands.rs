@@ -1,6 +1,9 @@
 //! Tauri commands: thin calls into the service. Errors reach the UI as `UiError` (words + hint).
 
-use kiyeovo_core::api::{AppSnapshot, ContactView, ErrorCode, GroupView, MessageView, UiError};
+use kiyeovo_core::api::{
+    AppSnapshot, ContactView, ErrorCode, GroupChatView, GroupMessageView, GroupView, MessageView,
+    UiError,
+};
 use kiyeovo_core::PeerId;
 use tauri::State;
 
@@ -212,7 +215,40 @@ pub async fn establish_group(
 ) -> Result<GroupView, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.groups()
-        .establish(&group_id, &app.display_name())
+        .establish(&group_id)
         .await
         .map_err(|e| e.to_ui())
+}
+
+/// A group's conversation with its gaps.
+#[tauri::command]
+pub async fn group_chat(
+    state: State<'_, ShellState>,
+    group_id: String,
+) -> Result<GroupChatView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.chat().chat(&group_id).await.map_err(|e| e.to_ui())
+}
+
+#[tauri::command]
+pub async fn send_group_message(
+    state: State<'_, ShellState>,
+    group_id: String,
+    body: String,
+) -> Result<GroupMessageView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.chat()
+        .send(&group_id, &body)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// The group is on screen: its unread count drops to zero.
+#[tauri::command]
+pub async fn mark_group_read(
+    state: State<'_, ShellState>,
+    group_id: String,
+) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.chat().mark_read(&group_id).await.map_err(|e| e.to_ui())
 }

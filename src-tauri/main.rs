@@ -49,6 +49,9 @@ fn main() {
             commands::create_group,
             commands::respond_invite,
             commands::establish_group,
+            commands::group_chat,
+            commands::send_group_message,
+            commands::mark_group_read,
         ])
         .setup(move |app| {
             if profile != kiyeovo_core::profile::DEFAULT_PROFILE {

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kiyeovo_core::api::{events, AppSnapshot, ContactChanged, GroupChanged, Phase};
+use kiyeovo_core::api::{
+    events, AppSnapshot, ContactChanged, GroupChanged, GroupChatChanged, Phase,
+};
 use kiyeovo_core::service::{App, AppConfig};
 use tauri::{AppHandle, Emitter, Manager};
 
@@ -97,6 +99,25 @@ async fn forward_group_events(
     }
 }
 
+/// Tells the window which group's conversation changed.
+async fn forward_chat_events(
+    handle: AppHandle,
+    mut events: tokio::sync::broadcast::Receiver<kiyeovo_core::group::ChatEvent>,
+) {
+    use kiyeovo_core::group::ChatEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let group_id = match events.recv().await {
+            Ok(ChatEvent::Received { group_id, .. } | ChatEvent::Changed { group_id }) => {
+                kiyeovo_core::group::store::hex(&group_id)
+            }
+            Err(RecvError::Lagged(_)) => String::new(),
+            Err(RecvError::Closed) => break,
+        };
+        let _ = handle.emit(events::GROUP_CHAT_CHANGED, GroupChatChanged { group_id });
+    }
+}
+
 /// Starts the profile and then forwards every state change to the window.
 pub async fn start(handle: AppHandle, config: AppConfig) {
     let app = match App::start(config).await {
@@ -119,6 +140,7 @@ pub async fn start(handle: AppHandle, config: AppConfig) {
         handle.clone(),
         app.groups().subscribe(),
     ));
+    tauri::async_runtime::spawn(forward_chat_events(handle.clone(), app.chat().subscribe()));
     let state = handle.state::<ShellState>();
     let _ = state.app.set(app);
     loop {

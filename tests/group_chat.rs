@@ -48,7 +48,7 @@ async fn form_group(apps: &[App]) -> String {
         app.groups().respond(&id, true).await.unwrap();
     }
     wait_group(creator, &id, "everyone accepted", |v| v.can_establish).await;
-    creator.groups().establish(&id, "Creator").await.unwrap();
+    creator.groups().establish(&id).await.unwrap();
     for app in apps {
         wait_group(app, &id, "active", |v| v.status == GroupStatus::Active).await;
     }

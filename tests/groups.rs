@@ -115,7 +115,7 @@ async fn three_of_five_accept_and_only_they_get_the_epoch_key() {
     .await;
     assert_eq!(status_of(&v, &invitees[4]), MemberStatus::Delivered);
     // An invitee can never establish.
-    assert!(invitees[0].groups().establish(&id, "x").await.is_err());
+    assert!(invitees[0].groups().establish(&id).await.is_err());
 
     // The window ends: the creator's app establishes on its own.
     let v = wait_group(&creator, &id, "establishment", |v| {
@@ -234,13 +234,13 @@ async fn everyone_accepts_early_and_the_creator_establishes_at_once() {
     .await;
     assert!(!v.can_establish, "not everyone accepted yet");
     assert!(matches!(
-        creator.groups().establish(&id, "C").await,
+        creator.groups().establish(&id).await,
         Err(GroupServiceError::Transition(GroupError::WindowOpen))
     ));
     wait_group(&b, &id, "invite at b", |v| v.can_respond).await;
     b.groups().respond(&id, true).await.unwrap();
     wait_group(&creator, &id, "everyone accepted", |v| v.can_establish).await;
-    let v = creator.groups().establish(&id, "C").await.unwrap();
+    let v = creator.groups().establish(&id).await.unwrap();
     assert_eq!(v.status, GroupStatus::Active);
     for app in [&a, &b] {
         wait_group(app, &id, "the Welcome", |v| v.status == GroupStatus::Active).await;
@@ -288,7 +288,7 @@ async fn acceptors_wait_for_an_offline_creator_then_get_the_key() {
     .await;
     assert!(!v.can_establish && !v.can_respond);
     assert!(matches!(
-        a.groups().establish(&id, "A").await,
+        a.groups().establish(&id).await,
         Err(GroupServiceError::Transition(GroupError::NotCreator))
     ));
     assert!(

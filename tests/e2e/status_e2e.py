@@ -244,72 +244,122 @@ def contacts_and_chat(wd, bootstrap, data_dir):
     session(wd, ana, args, add_card("ben"))          # Ana adds Ben while Ben is closed
     session(wd, ben, args, add_card("ana", ben_sends))  # Ben adds Ana, finds her handshake, writes
     session(wd, ana, args, ana_reads)                 # Ana opens later and reads it
-    return ana, ben, args
+    return ana, ben, args, cards
 
 
-def group_flow(wd, ana, ben, args):
-    """Ana creates a group through the UI and invites Ben (closed); Ben opens, sees the invite
-    card with its countdown and the shared roster, accepts; Ana sees the roster update and
-    establishes; Ben sees the group active. Every hand-over goes through the offline path."""
-    def open_groups():
+def group_flow(wd, ana, ben, args, cards):
+    """Carol (a third profile) and Ana exchange cards. Ana creates a group through the UI and
+    invites Ben and Carol (both closed); each opens, sees the invite card with its countdown
+    and the shared roster, and accepts; Ana sees the roster update and establishes and writes;
+    Ben sees the group active and answers; Carol, closed all along, reopens and finds both
+    messages. WebKitWebDriver drives one window at a time, so every hand-over goes through the
+    offline path (the DHT buckets)."""
+    carol = "e2e-carol-" + secrets.token_hex(3)
+
+    def open_tab(tab):
         wait_until("status", lambda: wd.text("#peer-id"))
-        wd.click("#tab-groups")
+        wd.click(tab)
+
+    def carol_adds_ana():
+        open_tab("#tab-contacts")
+        wd.click("#my-card-button")
+        cards["carol"] = wait_until("card", lambda: wd.call(
+            "GET", wd.s(f"/element/{wd.find('#my-card')}/property/value")))
+        wd.click("#my-card-qr")
+        wait_until("QR code", lambda: wd.find("#my-card-qr-image"))
+        wd.screenshot(OUT / "card-qr-carol.png")
+        wd.type_into("#add-contact", cards["ana"])
+        wd.click("#add-contact-form button[type=submit]")
+        wait_until("contact listed", lambda: wd.text("#contact-list button.contact"))
+
+    def ana_adds_carol():
+        open_tab("#tab-contacts")
+        wd.type_into("#add-contact", cards["carol"])
+        wd.click("#add-contact-form button[type=submit]")
+        wait_until("both trusted", lambda: wd.text("#contact-list").count("trusted since") == 2)
 
     def roster_status(name_part):
-        for row in wd.text("#roster").split("\n"):
+        for el in wd.call("POST", wd.s("/elements"), {"using": "css selector", "value": "#roster li"}):
+            row = wd.call("GET", wd.s(f"/element/{next(iter(el.values()))}/text"))
             if name_part in row:
                 return row
         return ""
 
     def ana_creates():
-        open_groups()
+        open_tab("#tab-groups")
         wd.click("#new-group")
         wd.type_into("#group-name", "Book club")
-        wait_until("a trusted contact to pick", lambda: wd.find("#group-picker input[type=checkbox]"))
-        wd.click("#group-picker input[type=checkbox]")
+        wait_until("two trusted contacts to pick",
+                   lambda: len(wd.call("POST", wd.s("/elements"), {
+                       "using": "css selector", "value": "#group-picker input:not([disabled])"})) == 2)
+        for el in wd.call("POST", wd.s("/elements"), {"using": "css selector", "value": "#group-picker input"}):
+            wd.call("POST", wd.s(f"/element/{next(iter(el.values()))}/click"), {})
         wd.click("#create-group")
         wait_until("the group", lambda: "Book club" in wd.text("#group-title"))
         assert "inviting" in wd.text("#group-status")
         wait_until("countdown", lambda: "h" in wd.text("#countdown") and "left" in wd.text("#countdown"))
         wd.screenshot(OUT / "group-created-ana.png")
 
-    def ben_accepts():
-        open_groups()
-        wait_until("the invitation listed", lambda: wd.find("#group-list button[data-status=invited]"))
-        wd.click("#group-list button[data-status=invited]")
-        wait_until("the invite card", lambda: "Book club" in wd.text("#group-title"))
-        countdown = wait_until("countdown", lambda: wd.text("#countdown"))
-        assert countdown.startswith("5 h") or countdown.startswith("6 h"), countdown
-        roster = wd.text("#roster")
-        assert "creator" in roster and "(you)" in roster, roster
-        wd.screenshot(OUT / "group-invite-ben.png")
-        wd.click("#accept-invite")
-        wait_until("accepted", lambda: "accepted" in wd.text("#group-status"))
-        assert "accepted" in roster_status("(you)"), wd.text("#roster")
+    def accepts(who):
+        def body():
+            open_tab("#tab-groups")
+            wait_until("the invitation listed", lambda: wd.find("#group-list button[data-status=invited]"))
+            wd.click("#group-list button[data-status=invited]")
+            wait_until("the invite card", lambda: "Book club" in wd.text("#group-title"))
+            countdown = wait_until("countdown", lambda: wd.text("#countdown"))
+            assert countdown.startswith("5 h") or countdown.startswith("6 h"), countdown
+            roster = wd.text("#roster")
+            rows = wd.call("POST", wd.s("/elements"), {"using": "css selector", "value": "#roster li"})
+            assert "creator" in roster and "(you)" in roster and len(rows) == 3, roster
+            wd.screenshot(OUT / f"group-invite-{who}.png")
+            wd.click("#accept-invite")
+            wait_until("accepted", lambda: "accepted" in wd.text("#group-status"))
+            assert "accepted" in roster_status("(you)"), wd.text("#roster")
+        return body
 
-    def ana_establishes():
-        open_groups()
+    def ana_establishes_and_writes():
+        open_tab("#tab-groups")
         wait_until("the group listed", lambda: wd.find("#group-list button.contact"))
         wd.click("#group-list button.contact")
-        wait_until("Ben's answer on the roster", lambda: "accepted" in wd.text("#roster"))
+        wait_until("both answers on the roster", lambda: wd.text("#roster").count("accepted") == 2)
         wait_until("Establish now enabled", lambda: wd.call(
             "GET", wd.s(f"/element/{wd.find('#establish-group')}/enabled")))
         wd.click("#establish-group")
         wait_until("active", lambda: wd.text("#group-status") == "active")
+        assert wd.text("#safety-code").count(" ") == 3, wd.text("#safety-code")
+        wd.type_into("#group-message-input", "hello from ana")
+        wd.click("#group-send-form button[type=submit]")
+        wait_until("stored for the others", lambda: "stored" in wd.text("#group-messages"))
         wd.screenshot(OUT / "group-active-ana.png")
 
-    def ben_sees_active():
-        open_groups()
+    def ben_reads_and_answers():
+        open_tab("#tab-groups")
         wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
         wd.click("#group-list button[data-status=active]")
         wait_until("active", lambda: wd.text("#group-status") == "active")
-        assert "accepted" in roster_status("(you)"), wd.text("#roster")
-        wd.screenshot(OUT / "group-active-ben.png")
+        wait_until("ana's message", lambda: "hello from ana" in wd.text("#group-messages"))
+        wd.type_into("#group-message-input", "hi from ben")
+        wd.click("#group-send-form button[type=submit]")
+        wait_until("stored for the others", lambda: wd.text("#group-messages").count("stored") >= 1
+                   and "hi from ben" in wd.text("#group-messages"))
+        wd.screenshot(OUT / "group-chat-ben.png")
 
+    def carol_catches_up():
+        open_tab("#tab-groups")
+        wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
+        wd.click("#group-list button[data-status=active]")
+        wait_until("both messages", lambda: "hello from ana" in wd.text("#group-messages")
+                   and "hi from ben" in wd.text("#group-messages"))
+        wd.screenshot(OUT / "group-chat-carol.png")
+
+    session(wd, carol, args, carol_adds_ana)
+    session(wd, ana, args, ana_adds_carol)
     session(wd, ana, args, ana_creates)
-    session(wd, ben, args, ben_accepts)
-    session(wd, ana, args, ana_establishes)
-    session(wd, ben, args, ben_sees_active)
+    session(wd, ben, args, accepts("ben"))
+    session(wd, carol, args, accepts("carol"))
+    session(wd, ana, args, ana_establishes_and_writes)
+    session(wd, ben, args, ben_reads_and_answers)
+    session(wd, carol, args, carol_catches_up)
 
 
 def run_checks(wd, bootstrap, data_dir):
@@ -386,7 +436,7 @@ def run_checks(wd, bootstrap, data_dir):
     check("two_profiles_add_each_other_through_the_ui_and_chat",
           lambda: profiles.append(contacts_and_chat(wd, bootstrap, data_dir)))
     if profiles:
-        check("group_created_accepted_and_established_through_the_ui",
+        check("three_profiles_create_join_establish_and_chat_in_a_group_through_the_ui",
               lambda: group_flow(wd, *profiles[0]))
 
 

@@ -199,12 +199,7 @@ impl App {
             chat.clone(),
         )));
         tasks.push(tokio::spawn(channel.clone().run()));
-        let names = snapshot.subscribe();
-        tasks.push(tokio::spawn(
-            groups
-                .clone()
-                .run(channel_events, move || names.borrow().display_name.clone()),
-        ));
+        tasks.push(tokio::spawn(groups.clone().run(channel_events)));
         tasks.push(tokio::spawn(chat.clone().run(group_events)));
         tasks.push(tokio::spawn(mirror_status(
             node.status.clone(),

@@ -29,4 +29,12 @@ can_establish: boolean,
 /**
  * Members reported different invitation lists: someone was shown another group.
  */
-list_mismatch: boolean, };
+list_mismatch: boolean, 
+/**
+ * Incoming group messages not yet seen.
+ */
+unread: number, 
+/**
+ * Compare out of band: equal codes mean equal rosters and keys (changes every epoch).
+ */
+safety_code: string | null, };

@@ -4,6 +4,7 @@ import type { GroupView } from "../bindings/GroupView";
 import type { UiError } from "../bindings/UiError";
 import { useNow } from "../lib/useNow";
 import { GROUP_STATUS_TEXT, MEMBER_STATUS_TEXT, timeLeft } from "./format";
+import { GroupChat } from "./GroupChat";
 
 /** The invite card / group info: roster with each member's status, countdown, actions. */
 export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged: (g: GroupView) => void }) {
@@ -68,7 +69,13 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
         <p className="muted">The window is over. The creator's app establishes the group the next time it is online; only the creator can.</p>
       )}
       {group.status === "active" && <p className="muted">The group is established (epoch {group.epoch}): only the members above hold its key.</p>}
+      {group.safety_code && (
+        <p className="muted">
+          Safety code: <code id="safety-code">{group.safety_code}</code> — compare it with the others in person or on a call; equal codes mean you all see the same members and key.
+        </p>
+      )}
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
+      {(group.status === "active" || group.status === "inviting" || group.status === "accepted") && <GroupChat groupId={group.group_id} />}
     </div>
   );
 }

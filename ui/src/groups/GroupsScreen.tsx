@@ -31,9 +31,11 @@ export function GroupsScreen() {
     void reload();
     const offGroups = api.onGroupChanged(() => void reload());
     const offContacts = api.onContactChanged(() => void reload());
+    const offChat = api.onGroupChatChanged(() => void reload());
     return () => {
       void offGroups.then((f) => f());
       void offContacts.then((f) => f());
+      void offChat.then((f) => f());
     };
   }, [reload]);
 
@@ -66,6 +68,7 @@ export function GroupsScreen() {
                 data-status={g.status} onClick={() => { setSelected(g.group_id); setCreating(false); }}>
                 <span className="name">{g.name}</span>
                 {g.can_respond && <span className="badge">{timeLeft(g.expires_at, now)}</span>}
+                {!g.can_respond && g.unread > 0 && <span className="badge unread">{g.unread}</span>}
                 <span className="group-status">{GROUP_STATUS_TEXT[g.status]}</span>
               </button>
             </li>

@@ -1,10 +1,19 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup, render, screen } from "@testing-library/react";
 import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
 import { timeLeft } from "./format";
+import { gapText, layout } from "./GroupChat";
+import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupView } from "../bindings/GroupView";
 import type { ContactView } from "../bindings/ContactView";
+
+// The window's bridge to the backend does not exist under jsdom; the chat part asks it for
+// messages, so give it an empty conversation.
+vi.mock("@tauri-apps/api/core", () => ({
+  invoke: vi.fn(async () => ({ messages: [], gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true })),
+}));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
 
 const HOUR = 3600 * 1000;
 
@@ -30,6 +39,8 @@ function invite(over: Partial<GroupView> = {}): GroupView {
     can_respond: true,
     can_establish: false,
     list_mismatch: false,
+    unread: 0,
+    safety_code: null,
     ...over,
   };
 }
@@ -80,5 +91,26 @@ describe("timeLeft", () => {
     expect(timeLeft(1000 + 2 * HOUR + 5 * 60000, 1000)).toBe("2 h 5 min");
     expect(timeLeft(61_000, 0)).toBe("1 min 1 s");
     expect(timeLeft(0, 5)).toBe("closed");
+  });
+});
+
+describe("group chat layout", () => {
+  it("puts each gap right before the sender's message it precedes, in words", () => {
+    const msg = (sender: string, seq: number, sent_at: number) => ({
+      msg_id: `${sender}${seq}`, epoch: 1, sender_peer_id: sender, sender_name: sender, outgoing: false,
+      body: `${sender} ${seq}`, sent_at, seq, published: false, stored: false,
+    });
+    const view: GroupChatView = {
+      messages: [msg("ana", 51, 1), msg("ben", 1, 2), msg("ana", 52, 3)],
+      gaps: [
+        { sender_peer_id: "ana", sender_name: "Ana", epoch: 1, before_seq: 51, count: 50, lost: true },
+        { sender_peer_id: "ben", sender_name: "Ben", epoch: 1, before_seq: 9, count: 3, lost: false },
+      ],
+      bucket_fill: 0, bucket_cap: 100, can_send: true,
+    };
+    const items = layout(view).map((i) => (i.kind === "gap" ? `gap:${i.g.sender_name}` : i.m.body));
+    expect(items).toEqual(["gap:Ana", "ana 51", "ben 1", "ana 52", "gap:Ben"]);
+    expect(gapText(view.gaps[0]!)).toBe("50 messages from Ana missed: they expired before this device came online");
+    expect(gapText(view.gaps[1]!)).toBe("3 messages from Ben missing so far");
   });
 });

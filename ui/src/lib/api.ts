@@ -9,10 +9,14 @@ import type { MessageView } from "../bindings/MessageView";
 import type { ContactChanged } from "../bindings/ContactChanged";
 import type { GroupView } from "../bindings/GroupView";
 import type { GroupChanged } from "../bindings/GroupChanged";
+import type { GroupChatView } from "../bindings/GroupChatView";
+import type { GroupMessageView } from "../bindings/GroupMessageView";
+import type { GroupChatChanged } from "../bindings/GroupChatChanged";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
 export const EVENT_GROUP_CHANGED = "group-changed";
+export const EVENT_GROUP_CHAT_CHANGED = "group-chat-changed";
 
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
@@ -39,6 +43,11 @@ export const api = {
   establishGroup: (groupId: string) => invoke<GroupView>("establish_group", { groupId }),
   onGroupChanged: (cb: (g: GroupChanged) => void): Promise<UnlistenFn> =>
     listen<GroupChanged>(EVENT_GROUP_CHANGED, (e) => cb(e.payload)),
+  groupChat: (groupId: string) => invoke<GroupChatView>("group_chat", { groupId }),
+  sendGroupMessage: (groupId: string, body: string) => invoke<GroupMessageView>("send_group_message", { groupId, body }),
+  markGroupRead: (groupId: string) => invoke<void>("mark_group_read", { groupId }),
+  onGroupChatChanged: (cb: (g: GroupChatChanged) => void): Promise<UnlistenFn> =>
+    listen<GroupChatChanged>(EVENT_GROUP_CHAT_CHANGED, (e) => cb(e.payload)),
 };
 
 /** Turns whatever a command rejected with into words for the user. */

@@ -693,7 +693,6 @@ impl Group {
     pub fn establish(
         &mut self,
         key: GroupKey,
-        creator_name: &str,
         fresh_ids: &mut dyn FnMut() -> ControlId,
         now: u64,
     ) -> Result<(), GroupError> {
@@ -718,7 +717,8 @@ impl Group {
         self.outbox.retain(|o| !o.until_ack);
         let mut members = vec![Member {
             id: self.me,
-            name: creator_name.to_string(),
+            // The name everyone saw on the invitation.
+            name: self.invite.creator_name.clone(),
             bucket_pub: self
                 .bucket_seed
                 .as_ref()

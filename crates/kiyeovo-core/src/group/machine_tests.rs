@@ -204,14 +204,14 @@ proptest! {
                     // The creator's app establishes the first time it runs after the window.
                     let creator = sim.groups[0].as_mut().unwrap();
                     if creator.establishment_due(now) {
-                        creator.establish(GroupKey::random(), "Ana", &mut random_id, now).unwrap();
+                        creator.establish(GroupKey::random(), &mut random_id, now).unwrap();
                     }
                     sim.flush();
                 }
                 Step::Establish => {
                     let now = sim.now;
                     let creator = sim.groups[0].as_mut().unwrap();
-                    let _ = creator.establish(GroupKey::random(), "Ana", &mut random_id, now);
+                    let _ = creator.establish(GroupKey::random(), &mut random_id, now);
                     sim.flush();
                 }
                 Step::Resend => sim.resend(),
@@ -303,10 +303,10 @@ fn three_of_five_accept_and_only_they_get_the_key() {
         }
     }
     assert_eq!(
-        c.establish(GroupKey::random(), "Ana", &mut random_id, 30),
+        c.establish(GroupKey::random(), &mut random_id, 30),
         Err(GroupError::WindowOpen)
     );
-    c.establish(GroupKey::random(), "Ana", &mut random_id, 7 * HOUR)
+    c.establish(GroupKey::random(), &mut random_id, 7 * HOUR)
         .unwrap();
     assert_eq!(c.members.len(), 4);
     let out = c.take_unsent();
@@ -510,7 +510,7 @@ fn invitees_cannot_establish_or_answer_late() {
     let (_creator, a, _c, invite) = pair();
     let mut ga = Group::from_invite(a.public().ed25519, &invite, random_id(), 5).unwrap();
     assert_eq!(
-        ga.establish(GroupKey::random(), "x", &mut random_id, 7 * HOUR),
+        ga.establish(GroupKey::random(), &mut random_id, 7 * HOUR),
         Err(GroupError::NotCreator)
     );
     assert_eq!(
@@ -538,7 +538,7 @@ fn late_and_mismatched_answers_are_flagged() {
         .find(|o| matches!(o.control.body, Body::Response(_)))
         .unwrap();
     // The creator establishes (nobody answered in its view) before the answer arrives.
-    c.establish(GroupKey::random(), "Ana", &mut random_id, 7 * HOUR)
+    c.establish(GroupKey::random(), &mut random_id, 7 * HOUR)
         .unwrap();
     assert_eq!(c.status, Status::Expired, "nobody accepted");
     let signed = resp.control.clone().sign(&a);

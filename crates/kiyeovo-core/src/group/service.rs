@@ -286,16 +286,12 @@ impl Groups {
     }
 
     /// Step 6 on the creator's command (window over, or everyone accepted).
-    pub async fn establish(
-        &self,
-        id: &str,
-        creator_name: &str,
-    ) -> Result<GroupView, GroupServiceError> {
+    pub async fn establish(&self, id: &str) -> Result<GroupView, GroupServiceError> {
         let id = Self::parse(id)?;
         {
             let _guard = self.write.lock().await;
             let mut group = self.load(&id).await?;
-            group.establish(GroupKey::random(), creator_name, &mut random_id, now_ms())?;
+            group.establish(GroupKey::random(), &mut random_id, now_ms())?;
             self.save(&group).await?;
             self.flush(group).await?;
         }
@@ -437,7 +433,7 @@ impl Groups {
 
     /// Time-driven steps: invitations expire; the creator establishes when the window is over
     /// (or at once when everyone accepted and auto-establish is on).
-    pub async fn tick(&self, creator_name: &str) {
+    pub async fn tick(&self) {
         let groups = match gstore::all(self.db.pool(), &self.storage_key).await {
             Ok(g) => g,
             Err(e) => {
@@ -453,7 +449,7 @@ impl Groups {
                     && group.status == Status::Inviting
                     && group.all_accepted());
             if due {
-                if let Err(e) = self.establish(&hex(&group.group_id), creator_name).await {
+                if let Err(e) = self.establish(&hex(&group.group_id)).await {
                     tracing::warn!(group = %hex(&group.group_id), error = %e, "could not establish");
                 }
                 continue;
@@ -582,12 +578,7 @@ impl Groups {
     }
 
     /// Runs the service: processes arriving control messages, the window timer and re-sends.
-    /// `creator_name` yields our current display name.
-    pub async fn run(
-        self: Arc<Self>,
-        mut channel_events: broadcast::Receiver<ChannelEvent>,
-        creator_name: impl Fn() -> String + Send + 'static,
-    ) {
+    pub async fn run(self: Arc<Self>, mut channel_events: broadcast::Receiver<ChannelEvent>) {
         // Messages that arrived while we were away are in the buckets: read them before the
         // first establishment check, so answers given in time count.
         self.channel.poll_all().await;
@@ -606,7 +597,7 @@ impl Groups {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.process_inbox().await,
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => self.tick(&creator_name()).await,
+                _ = tick.tick() => self.tick().await,
                 _ = resend.tick() => self.resend_unacked().await,
             }
         }

@@ -1,0 +1,116 @@
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { api, asUiError } from "../lib/api";
+import type { GroupChatView } from "../bindings/GroupChatView";
+import type { GroupGapView } from "../bindings/GroupGapView";
+import type { GroupMessageView } from "../bindings/GroupMessageView";
+import type { UiError } from "../bindings/UiError";
+
+/** Where each gap goes: before the sender's message with `before_seq`, or at the end. */
+export function layout(view: GroupChatView): Array<{ kind: "message"; m: GroupMessageView } | { kind: "gap"; g: GroupGapView }> {
+  const out: Array<{ kind: "message"; m: GroupMessageView } | { kind: "gap"; g: GroupGapView }> = [];
+  const placed = new Set<GroupGapView>();
+  for (const m of view.messages) {
+    for (const g of view.gaps) {
+      if (!placed.has(g) && g.sender_peer_id === m.sender_peer_id && g.epoch === m.epoch && g.before_seq === m.seq) {
+        out.push({ kind: "gap", g });
+        placed.add(g);
+      }
+    }
+    out.push({ kind: "message", m });
+  }
+  for (const g of view.gaps) if (!placed.has(g)) out.push({ kind: "gap", g });
+  return out;
+}
+
+export function gapText(g: GroupGapView): string {
+  const n = `${g.count} ${g.count === 1 ? "message" : "messages"}`;
+  return g.lost
+    ? `${n} from ${g.sender_name} missed: they expired before this device came online`
+    : `${n} from ${g.sender_name} missing so far`;
+}
+
+function ownState(m: GroupMessageView): string {
+  if (m.published && m.stored) return "sent · stored";
+  if (m.published) return "sent";
+  if (m.stored) return "stored for members who are away";
+  return "sending…";
+}
+
+/** A group's conversation. Re-reads on `group-chat-changed` for this group. */
+export function GroupChat({ groupId }: { groupId: string }) {
+  const [view, setView] = useState<GroupChatView | null>(null);
+  const [draft, setDraft] = useState("");
+  const [error, setError] = useState<UiError | null>(null);
+
+  const reload = useCallback(async () => {
+    try {
+      const v = await api.groupChat(groupId);
+      setView(v);
+      if (v.messages.some((m) => !m.outgoing)) await api.markGroupRead(groupId);
+    } catch (e) {
+      setError(asUiError(e));
+    }
+  }, [groupId]);
+
+  useEffect(() => {
+    void reload();
+    const off = api.onGroupChatChanged((c) => {
+      if (c.group_id === groupId || c.group_id === "") void reload();
+    });
+    return () => {
+      void off.then((f) => f());
+    };
+  }, [reload, groupId]);
+
+  async function send(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api.sendGroupMessage(groupId, draft);
+      setDraft("");
+      await reload();
+    } catch (err) {
+      setError(asUiError(err));
+    }
+  }
+
+  if (!view) return null;
+  const full = view.bucket_fill >= view.bucket_cap;
+  return (
+    <div className="chat group-chat" id="group-chat">
+      <ol className="messages" id="group-messages">
+        {layout(view).map((item) =>
+          item.kind === "gap" ? (
+            <li key={`gap-${item.g.sender_peer_id}-${item.g.epoch}-${item.g.before_seq}`} className="gap" role="status">
+              {gapText(item.g)}
+            </li>
+          ) : (
+            <li key={item.m.msg_id} className={item.m.outgoing ? "out" : "in"}>
+              {!item.m.outgoing && <span className="author">{item.m.sender_name}</span>}
+              <span className="body">{item.m.body}</span>
+              <span className="meta">
+                {new Date(item.m.sent_at).toLocaleTimeString()}
+                {item.m.epoch === 0 ? " · window chat" : ""}
+                {item.m.outgoing ? ` · ${ownState(item.m)}` : ""}
+              </span>
+            </li>
+          ),
+        )}
+      </ol>
+      {view.can_send ? (
+        <form className="row" id="group-send-form" onSubmit={send}>
+          <input id="group-message-input" value={draft} placeholder="Message the group" onChange={(e) => setDraft(e.target.value)} />
+          <button type="submit" disabled={draft.trim() === ""}>Send</button>
+        </form>
+      ) : (
+        <p className="muted">You cannot write in this group.</p>
+      )}
+      {full && (
+        <p className="muted" id="bucket-full">
+          Your offline bucket is full ({view.bucket_cap}): members who are away will miss your oldest messages.
+        </p>
+      )}
+      {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
+    </div>
+  );
+}
