@@ -67,8 +67,13 @@ $(TOOLS)/bin/cargo-fuzz:
 
 ## Fuzz every network decoder for FUZZ_SECONDS each (stable toolchain, via RUSTC_BOOTSTRAP).
 fuzz: $(TOOLS)/bin/cargo-fuzz
-	cd fuzz && for t in record_key_parse record_validate contact_card pairwise_envelope; do \
+	cd fuzz && for t in record_key_parse record_validate contact_card pairwise_envelope group_control group_envelope; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+## Loopback benchmark (10 nodes, latency, catch-up, memory) and the criterion micro-benchmarks.
+bench: test-deps
+	scripts/with-keyring.sh $(CARGO) run --locked --release -p kiyeovo-bench
+	$(CARGO) bench --locked -p kiyeovo-core
 
 ## Installers (.deb, .rpm, AppImage where its tools are available) into target/release/bundle.
 package: deps ui-deps

@@ -2,78 +2,16 @@
 //! offline through sender buckets, exactly once, in per-sender order, with missed counts.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
-use kiyeovo_core::api::GroupStatus;
 use kiyeovo_core::group::chat::ChatDrop;
 use kiyeovo_core::group::envelope::{self, GroupEnvelopeError, Sealing};
-use kiyeovo_core::group::{ChatEvent, GroupConfig};
+use kiyeovo_core::group::ChatEvent;
 use kiyeovo_core::identity::Identity;
 use kiyeovo_core::service::App;
 use kiyeovo_tests::{
-    befriend, bootstrap_node, start_online, wait_for, wait_group, TestProfile, WAIT,
+    bootstrap_node, form_group, start_group_app as start, wait_connected, TestProfile, WAIT,
 };
 use rand::Rng;
-
-fn group_config() -> GroupConfig {
-    GroupConfig {
-        window: Duration::from_secs(6 * 3600),
-        tick: Duration::from_millis(200),
-        resend: Duration::from_secs(2),
-        auto_establish: false,
-    }
-}
-
-async fn start(profile: &TestProfile, boot: &str) -> App {
-    let mut c = profile.config(&[boot.to_string()]);
-    c.group = group_config();
-    start_online(c).await
-}
-
-/// The creator (`apps[0]`) befriends everyone, invites them, all accept, it establishes.
-async fn form_group(apps: &[App]) -> String {
-    let creator = &apps[0];
-    for app in &apps[1..] {
-        befriend(creator, app).await;
-    }
-    let peers: Vec<_> = apps[1..].iter().map(|a| a.peer_id()).collect();
-    let id = creator
-        .groups()
-        .create("Everyone", &peers, "Creator")
-        .await
-        .unwrap()
-        .group_id;
-    for app in &apps[1..] {
-        wait_group(app, &id, "the invitation", |v| v.can_respond).await;
-        app.groups().respond(&id, true).await.unwrap();
-    }
-    wait_group(creator, &id, "everyone accepted", |v| v.can_establish).await;
-    creator.groups().establish(&id).await.unwrap();
-    for app in apps {
-        wait_group(app, &id, "active", |v| v.status == GroupStatus::Active).await;
-    }
-    id
-}
-
-/// Waits until every app has an open connection to every other member (the live mesh).
-async fn wait_connected(apps: &[App]) {
-    let ids: Vec<String> = apps.iter().map(|a| a.peer_id().to_string()).collect();
-    for (i, app) in apps.iter().enumerate() {
-        let mut rx = app.snapshots();
-        let others: Vec<&String> = ids
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, p)| p)
-            .collect();
-        wait_for(&mut rx, "connections to every member", |s| {
-            s.node
-                .as_ref()
-                .is_some_and(|n| others.iter().all(|p| n.connected_peers.contains(p)))
-        })
-        .await;
-    }
-}
 
 /// Waits until `app` has stored `n` messages from others; returns how many arrived live.
 async fn wait_incoming(

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
-use kiyeovo_core::api::{AppSnapshot, BootstrapState, GroupView};
+use kiyeovo_core::api::{AppSnapshot, BootstrapState, GroupStatus, GroupView};
 use kiyeovo_core::config::{DhtMode, Timing};
+use kiyeovo_core::group::GroupConfig;
 use kiyeovo_core::keystore::Keystore;
 use kiyeovo_core::pairwise::channel::ChannelEvent;
 use kiyeovo_core::service::App;
@@ -53,8 +54,13 @@ impl TestProfile {
     /// A config for a node on 127.0.0.1 that joins `bootstrap`, with mDNS off (so parallel
     /// tests never find each other) and short retry timers.
     pub fn config(&self, bootstrap: &[String]) -> AppConfig {
-        let mut config = AppConfig::new(&self.name);
-        config.data_dir = Some(self.base.path().to_path_buf());
+        Self::config_for(&self.name, self.base.path(), bootstrap)
+    }
+
+    /// [`TestProfile::config`] for a profile named `name` under `base` (for child processes).
+    pub fn config_for(name: &str, base: &std::path::Path, bootstrap: &[String]) -> AppConfig {
+        let mut config = AppConfig::new(name);
+        config.data_dir = Some(base.to_path_buf());
         config.bootstrap = bootstrap.to_vec();
         config.listen_host = LOCALHOST;
         config.listen_port = Some(0);
@@ -210,5 +216,67 @@ pub async fn wait_group(
             "timed out waiting for {what}; last view: {:#?}",
             app.groups().get(id).await
         ),
+    }
+}
+
+/// Group timers for tests: a 6-hour window, quick ticks and re-sends.
+pub fn group_config() -> GroupConfig {
+    GroupConfig {
+        window: Duration::from_secs(6 * 3600),
+        tick: Duration::from_millis(200),
+        resend: Duration::from_secs(2),
+        auto_establish: false,
+    }
+}
+
+/// [`start_online`] with [`group_config`].
+pub async fn start_group_app(profile: &TestProfile, boot: &str) -> App {
+    let mut c = profile.config(&[boot.to_string()]);
+    c.group = group_config();
+    start_online(c).await
+}
+
+/// The creator (`apps[0]`) befriends everyone, invites them, all accept, it establishes.
+pub async fn form_group(apps: &[App]) -> String {
+    let creator = &apps[0];
+    for app in &apps[1..] {
+        befriend(creator, app).await;
+    }
+    let peers: Vec<_> = apps[1..].iter().map(|a| a.peer_id()).collect();
+    let id = creator
+        .groups()
+        .create("Everyone", &peers, "Creator")
+        .await
+        .unwrap()
+        .group_id;
+    for app in &apps[1..] {
+        wait_group(app, &id, "the invitation", |v| v.can_respond).await;
+        app.groups().respond(&id, true).await.unwrap();
+    }
+    wait_group(creator, &id, "everyone accepted", |v| v.can_establish).await;
+    creator.groups().establish(&id).await.unwrap();
+    for app in apps {
+        wait_group(app, &id, "active", |v| v.status == GroupStatus::Active).await;
+    }
+    id
+}
+
+/// Waits until every app has an open connection to every other member (the live mesh).
+pub async fn wait_connected(apps: &[App]) {
+    let ids: Vec<String> = apps.iter().map(|a| a.peer_id().to_string()).collect();
+    for (i, app) in apps.iter().enumerate() {
+        let mut rx = app.snapshots();
+        let others: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p)
+            .collect();
+        wait_for(&mut rx, "connections to every member", |s| {
+            s.node
+                .as_ref()
+                .is_some_and(|n| others.iter().all(|p| n.connected_peers.contains(p)))
+        })
+        .await;
     }
 }

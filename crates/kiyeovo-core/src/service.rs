@@ -187,6 +187,7 @@ impl App {
                 max_record_bytes: config.limits.max_record_bytes,
                 poll_interval: config.poll_interval,
                 republish_interval: config.timing.republish,
+                bucket_write_delay: Duration::from_millis(250),
             },
         );
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];

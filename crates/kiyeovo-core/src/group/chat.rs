@@ -54,6 +54,8 @@ pub struct ChatConfig {
     pub max_record_bytes: usize,
     pub poll_interval: Duration,
     pub republish_interval: Duration,
+    /// How long a bucket write waits to gather more messages (a burst costs one write).
+    pub bucket_write_delay: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,7 +329,7 @@ impl GroupChat {
         let ep = writable(&group).ok_or(ChatError::NotAMember)?;
         let msg_id = super::control::random_id();
         let sent_at = now_ms();
-        let sealed = {
+        let (sealed, seq) = {
             let _guard = self.write.lock().await;
             let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
             let seq = cs::next_out_seq(&mut tx, &ep.gid, ep.epoch).await?;
@@ -361,24 +363,35 @@ impl GroupChat {
             )
             .await?;
             tx.commit().await.map_err(tx_err)?;
-            sealed
+            (sealed, seq)
         };
-        match self.client.publish(ep.topic.clone(), sealed).await {
-            Ok(()) => cs::mark_published(self.db.pool(), &ep.gid, &msg_id).await?,
+        let published = match self.client.publish(ep.topic.clone(), sealed).await {
+            Ok(()) => {
+                cs::mark_published(self.db.pool(), &ep.gid, &msg_id).await?;
+                true
+            }
             // Nobody online on the topic: the bucket carries it.
-            Err(e) => tracing::debug!(group = %ep.gid, error = %e, "not published live"),
-        }
+            Err(e) => {
+                tracing::debug!(group = %ep.gid, error = %e, "not published live");
+                false
+            }
+        };
         self.schedule_publish(&ep).await;
         self.emit(ChatEvent::Changed {
             group_id: ep.group_id,
         });
-        let view = self.chat(id).await?;
-        view.messages
-            .into_iter()
-            .find(|m| m.msg_id == hex(&msg_id))
-            .ok_or(ChatError::Database(DbError::Query(
-                "sent message vanished".into(),
-            )))
+        Ok(GroupMessageView {
+            msg_id: hex(&msg_id),
+            epoch: ep.epoch,
+            sender_peer_id: self.me_peer.clone(),
+            sender_name: "You".into(),
+            outgoing: true,
+            body: body.to_string(),
+            sent_at,
+            seq,
+            published,
+            stored: false,
+        })
     }
 
     /// The conversation, with gaps where they are.
@@ -684,6 +697,9 @@ impl GroupChat {
         let (this, ep) = (self.clone(), ep.clone());
         tokio::spawn(async move {
             loop {
+                // Gather a burst into one write: every write re-signs the whole bucket and
+                // every storing node re-validates it.
+                tokio::time::sleep(this.config.bucket_write_delay).await;
                 match this.publish_bucket(&ep).await {
                     Ok(upto) => {
                         if let Ok(n) = cs::mark_stored_up_to(

@@ -1,0 +1,209 @@
+//! `make bench`: ten real app profiles and a bootstrap node on 127.0.0.1 in one established
+//! group (real SQLite files, real keyring, real libp2p), then
+//!
+//! 1. **live delivery**: 1000 messages from random senders, one after another; for each, the
+//!    time from `send` to "decrypted and stored" at every other member (p50/p95/p99/max);
+//! 2. **offline catch-up**: one member is closed while the 9 others write 100 messages each;
+//!    it starts again; the time from start-up until all 900 are fetched, verified and stored;
+//! 3. **memory**: resident set of the whole process (11 nodes) after the run.
+//!
+//! Run it with a release build (`make bench`); figures go to the README.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kiyeovo_core::group::ChatEvent;
+use kiyeovo_core::service::App;
+use kiyeovo_tests::{bootstrap_node, form_group, start_group_app, wait_connected, TestProfile};
+use libp2p::PeerId;
+use rand::Rng;
+
+const MEMBERS: usize = 10;
+const LIVE_MESSAGES: usize = 1000;
+const CATCH_UP_PER_SENDER: usize = 100;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Waits until `app` has `n` messages from others stored.
+async fn wait_stored(app: &App, id: &str, n: usize) {
+    let mut rx = app.chat().subscribe();
+    loop {
+        let have = app
+            .chat()
+            .chat(id)
+            .await
+            .expect("chat")
+            .messages
+            .iter()
+            .filter(|m| !m.outgoing)
+            .count();
+        if have >= n {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("progress within a minute");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..MEMBERS)
+        .map(|i| TestProfile::new(&format!("bench-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    let t = Instant::now();
+    let id = form_group(&apps).await;
+    println!(
+        "group of {MEMBERS} formed and established in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    wait_connected(&apps).await;
+
+    // 1. Live delivery latency.
+    let peers: Vec<PeerId> = apps.iter().map(|a| a.peer_id()).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(PeerId, u64, Instant)>();
+    for app in &apps {
+        let mut events = app.chat().subscribe();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let ChatEvent::Received { sender, seq, .. } = event {
+                    let _ = tx.send((sender, seq, Instant::now()));
+                }
+            }
+        });
+    }
+    let mut seqs = [0u64; MEMBERS];
+    // Paced like a lively chat (50 messages/s across the group), then as fast as sends return.
+    for (label, pace) in [
+        (
+            "paced, one message every 20 ms",
+            Some(Duration::from_millis(20)),
+        ),
+        ("burst, back to back", None),
+    ] {
+        let mut sent_at: HashMap<(PeerId, u64), Instant> = HashMap::new();
+        let mut rng = rand::thread_rng();
+        let start = Instant::now();
+        let mut tick = pace.map(tokio::time::interval);
+        for i in 0..LIVE_MESSAGES {
+            if let Some(t) = tick.as_mut() {
+                t.tick().await;
+            }
+            let who = rng.gen_range(0..MEMBERS);
+            seqs[who] += 1;
+            sent_at.insert((peers[who], seqs[who]), Instant::now());
+            apps[who]
+                .chat()
+                .send(&id, &format!("benchmark message {i}"))
+                .await
+                .expect("send");
+        }
+        let send_time = start.elapsed();
+        let expected = LIVE_MESSAGES * (MEMBERS - 1);
+        let mut latencies = Vec::with_capacity(expected);
+        while latencies.len() < expected {
+            let (sender, seq, at) = tokio::time::timeout(Duration::from_secs(120), rx.recv())
+                .await
+                .expect("all deliveries within two minutes")
+                .expect("events");
+            if let Some(t0) = sent_at.get(&(sender, seq)) {
+                latencies.push(at.duration_since(*t0));
+            }
+        }
+        latencies.sort();
+        println!(
+            "live delivery ({label}), {LIVE_MESSAGES} messages x {} receivers, sent in {:.1} s: p50 {} · p95 {} · p99 {} · max {}",
+            MEMBERS - 1,
+            send_time.as_secs_f64(),
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.95)),
+            ms(percentile(&latencies, 0.99)),
+            ms(*latencies.last().expect("some")),
+        );
+    }
+
+    // 2. Offline catch-up: the last member is closed while the others write.
+    let away = apps.pop().expect("members");
+    let before = away
+        .chat()
+        .chat(&id)
+        .await
+        .expect("chat")
+        .messages
+        .iter()
+        .filter(|m| !m.outgoing)
+        .count();
+    away.shutdown().await;
+    for app in &apps {
+        for i in 0..CATCH_UP_PER_SENDER {
+            app.chat()
+                .send(&id, &format!("while you were away {i}"))
+                .await
+                .expect("send");
+        }
+    }
+    // Every sender's bucket must hold its 100 before the member comes back.
+    for app in &apps {
+        let mut events = app.chat().subscribe();
+        while !app
+            .chat()
+            .chat(&id)
+            .await
+            .expect("chat")
+            .messages
+            .iter()
+            .filter(|m| m.outgoing)
+            .all(|m| m.stored)
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(60), events.recv()).await;
+        }
+    }
+    let catch_up = (MEMBERS - 1) * CATCH_UP_PER_SENDER;
+    let t = Instant::now();
+    let back = start_group_app(profiles.last().expect("profile"), &addr).await;
+    let started = t.elapsed();
+    wait_stored(&back, &id, before + catch_up).await;
+    let caught_up = t.elapsed();
+    println!(
+        "offline catch-up, {} senders x {CATCH_UP_PER_SENDER} messages: {:.2} s from start-up ({:.2} s of it joining the network, {:.2} s fetching, verifying and storing)",
+        MEMBERS - 1,
+        caught_up.as_secs_f64(),
+        started.as_secs_f64(),
+        (caught_up - started).as_secs_f64(),
+    );
+    println!(
+        "memory: {:.0} MiB resident for {} nodes in this process",
+        rss_mib(),
+        MEMBERS + 1
+    );
+
+    back.shutdown().await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

@@ -1,0 +1,124 @@
+//! Micro-benchmarks of the per-message work: sealing and opening envelopes, checking control
+//! messages and DHT records, merging a full bucket. `make bench` runs them.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use kiyeovo_core::group::control::{random_id, Body, Control, GroupKey, Member, Welcome};
+use kiyeovo_core::group::envelope::{self, Sealing};
+use kiyeovo_core::identity::Identity;
+use kiyeovo_core::pairwise::bucket::{self, BucketLimits};
+use kiyeovo_core::pairwise::envelope as pw;
+use kiyeovo_core::pairwise::keys::derive;
+
+fn group_envelopes(c: &mut Criterion) {
+    let alice = Identity::generate();
+    let key = GroupKey::random();
+    let gid = random_id();
+    let body = "x".repeat(1024);
+    let sealing = |seq| Sealing {
+        identity: &alice,
+        key: &key,
+        group_id: gid,
+        epoch: 1,
+        seq,
+        msg_id: random_id(),
+        sent_at: 1,
+        roster_hash: [0; 32],
+    };
+    c.bench_function("group envelope seal (1 KiB)", |b| {
+        b.iter(|| envelope::seal(&sealing(1), black_box(&body)).unwrap())
+    });
+    let sealed = envelope::seal(&sealing(1), &body).unwrap();
+    c.bench_function("group envelope verify + open (1 KiB)", |b| {
+        b.iter(|| envelope::open(black_box(&sealed), &gid, 1, &key).unwrap())
+    });
+    let many: Vec<Vec<u8>> = (1..=100)
+        .map(|s| envelope::seal(&sealing(s), "hello").unwrap())
+        .collect();
+    let limits = BucketLimits {
+        cap: 100,
+        max_bytes: 500 * 1024,
+    };
+    c.bench_function("group bucket merge (100 + 100)", |b| {
+        b.iter(|| bucket::merge_with(black_box(&many), black_box(&many), limits, envelope::peek))
+    });
+}
+
+fn pairwise_envelopes(c: &mut Criterion) {
+    let (a, b) = (Identity::generate(), Identity::generate());
+    let ka = derive(&a, &b.public());
+    let kb = derive(&b, &a.public());
+    let payload = pw::Payload::Chat {
+        body: "x".repeat(1024),
+    };
+    c.bench_function("pairwise envelope seal (1 KiB)", |bn| {
+        bn.iter(|| {
+            pw::seal(
+                &a,
+                &b.public().ed25519,
+                &ka.outgoing,
+                1,
+                pw::new_msg_id(),
+                1,
+                black_box(&payload),
+            )
+            .unwrap()
+        })
+    });
+    let sealed = pw::seal(
+        &a,
+        &b.public().ed25519,
+        &ka.outgoing,
+        1,
+        pw::new_msg_id(),
+        1,
+        &payload,
+    )
+    .unwrap();
+    c.bench_function("pairwise envelope open (1 KiB)", |bn| {
+        bn.iter(|| {
+            pw::open(
+                black_box(&sealed),
+                &b.public().ed25519,
+                &a.public(),
+                &kb.incoming,
+            )
+            .unwrap()
+        })
+    });
+    c.bench_function("pairwise key derivation (X25519 + HKDF)", |bn| {
+        bn.iter(|| derive(black_box(&a), &b.public()))
+    });
+}
+
+fn control(c: &mut Criterion) {
+    let creator = Identity::generate();
+    let members: Vec<Member> = (0..10)
+        .map(|i| Member {
+            id: if i == 0 {
+                creator.public().ed25519
+            } else {
+                Identity::generate().public().ed25519
+            },
+            name: format!("member {i}"),
+            bucket_pub: [1; 32],
+            response: if i == 0 { vec![] } else { vec![0; 300] },
+        })
+        .collect();
+    let welcome = Control::new(
+        random_id(),
+        1,
+        Body::Welcome(Welcome {
+            epoch: 1,
+            key: GroupKey::random(),
+            members,
+        }),
+    )
+    .sign(&creator)
+    .encode();
+    c.bench_function("control decode + verify (Welcome, 10 members)", |b| {
+        b.iter(|| kiyeovo_core::group::control::SignedControl::decode(black_box(&welcome)).unwrap())
+    });
+}
+
+criterion_group!(benches, group_envelopes, pairwise_envelopes, control);
+criterion_main!(benches);

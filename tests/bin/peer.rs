@@ -1,0 +1,196 @@
+//! A real app profile in its own process, driven line by line over stdin, so tests can
+//! `kill -9` it mid-stream and start it again (tests/crash.rs).
+//!
+//! Usage: `peer <profile> <data-dir> <bootstrap>`; then commands, one per line:
+//!
+//! * `card` → `card <kiyeovo1…>`
+//! * `add <card>` → `added <peer id>`
+//! * `wait-trusted <peer>` → `trusted`
+//! * `send <peer> <from> <to>` → `sent <i>` after each message `m<i>` is committed
+//! * `outgoing <peer>` → `outgoing <n>` (messages we committed to that contact)
+//! * `group-send <group id> <from> <to>` → `gsent <i>` after each group message `g<i>`
+//! * `group-outgoing <group id>` → `goutgoing <n>`
+//! * `bodies <peer>` → `bodies m0,m1,…` (incoming 1:1 messages in order)
+//! * `wait-invite` → `invite <group id>`; `accept <group id>` → `accepted`;
+//!   `wait-active <group id>` → `active`; `group-incoming <group id>` → `gincoming 1,2,…` (seqs)
+//!
+//! Unprompted: `ready <peer id>` once online, `recv <body> <stored total>` for every new 1:1
+//! message and `grecv <seq> <stored total>` for every new group message.
+
+use std::io::Write;
+
+use kiyeovo_core::group::ChatEvent;
+use kiyeovo_core::pairwise::channel::ChannelEvent;
+use kiyeovo_core::PeerId;
+use kiyeovo_tests::{group_config, start_online, TestProfile};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, profile, dir, bootstrap] = args.as_slice() else {
+        eprintln!("usage: peer <profile> <data-dir> <bootstrap>");
+        std::process::exit(2);
+    };
+    let mut config = TestProfile::config_for(
+        profile,
+        std::path::Path::new(dir),
+        std::slice::from_ref(bootstrap),
+    );
+    config.group = group_config();
+    let app = start_online(config).await;
+
+    let channel = app.channel().clone();
+    let mut events = channel.subscribe();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let ChannelEvent::MessageReceived { peer, seq } = event {
+                if let Ok(msgs) = channel.messages(&peer).await {
+                    let total = msgs.iter().filter(|m| !m.outgoing).count();
+                    if let Some(m) = msgs.iter().find(|m| !m.outgoing && m.seq == seq) {
+                        say(format!("recv {} {total}", m.body));
+                    }
+                }
+            }
+        }
+    });
+    let mut chat_events = app.chat().subscribe();
+    let chat = app.chat().clone();
+    tokio::spawn(async move {
+        while let Ok(event) = chat_events.recv().await {
+            if let ChatEvent::Received { group_id, seq, .. } = event {
+                let id = kiyeovo_core::group::store::hex(&group_id);
+                let total = match chat.chat(&id).await {
+                    Ok(v) => v.messages.iter().filter(|m| !m.outgoing).count(),
+                    Err(_) => 0,
+                };
+                say(format!("grecv {seq} {total}"));
+            }
+        }
+    });
+    say(format!("ready {}", app.peer_id()));
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["card"] => say(format!("card {}", app.my_card())),
+            ["add", card] => {
+                let c = app.channel().add_contact(card).await.expect("add contact");
+                say(format!("added {}", c.peer_id));
+            }
+            ["wait-trusted", peer] => {
+                let peer: PeerId = peer.parse().expect("peer id");
+                let mut rx = app.channel().subscribe();
+                loop {
+                    let trusted = app
+                        .channel()
+                        .contacts()
+                        .await
+                        .expect("contacts")
+                        .iter()
+                        .any(|c| c.peer_id == peer.to_string() && c.trusted_at.is_some());
+                    if trusted {
+                        break;
+                    }
+                    let _ = rx.recv().await;
+                }
+                say("trusted".into());
+            }
+            ["send", peer, from, to] => {
+                let peer: PeerId = peer.parse().expect("peer id");
+                for i in from.parse::<u32>().unwrap()..to.parse::<u32>().unwrap() {
+                    app.channel()
+                        .send_chat(&peer, &format!("m{i}"))
+                        .await
+                        .expect("send");
+                    say(format!("sent {i}"));
+                }
+            }
+            ["outgoing", peer] => {
+                let peer: PeerId = peer.parse().expect("peer id");
+                let n = app
+                    .channel()
+                    .messages(&peer)
+                    .await
+                    .expect("messages")
+                    .iter()
+                    .filter(|m| m.outgoing)
+                    .count();
+                say(format!("outgoing {n}"));
+            }
+            ["group-send", id, from, to] => {
+                for i in from.parse::<u32>().unwrap()..to.parse::<u32>().unwrap() {
+                    app.chat()
+                        .send(id, &format!("g{i}"))
+                        .await
+                        .expect("group send");
+                    say(format!("gsent {i}"));
+                }
+            }
+            ["group-outgoing", id] => {
+                let n = app
+                    .chat()
+                    .chat(id)
+                    .await
+                    .expect("chat")
+                    .messages
+                    .iter()
+                    .filter(|m| m.outgoing)
+                    .count();
+                say(format!("goutgoing {n}"));
+            }
+            ["bodies", peer] => {
+                let peer: PeerId = peer.parse().expect("peer id");
+                let msgs = app.channel().messages(&peer).await.expect("messages");
+                let bodies: Vec<String> = msgs
+                    .into_iter()
+                    .filter(|m| !m.outgoing)
+                    .map(|m| m.body)
+                    .collect();
+                say(format!("bodies {}", bodies.join(",")));
+            }
+            ["wait-invite"] => {
+                let mut rx = app.groups().subscribe();
+                let id = loop {
+                    let groups = app.groups().list().await.expect("groups");
+                    if let Some(g) = groups.iter().find(|g| g.can_respond) {
+                        break g.group_id.clone();
+                    }
+                    let _ = rx.recv().await;
+                };
+                say(format!("invite {id}"));
+            }
+            ["accept", id] => {
+                app.groups().respond(id, true).await.expect("accept");
+                say("accepted".into());
+            }
+            ["wait-active", id] => {
+                let mut rx = app.groups().subscribe();
+                while app.groups().get(id).await.expect("group").status
+                    != kiyeovo_core::api::GroupStatus::Active
+                {
+                    let _ = rx.recv().await;
+                }
+                say("active".into());
+            }
+            ["group-incoming", id] => {
+                let msgs = app.chat().chat(id).await.expect("chat").messages;
+                let seqs: Vec<String> = msgs
+                    .iter()
+                    .filter(|m| !m.outgoing)
+                    .map(|m| m.seq.to_string())
+                    .collect();
+                say(format!("gincoming {}", seqs.join(",")));
+            }
+            _ => say(format!("error unknown command {line:?}")),
+        }
+    }
+    app.shutdown().await;
+}
