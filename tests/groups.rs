@@ -9,7 +9,7 @@ use kiyeovo_core::group::envelope;
 use kiyeovo_core::group::machine::GroupError;
 use kiyeovo_core::group::service::GroupServiceError;
 use kiyeovo_core::group::{GroupConfig, GroupEvent};
-use kiyeovo_core::pairwise::channel::ChannelError;
+use kiyeovo_core::pairwise::channel::{ChannelError, ChannelEvent};
 use kiyeovo_core::service::App;
 use kiyeovo_tests::{befriend, bootstrap_node, start_online, wait_group, TestProfile};
 
@@ -393,14 +393,24 @@ async fn blocked_invitations_are_never_stored_or_shown() {
         .unwrap();
 
     let members = [b.peer_id(), d.peer_id()];
+    let (mut cb, mut cd) = (b.channel().subscribe(), d.channel().subscribe());
     let first = creator
         .groups()
         .create("Blocked", &members, "C")
         .await
         .unwrap()
         .group_id;
-    // Both unblock; a second invitation arrives. The channel hands messages over in order, so
-    // once the second is shown the first was processed — and dropped.
+    // The invitation reaches both apps (the channel hands it to the group inbox) and is dropped
+    // there: nothing stored, nothing shown, no event.
+    let from_creator = ChannelEvent::GroupControl {
+        peer: creator.peer_id(),
+    };
+    for (app, rx) in [(&b, &mut cb), (&d, &mut cd)] {
+        kiyeovo_tests::wait_event(rx, "the first invitation", |e| *e == from_creator).await;
+        app.groups().process_inbox().await;
+        assert!(app.groups().list().await.unwrap().is_empty());
+    }
+    // Both unblock; a second invitation arrives and is shown.
     let (mut eb, mut ed) = (b.groups().subscribe(), d.groups().subscribe());
     b.set_block_invites(false).await.unwrap();
     d.channel()

@@ -60,15 +60,15 @@ impl Keystore {
     }
 
     fn read(&self, what: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeyringError> {
-        match self.entry(what)?.get_secret() {
+        retry_transient(|| match self.entry(what)?.get_secret() {
             Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(map_error(e)),
-        }
+        })
     }
 
     fn write(&self, what: &str, secret: &[u8]) -> Result<(), KeyringError> {
-        self.entry(what)?.set_secret(secret).map_err(map_error)
+        retry_transient(|| self.entry(what)?.set_secret(secret).map_err(map_error))
     }
 
     /// The stored identity, if this profile has one.
@@ -122,6 +122,24 @@ impl Keystore {
             }
         }
         Ok(())
+    }
+}
+
+/// Platform failures are tried twice more, 200 ms apart: GNOME Keyring briefly reports its
+/// collection as locked while it reloads its file after another client wrote to it (seen with
+/// many profiles writing at once). A keyring that is really locked or absent still fails, after
+/// less than half a second. Runs on the blocking pool (see `service::keyring`).
+fn retry_transient<T>(mut op: impl FnMut() -> Result<T, KeyringError>) -> Result<T, KeyringError> {
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Err(KeyringError::Unavailable(reason)) if attempt < 2 => {
+                tracing::debug!(%reason, attempt, "keyring call failed; trying again");
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -324,7 +324,8 @@ impl Groups {
         }
     }
 
-    /// Processes every group control message waiting in the inbox.
+    /// Processes every group control message waiting in the inbox (the service does this on
+    /// every arrival; calling it too is harmless).
     pub async fn process_inbox(&self) {
         loop {
             let rows = match gstore::inbox(self.db.pool(), 64).await {
@@ -356,8 +357,11 @@ impl Groups {
     async fn process_one(&self, row_id: i64, peer: &str, sealed: &[u8]) -> Result<(), DropReason> {
         let _guard = self.write.lock().await;
         let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
-        // Whatever happens below, the row is consumed in this transaction.
-        gstore::remove_inbox(&mut tx, row_id).await?;
+        // Whatever happens below, the row is consumed in this transaction (once: a concurrent
+        // caller of `process_inbox` may have taken it already).
+        if !gstore::remove_inbox(&mut tx, row_id).await? {
+            return Ok(());
+        }
         let outcome = self.decide(&mut tx, peer, sealed).await;
         let (group, event, result) = match outcome {
             Ok((g, e, r)) => (g, e, r),

@@ -114,11 +114,12 @@ pub async fn inbox(pool: &SqlitePool, limit: u32) -> Result<Vec<(i64, String, Ve
     )
 }
 
-pub async fn remove_inbox(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM group_inbox WHERE id = ?")
+/// Removes an inbox row; `false` if another worker already took it.
+pub async fn remove_inbox(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM group_inbox WHERE id = ?")
         .bind(id)
         .execute(&mut **tx)
         .await
         .map_err(q)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }

@@ -412,17 +412,21 @@ impl Channel {
         };
         self.schedule_publish(peer).await;
         // Connected: hand it over directly. Not connected: a dial to an offline peer can take
-        // seconds (QUIC waits for its handshake timeout), so only nudge, in the background; if
-        // the peer is online it fetches the bucket, which already holds the envelope.
+        // seconds (QUIC waits for its handshake timeout), so only nudge; if the peer is online
+        // it fetches the bucket, which already holds the envelope. Either way in the background:
+        // the caller (maybe the group service, holding its lock) never waits on the network.
         if self.client.is_connected(*peer).await.unwrap_or(false) {
             let mut direct = vec![TAG_ENVELOPE];
             direct.extend_from_slice(&sealed);
-            match self.client.send_direct(*peer, direct).await {
-                Ok(_) => self.advance(peer, &[msg_id], MessageState::Sent).await,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "direct delivery failed; the bucket has it")
+            let (this, peer) = (self.clone(), *peer);
+            tokio::spawn(async move {
+                match this.client.send_direct(peer, direct).await {
+                    Ok(_) => this.advance(&peer, &[msg_id], MessageState::Sent).await,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "direct delivery failed; the bucket has it")
+                    }
                 }
-            }
+            });
         } else {
             self.nudge(peer).await;
         }
@@ -625,11 +629,10 @@ impl Channel {
         }
     }
 
+    /// Reads every contact's bucket, in parallel (each read is a DHT query).
     pub async fn poll_all(self: &Arc<Self>) {
         if let Ok(rows) = store::contacts(self.db.pool()).await {
-            for row in &rows {
-                self.poll(&row.peer_id).await;
-            }
+            futures::future::join_all(rows.iter().map(|row| self.poll(&row.peer_id))).await;
         }
     }
 
