@@ -277,3 +277,103 @@ async fn blocked_contacts_messages_never_reach_storage() {
     b.shutdown().await;
     boot.shutdown().await;
 }
+
+/// What reaches the channel from outside is refused unless it is a fresh, authentic envelope
+/// from a contact; an oversized bucket never gets into the DHT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_foreign_forged_and_oversized_input_is_refused() {
+    use kiyeovo_core::identity::Identity;
+    use kiyeovo_core::pairwise::channel::DropReason;
+    use kiyeovo_core::pairwise::envelope::{self, EnvelopeError, Payload};
+    use kiyeovo_core::pairwise::keys::derive;
+    use kiyeovo_core::records::SignedRecord;
+
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("tbl-a"), TestProfile::new("tbl-b"));
+    let a = online(&pa, &addr).await;
+    let b = online(&pb, &addr).await;
+    befriend(&a, &b).await;
+    // The test holds A's real identity (from the keyring) to craft what A's app would send.
+    let a_id = pa.keystore().load_identity().unwrap().unwrap();
+    let b_pub = pb.keystore().load_identity().unwrap().unwrap().public();
+    let keys = derive(&a_id, &b_pub);
+    let chat = |id: &Identity, seq: u64, body: &str| {
+        let keys = derive(id, &b_pub);
+        envelope::seal(
+            id,
+            &b_pub.ed25519,
+            &keys.outgoing,
+            seq,
+            envelope::new_msg_id(),
+            1,
+            &Payload::Chat { body: body.into() },
+        )
+        .unwrap()
+    };
+    // A far-ahead seq, so it can never collide with what A's app really sent.
+    let good = chat(&a_id, 1000, "crafted");
+    b.channel()
+        .receive(&good)
+        .await
+        .expect("an authentic envelope is stored");
+
+    let stranger = Identity::generate();
+    let mut forged: envelope::Envelope =
+        kiyeovo_core::codec::decode_bounded(&chat(&stranger, 1001, "x"), 1 << 20).unwrap();
+    forged.header.sender = a_id.public().ed25519;
+    let mut big = good.clone();
+    big.resize(envelope::MAX_ENVELOPE_BYTES + 1, 0);
+    type Case = (&'static str, Vec<u8>, fn(&DropReason) -> bool);
+    let cases: Vec<Case> = vec![
+        ("replayed envelope", good.clone(), |e| {
+            matches!(e, DropReason::Duplicate)
+        }),
+        (
+            "from someone who is not a contact",
+            chat(&stranger, 1, "hi"),
+            |e| matches!(e, DropReason::NotAContact),
+        ),
+        (
+            "forged: a stranger's envelope claiming to be A",
+            kiyeovo_core::codec::encode(&forged),
+            |e| {
+                matches!(
+                    e,
+                    DropReason::Envelope(
+                        EnvelopeError::Undecryptable | EnvelopeError::BadSignature
+                    )
+                )
+            },
+        ),
+        ("oversized envelope", big, |e| {
+            matches!(e, DropReason::Envelope(EnvelopeError::Malformed(_)))
+        }),
+    ];
+    for (name, bytes, expected) in cases {
+        let err = b.channel().receive(&bytes).await.expect_err(name);
+        assert!(expected(&err), "{name}: unexpected {err}");
+    }
+    let stored = b.channel().messages(&a.peer_id()).await.unwrap();
+    assert_eq!(stored.iter().filter(|m| m.body == "crafted").count(), 1);
+    assert!(stored.iter().all(|m| m.body != "hi" && m.body != "x"));
+
+    // An oversized bucket under A's real bucket key: refused before it leaves the node.
+    let key = keys.outgoing.bucket_record_key();
+    let record = SignedRecord::sign(
+        &keys.outgoing.bucket_key,
+        &key,
+        1 << 40,
+        1,
+        vec![0; 600 * 1024],
+    );
+    let err = a
+        .client()
+        .put_record(key.to_bytes(), record.encode())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+
+    a.shutdown().await;
+    b.shutdown().await;
+    boot.shutdown().await;
+}

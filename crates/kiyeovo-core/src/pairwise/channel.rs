@@ -659,8 +659,9 @@ impl Channel {
         }
     }
 
-    /// Opens and applies one envelope that arrived directly.
-    async fn receive(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DropReason> {
+    /// Opens and applies one envelope that arrived directly (also what tests feed crafted
+    /// envelopes into: the same checks as the network path).
+    pub async fn receive(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DropReason> {
         let sender = envelope::peek(bytes)?.header.sender;
         let peer = crate::identity::peer_id_of(&sender).ok_or(DropReason::NotAContact)?;
         let row = store::contact(self.db.pool(), &peer)
