@@ -377,3 +377,25 @@ async fn replayed_foreign_forged_and_oversized_input_is_refused() {
     b.shutdown().await;
     boot.shutdown().await;
 }
+
+/// The card saved as a file is the card: a contact can add it from the file's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_saved_to_a_file_can_be_added_from_it() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("file-a"), TestProfile::new("file-b"));
+    let a = online(&pa, &addr).await;
+    let b = online(&pb, &addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = a
+        .save_my_card(Some(dir.path().to_path_buf()))
+        .await
+        .unwrap();
+    assert!(path.starts_with(dir.path()));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let view = b.channel().add_contact(&text).await.unwrap();
+    assert_eq!(view.peer_id, a.peer_id().to_string());
+    assert!(a.my_card_qr().unwrap().contains("<svg"));
+    a.shutdown().await;
+    b.shutdown().await;
+    boot.shutdown().await;
+}

@@ -233,6 +233,30 @@ async fn everyone_accepts_early_and_the_creator_establishes_at_once() {
     })
     .await;
     assert!(!v.can_establish, "not everyone accepted yet");
+
+    // Window chat: the acceptor and the creator already talk with the temporary key; an
+    // invitee who has not answered cannot write.
+    let mut rx = creator.chat().subscribe();
+    let sent = a.chat().send(&id, "hello during the window").await.unwrap();
+    assert_eq!(sent.epoch, 0);
+    loop {
+        let msgs = creator.chat().chat(&id).await.unwrap().messages;
+        if msgs
+            .iter()
+            .any(|m| m.body == "hello during the window" && m.epoch == 0)
+        {
+            break;
+        }
+        kiyeovo_tests::wait_event(&mut rx, "the window message", |e| {
+            matches!(e, kiyeovo_core::group::ChatEvent::Received { .. })
+        })
+        .await;
+    }
+    wait_group(&b, &id, "invite at b", |v| v.can_respond).await;
+    assert!(matches!(
+        b.chat().send(&id, "too early").await,
+        Err(kiyeovo_core::group::chat::ChatError::NotAMember)
+    ));
     assert!(matches!(
         creator.groups().establish(&id).await,
         Err(GroupServiceError::Transition(GroupError::WindowOpen))

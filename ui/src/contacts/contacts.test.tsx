@@ -1,0 +1,38 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { cleanup, render, screen } from "@testing-library/react";
+import { ContactsScreen } from "./ContactsScreen";
+import { setSnapshot } from "../lib/store";
+import type { ContactView } from "../bindings/ContactView";
+import type { AppSnapshot } from "../bindings/AppSnapshot";
+
+const contacts: ContactView[] = [
+  { peer_id: "12D3KooWOnline", display_name: "Ana", trusted_at: 1_700_000_000_000, blocked: false, invites_blocked: false, unread: 2, missed: 0 },
+  { peer_id: "12D3KooWAway", display_name: "Ben", trusted_at: null, blocked: false, invites_blocked: false, unread: 0, missed: 0 },
+];
+
+vi.mock("@tauri-apps/api/core", () => ({
+  invoke: vi.fn(async (cmd: string) => (cmd === "list_contacts" ? contacts : [])),
+}));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
+
+afterEach(cleanup);
+
+describe("ContactsScreen", () => {
+  it("shows trust, who is online right now, and unread counts", async () => {
+    setSnapshot({
+      profile: "p", phase: "running", display_name: "Me", block_invites: false, bootstrap: [], error: null, warnings: [],
+      node: {
+        peer_id: "12D3KooWMe", listen_addrs: [], connected_peers: ["12D3KooWOnline"], routing_table_size: 1,
+        stored_records: 0, bootstrap: { state: "not_configured" }, dht_server: false, warnings: [],
+      },
+    } as AppSnapshot);
+    render(<ContactsScreen />);
+    await screen.findByText("Ana");
+    const dot = (name: string) => screen.getByText(name).querySelector(".presence") as HTMLElement;
+    expect(dot("Ana").dataset.online).toBe("true");
+    expect(dot("Ben").dataset.online).toBe("false");
+    expect(screen.getByText("2").className).toContain("badge");
+    expect(screen.getByText(/pending: waiting for their card/)).toBeTruthy();
+    expect(screen.getByText(/trusted since/)).toBeTruthy();
+  });
+});
