@@ -186,6 +186,10 @@ async fn offline_members_catch_up_within_the_cap_and_count_the_rest() {
             .await;
         }
     }
+    // Member 0 is told its bucket is at the cap while four members are away.
+    let v = apps[0].chat().chat(&id).await.unwrap();
+    assert_eq!((v.bucket_fill, v.bucket_cap), (100, 100));
+    assert_eq!(v.away_members.len(), 4, "{:?}", v.away_members);
     // They come back: each gets 100 + 150 messages exactly once and learns 50 were missed.
     let creator_peer = apps[0].peer_id().to_string();
     for p in &profiles[6..] {
@@ -338,6 +342,50 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
     assert_eq!(apps[2].chat().chat(&id).await.unwrap().messages.len(), 2);
 
     intruder.shutdown().await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// A hole in a sender's messages (later ones arrived, one did not) is shown where it is, then
+/// filled by another member who has the envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_message_is_shown_then_relayed_by_another_member() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..3)
+        .map(|i| TestProfile::new(&format!("hole-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    wait_connected(&apps).await;
+    // Member 0's messages 1–3 (sealed by its app): member 1 has all, member 2 misses number 2.
+    let mut envs = Vec::new();
+    for seq in 1..=3 {
+        let body = format!("number {seq}");
+        envs.push(apps[0].groups().seal(&id, seq, &body).await.unwrap());
+    }
+    for env in &envs {
+        apps[1].chat().ingest(&id, env).await.unwrap();
+    }
+    let mut rx = apps[2].chat().subscribe();
+    apps[2].chat().ingest(&id, &envs[0]).await.unwrap();
+    apps[2].chat().ingest(&id, &envs[2]).await.unwrap();
+    let v = apps[2].chat().chat(&id).await.unwrap();
+    assert_eq!(v.gaps.len(), 1, "{:?}", v.gaps);
+    assert!(!v.gaps[0].lost && v.gaps[0].count == 1 && v.gaps[0].before_seq == 3);
+    // On its next poll member 2 asks the members online; member 1 relays the envelope.
+    kiyeovo_tests::wait_event(&mut rx, "the relayed message", |e| {
+        matches!(e, ChatEvent::Received { seq: 2, .. })
+    })
+    .await;
+    let v = apps[2].chat().chat(&id).await.unwrap();
+    let bodies: Vec<&str> = v.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["number 1", "number 2", "number 3"]);
+    assert!(v.gaps.is_empty(), "{:?}", v.gaps);
     for app in apps {
         app.shutdown().await;
     }

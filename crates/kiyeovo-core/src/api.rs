@@ -282,6 +282,9 @@ pub struct GroupChatView {
     pub bucket_cap: u32,
     /// Whether we may write (we hold a key for the current epoch).
     pub can_send: bool,
+    /// Members not connected right now: they will read our bucket, which keeps only the newest
+    /// `bucket_cap` of our messages.
+    pub away_members: Vec<String>,
 }
 
 /// Messages of a group changed; the UI re-reads its chat.

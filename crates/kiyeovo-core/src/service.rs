@@ -459,7 +459,13 @@ async fn dispatch(
 ) {
     while let Some(event) = events.recv().await {
         match event {
-            NodeEvent::Direct { peer, payload } => channel.handle_direct(peer, &payload).await,
+            NodeEvent::Direct { peer, payload } => match payload.split_first() {
+                Some((&crate::group::chat::TAG_WANT, rest)) => chat.handle_want(peer, rest).await,
+                Some((&crate::group::chat::TAG_RELAYED, rest)) => {
+                    chat.handle_relayed(peer, rest).await
+                }
+                _ => channel.handle_direct(peer, &payload).await,
+            },
             NodeEvent::Gossip {
                 source,
                 message_id,

@@ -17,4 +17,9 @@ bucket_fill: number, bucket_cap: number,
 /**
  * Whether we may write (we hold a key for the current epoch).
  */
-can_send: boolean, };
+can_send: boolean, 
+/**
+ * Members not connected right now: they will read our bucket, which keeps only the newest
+ * `bucket_cap` of our messages.
+ */
+away_members: Array<string>, };

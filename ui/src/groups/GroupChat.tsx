@@ -29,6 +29,13 @@ export function gapText(g: GroupGapView): string {
     : `${n} from ${g.sender_name} missing so far`;
 }
 
+/** What a sender is told when members who are away may lose its oldest messages. */
+export function evictionWarning(view: GroupChatView): string {
+  return `Your offline bucket keeps your newest ${view.bucket_cap} messages (${view.bucket_fill} now). ` +
+    `${view.away_members.join(", ")} ${view.away_members.length === 1 ? "is" : "are"} away: ` +
+    "whatever you write beyond that before they return pushes out your oldest messages, and they will see them as missed.";
+}
+
 function ownState(m: GroupMessageView): string {
   if (m.published && m.stored) return "sent · stored";
   if (m.published) return "sent";
@@ -75,7 +82,8 @@ export function GroupChat({ groupId }: { groupId: string }) {
   }
 
   if (!view) return null;
-  const full = view.bucket_fill >= view.bucket_cap;
+  // Near the cap, members who are away start losing our oldest messages: say so, by name.
+  const nearlyFull = view.bucket_fill * 10 >= view.bucket_cap * 9;
   return (
     <div className="chat group-chat" id="group-chat">
       <ol className="messages" id="group-messages">
@@ -105,9 +113,9 @@ export function GroupChat({ groupId }: { groupId: string }) {
       ) : (
         <p className="muted">You cannot write in this group.</p>
       )}
-      {full && (
-        <p className="muted" id="bucket-full">
-          Your offline bucket is full ({view.bucket_cap}): members who are away will miss your oldest messages.
+      {nearlyFull && view.away_members.length > 0 && (
+        <p className="warnings" id="bucket-full" role="status">
+          {evictionWarning(view)}
         </p>
       )}
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}

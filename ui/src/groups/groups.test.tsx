@@ -3,7 +3,7 @@ import { cleanup, render, screen } from "@testing-library/react";
 import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
 import { timeLeft } from "./format";
-import { gapText, layout } from "./GroupChat";
+import { evictionWarning, gapText, layout } from "./GroupChat";
 import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupView } from "../bindings/GroupView";
 import type { ContactView } from "../bindings/ContactView";
@@ -11,7 +11,7 @@ import type { ContactView } from "../bindings/ContactView";
 // The window's bridge to the backend does not exist under jsdom; the chat part asks it for
 // messages, so give it an empty conversation.
 vi.mock("@tauri-apps/api/core", () => ({
-  invoke: vi.fn(async () => ({ messages: [], gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true })),
+  invoke: vi.fn(async () => ({ messages: [], gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [] })),
 }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
 
@@ -106,11 +106,12 @@ describe("group chat layout", () => {
         { sender_peer_id: "ana", sender_name: "Ana", epoch: 1, before_seq: 51, count: 50, lost: true },
         { sender_peer_id: "ben", sender_name: "Ben", epoch: 1, before_seq: 9, count: 3, lost: false },
       ],
-      bucket_fill: 0, bucket_cap: 100, can_send: true,
+      bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [],
     };
     const items = layout(view).map((i) => (i.kind === "gap" ? `gap:${i.g.sender_name}` : i.m.body));
     expect(items).toEqual(["gap:Ana", "ana 51", "ben 1", "ana 52", "gap:Ben"]);
     expect(gapText(view.gaps[0]!)).toBe("50 messages from Ana missed: they expired before this device came online");
     expect(gapText(view.gaps[1]!)).toBe("3 messages from Ben missing so far");
+    expect(evictionWarning({ ...view, bucket_fill: 95, away_members: ["Cai"] })).toContain("Cai is away");
   });
 });

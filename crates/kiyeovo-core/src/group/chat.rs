@@ -44,6 +44,24 @@ use crate::records::{RecordKey, RecordKind, SignedRecord};
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
 
+/// First byte of a direct payload asking a member for envelopes we miss ([`Want`]).
+pub const TAG_WANT: u8 = 3;
+/// First byte of a direct payload carrying one relayed group envelope.
+pub const TAG_RELAYED: u8 = 4;
+/// Most seqs asked for in one [`Want`].
+pub const MAX_WANT: usize = 64;
+
+/// "Send me these envelopes of `sender` in this group epoch, if you have them." Travels over
+/// the encrypted direct protocol to a member only; the answer is the envelopes themselves
+/// (signed by their sender, so the relaying member cannot alter them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Want {
+    pub group_id: GroupId,
+    pub epoch: u32,
+    pub sender: MemberKey,
+    pub seqs: Vec<u64>,
+}
+
 /// A sender may run at most this far ahead of what we have: beyond it an envelope is refused
 /// (otherwise one message with a huge seq would make us write off everything in between).
 pub const MAX_SEQ_AHEAD: u64 = 10_000;
@@ -359,6 +377,7 @@ impl GroupChat {
                     sent_at,
                     body,
                     outgoing: true,
+                    envelope: &sealed,
                 },
             )
             .await?;
@@ -466,12 +485,22 @@ impl GroupChat {
             Some(ep) => cs::own(self.db.pool(), &gid, ep.epoch).await?.0,
             None => 0,
         };
+        // Members of the current epoch with no open connection: they read our bucket later.
+        let mut away_members = Vec::new();
+        if let Some(ep) = &current {
+            for (k, (peer, name, _)) in &ep.senders {
+                if *k != self.me && !self.client.is_connected(*peer).await.unwrap_or(false) {
+                    away_members.push(name.clone());
+                }
+            }
+        }
         Ok(GroupChatView {
             messages,
             gaps,
             bucket_fill: bucket_fill.min(self.config.bucket_cap as u64) as u32,
             bucket_cap: self.config.bucket_cap as u32,
             can_send: current.is_some(),
+            away_members,
         })
     }
 
@@ -517,6 +546,7 @@ impl GroupChat {
                     sent_at: header.sent_at,
                     body: &body,
                     outgoing: false,
+                    envelope: bytes,
                 },
             )
             .await?;
@@ -550,6 +580,125 @@ impl GroupChat {
             .find(|e| e.epoch == env.header.epoch)
             .ok_or(ChatDrop::Envelope(GroupEnvelopeError::WrongGroup))?;
         self.accept(&ep, bytes, false).await
+    }
+
+    /// A member asks us for envelopes it misses: answer with those we have, each as its own
+    /// direct payload. Only members of that epoch are answered.
+    pub async fn handle_want(self: &Arc<Self>, from: PeerId, bytes: &[u8]) {
+        let Ok(want) = crate::codec::decode_bounded::<Want>(bytes, 4096) else {
+            tracing::info!(%from, "dropped a malformed request for group envelopes");
+            return;
+        };
+        if want.seqs.len() > MAX_WANT {
+            tracing::info!(%from, "dropped an oversized request for group envelopes");
+            return;
+        }
+        let ep = self
+            .topics
+            .lock()
+            .await
+            .values()
+            .find(|e| e.group_id == want.group_id && e.epoch == want.epoch)
+            .cloned();
+        let Some(ep) = ep else {
+            return;
+        };
+        let is_member = ep.senders.values().any(|(p, _, _)| *p == from);
+        let Some((sender, _, _)) = ep.senders.get(&want.sender).filter(|_| is_member) else {
+            tracing::info!(%from, group = %ep.gid, "refused a request for group envelopes from a non-member");
+            return;
+        };
+        let sender = if want.sender == self.me {
+            self.me_peer.clone()
+        } else {
+            sender.to_string()
+        };
+        let Ok(found) = cs::envelopes(self.db.pool(), &ep.gid, ep.epoch, &sender, &want.seqs).await
+        else {
+            return;
+        };
+        tracing::debug!(%from, group = %ep.gid, asked = want.seqs.len(), found = found.len(), "relaying group envelopes");
+        for env in found {
+            let mut payload = vec![TAG_RELAYED];
+            payload.extend_from_slice(&env);
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                let _ = client.send_direct(from, payload).await;
+            });
+        }
+    }
+
+    /// An envelope relayed by a member: same checks as any other.
+    pub async fn handle_relayed(&self, from: PeerId, bytes: &[u8]) {
+        let Ok(env) = envelope::verify(bytes) else {
+            tracing::info!(%from, "dropped a relayed group envelope that does not verify");
+            return;
+        };
+        match self.ingest(&hex(&env.header.group_id), bytes).await {
+            Ok(_) | Err(ChatDrop::Duplicate) => {}
+            Err(reason) => tracing::info!(%from, %reason, "dropped a relayed group envelope"),
+        }
+    }
+
+    /// For every hole in a sender's seqs (later ones arrived, these did not), asks up to two
+    /// connected members for the missing envelopes.
+    async fn ask_for_missing(&self) {
+        let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
+        for ep in epochs {
+            let Ok(inboxes) = cs::inboxes(self.db.pool(), &ep.gid).await else {
+                continue;
+            };
+            for (sender_text, epoch, inbox) in
+                inboxes.into_iter().filter(|(_, e, _)| *e == ep.epoch)
+            {
+                let missing: Vec<u64> = inbox
+                    .above
+                    .iter()
+                    .next_back()
+                    .map(|&top| {
+                        (inbox.cursor + 1..top)
+                            .filter(|s| !inbox.above.contains(s))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if missing.is_empty() {
+                    continue;
+                }
+                // The newest holes first: they are the ones other members most likely still have.
+                let seqs: Vec<u64> = missing.iter().rev().take(MAX_WANT).copied().collect();
+                let Some((sender_key, _)) = ep
+                    .senders
+                    .iter()
+                    .find(|(_, (p, _, _))| p.to_string() == sender_text)
+                else {
+                    continue;
+                };
+                let want = Want {
+                    group_id: ep.group_id,
+                    epoch,
+                    sender: *sender_key,
+                    seqs,
+                };
+                let mut payload = vec![TAG_WANT];
+                payload.extend_from_slice(&crate::codec::encode(&want));
+                let mut asked = 0;
+                for (k, (peer, _, _)) in &ep.senders {
+                    if asked == 2 || *k == self.me {
+                        continue;
+                    }
+                    if self.client.is_connected(*peer).await.unwrap_or(false) {
+                        let (client, peer, payload) = (self.client.clone(), *peer, payload.clone());
+                        tokio::spawn(async move {
+                            let _ = client.send_direct(peer, payload).await;
+                        });
+                        asked += 1;
+                    }
+                }
+                if asked > 0 {
+                    tracing::debug!(group = %ep.gid, sender = %sender_text, missing = missing.len(), asked, "asked members for missing envelopes");
+                }
+            }
+        }
     }
 
     /// The topic of the group's current epoch (what a member publishes on).
@@ -681,6 +830,7 @@ impl GroupChat {
             }
         }
         join_all(epochs.iter().map(|ep| self.poll_epoch(ep))).await;
+        self.ask_for_missing().await;
     }
 
     /// Writes our bucket for `ep` in the background, coalesced (see the pairwise channel).

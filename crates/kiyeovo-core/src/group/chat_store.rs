@@ -43,6 +43,8 @@ pub struct NewMessage<'a> {
     pub sent_at: u64,
     pub body: &'a str,
     pub outgoing: bool,
+    /// The envelope as it travelled, kept for relaying to members who missed it.
+    pub envelope: &'a [u8],
 }
 
 /// Stores a message once; `false` if it was already there.
@@ -53,8 +55,8 @@ pub async fn insert_message(
 ) -> Result<bool, DbError> {
     let sealed = seal::seal(key, &body_aad(m.group, m.msg_id), m.body.as_bytes());
     let done = sqlx::query(
-        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read, envelope)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(m.group)
     .bind(m.epoch as i64)
@@ -65,6 +67,7 @@ pub async fn insert_message(
     .bind(sealed)
     .bind(m.outgoing as i64)
     .bind(m.outgoing as i64)
+    .bind(m.envelope)
     .execute(&mut **tx)
     .await
     .map_err(q)?;
@@ -373,4 +376,31 @@ pub async fn mark_read(pool: &SqlitePool, group: &str) -> Result<(), DbError> {
         .await
         .map_err(q)?;
     Ok(())
+}
+
+/// The stored envelopes of `sender`'s messages `seqs` in a group epoch (for relaying).
+pub async fn envelopes(
+    pool: &SqlitePool,
+    group: &str,
+    epoch: u32,
+    sender: &str,
+    seqs: &[u64],
+) -> Result<Vec<Vec<u8>>, DbError> {
+    let mut out = Vec::new();
+    for seq in seqs {
+        let env: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT envelope FROM group_messages WHERE group_id = ? AND epoch = ? AND sender = ? AND seq = ?",
+        )
+        .bind(group)
+        .bind(epoch as i64)
+        .bind(sender)
+        .bind(*seq as i64)
+        .fetch_optional(pool)
+        .await
+        .map_err(q)?;
+        if let Some(Some(env)) = env {
+            out.push(env);
+        }
+    }
+    Ok(out)
 }
