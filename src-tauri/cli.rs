@@ -37,6 +37,15 @@ pub struct Args {
     /// Always store DHT records for others (useful on a LAN or in a local demo).
     #[arg(long, env = "KIYEOVO_DHT_SERVER")]
     pub dht_server: bool,
+    /// Messages kept in each of your offline buckets for contacts and group members who are
+    /// away (100 by default, at most 1000; large messages fit fewer, see the README).
+    #[arg(long, env = "KIYEOVO_BUCKET_CAP", default_value_t = 100,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub bucket_cap: u16,
+    /// Length of a group's invitation window, in minutes (PROTOCOL.md §6: 360 = 6 hours).
+    #[arg(long, env = "KIYEOVO_INVITE_WINDOW_MINUTES", default_value_t = 360,
+          value_parser = clap::value_parser!(u32).range(1..=10080))]
+    pub invite_window_minutes: u32,
 }
 
 impl Args {
@@ -50,6 +59,9 @@ impl Args {
         if self.dht_server {
             config.dht_mode = DhtMode::Server;
         }
+        config.bucket_cap = self.bucket_cap as usize;
+        config.group.window =
+            std::time::Duration::from_secs(60 * self.invite_window_minutes as u64);
         config
     }
 }
