@@ -251,6 +251,8 @@ pub struct GroupMessageView {
     pub published: bool,
     /// Outgoing: in our offline bucket, for members who are away.
     pub stored: bool,
+    /// Shown out of clock order to keep its sender's own order (clocks disagree here).
+    pub order_uncertain: bool,
 }
 
 /// A hole in a sender's messages, shown where it is.

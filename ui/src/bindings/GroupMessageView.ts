@@ -19,4 +19,8 @@ published: boolean,
 /**
  * Outgoing: in our offline bucket, for members who are away.
  */
-stored: boolean, };
+stored: boolean, 
+/**
+ * Shown out of clock order to keep its sender's own order (clocks disagree here).
+ */
+order_uncertain: boolean, };

@@ -98,7 +98,7 @@ describe("group chat layout", () => {
   it("puts each gap right before the sender's message it precedes, in words", () => {
     const msg = (sender: string, seq: number, sent_at: number) => ({
       msg_id: `${sender}${seq}`, epoch: 1, sender_peer_id: sender, sender_name: sender, outgoing: false,
-      body: `${sender} ${seq}`, sent_at, seq, published: false, stored: false,
+      body: `${sender} ${seq}`, sent_at, seq, published: false, stored: false, order_uncertain: false,
     });
     const view: GroupChatView = {
       messages: [msg("ana", 51, 1), msg("ben", 1, 2), msg("ana", 52, 3)],

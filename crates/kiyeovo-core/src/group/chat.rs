@@ -410,6 +410,7 @@ impl GroupChat {
             seq,
             published,
             stored: false,
+            order_uncertain: false,
         })
     }
 
@@ -431,26 +432,27 @@ impl GroupChat {
                 .cloned()
                 .unwrap_or_else(|| "former member".into())
         };
-        let messages = cs::messages(self.db.pool(), &self.storage_key, &gid)
-            .await?
-            .into_iter()
-            .map(|m| GroupMessageView {
-                msg_id: hex(&m.msg_id),
-                epoch: m.epoch,
-                sender_name: if m.outgoing {
-                    "You".into()
-                } else {
-                    name(&m.sender)
-                },
-                sender_peer_id: m.sender,
-                outgoing: m.outgoing,
-                body: m.body,
-                sent_at: m.sent_at,
-                seq: m.seq,
-                published: m.published,
-                stored: m.stored,
-            })
-            .collect();
+        let messages =
+            super::order::order(cs::messages(self.db.pool(), &self.storage_key, &gid).await?)
+                .into_iter()
+                .map(|(m, order_uncertain)| GroupMessageView {
+                    order_uncertain,
+                    msg_id: hex(&m.msg_id),
+                    epoch: m.epoch,
+                    sender_name: if m.outgoing {
+                        "You".into()
+                    } else {
+                        name(&m.sender)
+                    },
+                    sender_peer_id: m.sender,
+                    outgoing: m.outgoing,
+                    body: m.body,
+                    sent_at: m.sent_at,
+                    seq: m.seq,
+                    published: m.published,
+                    stored: m.stored,
+                })
+                .collect();
         let mut gaps: Vec<GroupGapView> = cs::missed(self.db.pool(), &gid)
             .await?
             .into_iter()

@@ -33,6 +33,21 @@ pub struct StoredMessage {
     pub stored: bool,
 }
 
+impl super::order::Ordered for StoredMessage {
+    fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    fn sender(&self) -> &str {
+        &self.sender
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn sent_at(&self) -> u64 {
+        self.sent_at
+    }
+}
+
 /// What identifies a message in a group.
 pub struct NewMessage<'a> {
     pub group: &'a str,

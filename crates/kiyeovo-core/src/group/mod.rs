@@ -6,12 +6,14 @@
 //! * [`store`] — groups sealed in SQLite, and the inbox of control messages from the channel.
 //! * [`service`] — runs the machines against the channel, the clock and the user.
 //! * [`chat`], [`chat_store`] — group messages: gossipsub live, sender buckets offline, cursors.
+//! * [`order`] — the order a conversation is shown in, and where clocks make it uncertain.
 
 pub mod chat;
 pub mod chat_store;
 pub mod control;
 pub mod envelope;
 pub mod machine;
+pub mod order;
 pub mod service;
 pub mod store;
 
