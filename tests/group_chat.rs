@@ -391,3 +391,61 @@ async fn a_missing_message_is_shown_then_relayed_by_another_member() {
     }
     boot.shutdown().await;
 }
+
+/// 100 messages of 8 KiB do not fit one 512 KiB DHT record: the sender's bucket is paged and a
+/// member who was away still gets all of them, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_larger_than_one_record_is_paged_and_read_whole() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..2)
+        .map(|i| TestProfile::new(&format!("page-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    let away = apps.pop().unwrap();
+    away.shutdown().await;
+    let big = "x".repeat(8 * 1024);
+    for i in 0..100 {
+        apps[0]
+            .chat()
+            .send(&id, &format!("{i:03} {big}"))
+            .await
+            .unwrap();
+    }
+    let mut rx = apps[0].chat().subscribe();
+    while !apps[0]
+        .chat()
+        .chat(&id)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .all(|m| m.stored)
+    {
+        kiyeovo_tests::wait_event(&mut rx, "bucket written", |e| {
+            matches!(e, ChatEvent::Changed { .. })
+        })
+        .await;
+    }
+    let back = start(&profiles[1], &addr).await;
+    let mut rx = back.chat().subscribe();
+    wait_incoming(&back, &id, 100, &mut rx).await;
+    let view = back.chat().chat(&id).await.unwrap();
+    assert_exactly_once_in_order(&back, &view.messages);
+    let firsts: Vec<String> = view
+        .messages
+        .iter()
+        .map(|m| m.body[..3].to_string())
+        .collect();
+    assert_eq!(
+        firsts,
+        (0..100).map(|i| format!("{i:03}")).collect::<Vec<_>>()
+    );
+    assert!(view.gaps.is_empty(), "{:?}", view.gaps);
+    back.shutdown().await;
+    apps.pop().unwrap().shutdown().await;
+    boot.shutdown().await;
+}

@@ -32,6 +32,7 @@ use super::chat_store::{self as cs, NewMessage};
 use super::control::{GroupId, GroupKey, MemberKey};
 use super::envelope::{self, GroupEnvelopeError, Sealing};
 use super::machine::{bucket_public, Group, Status};
+use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
 use crate::api::{GroupChatView, GroupGapView, GroupMessageView};
@@ -291,13 +292,6 @@ impl GroupChat {
 
     fn emit(&self, event: ChatEvent) {
         let _ = self.events.send(event);
-    }
-
-    fn limits(&self) -> BucketLimits {
-        BucketLimits {
-            cap: self.config.bucket_cap,
-            max_bytes: self.config.max_record_bytes.saturating_sub(1024),
-        }
     }
 
     async fn group(&self, id: &str) -> Result<Group, ChatError> {
@@ -742,27 +736,48 @@ impl GroupChat {
             .filter(|(k, _)| **k != self.me)
             .map(|(_, (peer, _, bucket_pub))| (*peer, *bucket_pub))
             .collect();
-        let fetched = join_all(others.iter().map(|(_, bucket_pub)| {
-            let key = RecordKey::for_public_key(RecordKind::GroupBucket, bucket_pub);
-            self.client.get_record(key.to_bytes())
-        }))
+        let fetched = join_all(
+            others
+                .iter()
+                .map(|(_, bucket_pub)| self.fetch_bucket(bucket_pub)),
+        )
         .await;
-        for ((peer, _), result) in others.iter().zip(fetched) {
-            let bytes = match result {
-                Ok(b) => b,
-                Err(NodeError::NotFound) => continue,
-                Err(e) => {
-                    tracing::debug!(group = %ep.gid, %peer, error = %e, "cannot read a member's bucket");
-                    continue;
-                }
-            };
-            let Some(content) = SignedRecord::decode(&bytes, self.config.max_record_bytes)
-                .ok()
-                .and_then(|r| BucketContent::decode(&r.payload, self.config.max_record_bytes).ok())
-            else {
+        for ((peer, _), main) in others.iter().zip(fetched) {
+            let Some(main) = main else {
                 continue;
             };
-            self.take_from_bucket(ep, peer, &content).await;
+            let mut envelopes = main.envelopes.clone();
+            // Older messages are in pages: read them only if we have not got that far.
+            let cursor = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &peer.to_string())
+                .await
+                .map(|i| i.cursor)
+                .unwrap_or(0);
+            if !main.pages.is_empty() && main.oldest_seq().is_some_and(|s| s > cursor + 1) {
+                for page in join_all(main.pages.iter().map(|p| self.fetch_bucket(p)))
+                    .await
+                    .into_iter()
+                    .flatten()
+                {
+                    envelopes.extend(page.envelopes);
+                }
+            }
+            self.take_from_bucket(ep, peer, &BucketContent { envelopes })
+                .await;
+        }
+    }
+
+    /// One bucket record (main or page) by its public key, decoded; `None` if absent or bad.
+    async fn fetch_bucket(&self, public: &[u8; 32]) -> Option<GroupBucket> {
+        let key = RecordKey::for_public_key(RecordKind::GroupBucket, public);
+        match self.client.get_record(key.to_bytes()).await {
+            Ok(bytes) => SignedRecord::decode(&bytes, self.config.max_record_bytes)
+                .ok()
+                .and_then(|r| GroupBucket::decode(&r.payload, self.config.max_record_bytes).ok()),
+            Err(NodeError::NotFound) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read a group bucket");
+                None
+            }
         }
     }
 
@@ -885,38 +900,89 @@ impl GroupChat {
         });
     }
 
-    /// Re-reads our bucket, merges our outbox in, writes it back one version higher. Returns the
-    /// highest seq now in it.
+    /// Re-reads our bucket (main record and pages), merges our outbox in, and writes it back one
+    /// version higher: the newest envelopes in the main record, older ones in pages (see
+    /// [`super::pages`]). Returns the highest seq now in it.
     async fn publish_bucket(&self, ep: &Epoch) -> Result<u64, NodeError> {
         let signing = ed25519_dalek::SigningKey::from_bytes(&ep.my_seed.0);
-        let record_key =
-            RecordKey::for_public_key(RecordKind::GroupBucket, &signing.verifying_key().to_bytes());
+        let public = signing.verifying_key().to_bytes();
+        let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &public);
         let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
             Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
                 Ok(r) => (
-                    BucketContent::decode(&r.payload, self.config.max_record_bytes)
+                    GroupBucket::decode(&r.payload, self.config.max_record_bytes)
                         .unwrap_or_default(),
                     r.version,
                 ),
-                Err(_) => (BucketContent::default(), 0),
+                Err(_) => (GroupBucket::default(), 0),
             },
-            Err(NodeError::NotFound) => (BucketContent::default(), 0),
+            Err(NodeError::NotFound) => (GroupBucket::default(), 0),
             Err(e) => return Err(e),
         };
+        let mut existing = current.envelopes.clone();
+        for page in join_all(current.pages.iter().map(|p| self.fetch_bucket(p)))
+            .await
+            .into_iter()
+            .flatten()
+        {
+            existing.extend(page.envelopes);
+        }
         let (upto, stored_version) = cs::own(self.db.pool(), &ep.gid, ep.epoch)
             .await
             .map_err(|e| NodeError::PutFailed(e.to_string()))?;
         let outbox = cs::outbox(self.db.pool(), &ep.gid, ep.epoch, self.config.bucket_cap)
             .await
             .map_err(|e| NodeError::PutFailed(e.to_string()))?;
-        let merged = bucket::merge_with(&current.envelopes, &outbox, self.limits(), envelope::peek);
+        let everything = BucketLimits {
+            cap: self.config.bucket_cap,
+            max_bytes: usize::MAX,
+        };
+        let merged = bucket::merge_with(&existing, &outbox, everything, envelope::peek);
+        // Room in each record for the record envelope and the list of pages.
+        let per_record = self
+            .config
+            .max_record_bytes
+            .saturating_sub(1024 + 40 * pages::MAX_PAGES);
+        let mut chunks = pages::split(&merged, per_record).into_iter();
+        let newest = chunks.next().unwrap_or_default();
         let version = version.max(stored_version) + 1;
+        let now = now_ms();
+        let mut page_keys = Vec::new();
+        let mut puts = Vec::new();
+        for (n, chunk) in chunks.enumerate() {
+            let page_signing = ed25519_dalek::SigningKey::from_bytes(
+                &pages::page_seed(&ep.my_seed, n as u32 + 1).0,
+            );
+            let page_public = page_signing.verifying_key().to_bytes();
+            let key = RecordKey::for_public_key(RecordKind::GroupBucket, &page_public);
+            let record = SignedRecord::sign(
+                &page_signing,
+                &key,
+                version,
+                now,
+                GroupBucket {
+                    envelopes: chunk,
+                    pages: Vec::new(),
+                }
+                .encode(),
+            );
+            page_keys.push(page_public);
+            puts.push(self.client.put_record(key.to_bytes(), record.encode()));
+        }
+        // Pages first: a reader who sees the new main record finds its pages.
+        for result in join_all(puts).await {
+            result?;
+        }
         let record = SignedRecord::sign(
             &signing,
             &record_key,
             version,
-            now_ms(),
-            BucketContent { envelopes: merged }.encode(),
+            now,
+            GroupBucket {
+                envelopes: newest,
+                pages: page_keys,
+            }
+            .encode(),
         );
         self.client
             .put_record(record_key.to_bytes(), record.encode())

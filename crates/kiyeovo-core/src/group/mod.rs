@@ -6,6 +6,7 @@
 //! * [`store`] — groups sealed in SQLite, and the inbox of control messages from the channel.
 //! * [`service`] — runs the machines against the channel, the clock and the user.
 //! * [`chat`], [`chat_store`] — group messages: gossipsub live, sender buckets offline, cursors.
+//! * [`pages`] — sender buckets larger than one DHT record.
 //! * [`order`] — the order a conversation is shown in, and where clocks make it uncertain.
 
 pub mod chat;
@@ -14,6 +15,7 @@ pub mod control;
 pub mod envelope;
 pub mod machine;
 pub mod order;
+pub mod pages;
 pub mod service;
 pub mod store;
 
