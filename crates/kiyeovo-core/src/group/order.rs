@@ -26,7 +26,7 @@ pub fn order<M: Ordered>(messages: Vec<M>) -> Vec<(M, bool)> {
     }
     for lane in lanes.values_mut() {
         // Reversed, so the next message of each lane is at the end.
-        lane.sort_by(|a, b| b.seq().cmp(&a.seq()));
+        lane.sort_by_key(|m| std::cmp::Reverse(m.seq()));
     }
     let total: usize = lanes.values().map(Vec::len).sum();
     let mut out = Vec::with_capacity(total);
