@@ -340,6 +340,26 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
         "replayed"
     );
     assert_eq!(apps[2].chat().chat(&id).await.unwrap().messages.len(), 2);
+    // A member whose envelope commits to another roster than ours: stored, and the group is
+    // flagged "members see different member lists".
+    assert!(!apps[2].groups().get(&id).await.unwrap().list_mismatch);
+    let member = profiles[1].keystore().load_identity().unwrap().unwrap();
+    let other_roster = envelope::seal(
+        &Sealing {
+            identity: &member,
+            key: &key,
+            group_id: gid,
+            epoch,
+            seq: 50,
+            msg_id: kiyeovo_core::group::control::random_id(),
+            sent_at: 1,
+            roster_hash: [9; 32],
+        },
+        "seen from elsewhere",
+    )
+    .unwrap();
+    assert!(apps[2].chat().ingest(&id, &other_roster).await.unwrap());
+    assert!(apps[2].groups().get(&id).await.unwrap().list_mismatch);
 
     intruder.shutdown().await;
     for app in apps {
@@ -386,6 +406,10 @@ async fn a_missing_message_is_shown_then_relayed_by_another_member() {
     let bodies: Vec<&str> = v.messages.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["number 1", "number 2", "number 3"]);
     assert!(v.gaps.is_empty(), "{:?}", v.gaps);
+    // Unread until the conversation is looked at.
+    assert_eq!(apps[2].groups().get(&id).await.unwrap().unread, 3);
+    apps[2].chat().mark_read(&id).await.unwrap();
+    assert_eq!(apps[2].groups().get(&id).await.unwrap().unread, 0);
     for app in apps {
         app.shutdown().await;
     }

@@ -135,6 +135,10 @@ async fn three_of_five_accept_and_only_they_get_the_epoch_key() {
     }
     let (epoch, key) = creator.groups().key(&id).await.unwrap();
     assert_eq!(epoch, 1);
+    let code = v
+        .safety_code
+        .clone()
+        .expect("an established group has a safety code");
     for app in &invitees[..3] {
         wait_group(app, &id, "the Welcome", |v| v.status == GroupStatus::Active).await;
         let (e, k) = app.groups().key(&id).await.unwrap();
@@ -142,6 +146,12 @@ async fn three_of_five_accept_and_only_they_get_the_epoch_key() {
             (e, &k),
             (1, &key),
             "acceptors hold the creator's epoch-1 key"
+        );
+        let theirs = app.groups().get(&id).await.unwrap().safety_code;
+        assert_eq!(
+            theirs.as_ref(),
+            Some(&code),
+            "every member sees the same safety code"
         );
     }
     wait_group(&invitees[4], &id, "expiry", |v| {
