@@ -74,9 +74,16 @@ async fn main() -> ExitCode {
     };
     match node.listen_addrs(Duration::from_secs(10)).await {
         Ok(addrs) => {
+            // Not `println!`: whoever started us may have read the first line and closed our
+            // stdout, and a closed pipe must not take the node down.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for addr in addrs {
-                println!("{addr}");
+                if writeln!(out, "{addr}").is_err() {
+                    break;
+                }
             }
+            let _ = out.flush();
         }
         Err(e) => {
             eprintln!("kiyeovo-node: {e}");

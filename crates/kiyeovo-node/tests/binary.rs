@@ -11,7 +11,7 @@ fn start(dir: &std::path::Path) -> (std::process::Child, String) {
         .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
         .spawn()
         .expect("spawn kiyeovo-node");
     let stdout = child.stdout.take().unwrap();
@@ -47,7 +47,11 @@ fn prints_multiaddr_keeps_peer_id_and_stops_on_sigterm() {
     let peer = addr.rsplit("/p2p/").next().unwrap().to_string();
     assert!(peer.starts_with("12D3"), "{addr}");
     let status = sigterm_and_wait(first);
-    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{}",
+        std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+    );
 
     let (second, addr2) = start(dir.path());
     assert!(
