@@ -75,9 +75,12 @@ bench: test-deps
 	scripts/with-keyring.sh $(CARGO) run --locked --release -p kiyeovo-bench
 	$(CARGO) bench --locked -p kiyeovo-core
 
-## Installers (.deb, .rpm, AppImage where its tools are available) into target/release/bundle.
+## Installers into <target dir>/release/bundle: .deb and .rpm by default; BUNDLES=deb,rpm,appimage
+## where linuxdeploy can be downloaded (it comes from GitHub, unreachable on the offline CI box).
+BUNDLES ?= deb,rpm
 package: deps ui-deps
-	ui/node_modules/.bin/tauri build
+	ui/node_modules/.bin/tauri build --bundles $(BUNDLES)
+	scripts/check-deb.sh
 
 clean:
 	$(CARGO) clean
