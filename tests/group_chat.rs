@@ -17,6 +17,39 @@ use rand::Rng;
 /// machine) measure the machine, not the protocol.
 static TEN_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `n` fresh profiles started and formed into an established group (`apps[0]` created it).
+async fn group_of(tag: &str, n: usize, addr: &str) -> (Vec<TestProfile>, Vec<App>, String) {
+    let profiles: Vec<TestProfile> = (0..n)
+        .map(|i| TestProfile::new(&format!("{tag}-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start(p, addr).await);
+    }
+    let id = form_group(&apps).await;
+    (profiles, apps, id)
+}
+
+/// Waits until every message `app` wrote is in its offline bucket.
+async fn wait_all_stored(app: &App, id: &str) {
+    let mut rx = app.chat().subscribe();
+    while !app
+        .chat()
+        .chat(id)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .filter(|m| m.outgoing)
+        .all(|m| m.stored)
+    {
+        kiyeovo_tests::wait_event(&mut rx, "bucket written", |e| {
+            matches!(e, ChatEvent::Changed { .. })
+        })
+        .await;
+    }
+}
+
 /// Waits until `app` has stored `n` messages from others; returns how many arrived live.
 async fn wait_incoming(
     app: &App,
@@ -94,14 +127,7 @@ fn assert_exactly_once_in_order(app: &App, msgs: &[kiyeovo_core::api::GroupMessa
 async fn ten_members_online_get_200_messages_exactly_once_in_order() {
     let _one_at_a_time = TEN_NODES.lock().await;
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..10)
-        .map(|i| TestProfile::new(&format!("c10-{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (_profiles, apps, id) = group_of("c10", 10, &addr).await;
     wait_connected(&apps).await;
 
     let mut rxs: Vec<_> = apps.iter().map(|a| a.chat().subscribe()).collect();
@@ -142,14 +168,7 @@ async fn ten_members_online_get_200_messages_exactly_once_in_order() {
 async fn offline_members_catch_up_within_the_cap_and_count_the_rest() {
     let _one_at_a_time = TEN_NODES.lock().await;
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..10)
-        .map(|i| TestProfile::new(&format!("off-{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (profiles, mut apps, id) = group_of("off", 10, &addr).await;
     // Members 6..9 go away.
     let away: Vec<App> = apps.drain(6..).collect();
     for app in away {
@@ -173,18 +192,7 @@ async fn offline_members_catch_up_within_the_cap_and_count_the_rest() {
     }
     // Wait until every sender's bucket holds all it can.
     for app in &apps[..6] {
-        let mut rx = app.chat().subscribe();
-        loop {
-            let view = app.chat().chat(&id).await.unwrap();
-            let own: Vec<_> = view.messages.iter().filter(|m| m.outgoing).collect();
-            if own.iter().all(|m| m.stored) {
-                break;
-            }
-            kiyeovo_tests::wait_event(&mut rx, "bucket written", |e| {
-                matches!(e, ChatEvent::Changed { .. })
-            })
-            .await;
-        }
+        wait_all_stored(app, &id).await;
     }
     // Member 0 is told its bucket is at the cap while four members are away.
     let v = apps[0].chat().chat(&id).await.unwrap();
@@ -230,14 +238,7 @@ async fn offline_members_catch_up_within_the_cap_and_count_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..3)
-        .map(|i| TestProfile::new(&format!("sec-{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (profiles, apps, id) = group_of("sec", 3, &addr).await;
     let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
     let (epoch, key) = apps[0].groups().key(&id).await.unwrap();
     let outsider = Identity::generate();
@@ -373,14 +374,7 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_message_is_shown_then_relayed_by_another_member() {
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..3)
-        .map(|i| TestProfile::new(&format!("hole-{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (_profiles, apps, id) = group_of("hole", 3, &addr).await;
     wait_connected(&apps).await;
     // Member 0's messages 1–3 (sealed by its app): member 1 has all, member 2 misses number 2.
     let mut envs = Vec::new();
@@ -421,14 +415,7 @@ async fn a_missing_message_is_shown_then_relayed_by_another_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_larger_than_one_record_is_paged_and_read_whole() {
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..2)
-        .map(|i| TestProfile::new(&format!("page-{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (profiles, mut apps, id) = group_of("page", 2, &addr).await;
     let away = apps.pop().unwrap();
     away.shutdown().await;
     let big = "x".repeat(8 * 1024);
@@ -439,21 +426,7 @@ async fn a_bucket_larger_than_one_record_is_paged_and_read_whole() {
             .await
             .unwrap();
     }
-    let mut rx = apps[0].chat().subscribe();
-    while !apps[0]
-        .chat()
-        .chat(&id)
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .all(|m| m.stored)
-    {
-        kiyeovo_tests::wait_event(&mut rx, "bucket written", |e| {
-            matches!(e, ChatEvent::Changed { .. })
-        })
-        .await;
-    }
+    wait_all_stored(&apps[0], &id).await;
     let back = start(&profiles[1], &addr).await;
     let mut rx = back.chat().subscribe();
     wait_incoming(&back, &id, 100, &mut rx).await;

@@ -17,6 +17,10 @@
 //! * [`contacts`] (§2) — signed contact cards (`kiyeovo1…`) and who is trusted.
 //! * [`pairwise`] (§2) — per-direction keys, sealed envelopes and capped offline buckets between
 //!   two contacts.
+//! * [`group`] (§4–5) — group invitations, the shared roster, the window and establishment
+//!   (a pure state machine per group), and group messages (gossipsub live, sender buckets
+//!   offline, read cursors).
+//! * [`coalesce`] — background bucket writes gathered per key.
 //! * [`codec`] (§1) — canonical, size-bounded encoding of every signed structure.
 //! * [`records`] (§3) — self-certifying DHT keys, signed records, and the pure validation every
 //!   node runs before it stores or believes a record.
@@ -30,6 +34,7 @@
 //! the loopback network tests in the workspace's `tests/` prove the wiring.
 
 pub mod api;
+pub mod coalesce;
 pub mod codec;
 pub mod config;
 pub mod contacts;

@@ -36,6 +36,7 @@ use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
 use crate::api::{GroupChatView, GroupGapView, GroupMessageView};
+use crate::coalesce::Coalescer;
 use crate::identity::{peer_id_of, Identity};
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError, Verdict};
@@ -254,7 +255,7 @@ pub struct GroupChat {
     events: broadcast::Sender<ChatEvent>,
     write: Mutex<()>,
     topics: Mutex<HashMap<String, Epoch>>,
-    publishing: Mutex<HashMap<(GroupId, u32), bool>>,
+    publishing: Coalescer<(GroupId, u32)>,
 }
 
 fn tx_err(e: sqlx::Error) -> DbError {
@@ -282,7 +283,7 @@ impl GroupChat {
             events: broadcast::channel(1024).0,
             write: Mutex::new(()),
             topics: Mutex::new(HashMap::new()),
-            publishing: Mutex::new(HashMap::new()),
+            publishing: Coalescer::default(),
         })
     }
 
@@ -853,13 +854,8 @@ impl GroupChat {
     /// Writes our bucket for `ep` in the background, coalesced (see the pairwise channel).
     async fn schedule_publish(self: &Arc<Self>, ep: &Epoch) {
         let slot = (ep.group_id, ep.epoch);
-        {
-            let mut publishing = self.publishing.lock().await;
-            if let Some(dirty) = publishing.get_mut(&slot) {
-                *dirty = true;
-                return;
-            }
-            publishing.insert(slot, false);
+        if !self.publishing.request(&slot).await {
+            return;
         }
         let (this, ep) = (self.clone(), ep.clone());
         tokio::spawn(async move {
@@ -889,11 +885,7 @@ impl GroupChat {
                         tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; the next re-publish retries")
                     }
                 }
-                let mut publishing = this.publishing.lock().await;
-                if publishing.get(&slot) == Some(&true) {
-                    publishing.insert(slot, false);
-                } else {
-                    publishing.remove(&slot);
+                if !this.publishing.again(&slot).await {
                     break;
                 }
             }

@@ -16,6 +16,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::api::{ContactView, MessageState, MessageView};
+use crate::coalesce::Coalescer;
 use crate::contacts::card::{CardError, ContactCard};
 use crate::contacts::store::{self, ContactRow};
 use crate::identity::Identity;
@@ -176,7 +177,7 @@ pub struct Channel {
     write: Mutex<()>,
     nudged: Mutex<HashMap<PeerId, std::time::Instant>>,
     /// Contacts whose bucket is being written; `true` = more was queued meanwhile.
-    publishing: Mutex<HashMap<PeerId, bool>>,
+    publishing: Coalescer<PeerId>,
 }
 
 impl Channel {
@@ -198,7 +199,7 @@ impl Channel {
             events: broadcast::channel(1024).0,
             write: Mutex::new(()),
             nudged: Mutex::new(HashMap::new()),
-            publishing: Mutex::new(HashMap::new()),
+            publishing: Coalescer::default(),
         })
     }
 
@@ -437,13 +438,8 @@ impl Channel {
     /// flight, further sends only mark the bucket dirty and one more write follows, so a burst
     /// of messages costs a few DHT writes, not one each, and senders never wait on the DHT.
     async fn schedule_publish(self: &Arc<Self>, peer: &PeerId) {
-        {
-            let mut publishing = self.publishing.lock().await;
-            if let Some(dirty) = publishing.get_mut(peer) {
-                *dirty = true;
-                return;
-            }
-            publishing.insert(*peer, false);
+        if !self.publishing.request(peer).await {
+            return;
         }
         let (this, peer) = (self.clone(), *peer);
         tokio::spawn(async move {
@@ -472,11 +468,7 @@ impl Channel {
                         tracing::warn!(%peer, error = %e, "bucket not written; the next re-publish retries");
                     }
                 }
-                let mut publishing = this.publishing.lock().await;
-                if publishing.get(&peer) == Some(&true) {
-                    publishing.insert(peer, false);
-                } else {
-                    publishing.remove(&peer);
+                if !this.publishing.again(&peer).await {
                     break;
                 }
             }
