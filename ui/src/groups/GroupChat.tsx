@@ -114,6 +114,12 @@ export function GroupChat({ groupId }: { groupId: string }) {
       ) : (
         <p className="muted">You cannot write in this group.</p>
       )}
+      {view.can_send && (
+        <p className="muted" id="bucket-fill">
+          Kept for members who are away: your last {Math.min(view.bucket_fill, view.bucket_cap)} of {view.bucket_cap} messages
+          {view.away_members.length > 0 ? ` · away now: ${view.away_members.join(", ")}` : ""}
+        </p>
+      )}
       {nearlyFull && view.away_members.length > 0 && (
         <p className="warnings" id="bucket-full" role="status">
           {evictionWarning(view)}
