@@ -531,7 +531,10 @@ impl Group {
                 .invite
                 .invitees
                 .iter()
-                .map(|p| (p.id, self.statuses[&p.id]))
+                .map(|p| {
+                    let s = self.statuses.get(&p.id).copied();
+                    (p.id, s.unwrap_or(InviteeStatus::NotDelivered))
+                })
                 .collect(),
         };
         // Superseded roster updates need not go out any more.
