@@ -14,11 +14,4 @@ XDG_RUNTIME_DIR="$(mktemp -d)"
 export XDG_RUNTIME_DIR
 unset GNOME_KEYRING_CONTROL
 printf 'kiyeovo-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-# Point the "default" collection (where the keyring crate stores secrets, as it does for users)
-# at GNOME Keyring's in-memory session collection. The on-disk login collection was seen to
-# lock itself under many parallel writers (the daemon re-reads its own file and then needs the
-# password again), which failed unrelated tests; the in-memory one has no file to re-read.
-dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets \
-  org.freedesktop.Secret.Service.SetAlias string:default \
-  objpath:/org/freedesktop/secrets/collection/session >/dev/null
 exec "$@"

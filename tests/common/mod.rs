@@ -151,6 +151,23 @@ pub async fn wait_event<T: Clone + std::fmt::Debug>(
     found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+/// GNOME Keyring was seen to exit under many parallel clients; D-Bus then starts a new daemon on
+/// the next request, *locked*. Replacing it with an unlocked one (same on-disk keyring, same
+/// password as `scripts/with-keyring.sh`) keeps the rest of the run meaningful. Test harness
+/// only: users' keyrings are theirs to unlock.
+pub fn restart_test_keyring_unlocked() {
+    use std::io::Write;
+    eprintln!("test keyring came back locked; replacing the daemon with an unlocked one");
+    let mut child = std::process::Command::new("gnome-keyring-daemon")
+        .args(["--replace", "--unlock", "--components=secrets"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("gnome-keyring-daemon");
+    let _ = child.stdin.take().unwrap().write_all(b"kiyeovo-test");
+    let _ = child.wait();
+}
+
 /// Starts `profile` joined to `bootstrap` and waits until it is part of the network.
 pub async fn online(profile: &TestProfile, bootstrap: &str) -> App {
     start_online(profile.config(&[bootstrap.to_string()])).await
@@ -158,7 +175,14 @@ pub async fn online(profile: &TestProfile, bootstrap: &str) -> App {
 
 /// Starts an app with `config` and waits until it is part of the network.
 pub async fn start_online(config: AppConfig) -> App {
-    let app = App::start(config).await.expect("app starts");
+    let app = match App::start(config.clone()).await {
+        Ok(app) => app,
+        Err(e) if e.to_string().contains("locked collection") => {
+            restart_test_keyring_unlocked();
+            App::start(config).await.expect("app starts")
+        }
+        Err(e) => panic!("app starts: {e:?}"),
+    };
     let mut rx = app.snapshots();
     wait_for(&mut rx, "joined the network", |s| {
         matches!(
