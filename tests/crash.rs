@@ -181,6 +181,24 @@ async fn group_receiver_killed_mid_stream_gets_everything_once() {
     r.ask(&format!("add {}", creator.my_card()), "added ");
     r.ask(&format!("wait-trusted {}", creator.peer_id()), "trusted");
     let rid: libp2p::PeerId = r.id.parse().unwrap();
+    // And the creator trusts the receiver (its own handshake may still be on its way).
+    let mut events = creator.channel().subscribe();
+    while !creator
+        .channel()
+        .contacts()
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.peer_id == r.id && c.trusted_at.is_some())
+    {
+        kiyeovo_tests::wait_event(&mut events, "the creator trusts the receiver", |e| {
+            matches!(
+                e,
+                kiyeovo_core::pairwise::channel::ChannelEvent::ContactTrusted { .. }
+            )
+        })
+        .await;
+    }
     let id = creator
         .groups()
         .create("Crash", &[rid], "Creator")
