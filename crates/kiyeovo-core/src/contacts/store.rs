@@ -131,13 +131,15 @@ pub async fn upsert_card(
     Ok(())
 }
 
-pub async fn set_blocked(
+/// Sets one of a contact's on/off columns; `false` if there is no such contact.
+async fn set_flag(
     pool: &sqlx::SqlitePool,
     peer: &PeerId,
-    blocked: bool,
+    sql: &'static str,
+    on: bool,
 ) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE contacts SET blocked = ? WHERE peer_id = ?")
-        .bind(blocked as i64)
+    let done = sqlx::query(sql)
+        .bind(on as i64)
         .bind(peer.to_string())
         .execute(pool)
         .await
@@ -145,18 +147,22 @@ pub async fn set_blocked(
     Ok(done.rows_affected() == 1)
 }
 
+pub async fn set_blocked(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    blocked: bool,
+) -> Result<bool, DbError> {
+    let sql = "UPDATE contacts SET blocked = ? WHERE peer_id = ?";
+    set_flag(pool, peer, sql, blocked).await
+}
+
 pub async fn set_invites_blocked(
     pool: &sqlx::SqlitePool,
     peer: &PeerId,
     blocked: bool,
 ) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE contacts SET invites_blocked = ? WHERE peer_id = ?")
-        .bind(blocked as i64)
-        .bind(peer.to_string())
-        .execute(pool)
-        .await
-        .map_err(q)?;
-    Ok(done.rows_affected() == 1)
+    let sql = "UPDATE contacts SET invites_blocked = ? WHERE peer_id = ?";
+    set_flag(pool, peer, sql, blocked).await
 }
 
 /// Queues a group control message for the group service (inside the inbox transaction).
