@@ -67,6 +67,8 @@ impl TestProfile {
         config.dht_mode = DhtMode::Server;
         config.mdns = false;
         config.poll_interval = Duration::from_secs(2);
+        // Only the notification test talks to a notification service.
+        config.notifications = false;
         config.timing = Timing {
             query_timeout: Duration::from_secs(10),
             bootstrap_retry: Duration::from_secs(1),

@@ -97,6 +97,56 @@ pub struct AppSnapshot {
     pub error: Option<UiError>,
     /// Start-up notices that did not stop the app (e.g. a bootstrap address that does not parse).
     pub warnings: Vec<String>,
+    /// Notifications, tray and start-up settings.
+    pub desktop: DesktopSettings,
+}
+
+/// How the app behaves on the desktop: notifications and start at login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default)]
+#[ts(export)]
+pub struct DesktopSettings {
+    /// No notification pops up at all (the tray still counts invitations and unread messages).
+    pub do_not_disturb: bool,
+    /// Remind this many minutes before an unanswered invitation expires; 0 turns it off.
+    pub expiry_reminder_minutes: u32,
+    /// Start Kiyeovo (in the tray) when the user logs in.
+    pub autostart: bool,
+    /// Groups (hex ids) whose notifications are muted.
+    pub muted_groups: Vec<String>,
+}
+
+impl Default for DesktopSettings {
+    fn default() -> Self {
+        Self {
+            do_not_disturb: false,
+            expiry_reminder_minutes: 30,
+            autostart: false,
+            muted_groups: Vec::new(),
+        }
+    }
+}
+
+/// What the tray icon shows: the shell renders it as a menu, a tooltip and a badge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TrayModel {
+    pub tooltip: String,
+    /// Invitations waiting for an answer.
+    pub pending_invites: u32,
+    /// Unread group messages, over all groups.
+    pub unread: u32,
+    /// One menu entry per pending invitation, soonest to expire first.
+    pub invites: Vec<TrayInvite>,
+}
+
+/// A pending invitation in the tray menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TrayInvite {
+    pub group_id: String,
+    /// "Book club — 5 h 12 min left".
+    pub label: String,
 }
 
 /// A contact as the contact list shows it.
@@ -313,4 +363,13 @@ pub mod events {
     pub const GROUP_CHANGED: &str = "group-changed";
     /// Payload: [`super::GroupChatChanged`].
     pub const GROUP_CHAT_CHANGED: &str = "group-chat-changed";
+    /// Payload: [`super::OpenGroup`]. A notification or the tray asked to show a group.
+    pub const OPEN_GROUP: &str = "open-group";
+}
+
+/// Payload of [`events::OPEN_GROUP`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OpenGroup {
+    pub group_id: String,
 }

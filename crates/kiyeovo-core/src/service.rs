@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{AppSnapshot, NodeStatus, Phase};
+use crate::api::{AppSnapshot, DesktopSettings, NodeStatus, Phase, TrayModel};
 use crate::config::{DhtMode, Limits, Timing};
 use crate::error::{ServiceError, StartupError};
 use crate::group::chat::ChatConfig;
@@ -35,6 +35,9 @@ const STORAGE_CHECK_AAD: &[u8] = b"kiyeovo/v1/storage-check";
 const SETTING_DISPLAY_NAME: &str = "display_name";
 const SETTING_BOOTSTRAP: &str = "bootstrap";
 const SETTING_LISTEN_PORT: &str = "listen_port";
+const SETTING_DESKTOP: &str = "desktop";
+/// The longest reminder lead: the window itself is 6 hours.
+const MAX_REMINDER_MINUTES: u32 = 360;
 
 /// How to start the app. Command-line flags and environment variables fill this in.
 #[derive(Debug, Clone)]
@@ -57,6 +60,8 @@ pub struct AppConfig {
     pub poll_interval: Duration,
     /// Invitation window and group timers.
     pub group: GroupConfig,
+    /// Show desktop notifications (off for headless nodes and most tests).
+    pub notifications: bool,
 }
 
 impl AppConfig {
@@ -74,6 +79,7 @@ impl AppConfig {
             bucket_cap: crate::pairwise::bucket::DEFAULT_CAP,
             poll_interval: Duration::from_secs(30),
             group: GroupConfig::default(),
+            notifications: true,
         }
     }
 }
@@ -89,6 +95,9 @@ pub struct App {
     chat: Arc<GroupChat>,
     client: Client,
     snapshot: watch::Sender<AppSnapshot>,
+    desktop: watch::Sender<DesktopSettings>,
+    focused: watch::Sender<bool>,
+    open: tokio::sync::broadcast::Sender<String>,
     tasks: Vec<JoinHandle<()>>,
     _lock: ProfileLock,
 }
@@ -132,6 +141,7 @@ impl App {
             .await?
             .unwrap_or(false);
         let saved_port: Option<u16> = db.setting(SETTING_LISTEN_PORT).await?;
+        let desktop: DesktopSettings = db.setting(SETTING_DESKTOP).await?.unwrap_or_default();
         let listen_port = config.listen_port.or(saved_port).unwrap_or(0);
 
         let mut node_config = NodeConfig::new(identity.libp2p_keypair(), Role::Peer);
@@ -153,6 +163,7 @@ impl App {
             node: Some(node.status.borrow().clone()),
             error: None,
             warnings,
+            desktop: desktop.clone(),
         };
         let (snapshot, _) = watch::channel(initial);
         let identity = Arc::new(identity);
@@ -190,7 +201,24 @@ impl App {
                 bucket_write_delay: Duration::from_millis(250),
             },
         );
+        let (desktop, _) = watch::channel(desktop);
+        let (focused, _) = watch::channel(false);
+        let (open, _) = tokio::sync::broadcast::channel(16);
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
+        if config.notifications {
+            tasks.push(tokio::spawn(crate::desktop::notifier::run(
+                crate::desktop::notifier::NotifierParts {
+                    groups: groups.clone(),
+                    db: db.clone(),
+                    group_events: groups.subscribe(),
+                    chat_events: chat.subscribe(),
+                    settings: desktop.subscribe(),
+                    focused: focused.subscribe(),
+                    open: open.clone(),
+                    tick: Duration::from_secs(30),
+                },
+            )));
+        }
         // Subscribed before anything runs, so no event is missed.
         let channel_events = channel.subscribe();
         let group_events = groups.subscribe();
@@ -220,6 +248,9 @@ impl App {
             chat,
             client: node.client,
             snapshot,
+            desktop,
+            focused,
+            open,
             tasks,
             _lock: lock,
         })
@@ -301,6 +332,70 @@ impl App {
                 ServiceError::InvalidInput(format!("Cannot write {}: {e}", path.display()))
             })?;
         Ok(path)
+    }
+
+    /// Saves the desktop settings; turning start-at-login on or off takes effect at once.
+    pub async fn set_desktop_settings(
+        &self,
+        mut settings: DesktopSettings,
+    ) -> Result<DesktopSettings, ServiceError> {
+        if settings.expiry_reminder_minutes > MAX_REMINDER_MINUTES {
+            return Err(ServiceError::InvalidInput(format!(
+                "The reminder can come at most {MAX_REMINDER_MINUTES} minutes (the whole window) before an invitation expires."
+            )));
+        }
+        settings.muted_groups.sort();
+        settings.muted_groups.dedup();
+        let previous = self.desktop.borrow().clone();
+        if settings.autostart != previous.autostart {
+            let (enabled, profile) = (settings.autostart, self.profile.clone());
+            tokio::task::spawn_blocking(move || crate::desktop::autostart::set(enabled, &profile))
+                .await
+                .map_err(|e| ServiceError::InvalidInput(e.to_string()))?
+                .map_err(|e| ServiceError::InvalidInput(format!("Start at login: {e}")))?;
+        }
+        self.db.set_setting(SETTING_DESKTOP, &settings).await?;
+        self.desktop.send_replace(settings.clone());
+        self.snapshot.send_modify(|s| s.desktop = settings.clone());
+        Ok(settings)
+    }
+
+    /// Mutes or unmutes one group's notifications.
+    pub async fn set_group_muted(
+        &self,
+        group_id: &str,
+        muted: bool,
+    ) -> Result<DesktopSettings, ServiceError> {
+        let mut settings = self.desktop.borrow().clone();
+        settings.muted_groups.retain(|g| g != group_id);
+        if muted {
+            settings.muted_groups.push(group_id.to_string());
+        }
+        self.set_desktop_settings(settings).await
+    }
+
+    /// The shell reports whether the window has the focus (new-message notifications are only
+    /// shown when it does not).
+    pub fn set_window_focused(&self, focused: bool) {
+        self.focused.send_replace(focused);
+    }
+
+    /// Groups the user asked to see from a notification.
+    pub fn open_requests(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.open.subscribe()
+    }
+
+    /// What the tray shows now.
+    pub async fn tray_model(&self) -> Result<TrayModel, ServiceError> {
+        let groups = self
+            .groups
+            .list()
+            .await
+            .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        Ok(crate::desktop::tray::tray_model(
+            &groups,
+            crate::time::now_ms(),
+        ))
     }
 
     pub fn database(&self) -> &Database {

@@ -1,0 +1,540 @@
+//! Which notifications to show, as a pure state machine: groups and settings in, effects out.
+//!
+//! Rules (each one is a test below):
+//! * a new invitation is announced **once**, with the group, its creator and the time left, and
+//!   Accept / Decline; if it arrives already inside the reminder lead, only the reminder shows;
+//! * an invitation still unanswered `expiry_reminder_minutes` before its window closes is
+//!   announced once more (the first notification is withdrawn, so one stays on screen);
+//! * once an invitation is answered (here or from the notification) or expires, its
+//!   notification is withdrawn;
+//! * a group we were invited to being established is announced once (the creator, who did it,
+//!   is not told);
+//! * new messages are announced only while the window is not focused, one notification per
+//!   group that is replaced as more arrive and withdrawn once they are read; message text
+//!   never goes to the notification service (it may log or show it on a lock screen);
+//! * do-not-disturb and a muted group silence everything; an invitation that arrived while
+//!   silenced is announced when the silence ends (it must not be missed), other news is not.
+//!
+//! "Announced once" survives restarts: [`AlertLog`] is saved in the settings table.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{DesktopSettings, GroupStatus, GroupView};
+
+use super::time_left;
+
+/// What a notification is about; a group has at most one notification of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AlertKind {
+    Invite,
+    ExpiresSoon,
+    Established,
+    Messages,
+}
+
+/// A notification to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub group_id: String,
+    pub kind: AlertKind,
+    pub summary: String,
+    pub body: String,
+    /// Offer Accept / Decline.
+    pub answerable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Show, or replace the group's notification of the same kind.
+    Show(Alert),
+    /// Close the group's notification of this kind.
+    Withdraw { group_id: String, kind: AlertKind },
+}
+
+/// Which one-time announcements were made: saved, so a restart does not repeat them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertLog {
+    pub announced: BTreeSet<(String, AlertKind)>,
+}
+
+/// The planner: the saved log plus what is on screen now.
+#[derive(Debug, Default)]
+pub struct Planner {
+    log: AlertLog,
+    on_screen: HashSet<(String, AlertKind)>,
+}
+
+fn quiet(settings: &DesktopSettings, group_id: &str) -> bool {
+    settings.do_not_disturb || settings.muted_groups.iter().any(|m| m == group_id)
+}
+
+fn pending(g: &GroupView, now: u64) -> bool {
+    g.status == GroupStatus::Invited && g.can_respond && g.expires_at > now
+}
+
+impl Planner {
+    pub fn new(log: AlertLog) -> Self {
+        Self {
+            log,
+            on_screen: HashSet::new(),
+        }
+    }
+
+    pub fn log(&self) -> &AlertLog {
+        &self.log
+    }
+
+    fn show(&mut self, effects: &mut Vec<Effect>, alert: Alert) {
+        self.on_screen.insert((alert.group_id.clone(), alert.kind));
+        effects.push(Effect::Show(alert));
+    }
+
+    fn withdraw(&mut self, effects: &mut Vec<Effect>, group_id: &str, kind: AlertKind) {
+        if self.on_screen.remove(&(group_id.to_string(), kind)) {
+            effects.push(Effect::Withdraw {
+                group_id: group_id.to_string(),
+                kind,
+            });
+        }
+    }
+
+    fn announced(&self, group_id: &str, kind: AlertKind) -> bool {
+        self.log.announced.contains(&(group_id.to_string(), kind))
+    }
+
+    fn remember(&mut self, group_id: &str, kind: AlertKind) {
+        self.log.announced.insert((group_id.to_string(), kind));
+    }
+
+    /// The groups as they are now (all of them): announcements due, notifications to withdraw.
+    pub fn groups(
+        &mut self,
+        groups: &[GroupView],
+        settings: &DesktopSettings,
+        now: u64,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let lead = u64::from(settings.expiry_reminder_minutes) * 60_000;
+        for g in groups {
+            let id = g.group_id.as_str();
+            let silenced = quiet(settings, id);
+            if pending(g, now) {
+                let left = g.expires_at - now;
+                let due_reminder = lead > 0 && left <= lead;
+                if due_reminder && !silenced && !self.announced(id, AlertKind::ExpiresSoon) {
+                    self.withdraw(&mut effects, id, AlertKind::Invite);
+                    self.remember(id, AlertKind::Invite);
+                    self.remember(id, AlertKind::ExpiresSoon);
+                    self.show(
+                        &mut effects,
+                        Alert {
+                            group_id: id.to_string(),
+                            kind: AlertKind::ExpiresSoon,
+                            summary: format!("Invitation to “{}” expires soon", g.name),
+                            body: format!(
+                                "{} invited you. {} left to answer.",
+                                g.creator_name,
+                                time_left(left)
+                            ),
+                            answerable: true,
+                        },
+                    );
+                } else if !silenced && !self.announced(id, AlertKind::Invite) {
+                    self.remember(id, AlertKind::Invite);
+                    self.show(
+                        &mut effects,
+                        Alert {
+                            group_id: id.to_string(),
+                            kind: AlertKind::Invite,
+                            summary: format!("Invitation to “{}”", g.name),
+                            body: format!(
+                                "{} invited you to a group. {} left to answer.",
+                                g.creator_name,
+                                time_left(left)
+                            ),
+                            answerable: true,
+                        },
+                    );
+                }
+            } else {
+                // Answered or expired: nothing left to act on. It can never be pending again,
+                // so the log entries can go too.
+                for kind in [AlertKind::Invite, AlertKind::ExpiresSoon] {
+                    self.withdraw(&mut effects, id, kind);
+                    self.log.announced.remove(&(id.to_string(), kind));
+                }
+            }
+            if g.status == GroupStatus::Active
+                && !g.is_creator
+                && !self.announced(id, AlertKind::Established)
+            {
+                self.remember(id, AlertKind::Established);
+                if !silenced {
+                    let members = g.members.len();
+                    self.show(
+                        &mut effects,
+                        Alert {
+                            group_id: id.to_string(),
+                            kind: AlertKind::Established,
+                            summary: format!("“{}” is ready", g.name),
+                            body: format!(
+                                "{} established the group with {members} members. You can write now.",
+                                g.creator_name
+                            ),
+                            answerable: false,
+                        },
+                    );
+                }
+            }
+            if g.unread == 0 {
+                self.withdraw(&mut effects, id, AlertKind::Messages);
+            }
+        }
+        // Forget groups that are gone.
+        let ids: HashSet<&str> = groups.iter().map(|g| g.group_id.as_str()).collect();
+        self.log
+            .announced
+            .retain(|(id, _)| ids.contains(id.as_str()));
+        let gone: Vec<(String, AlertKind)> = self
+            .on_screen
+            .iter()
+            .filter(|(id, _)| !ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for (id, kind) in gone {
+            self.withdraw(&mut effects, &id, kind);
+        }
+        effects
+    }
+
+    /// A message from someone else arrived in `group`.
+    pub fn message(
+        &mut self,
+        group: &GroupView,
+        settings: &DesktopSettings,
+        window_focused: bool,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if window_focused || group.unread == 0 || quiet(settings, &group.group_id) {
+            return effects;
+        }
+        let body = match group.unread {
+            1 => "1 new message".to_string(),
+            n => format!("{n} new messages"),
+        };
+        self.show(
+            &mut effects,
+            Alert {
+                group_id: group.group_id.clone(),
+                kind: AlertKind::Messages,
+                summary: group.name.clone(),
+                body,
+                answerable: false,
+            },
+        );
+        effects
+    }
+
+    /// The notification service closed one (the user dismissed it or acted on it).
+    pub fn closed(&mut self, group_id: &str, kind: AlertKind) {
+        self.on_screen.remove(&(group_id.to_string(), kind));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desktop::tray::tests::group;
+    use proptest::prelude::*;
+
+    const HOUR: u64 = 3_600_000;
+
+    fn shown(effects: &[Effect]) -> Vec<(String, AlertKind)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Show(a) => Some((a.group_id.clone(), a.kind)),
+                Effect::Withdraw { .. } => None,
+            })
+            .collect()
+    }
+
+    fn withdrawn(effects: &[Effect]) -> Vec<(String, AlertKind)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Withdraw { group_id, kind } => Some((group_id.clone(), *kind)),
+                Effect::Show(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_invitation_is_announced_once_with_creator_and_time_left() {
+        let settings = DesktopSettings::default();
+        let mut p = Planner::default();
+        let g = group("g1", "Book club", GroupStatus::Invited, 6 * HOUR);
+        let effects = p.groups(std::slice::from_ref(&g), &settings, 0);
+        let [Effect::Show(alert)] = effects.as_slice() else {
+            panic!("expected one notification, got {effects:?}");
+        };
+        assert_eq!(alert.summary, "Invitation to “Book club”");
+        assert_eq!(
+            alert.body,
+            "Ana invited you to a group. 6 h left to answer."
+        );
+        assert!(alert.answerable);
+        // Every later look at the same groups (events, ticks) says nothing new.
+        for now in [1, 1_000, HOUR] {
+            assert!(p
+                .groups(std::slice::from_ref(&g), &settings, now)
+                .is_empty());
+        }
+        // A restart with the saved log does not announce it again.
+        let mut restarted = Planner::new(p.log().clone());
+        assert!(restarted.groups(&[g], &settings, 2 * HOUR).is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_invitation_is_recalled_before_it_expires_then_withdrawn() {
+        let settings = DesktopSettings::default(); // 30 min
+        let mut p = Planner::default();
+        let g = group("g1", "Book club", GroupStatus::Invited, 6 * HOUR);
+        assert_eq!(
+            shown(&p.groups(std::slice::from_ref(&g), &settings, 0)).len(),
+            1
+        );
+        assert!(p
+            .groups(std::slice::from_ref(&g), &settings, 5 * HOUR)
+            .is_empty());
+        let effects = p.groups(std::slice::from_ref(&g), &settings, 5 * HOUR + 31 * 60_000);
+        assert_eq!(withdrawn(&effects), [("g1".to_string(), AlertKind::Invite)]);
+        assert_eq!(
+            shown(&effects),
+            [("g1".to_string(), AlertKind::ExpiresSoon)]
+        );
+        let Effect::Show(reminder) = &effects[1] else {
+            unreachable!()
+        };
+        assert_eq!(reminder.body, "Ana invited you. 29 min left to answer.");
+        assert!(reminder.answerable);
+        assert!(p
+            .groups(std::slice::from_ref(&g), &settings, 5 * HOUR + 40 * 60_000)
+            .is_empty());
+        // The window closes: the reminder goes away.
+        let mut expired = g.clone();
+        expired.status = GroupStatus::Expired;
+        expired.can_respond = false;
+        let effects = p.groups(&[expired], &settings, 6 * HOUR + 1);
+        assert_eq!(
+            withdrawn(&effects),
+            [("g1".to_string(), AlertKind::ExpiresSoon)]
+        );
+    }
+
+    #[test]
+    fn an_invitation_arriving_inside_the_reminder_lead_is_announced_once() {
+        let settings = DesktopSettings::default();
+        let mut p = Planner::default();
+        let g = group("g1", "Quick", GroupStatus::Invited, 10 * 60_000);
+        let effects = p.groups(std::slice::from_ref(&g), &settings, 0);
+        assert_eq!(
+            shown(&effects),
+            [("g1".to_string(), AlertKind::ExpiresSoon)]
+        );
+        assert!(p.groups(&[g], &settings, 60_000).is_empty());
+    }
+
+    #[test]
+    fn reminders_can_be_turned_off() {
+        let settings = DesktopSettings {
+            expiry_reminder_minutes: 0,
+            ..DesktopSettings::default()
+        };
+        let mut p = Planner::default();
+        let g = group("g1", "Quick", GroupStatus::Invited, 10 * 60_000);
+        assert_eq!(
+            shown(&p.groups(std::slice::from_ref(&g), &settings, 0)),
+            [("g1".to_string(), AlertKind::Invite)]
+        );
+        assert!(p.groups(&[g], &settings, 9 * 60_000).is_empty());
+    }
+
+    #[test]
+    fn answering_withdraws_and_establishment_is_announced_to_invitees_only() {
+        let settings = DesktopSettings::default();
+        let mut p = Planner::default();
+        let mut g = group("g1", "Book club", GroupStatus::Invited, 6 * HOUR);
+        p.groups(std::slice::from_ref(&g), &settings, 0);
+        g.status = GroupStatus::Accepted;
+        g.can_respond = false;
+        let effects = p.groups(std::slice::from_ref(&g), &settings, 1);
+        assert_eq!(effects.len(), 1);
+        assert_eq!(withdrawn(&effects), [("g1".to_string(), AlertKind::Invite)]);
+        g.status = GroupStatus::Active;
+        g.epoch = 1;
+        let effects = p.groups(std::slice::from_ref(&g), &settings, 2);
+        let [Effect::Show(ready)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(ready.summary, "“Book club” is ready");
+        assert!(!ready.answerable);
+        assert!(p.groups(std::slice::from_ref(&g), &settings, 3).is_empty());
+        // The creator established it: no news for them.
+        let mut mine = group("g2", "Mine", GroupStatus::Active, 0);
+        mine.is_creator = true;
+        assert!(p.groups(&[g, mine], &settings, 4).is_empty());
+    }
+
+    #[test]
+    fn messages_notify_only_when_unfocused_and_are_withdrawn_once_read() {
+        let settings = DesktopSettings::default();
+        let mut p = Planner::default();
+        let mut g = group("g1", "Book club", GroupStatus::Active, 0);
+        g.is_creator = true;
+        g.unread = 1;
+        assert!(p.message(&g, &settings, true).is_empty());
+        let effects = p.message(&g, &settings, false);
+        let [Effect::Show(a)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(
+            (a.summary.as_str(), a.body.as_str()),
+            ("Book club", "1 new message")
+        );
+        g.unread = 3;
+        let effects = p.message(&g, &settings, false);
+        let [Effect::Show(a)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(a.body, "3 new messages");
+        g.unread = 0;
+        let effects = p.groups(&[g], &settings, 0);
+        assert_eq!(
+            withdrawn(&effects),
+            [("g1".to_string(), AlertKind::Messages)]
+        );
+    }
+
+    #[test]
+    fn do_not_disturb_and_mute_silence_but_a_pending_invitation_waits_for_the_silence_to_end() {
+        let dnd = DesktopSettings {
+            do_not_disturb: true,
+            ..DesktopSettings::default()
+        };
+        let muted = DesktopSettings {
+            muted_groups: vec!["g1".into()],
+            ..DesktopSettings::default()
+        };
+        let normal = DesktopSettings::default();
+        let mut p = Planner::default();
+        let invite = group("g1", "Book club", GroupStatus::Invited, 6 * HOUR);
+        let mut active = group("g2", "Family", GroupStatus::Active, 0);
+        active.unread = 2;
+        for settings in [&dnd, &muted] {
+            assert!(p
+                .groups(std::slice::from_ref(&invite), settings, 0)
+                .is_empty());
+        }
+        assert!(p.message(&active, &dnd, false).is_empty());
+        let mut muted_active = active.clone();
+        muted_active.group_id = "g1".into();
+        assert!(p.message(&muted_active, &muted, false).is_empty());
+        // Establishment news that came during the silence is not replayed afterwards.
+        let mut ready = group("g3", "Climbing", GroupStatus::Active, 0);
+        ready.epoch = 1;
+        assert!(p.groups(std::slice::from_ref(&ready), &dnd, 0).is_empty());
+        // Silence over: the invitation (still pending) is announced, nothing else.
+        let effects = p.groups(&[invite, ready], &normal, 1);
+        assert_eq!(shown(&effects), [("g1".to_string(), AlertKind::Invite)]);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Look { status: u8, unread: u32, dt: u64 },
+        Message { focused: bool },
+        Settings { dnd: bool, reminder: u32 },
+        Dismiss(u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..4, 0u32..3, 0u64..2 * HOUR).prop_map(|(status, unread, dt)| Step::Look {
+                status,
+                unread,
+                dt
+            }),
+            any::<bool>().prop_map(|focused| Step::Message { focused }),
+            (any::<bool>(), prop_oneof![Just(0u32), Just(30), Just(120)])
+                .prop_map(|(dnd, reminder)| Step::Settings { dnd, reminder }),
+            (0u8..4).prop_map(Step::Dismiss),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, each one-time announcement appears at most once, nothing is
+        /// withdrawn that is not on screen, and nothing shows while do-not-disturb is on.
+        #[test]
+        fn announcements_are_never_repeated_and_silence_holds(
+            steps in proptest::collection::vec(step(), 1..60)
+        ) {
+            let kinds = [AlertKind::Invite, AlertKind::ExpiresSoon, AlertKind::Established, AlertKind::Messages];
+            let mut p = Planner::default();
+            let mut settings = DesktopSettings::default();
+            let mut g = group("g", "G", GroupStatus::Invited, 6 * HOUR);
+            let mut now = 0u64;
+            let mut once: HashSet<AlertKind> = HashSet::new();
+            let mut screen: HashSet<AlertKind> = HashSet::new();
+            // Status only moves forward: invited → accepted → active (or expired).
+            let mut stage = 0u8;
+            for s in steps {
+                let effects = match s {
+                    Step::Look { status, unread, dt } => {
+                        now += dt;
+                        stage = stage.max(status);
+                        g.status = match stage {
+                            0 => GroupStatus::Invited,
+                            1 => GroupStatus::Accepted,
+                            2 => GroupStatus::Active,
+                            _ => GroupStatus::Expired,
+                        };
+                        g.can_respond = stage == 0 && now < g.expires_at;
+                        g.unread = unread;
+                        p.groups(std::slice::from_ref(&g), &settings, now)
+                    }
+                    Step::Message { focused } => p.message(&g, &settings, focused),
+                    Step::Settings { dnd, reminder } => {
+                        settings.do_not_disturb = dnd;
+                        settings.expiry_reminder_minutes = reminder;
+                        Vec::new()
+                    }
+                    Step::Dismiss(k) => {
+                        let kind = kinds[k as usize];
+                        p.closed("g", kind);
+                        screen.remove(&kind);
+                        Vec::new()
+                    }
+                };
+                for e in effects {
+                    match e {
+                        Effect::Show(a) => {
+                            prop_assert!(!settings.do_not_disturb, "shown during do-not-disturb");
+                            if a.kind != AlertKind::Messages {
+                                prop_assert!(once.insert(a.kind), "{:?} announced twice", a.kind);
+                            }
+                            if a.answerable {
+                                prop_assert!(g.status == GroupStatus::Invited && g.can_respond);
+                            }
+                            screen.insert(a.kind);
+                        }
+                        Effect::Withdraw { kind, .. } => {
+                            prop_assert!(screen.remove(&kind), "withdrew {:?} not on screen", kind);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

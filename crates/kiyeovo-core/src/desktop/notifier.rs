@@ -1,0 +1,150 @@
+//! The notification service: feeds the app's events to the [`Planner`] and carries out what it
+//! decides, and turns the user's answers on a notification back into app actions.
+//!
+//! One task owns the planner, so decisions are made one at a time in event order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::api::DesktopSettings;
+use crate::group::{ChatEvent, GroupEvent, Groups};
+use crate::storage::Database;
+
+use super::alerts::{Alert, AlertKind, AlertLog, Effect, Planner};
+use super::os::{Notifications, Response};
+
+/// Where the announcement log is saved.
+pub const SETTING_ALERT_LOG: &str = "desktop_alert_log";
+
+/// What the notifier needs from the app.
+pub struct NotifierParts {
+    pub groups: Arc<Groups>,
+    pub db: Database,
+    pub group_events: broadcast::Receiver<GroupEvent>,
+    pub chat_events: broadcast::Receiver<ChatEvent>,
+    pub settings: watch::Receiver<DesktopSettings>,
+    pub focused: watch::Receiver<bool>,
+    /// Groups a notification click asked to show (the shell opens the window on them).
+    pub open: broadcast::Sender<String>,
+    /// How often to look for invitations about to expire.
+    pub tick: Duration,
+}
+
+/// Runs until the app's event channels close.
+pub async fn run(mut parts: NotifierParts) {
+    let (responses_tx, mut responses) = mpsc::unbounded_channel();
+    let os = Notifications::new(responses_tx);
+    let log: AlertLog = match parts.db.setting(SETTING_ALERT_LOG).await {
+        Ok(log) => log.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the notification log; starting afresh");
+            AlertLog::default()
+        }
+    };
+    let mut planner = Planner::new(log);
+    let mut tick = tokio::time::interval(parts.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        use broadcast::error::RecvError;
+        let effects = tokio::select! {
+            event = parts.group_events.recv() => match event {
+                Err(RecvError::Closed) => break,
+                _ => look(&parts, &mut planner).await,
+            },
+            event = parts.chat_events.recv() => match event {
+                Err(RecvError::Closed) => break,
+                Ok(ChatEvent::Received { group_id, .. }) => match parts.groups.view(&group_id).await {
+                    Ok(view) => {
+                        let settings = parts.settings.borrow().clone();
+                        let focused = *parts.focused.borrow();
+                        planner.message(&view, &settings, focused)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read a group for its notification");
+                        Vec::new()
+                    }
+                },
+                _ => look(&parts, &mut planner).await,
+            },
+            changed = parts.settings.changed() => match changed {
+                Err(_) => break,
+                Ok(()) => look(&parts, &mut planner).await,
+            },
+            _ = tick.tick() => look(&parts, &mut planner).await,
+            Some(response) = responses.recv() => answer(&parts, &os, &mut planner, response).await,
+        };
+        for effect in effects {
+            match effect {
+                Effect::Show(alert) => os.show(&alert).await,
+                Effect::Withdraw { group_id, kind } => os.withdraw(&group_id, kind).await,
+            }
+        }
+    }
+}
+
+async fn save(db: &Database, log: &AlertLog) {
+    if let Err(e) = db.set_setting(SETTING_ALERT_LOG, log).await {
+        tracing::warn!(error = %e, "cannot save the notification log");
+    }
+}
+
+/// Looks at every group; saves the log when an announcement was made, before it is shown, so
+/// a crash right after cannot repeat it.
+async fn look(parts: &NotifierParts, planner: &mut Planner) -> Vec<Effect> {
+    match parts.groups.list().await {
+        Ok(groups) => {
+            let settings = parts.settings.borrow().clone();
+            let before = planner.log().clone();
+            let effects = planner.groups(&groups, &settings, crate::time::now_ms());
+            if *planner.log() != before {
+                save(&parts.db, planner.log()).await;
+            }
+            effects
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read groups for notifications");
+            Vec::new()
+        }
+    }
+}
+
+/// The user acted on a notification.
+async fn answer(
+    parts: &NotifierParts,
+    os: &Notifications,
+    planner: &mut Planner,
+    response: Response,
+) -> Vec<Effect> {
+    match response {
+        Response::Answer { group_id, accept } => {
+            tracing::info!(group = %group_id, accept, "invitation answered from a notification");
+            if let Err(e) = parts.groups.respond(&group_id, accept).await {
+                let ui = e.to_ui();
+                tracing::warn!(group = %group_id, error = %e, "answer from a notification refused");
+                os.show(&Alert {
+                    group_id: group_id.clone(),
+                    kind: AlertKind::Invite,
+                    summary: if accept {
+                        "Could not accept the invitation".into()
+                    } else {
+                        "Could not decline the invitation".into()
+                    },
+                    body: format!("{} {}", ui.message, ui.hint).trim().to_string(),
+                    answerable: false,
+                })
+                .await;
+            }
+            look(parts, planner).await
+        }
+        Response::Open { group_id } => {
+            let _ = parts.open.send(group_id);
+            Vec::new()
+        }
+        Response::Closed { group_id, kind } => {
+            planner.closed(&group_id, kind);
+            Vec::new()
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The platform's notification service, through `notify-rust`.
+//!
+//! On Linux and the BSDs that is the freedesktop D-Bus protocol: notifications carry Accept /
+//! Decline actions and a default action (clicking it opens the group), and the app hears what
+//! the user chose. Elsewhere a plain notification is shown and the tray or window is where the
+//! user answers.
+
+use tokio::sync::mpsc;
+
+use super::alerts::{Alert, AlertKind};
+
+/// What the user did with one of our notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The Accept or Decline button of an invitation.
+    Answer { group_id: String, accept: bool },
+    /// The notification itself was clicked.
+    Open { group_id: String },
+    /// It went away without an action (dismissed, timed out, or closed by us).
+    Closed { group_id: String, kind: AlertKind },
+}
+
+/// Action keys on the wire (freedesktop: `"default"` is the click on the notification).
+pub const ACTION_ACCEPT: &str = "accept";
+pub const ACTION_DECLINE: &str = "decline";
+pub const ACTION_OPEN: &str = "default";
+
+/// `&`, `<` and `>` escaped: servers that support body markup would otherwise read a group
+/// called "<b>" as markup.
+pub fn escape_body(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub use platform::Notifications;
+
+#[cfg(all(unix, not(target_os = "macos")))]
+mod platform {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use notify_rust::{Hint, Notification, NotificationHandle, NotificationResponse, Timeout};
+    use tokio::sync::Mutex;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    type Key = (String, AlertKind);
+
+    /// The notifications on screen, each with the task waiting for the user's choice.
+    pub struct Notifications {
+        responses: mpsc::UnboundedSender<Response>,
+        shown: Mutex<HashMap<Key, (Arc<NotificationHandle>, JoinHandle<()>)>>,
+    }
+
+    impl Notifications {
+        pub fn new(responses: mpsc::UnboundedSender<Response>) -> Self {
+            Self {
+                responses,
+                shown: Mutex::new(HashMap::new()),
+            }
+        }
+
+        /// Shows `alert`, replacing the group's notification of the same kind in place.
+        pub async fn show(&self, alert: &Alert) {
+            let key = (alert.group_id.clone(), alert.kind);
+            let mut shown = self.shown.lock().await;
+            let mut n = Notification::new();
+            n.appname("Kiyeovo")
+                .summary(&alert.summary)
+                .body(&escape_body(&alert.body))
+                .icon("kiyeovo-desktop")
+                .hint(Hint::DesktopEntry("Kiyeovo".into()))
+                .action(ACTION_OPEN, "Open");
+            if alert.answerable {
+                // An invitation stays until answered: it must not be missed.
+                n.action(ACTION_ACCEPT, "Accept")
+                    .action(ACTION_DECLINE, "Decline")
+                    .hint(Hint::Category("im".into()))
+                    .timeout(Timeout::Never);
+            } else {
+                n.hint(Hint::Category("im.received".into()));
+            }
+            if let Some((previous, waiter)) = shown.remove(&key) {
+                // Same id: the server updates it in place. The old waiter would hear the
+                // new notification's actions too, so it goes.
+                waiter.abort();
+                n.id(previous.id());
+            }
+            match n.show_async().await {
+                Ok(handle) => {
+                    let handle = Arc::new(handle);
+                    tracing::info!(group = %alert.group_id, kind = ?alert.kind, id = handle.id(), "notification shown");
+                    let waiter =
+                        tokio::spawn(wait(handle.clone(), key.clone(), self.responses.clone()));
+                    shown.insert(key, (handle, waiter));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = ?alert.kind, "cannot show a notification (is a notification service running?)")
+                }
+            }
+        }
+
+        /// Closes the group's notification of this kind, if it is on screen.
+        pub async fn withdraw(&self, group_id: &str, kind: AlertKind) {
+            let removed = self
+                .shown
+                .lock()
+                .await
+                .remove(&(group_id.to_string(), kind));
+            if let Some((handle, waiter)) = removed {
+                waiter.abort();
+                handle.close_async().await;
+            }
+        }
+    }
+
+    /// Waits for the user's choice on one notification and reports it.
+    async fn wait(
+        handle: Arc<NotificationHandle>,
+        key: Key,
+        responses: mpsc::UnboundedSender<Response>,
+    ) {
+        let (group_id, kind) = key;
+        handle
+            .wait_for_action_async(|response| {
+                let report = match response {
+                    NotificationResponse::Action(a)
+                        if a == ACTION_ACCEPT || a == ACTION_DECLINE =>
+                    {
+                        Response::Answer {
+                            group_id: group_id.clone(),
+                            accept: a == ACTION_ACCEPT,
+                        }
+                    }
+                    NotificationResponse::Default => Response::Open {
+                        group_id: group_id.clone(),
+                    },
+                    NotificationResponse::Action(a) if a == ACTION_OPEN => Response::Open {
+                        group_id: group_id.clone(),
+                    },
+                    _ => Response::Closed {
+                        group_id: group_id.clone(),
+                        kind,
+                    },
+                };
+                let _ = responses.send(report);
+            })
+            .await;
+    }
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+mod platform {
+    use super::*;
+
+    /// Plain notifications: these platforms' `notify-rust` back ends report no actions.
+    pub struct Notifications {
+        _responses: mpsc::UnboundedSender<Response>,
+    }
+
+    impl Notifications {
+        pub fn new(responses: mpsc::UnboundedSender<Response>) -> Self {
+            Self {
+                _responses: responses,
+            }
+        }
+
+        pub async fn show(&self, alert: &Alert) {
+            let (summary, body) = (alert.summary.clone(), alert.body.clone());
+            let shown = tokio::task::spawn_blocking(move || {
+                notify_rust::Notification::new()
+                    .appname("Kiyeovo")
+                    .summary(&summary)
+                    .body(&body)
+                    .show()
+                    .map(|_| ())
+            })
+            .await;
+            if let Ok(Err(e)) = shown {
+                tracing::warn!(error = %e, "cannot show a notification");
+            }
+        }
+
+        pub async fn withdraw(&self, _group_id: &str, _kind: AlertKind) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bodies_cannot_carry_markup() {
+        assert_eq!(
+            super::escape_body("<b>A & B</b>"),
+            "&lt;b&gt;A &amp; B&lt;/b&gt;"
+        );
+    }
+}

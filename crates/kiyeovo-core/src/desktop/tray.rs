@@ -1,0 +1,111 @@
+//! What the tray shows, computed from the groups: a pure function, so it is tested here and the
+//! shell only draws it.
+
+use crate::api::{GroupStatus, GroupView, TrayInvite, TrayModel};
+
+use super::time_left;
+
+/// The tray for these groups at `now` (ms since the epoch).
+pub fn tray_model(groups: &[GroupView], now: u64) -> TrayModel {
+    let mut pending: Vec<&GroupView> = groups
+        .iter()
+        .filter(|g| g.status == GroupStatus::Invited && g.can_respond && g.expires_at > now)
+        .collect();
+    pending.sort_by_key(|g| (g.expires_at, g.group_id.clone()));
+    let invites: Vec<TrayInvite> = pending
+        .iter()
+        .map(|g| TrayInvite {
+            group_id: g.group_id.clone(),
+            label: format!("{} — {} left", g.name, time_left(g.expires_at - now)),
+        })
+        .collect();
+    let unread: u32 = groups.iter().map(|g| g.unread).sum();
+    let pending_invites = invites.len() as u32;
+    let mut parts = Vec::new();
+    match pending_invites {
+        0 => {}
+        1 => parts.push("1 invitation".to_string()),
+        n => parts.push(format!("{n} invitations")),
+    }
+    match unread {
+        0 => {}
+        1 => parts.push("1 unread message".to_string()),
+        n => parts.push(format!("{n} unread messages")),
+    }
+    let tooltip = if parts.is_empty() {
+        "Kiyeovo".to_string()
+    } else {
+        format!("Kiyeovo — {}", parts.join(", "))
+    };
+    TrayModel {
+        tooltip,
+        pending_invites,
+        unread,
+        invites,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A group as the UI would get it; tests change the fields they care about.
+    pub(crate) fn group(id: &str, name: &str, status: GroupStatus, expires_at: u64) -> GroupView {
+        GroupView {
+            group_id: id.to_string(),
+            name: name.to_string(),
+            creator_peer_id: "12D3creator".to_string(),
+            creator_name: "Ana".to_string(),
+            is_creator: false,
+            status,
+            created_at: 0,
+            expires_at,
+            epoch: 0,
+            members: Vec::new(),
+            can_respond: status == GroupStatus::Invited,
+            can_establish: false,
+            list_mismatch: false,
+            unread: 0,
+            safety_code: None,
+        }
+    }
+
+    #[test]
+    fn nothing_pending_is_a_plain_tray() {
+        let groups = vec![group("a", "Book club", GroupStatus::Active, 0)];
+        let model = tray_model(&groups, 1_000);
+        assert_eq!(model.tooltip, "Kiyeovo");
+        assert_eq!((model.pending_invites, model.unread), (0, 0));
+        assert!(model.invites.is_empty());
+    }
+
+    #[test]
+    fn invitations_are_listed_soonest_first_with_time_left_and_counted_with_unread() {
+        let hour = 3_600_000;
+        let mut active = group("c", "Family", GroupStatus::Active, 0);
+        active.unread = 4;
+        let groups = vec![
+            group("a", "Book club", GroupStatus::Invited, 6 * hour),
+            group(
+                "b",
+                "Climbing",
+                GroupStatus::Invited,
+                2 * hour + 30 * 60_000,
+            ),
+            active,
+            // Answered, expired or past its window: not pending.
+            group("d", "Old", GroupStatus::Accepted, 6 * hour),
+            group("e", "Late", GroupStatus::Invited, 500),
+        ];
+        let model = tray_model(&groups, 1_000);
+        assert_eq!(model.pending_invites, 2);
+        assert_eq!(model.unread, 4);
+        assert_eq!(model.tooltip, "Kiyeovo — 2 invitations, 4 unread messages");
+        let labels: Vec<&str> = model.invites.iter().map(|i| i.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["Climbing — 2 h 29 min left", "Book club — 5 h 59 min left"]
+        );
+        assert_eq!(model.invites[0].group_id, "b");
+    }
+}

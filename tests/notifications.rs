@@ -1,0 +1,273 @@
+//! Desktop notifications against a real notification server: dunst on an Xvfb display, on the
+//! private D-Bus session bus `scripts/with-keyring.sh` starts (`dbus-run-session`).
+//!
+//! dunst reports every notification it displays by running a script (configured below) that
+//! writes one line into a FIFO the test reads, so the test waits on notifications as events.
+//! Its context menu is an external "dmenu" command: ours picks the Accept entry, which makes
+//! dunst send the freedesktop `ActionInvoked` signal exactly as a click on the button would.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kiyeovo_core::api::{GroupStatus, MemberStatus};
+use kiyeovo_core::service::App;
+use kiyeovo_tests::{
+    befriend, bootstrap_node, group_config, start_online, wait_group, TestProfile, WAIT,
+};
+
+/// One notification as dunst displayed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shown {
+    app: String,
+    summary: String,
+    body: String,
+}
+
+/// Xvfb + dunst, stopped on drop.
+struct NotificationServer {
+    xvfb: Child,
+    dunst: Child,
+    shown: tokio::sync::mpsc::UnboundedReceiver<Shown>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for NotificationServer {
+    fn drop(&mut self) {
+        let _ = self.dunst.kill();
+        let _ = self.dunst.wait();
+        let _ = self.xvfb.kill();
+        let _ = self.xvfb.wait();
+    }
+}
+
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl NotificationServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // Xvfb picks a free display and writes its number to the given fd (our pipe).
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt install xvfb)");
+        let mut line = String::new();
+        BufReader::new(xvfb.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let display = format!(":{}", line.trim());
+
+        let fifo = dir.path().join("shown.fifo");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let report = dir.path().join("report.sh");
+        write_script(
+            &report,
+            &format!(
+                "#!/bin/sh\n# dunst passes: appname summary body icon urgency\nprintf '%s\\037%s\\037%s\\036' \"$1\" \"$2\" \"$3\" > '{}'\n",
+                fifo.display()
+            ),
+        );
+        let pick = dir.path().join("pick-accept.sh");
+        write_script(
+            &pick,
+            "#!/bin/sh\n# dunst's context menu: choose the Accept action.\ngrep -m1 '^#Accept '\n",
+        );
+        let config = dir.path().join("dunstrc");
+        std::fs::write(
+            &config,
+            format!(
+                "[global]\n    dmenu = \"{}\"\n    notification_limit = 0\n\n[report]\n    summary = \"*\"\n    script = \"{}\"\n",
+                pick.display(),
+                report.display()
+            ),
+        )
+        .unwrap();
+
+        let (tx, shown) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || loop {
+            // Each script run opens, writes and closes the FIFO: one open per notification.
+            let Ok(mut f) = std::fs::File::open(&fifo) else {
+                return;
+            };
+            let mut text = String::new();
+            if f.read_to_string(&mut text).is_err() {
+                return;
+            }
+            for record in text.split('\u{1e}').filter(|r| !r.is_empty()) {
+                let mut parts = record.split('\u{1f}');
+                let mut next = || parts.next().unwrap_or_default().to_string();
+                let shown = Shown {
+                    app: next(),
+                    summary: next(),
+                    body: next(),
+                };
+                if tx.send(shown).is_err() {
+                    return;
+                }
+            }
+        });
+
+        let dunst = Command::new("dunst")
+            .args(["-config"])
+            .arg(&config)
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dunst (apt install dunst)");
+        let mut server = NotificationServer {
+            xvfb,
+            dunst,
+            shown,
+            _dir: dir,
+        };
+        server.wait_until_serving();
+        server
+    }
+
+    /// dunst has no readiness signal: ask the bus who serves notifications until it is dunst
+    /// (polled, with a deadline), and make sure it is *our* dunst.
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // NameHasOwner, unlike a call to the service, never D-Bus-activates another one.
+            let owned = Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.Notifications",
+                ])
+                .output()
+                .expect("dbus-send");
+            if String::from_utf8_lossy(&owned.stdout).contains("boolean true") {
+                let info = notify_rust::get_server_information().expect("server information");
+                assert_eq!(
+                    info.name, "dunst",
+                    "another notification server owns the bus"
+                );
+                break;
+            }
+            if let Ok(Some(status)) = self.dunst.try_wait() {
+                panic!("dunst exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "dunst did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(self.dunst.try_wait().unwrap().is_none(), "dunst exited");
+    }
+
+    /// The next notification displayed, or a panic after `WAIT`.
+    async fn next(&mut self, what: &str) -> Shown {
+        match tokio::time::timeout(WAIT, self.shown.recv()).await {
+            Ok(Some(shown)) => shown,
+            _ => panic!("no notification for {what}"),
+        }
+    }
+
+    /// Presses Accept on the notification on screen, through dunst's context menu.
+    async fn press_accept(&self) {
+        let status = tokio::process::Command::new("dunstctl")
+            .arg("context")
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "dunstctl context");
+    }
+}
+
+async fn start_app(profile: &TestProfile, boot: &str, notifications: bool) -> App {
+    let mut c = profile.config(&[boot.to_string()]);
+    c.group = group_config();
+    c.notifications = notifications;
+    start_online(c).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
+    let mut server = tokio::task::spawn_blocking(NotificationServer::start)
+        .await
+        .unwrap();
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("n-ana"), TestProfile::new("n-ben"));
+    // Ana's app has notifications off: every notification seen is Ben's.
+    let ana = start_app(&pa, &addr, false).await;
+    let ben = start_app(&pb, &addr, true).await;
+    befriend(&ana, &ben).await;
+
+    let id = ana
+        .groups()
+        .create("Book club", &[ben.peer_id()], "Ana")
+        .await
+        .unwrap()
+        .group_id;
+    let invite = server.next("the invitation").await;
+    assert_eq!(invite.app, "Kiyeovo");
+    assert_eq!(invite.summary, "Invitation to “Book club”");
+    assert!(
+        invite.body.starts_with("Ana invited you to a group. ")
+            && invite.body.ends_with(" left to answer.")
+            && invite.body.contains(" h "),
+        "{invite:?}"
+    );
+    let view = ben.groups().get(&id).await.unwrap();
+    assert_eq!(view.status, GroupStatus::Invited);
+
+    // Accept on the notification: Ben's app accepts, and Ana hears it.
+    server.press_accept().await;
+    wait_group(&ben, &id, "Ben accepted", |v| {
+        v.status == GroupStatus::Accepted
+    })
+    .await;
+    let ben_id = ben.peer_id().to_string();
+    wait_group(&ana, &id, "Ana sees Ben's acceptance", |v| {
+        v.members
+            .iter()
+            .any(|m| m.peer_id == ben_id && m.status == MemberStatus::Accepted)
+    })
+    .await;
+
+    // Establishment is announced, and nothing was shown in between: the invitation gave
+    // exactly one notification.
+    ana.groups().establish(&id).await.unwrap();
+    let ready = server.next("the establishment").await;
+    assert_eq!(ready.summary, "“Book club” is ready", "{ready:?}");
+    assert_eq!(
+        ready.body,
+        "Ana established the group with 2 members. You can write now."
+    );
+
+    // A message while Ben's window is not focused: a notification without the text.
+    wait_group(&ben, &id, "active", |v| v.status == GroupStatus::Active).await;
+    ana.chat().send(&id, "secret plans").await.unwrap();
+    let message = server.next("the message").await;
+    assert_eq!(
+        (message.summary.as_str(), message.body.as_str()),
+        ("Book club", "1 new message")
+    );
+    assert!(server.shown.try_recv().is_err(), "no further notification");
+    ana.shutdown().await;
+    ben.shutdown().await;
+    drop(boot);
+}
