@@ -46,6 +46,9 @@ pub struct Args {
     #[arg(long, env = "KIYEOVO_INVITE_WINDOW_MINUTES", default_value_t = 360,
           value_parser = clap::value_parser!(u32).range(1..=10080))]
     pub invite_window_minutes: u32,
+    /// Start in the tray without showing the window (used when starting at login).
+    #[arg(long)]
+    pub hidden: bool,
 }
 
 impl Args {

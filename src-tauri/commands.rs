@@ -1,8 +1,8 @@
 //! Tauri commands: thin calls into the service. Errors reach the UI as `UiError` (words + hint).
 
 use kiyeovo_core::api::{
-    AppSnapshot, ContactView, ErrorCode, GroupChatView, GroupMessageView, GroupView, MessageView,
-    UiError,
+    AppSnapshot, ContactView, DesktopSettings, ErrorCode, GroupChatView, GroupMessageView,
+    GroupView, MessageView, TrayModel, UiError,
 };
 use kiyeovo_core::PeerId;
 use tauri::State;
@@ -167,6 +167,38 @@ pub async fn set_invites_blocked(
 pub async fn set_block_invites(state: State<'_, ShellState>, blocked: bool) -> Result<(), UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.set_block_invites(blocked).await.map_err(|e| e.to_ui())
+}
+
+/// Notifications, reminder lead, start at login. Returns what was saved.
+#[tauri::command]
+pub async fn set_desktop_settings(
+    state: State<'_, ShellState>,
+    settings: DesktopSettings,
+) -> Result<DesktopSettings, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.set_desktop_settings(settings)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// Mutes or unmutes one group's notifications.
+#[tauri::command]
+pub async fn set_group_muted(
+    state: State<'_, ShellState>,
+    group_id: String,
+    muted: bool,
+) -> Result<DesktopSettings, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.set_group_muted(&group_id, muted)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// What the tray shows now (its menu cannot be read through WebDriver; the E2E suite reads it
+/// here).
+#[tauri::command]
+pub fn tray_model(state: State<'_, ShellState>) -> TrayModel {
+    state.tray_model()
 }
 
 #[tauri::command]

@@ -10,9 +10,10 @@
 mod cli;
 mod commands;
 mod state;
+mod tray;
 
 use clap::Parser;
-use tauri::{Manager, RunEvent};
+use tauri::{Manager, RunEvent, WindowEvent};
 
 use crate::state::ShellState;
 
@@ -27,9 +28,19 @@ fn main() {
     let args = cli::Args::parse();
     let config = args.to_app_config();
     let profile = config.profile.clone();
+    let hidden = args.hidden;
 
     let app = tauri::Builder::default()
+        // First, so a second launch hands over before anything else starts: the running
+        // instance shows its window and the new process exits.
+        .plugin(
+            tauri_plugin_single_instance::Builder::new()
+                .dbus_id(single_instance_id(&profile))
+                .callback(|handle, _args, _cwd| tray::show_window(handle))
+                .build(),
+        )
         .manage(ShellState::new(&profile))
+        .on_window_event(on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::get_snapshot,
             commands::set_display_name,
@@ -52,11 +63,24 @@ fn main() {
             commands::group_chat,
             commands::send_group_message,
             commands::mark_group_read,
+            commands::set_desktop_settings,
+            commands::set_group_muted,
+            commands::tray_model,
         ])
         .setup(move |app| {
             if profile != kiyeovo_core::profile::DEFAULT_PROFILE {
                 if let Some(window) = app.get_webview_window("main") {
                     let _ = window.set_title(&format!("Kiyeovo — {profile}"));
+                }
+            }
+            // Without a tray (some desktops have none) the app still works; closing the window
+            // then leaves it reachable by launching it again (single instance).
+            if let Err(e) = tray::create(app.handle()) {
+                tracing::warn!(error = %e, "no system tray");
+            }
+            if hidden {
+                if let Some(window) = app.get_webview_window("main") {
+                    let _ = window.hide();
                 }
             }
             let handle = app.handle().clone();
@@ -73,10 +97,55 @@ fn main() {
         }
     };
     app.run(|handle, event| {
+        // macOS: a click on the Dock icon brings the hidden window back.
+        #[cfg(target_os = "macos")]
+        if let RunEvent::Reopen { .. } = event {
+            tray::show_window(handle);
+        }
         if let RunEvent::Exit = event {
             // Stop the node and close the database before the process ends.
             let state = handle.state::<ShellState>();
             tauri::async_runtime::block_on(state.close());
         }
     });
+}
+
+/// One running instance per profile: a D-Bus name on Linux (profiles run side by side).
+fn single_instance_id(profile: &str) -> String {
+    if profile == kiyeovo_core::profile::DEFAULT_PROFILE {
+        return "org.kiyeovo.desktop".into();
+    }
+    let element: String = profile
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("org.kiyeovo.desktop.p_{element}")
+}
+
+/// Closing the window keeps Kiyeovo running in the tray, so invitations and messages still
+/// arrive; Quit in the tray menu ends it. Focus changes decide whether new messages notify.
+fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
+    let state = window.state::<ShellState>();
+    match event {
+        WindowEvent::CloseRequested { api, .. } => {
+            api.prevent_close();
+            let _ = window.hide();
+            if let Some(app) = state.app() {
+                app.set_window_focused(false);
+            }
+            tracing::info!("window closed; still running in the tray");
+            if !state
+                .hidden_notice_given
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tray::notice_still_running(window.app_handle());
+            }
+        }
+        WindowEvent::Focused(focused) => {
+            if let Some(app) = state.app() {
+                app.set_window_focused(*focused);
+            }
+        }
+        _ => {}
+    }
 }

@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use kiyeovo_core::api::{
-    events, AppSnapshot, ContactChanged, GroupChanged, GroupChatChanged, Phase,
+    events, AppSnapshot, ContactChanged, DesktopSettings, GroupChanged, GroupChatChanged, Phase,
+    TrayModel,
 };
 use kiyeovo_core::service::{App, AppConfig};
 use tauri::{AppHandle, Emitter, Manager};
@@ -11,6 +12,10 @@ use tauri::{AppHandle, Emitter, Manager};
 pub struct ShellState {
     app: OnceLock<Arc<App>>,
     current: Mutex<AppSnapshot>,
+    /// What the tray shows now (also read by the E2E suite through a command).
+    tray: Mutex<TrayModel>,
+    /// Whether the "still running in the tray" notice was given this run.
+    pub hidden_notice_given: std::sync::atomic::AtomicBool,
 }
 
 impl ShellState {
@@ -26,7 +31,24 @@ impl ShellState {
                 node: None,
                 error: None,
                 warnings: Vec::new(),
+                desktop: DesktopSettings::default(),
             }),
+            tray: Mutex::new(TrayModel::default()),
+            hidden_notice_given: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn tray_model(&self) -> TrayModel {
+        self.tray
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn set_tray_model(&self, model: TrayModel) {
+        match self.tray.lock() {
+            Ok(mut t) => *t = model,
+            Err(poisoned) => *poisoned.into_inner() = model,
         }
     }
 
@@ -118,6 +140,24 @@ async fn forward_chat_events(
     }
 }
 
+/// A notification was clicked: show the window on that group.
+async fn forward_open_requests(
+    handle: AppHandle,
+    mut requests: tokio::sync::broadcast::Receiver<String>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match requests.recv().await {
+            Ok(group_id) => {
+                let h = handle.clone();
+                let _ = handle.run_on_main_thread(move || crate::tray::open_group(&h, group_id));
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
 /// Starts the profile and then forwards every state change to the window.
 pub async fn start(handle: AppHandle, config: AppConfig) {
     let app = match App::start(config).await {
@@ -141,6 +181,12 @@ pub async fn start(handle: AppHandle, config: AppConfig) {
         app.groups().subscribe(),
     ));
     tauri::async_runtime::spawn(forward_chat_events(handle.clone(), app.chat().subscribe()));
+    tauri::async_runtime::spawn(crate::tray::follow(handle.clone(), app.clone()));
+    tauri::async_runtime::spawn(forward_open_requests(handle.clone(), app.open_requests()));
+    // The window may already have the focus (or be hidden, for a start at login).
+    if let Some(window) = handle.get_webview_window("main") {
+        app.set_window_focused(window.is_focused().unwrap_or(false));
+    }
     let state = handle.state::<ShellState>();
     let _ = state.app.set(app);
     loop {

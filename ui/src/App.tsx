@@ -4,14 +4,22 @@ import { StatusScreen } from "./status/StatusScreen";
 import { ErrorScreen } from "./errors/ErrorScreen";
 import { ContactsScreen } from "./contacts/ContactsScreen";
 import { GroupsScreen } from "./groups/GroupsScreen";
+import { api } from "./lib/api";
 
 export function App() {
   const snapshot = useSnapshot();
   const [bridgeError, setBridgeError] = useState<string | null>(null);
   const [tab, setTab] = useState<"contacts" | "groups" | "status">("status");
+  // Asked for by a notification or the tray menu; the nonce re-opens the same group twice.
+  const [openGroup, setOpenGroup] = useState<{ id: string; nonce: number } | null>(null);
 
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
+    const off = api.onOpenGroup(({ group_id }) => {
+      setTab("groups");
+      setOpenGroup({ id: group_id, nonce: Date.now() });
+    });
+    return () => void off.then((f) => f());
   }, []);
 
   if (bridgeError) {
@@ -44,7 +52,7 @@ export function App() {
       </nav>
       {tab === "status" && <StatusScreen snapshot={snapshot} />}
       {tab === "contacts" && <ContactsScreen />}
-      {tab === "groups" && <GroupsScreen />}
+      {tab === "groups" && <GroupsScreen open={openGroup} />}
     </>
   );
 }

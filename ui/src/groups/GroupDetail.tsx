@@ -3,6 +3,7 @@ import { api, asUiError } from "../lib/api";
 import type { GroupView } from "../bindings/GroupView";
 import type { UiError } from "../bindings/UiError";
 import { useNow } from "../lib/useNow";
+import { useSnapshot } from "../lib/store";
 import { GROUP_STATUS_TEXT, MEMBER_STATUS_TEXT, timeLeft } from "./format";
 import { GroupChat } from "./GroupChat";
 
@@ -12,6 +13,16 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
   const [error, setError] = useState<UiError | null>(null);
   const [busy, setBusy] = useState(false);
   const windowOpen = group.expires_at > now;
+  const muted = useSnapshot()?.desktop.muted_groups.includes(group.group_id) ?? false;
+
+  async function toggleMute() {
+    setError(null);
+    try {
+      await api.setGroupMuted(group.group_id, !muted);
+    } catch (e) {
+      setError(asUiError(e));
+    }
+  }
 
   async function act(action: () => Promise<GroupView>) {
     setBusy(true);
@@ -32,6 +43,10 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
         Created by <strong>{group.is_creator ? "you" : group.creator_name}</strong> ·{" "}
         <span id="group-status">{GROUP_STATUS_TEXT[group.status]}</span>
       </p>
+      <label className="check">
+        <input type="checkbox" id="mute-group" checked={muted} onChange={() => void toggleMute()} />
+        Mute notifications for this group
+      </label>
       {(group.status === "inviting" || group.status === "invited" || group.status === "accepted") && (
         <p>
           Invitation window: <span className="countdown" id="countdown">{windowOpen ? `${timeLeft(group.expires_at, now)} left` : "closed"}</span>

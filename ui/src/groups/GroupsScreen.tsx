@@ -9,11 +9,18 @@ import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
 import { GROUP_STATUS_TEXT, timeLeft } from "./format";
 
-export function GroupsScreen() {
+export function GroupsScreen({ open = null }: { open?: { id: string; nonce: number } | null }) {
   const [groups, setGroups] = useState<GroupView[]>([]);
   const [contacts, setContacts] = useState<ContactView[]>([]);
-  const [selected, setSelected] = useState<string | null>(null);
+  const [selected, setSelected] = useState<string | null>(open?.id ?? null);
   const [creating, setCreating] = useState(false);
+
+  useEffect(() => {
+    if (open) {
+      setSelected(open.id);
+      setCreating(false);
+    }
+  }, [open]);
   const [error, setError] = useState<UiError | null>(null);
   const snapshot = useSnapshot();
   const now = useNow();

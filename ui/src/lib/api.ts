@@ -12,11 +12,15 @@ import type { GroupChanged } from "../bindings/GroupChanged";
 import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupMessageView } from "../bindings/GroupMessageView";
 import type { GroupChatChanged } from "../bindings/GroupChatChanged";
+import type { DesktopSettings } from "../bindings/DesktopSettings";
+import type { OpenGroup } from "../bindings/OpenGroup";
+import type { TrayModel } from "../bindings/TrayModel";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
 export const EVENT_GROUP_CHANGED = "group-changed";
 export const EVENT_GROUP_CHAT_CHANGED = "group-chat-changed";
+export const EVENT_OPEN_GROUP = "open-group";
 
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
@@ -48,6 +52,12 @@ export const api = {
   markGroupRead: (groupId: string) => invoke<void>("mark_group_read", { groupId }),
   onGroupChatChanged: (cb: (g: GroupChatChanged) => void): Promise<UnlistenFn> =>
     listen<GroupChatChanged>(EVENT_GROUP_CHAT_CHANGED, (e) => cb(e.payload)),
+  setDesktopSettings: (settings: DesktopSettings) => invoke<DesktopSettings>("set_desktop_settings", { settings }),
+  setGroupMuted: (groupId: string, muted: boolean) => invoke<DesktopSettings>("set_group_muted", { groupId, muted }),
+  trayModel: () => invoke<TrayModel>("tray_model"),
+  /** A notification or the tray menu asked to show a group. */
+  onOpenGroup: (cb: (g: OpenGroup) => void): Promise<UnlistenFn> =>
+    listen<OpenGroup>(EVENT_OPEN_GROUP, (e) => cb(e.payload)),
 };
 
 /** Turns whatever a command rejected with into words for the user. */

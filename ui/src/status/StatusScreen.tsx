@@ -2,6 +2,7 @@ import type { AppSnapshot } from "../bindings/AppSnapshot";
 import type { BootstrapState } from "../bindings/BootstrapState";
 import { DisplayName } from "./DisplayName";
 import { BootstrapSettings } from "./BootstrapSettings";
+import { DesktopSettingsCard } from "./DesktopSettingsCard";
 
 function bootstrapText(b: BootstrapState): string {
   switch (b.state) {
@@ -69,6 +70,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
         </section>
       )}
       <BootstrapSettings current={snapshot.bootstrap} />
+      <DesktopSettingsCard current={snapshot.desktop} />
     </main>
   );
 }

@@ -35,6 +35,11 @@ pub fn escape_body(text: &str) -> String {
 
 pub use platform::Notifications;
 
+/// A one-off notice with no actions (e.g. "still running in the tray").
+pub async fn notice(summary: &'static str, body: &'static str) {
+    platform::notice(summary, body).await
+}
+
 #[cfg(all(unix, not(target_os = "macos")))]
 mod platform {
     use std::collections::HashMap;
@@ -47,11 +52,13 @@ mod platform {
     use super::*;
 
     type Key = (String, AlertKind);
+    /// A notification on screen and the task waiting for the user's choice on it.
+    type OnScreen = (Arc<NotificationHandle>, JoinHandle<()>);
 
     /// The notifications on screen, each with the task waiting for the user's choice.
     pub struct Notifications {
         responses: mpsc::UnboundedSender<Response>,
-        shown: Mutex<HashMap<Key, (Arc<NotificationHandle>, JoinHandle<()>)>>,
+        shown: Mutex<HashMap<Key, OnScreen>>,
     }
 
     impl Notifications {
@@ -113,6 +120,19 @@ mod platform {
                 waiter.abort();
                 handle.close_async().await;
             }
+        }
+    }
+
+    pub async fn notice(summary: &str, body: &str) {
+        let shown = Notification::new()
+            .appname("Kiyeovo")
+            .summary(summary)
+            .body(&escape_body(body))
+            .icon("kiyeovo-desktop")
+            .show_async()
+            .await;
+        if let Err(e) = shown {
+            tracing::warn!(error = %e, "cannot show a notification");
         }
     }
 
@@ -184,6 +204,21 @@ mod platform {
         }
 
         pub async fn withdraw(&self, _group_id: &str, _kind: AlertKind) {}
+    }
+
+    pub async fn notice(summary: &'static str, body: &'static str) {
+        let shown = tokio::task::spawn_blocking(move || {
+            notify_rust::Notification::new()
+                .appname("Kiyeovo")
+                .summary(summary)
+                .body(body)
+                .show()
+                .map(|_| ())
+        })
+        .await;
+        if let Ok(Err(e)) = shown {
+            tracing::warn!(error = %e, "cannot show a notification");
+        }
     }
 }
 

@@ -45,6 +45,33 @@ pub fn tray_model(groups: &[GroupView], now: u64) -> TrayModel {
     }
 }
 
+/// The tray icon with a red dot in its top-right corner: the badge for "something waits for
+/// you" (appindicator trays on Linux show no numbers; the count goes into the title and
+/// tooltip). `rgba` is `width × height` pixels, 4 bytes each.
+pub fn with_badge(rgba: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut out = rgba.to_vec();
+    let (w, h) = (width as i64, height as i64);
+    let r = (w.min(h) * 3 / 10).max(2);
+    let (cx, cy) = (w - r - 1, r + 1);
+    for y in 0..h {
+        for x in 0..w {
+            let (dx, dy) = (x - cx, y - cy);
+            let d2 = dx * dx + dy * dy;
+            let i = ((y * w + x) * 4) as usize;
+            if i + 4 > out.len() {
+                return out;
+            }
+            if d2 <= r * r {
+                out[i..i + 4].copy_from_slice(&[0xe0, 0x2d, 0x2d, 0xff]);
+            } else if d2 <= (r + 1) * (r + 1) {
+                // A white ring keeps the dot visible on a red or busy icon.
+                out[i..i + 4].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -68,6 +95,20 @@ pub(crate) mod tests {
             unread: 0,
             safety_code: None,
         }
+    }
+
+    #[test]
+    fn the_badge_is_a_red_dot_top_right_and_leaves_the_rest() {
+        let (w, h) = (32u32, 32u32);
+        let icon = vec![0x10u8; (w * h * 4) as usize];
+        let badged = with_badge(&icon, w, h);
+        assert_eq!(badged.len(), icon.len());
+        let px =
+            |x: u32, y: u32| &badged[((y * w + x) * 4) as usize..((y * w + x) * 4 + 4) as usize];
+        assert_eq!(px(w - 10, 10), [0xe0, 0x2d, 0x2d, 0xff]);
+        assert_eq!(px(2, h - 3), [0x10, 0x10, 0x10, 0x10]);
+        // A short buffer is not indexed past its end.
+        assert_eq!(with_badge(&icon[..100], w, h).len(), 100);
     }
 
     #[test]
