@@ -59,7 +59,7 @@ $(TOOLS)/bin/tauri-driver:
 	$(CARGO) install tauri-driver --version '^2' --locked --root $(TOOLS)
 
 test-e2e: build $(TOOLS)/bin/tauri-driver
-	scripts/with-keyring.sh python3 tests/e2e/status_e2e.py
+	scripts/with-keyring.sh /usr/bin/python3 tests/e2e/status_e2e.py
 
 FUZZ_SECONDS ?= 60
 $(TOOLS)/bin/cargo-fuzz:

@@ -9,7 +9,7 @@ run_pkgs=(
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
   libdbus-1-dev gnome-keyring
 )
-test_pkgs=(xvfb webkit2gtk-driver dbus dbus-daemon)
+test_pkgs=(xvfb webkit2gtk-driver dbus dbus-daemon python3 python3-xlib dunst trayer)
 
 pkgs=("${run_pkgs[@]}")
 if [ "${1:-}" = "test" ]; then

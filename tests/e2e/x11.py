@@ -1,0 +1,87 @@
+"""The X server's view of the app, for what WebDriver cannot see: whether the window is
+mapped, the window manager's close request, and screenshots of the whole screen (the tray).
+
+Needs python3-xlib (Debian), so the E2E suite runs under /usr/bin/python3.
+"""
+import struct
+import zlib
+
+from Xlib import X, display, protocol
+
+
+def _windows(d, w):
+    yield w
+    for child in w.query_tree().children:
+        yield from _windows(d, child)
+
+
+def find_window(title):
+    """The application's top-level X window whose title is `title` (exactly), or None. GTK
+    also titles a hidden "client leader" window; only a window that takes WM_DELETE_WINDOW is
+    the one a window manager would close."""
+    d = display.Display()
+    try:
+        net_name = d.intern_atom("_NET_WM_NAME")
+        utf8 = d.intern_atom("UTF8_STRING")
+        for w in _windows(d, d.screen().root):
+            try:
+                prop = w.get_full_property(net_name, utf8)
+                name = prop.value.decode() if prop else w.get_wm_name()
+            except Exception:
+                continue
+            if name == title and d.intern_atom("WM_DELETE_WINDOW") in (w.get_wm_protocols() or []):
+                return w.id
+        return None
+    finally:
+        d.close()
+
+
+def is_viewable(window_id):
+    d = display.Display()
+    try:
+        return d.create_resource_object("window", window_id).get_attributes().map_state == X.IsViewable
+    finally:
+        d.close()
+
+
+def request_close(window_id):
+    """What a window manager sends when the user clicks the window's close button:
+    a WM_PROTOCOLS client message with WM_DELETE_WINDOW."""
+    d = display.Display()
+    try:
+        w = d.create_resource_object("window", window_id)
+        protocols = d.intern_atom("WM_PROTOCOLS")
+        delete = d.intern_atom("WM_DELETE_WINDOW")
+        event = protocol.event.ClientMessage(window=w, client_type=protocols,
+                                             data=(32, [delete, X.CurrentTime, 0, 0, 0]))
+        w.send_event(event, event_mask=X.NoEventMask)
+        d.flush()
+    finally:
+        d.close()
+
+
+def screenshot(path, region=None):
+    """Saves the screen (or x, y, w, h of it) as a PNG, using only zlib."""
+    d = display.Display()
+    try:
+        root = d.screen().root
+        g = root.get_geometry()
+        x, y, w, h = region or (0, 0, g.width, g.height)
+        data = root.get_image(x, y, w, h, X.ZPixmap, 0xFFFFFFFF).data
+    finally:
+        d.close()
+    rows = bytearray()
+    for r in range(h):
+        rows.append(0)
+        line = data[r * w * 4:(r + 1) * w * 4]
+        for px in range(w):
+            b, g_, r_ = line[px * 4], line[px * 4 + 1], line[px * 4 + 2]
+            rows += bytes((r_, g_, b))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(bytes(rows)))
+                     + chunk(b"IEND", b""))
