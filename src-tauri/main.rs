@@ -85,6 +85,7 @@ fn main() {
             }
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(state::start(handle, config));
+            tauri::async_runtime::spawn(exit_on_signal(app.handle().clone()));
             Ok(())
         })
         .build(tauri::generate_context!());
@@ -148,4 +149,28 @@ fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
         }
         _ => {}
     }
+}
+
+/// A logout, `kill` or Ctrl-C ends Kiyeovo the way Quit does: node stopped, database closed.
+async fn exit_on_signal(handle: tauri::AppHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    tracing::info!("asked to stop");
+    handle.exit(0);
 }

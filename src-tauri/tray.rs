@@ -145,7 +145,7 @@ fn render(handle: &AppHandle, model: TrayModel) {
     })();
     match result {
         Ok(()) => {
-            tracing::debug!(tooltip = %model.tooltip, "tray updated");
+            tracing::info!(tooltip = %model.tooltip, "tray updated");
             state.set_tray_model(model);
         }
         Err(e) => tracing::warn!(error = %e, "cannot update the tray"),

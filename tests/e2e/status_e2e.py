@@ -195,6 +195,18 @@ def log_watcher(proc):
     return opened
 
 
+def collect_lines(proc):
+    """Drains a process's stderr on a thread into a list (read it while it grows)."""
+    lines = []
+
+    def run():
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=run, daemon=True).start()
+    return lines
+
+
 def profile_closed(name):
     """True once no app process runs with this profile (its lock is released)."""
     return subprocess.run(["pgrep", "-f", f"--profile {name} "], capture_output=True).returncode != 0
@@ -383,7 +395,33 @@ def group_flow(wd, ana, ben, args, cards):
 
     session(wd, carol, args, carol_adds_ana)
     session(wd, ana, args, ana_adds_carol)
+    # Ben runs outside WebDriver, started as a login would start it (hidden, in the tray),
+    # while Ana invites him: his tray menu must list the invitation, and its Quit must stop
+    # him cleanly.
+    ben_proc = spawn([str(APP), "--profile", ben, "--hidden"] + args,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ben_log = collect_lines(ben_proc)
+    wait_until("Ben's profile open", lambda: any("profile opened" in l for l in ben_log))
     session(wd, ana, args, ana_creates)
+
+    def ben_tray_lists_the_invitation_and_quits():
+        win = x11.find_window(f"Kiyeovo — {ben}")
+        assert win is None or not x11.is_viewable(win), "--hidden showed the window"
+        wait_until("Ben's tray lists the invitation",
+                   lambda: any("tray updated" in l and "1 invitation" in l for l in ben_log))
+        icon = wait_until("Ben's tray icon", lambda: x11.tray_icon_of(ben_proc.pid))
+        x11.click(*icon)
+        menu = wait_until("the tray menu", x11.popup_menus)
+        _, mx, my, mw, mh = menu[0]
+        x11.screenshot(OUT / "tray-menu-invite-ben.png",
+                       (max(mx - 20, 0), 0, min(mw + 60, 1280 - max(mx - 20, 0)), my + mh + 10))
+        x11.key("Up")  # the last entry: Quit Kiyeovo
+        x11.key("Return")
+        code = ben_proc.wait(TIMEOUT)
+        assert code == 0, f"exit code {code}"
+        assert any("profile closed" in l for l in ben_log), "Quit did not close the profile"
+
+    ben_tray_lists_the_invitation_and_quits()
     session(wd, ben, args, accepts("ben"))
     session(wd, carol, args, accepts("carol"))
     session(wd, ana, args, ana_establishes_and_writes)

@@ -85,3 +85,81 @@ def screenshot(path, region=None):
                      + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(bytes(rows)))
                      + chunk(b"IEND", b""))
+
+
+def click(x, y, button=1):
+    """A real mouse click at (x, y), through the XTEST extension."""
+    from Xlib.ext import xtest
+    d = display.Display()
+    try:
+        xtest.fake_input(d, X.MotionNotify, x=x, y=y)
+        xtest.fake_input(d, X.ButtonPress, button)
+        xtest.fake_input(d, X.ButtonRelease, button)
+        d.sync()
+    finally:
+        d.close()
+
+
+def key(name):
+    """Presses and releases one key (an X keysym name such as "Up" or "Return")."""
+    from Xlib import XK
+    from Xlib.ext import xtest
+    d = display.Display()
+    try:
+        code = d.keysym_to_keycode(XK.string_to_keysym(name))
+        xtest.fake_input(d, X.KeyPress, code)
+        xtest.fake_input(d, X.KeyRelease, code)
+        d.sync()
+    finally:
+        d.close()
+
+
+def popup_menus():
+    """Viewable override-redirect windows: open pop-up menus."""
+    d = display.Display()
+    try:
+        found = []
+        for w in d.screen().root.query_tree().children:
+            a = w.get_attributes()
+            if a.override_redirect and a.map_state == X.IsViewable:
+                g = w.get_geometry()
+                if g.width > 20 and g.height > 20:
+                    found.append((w.id, g.x, g.y, g.width, g.height))
+        return found
+    finally:
+        d.close()
+
+
+def screen_size():
+    d = display.Display()
+    try:
+        s = d.screen()
+        return s.width_in_pixels, s.height_in_pixels
+    finally:
+        d.close()
+
+
+def tray_icon_of(pid):
+    """Centre (root coordinates) of the tray icon window process `pid` owns, or None: the
+    small viewable window carrying that _NET_WM_PID."""
+    d = display.Display()
+    try:
+        root = d.screen().root
+        pid_atom = d.intern_atom("_NET_WM_PID")
+        for w in _windows(d, root):
+            try:
+                prop = w.get_full_property(pid_atom, X.AnyPropertyType)
+                if not prop or prop.value[0] != pid:
+                    continue
+                if w.get_attributes().map_state != X.IsViewable:
+                    continue
+                g = w.get_geometry()
+                if g.width > 64 or g.height > 64:
+                    continue
+                pos = w.translate_coords(root, 0, 0)
+                return (-pos.x + g.width // 2, -pos.y + g.height // 2)
+            except Exception:
+                continue
+        return None
+    finally:
+        d.close()
