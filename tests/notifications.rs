@@ -188,12 +188,18 @@ impl NotificationServer {
 
     /// Presses Accept on the notification on screen, through dunst's context menu.
     async fn press_accept(&self) {
+        self.run("context", &[]).await;
+    }
+
+    /// `dunstctl <command> <args>`: what dunst's keyboard shortcuts and mouse clicks call.
+    async fn run(&self, command: &str, args: &[&str]) {
         let status = tokio::process::Command::new("dunstctl")
-            .arg("context")
+            .arg(command)
+            .args(args)
             .status()
             .await
             .unwrap();
-        assert!(status.success(), "dunstctl context");
+        assert!(status.success(), "dunstctl {command}");
     }
 }
 
@@ -267,6 +273,12 @@ async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
         ("Book club", "1 new message")
     );
     assert!(server.shown.try_recv().is_err(), "no further notification");
+
+    // Clicking a notification (its default action) asks the window to show that group.
+    let mut open = ben.open_requests();
+    server.run("action", &["0"]).await;
+    let asked = kiyeovo_tests::wait_event(&mut open, "the open request", |_| true).await;
+    assert_eq!(asked, id);
     ana.shutdown().await;
     ben.shutdown().await;
     drop(boot);
