@@ -191,6 +191,18 @@ impl NotificationServer {
         self.run("context", &[]).await;
     }
 
+    /// What `dunstctl <command> <args>` prints.
+    async fn output(&self, command: &str, args: &[&str]) -> String {
+        let out = tokio::process::Command::new("dunstctl")
+            .arg(command)
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "dunstctl {command}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// `dunstctl <command> <args>`: what dunst's keyboard shortcuts and mouse clicks call.
     async fn run(&self, command: &str, args: &[&str]) {
         let status = tokio::process::Command::new("dunstctl")
@@ -279,7 +291,10 @@ async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
     server.run("action", &["0"]).await;
     let asked = kiyeovo_tests::wait_event(&mut open, "the open request", |_| true).await;
     assert_eq!(asked, id);
+    // Closing the app takes its notifications off the screen: no button outlives the app.
+    assert_ne!(server.output("count", &["displayed"]).await, "0");
     ana.shutdown().await;
     ben.shutdown().await;
+    assert_eq!(server.output("count", &["displayed"]).await, "0");
     drop(boot);
 }

@@ -98,6 +98,9 @@ pub struct App {
     desktop: watch::Sender<DesktopSettings>,
     focused: watch::Sender<bool>,
     open: tokio::sync::broadcast::Sender<String>,
+    /// Tells the notifier to take its notifications off the screen and stop.
+    stop_notifier: watch::Sender<bool>,
+    notifier: std::sync::Mutex<Option<JoinHandle<()>>>,
     tasks: Vec<JoinHandle<()>>,
     _lock: ProfileLock,
 }
@@ -204,9 +207,11 @@ impl App {
         let (desktop, _) = watch::channel(desktop);
         let (focused, _) = watch::channel(false);
         let (open, _) = tokio::sync::broadcast::channel(16);
+        let (stop_notifier, _) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(node.event_loop.run())];
+        let mut notifier = None;
         if config.notifications {
-            tasks.push(tokio::spawn(crate::desktop::notifier::run(
+            notifier = Some(tokio::spawn(crate::desktop::notifier::run(
                 crate::desktop::notifier::NotifierParts {
                     groups: groups.clone(),
                     db: db.clone(),
@@ -216,6 +221,7 @@ impl App {
                     focused: focused.subscribe(),
                     open: open.clone(),
                     tick: Duration::from_secs(30),
+                    stop: stop_notifier.subscribe(),
                 },
             )));
         }
@@ -251,6 +257,8 @@ impl App {
             desktop,
             focused,
             open,
+            stop_notifier,
+            notifier: std::sync::Mutex::new(notifier),
             tasks,
             _lock: lock,
         })
@@ -437,6 +445,17 @@ impl App {
 
     /// Stops the node and closes the database cleanly (for holders of a shared `App`).
     pub async fn close(&self) {
+        // An invitation's Accept button must not outlive the app that would act on it.
+        self.stop_notifier.send_replace(true);
+        let notifier = self.notifier.lock().ok().and_then(|mut n| n.take());
+        if let Some(notifier) = notifier {
+            if tokio::time::timeout(Duration::from_secs(2), notifier)
+                .await
+                .is_err()
+            {
+                tracing::warn!("notifications did not close in time");
+            }
+        }
         self.client.shutdown().await;
         for task in &self.tasks {
             task.abort();

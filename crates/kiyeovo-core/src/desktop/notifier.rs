@@ -30,6 +30,8 @@ pub struct NotifierParts {
     pub open: broadcast::Sender<String>,
     /// How often to look for invitations about to expire.
     pub tick: Duration,
+    /// Becomes `true` when the app closes: notifications are withdrawn and the task ends.
+    pub stop: watch::Receiver<bool>,
 }
 
 /// Runs until the app's event channels close.
@@ -44,6 +46,7 @@ pub async fn run(mut parts: NotifierParts) {
         }
     };
     let mut planner = Planner::new(log);
+    let mut stop = parts.stop.clone();
     let mut tick = tokio::time::interval(parts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -74,6 +77,11 @@ pub async fn run(mut parts: NotifierParts) {
             },
             _ = tick.tick() => look(&parts, &mut planner).await,
             Some(response) = responses.recv() => answer(&parts, &os, &mut planner, response).await,
+            // (The guard `wait_for` returns must not be held across the awaits below.)
+            _ = async { let _ = stop.wait_for(|stop| *stop).await; } => {
+                os.withdraw_all().await;
+                break;
+            }
         };
         for effect in effects {
             match effect {

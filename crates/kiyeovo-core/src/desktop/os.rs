@@ -109,6 +109,15 @@ mod platform {
             }
         }
 
+        /// Closes every notification still on screen (the app is closing).
+        pub async fn withdraw_all(&self) {
+            let shown: Vec<OnScreen> = self.shown.lock().await.drain().map(|(_, v)| v).collect();
+            for (handle, waiter) in shown {
+                waiter.abort();
+                handle.close_async().await;
+            }
+        }
+
         /// Closes the group's notification of this kind, if it is on screen.
         pub async fn withdraw(&self, group_id: &str, kind: AlertKind) {
             let removed = self
@@ -204,6 +213,8 @@ mod platform {
         }
 
         pub async fn withdraw(&self, _group_id: &str, _kind: AlertKind) {}
+
+        pub async fn withdraw_all(&self) {}
     }
 
     pub async fn notice(summary: &'static str, body: &'static str) {
