@@ -189,6 +189,23 @@ mod platform {
         _responses: mpsc::UnboundedSender<Response>,
     }
 
+    /// Shows one notification on the blocking pool (these back ends block).
+    async fn show_plain(summary: String, body: String) {
+        let shown = tokio::task::spawn_blocking(move || {
+            let mut n = notify_rust::Notification::new();
+            n.appname("Kiyeovo").summary(&summary).body(&body);
+            // Windows attributes toasts to the installed app by its AppUserModelID, which the
+            // Tauri installers set to the bundle identifier.
+            #[cfg(target_os = "windows")]
+            n.app_id("org.kiyeovo.desktop");
+            n.show().map(|_| ())
+        })
+        .await;
+        if let Ok(Err(e)) = shown {
+            tracing::warn!(error = %e, "cannot show a notification");
+        }
+    }
+
     impl Notifications {
         pub fn new(responses: mpsc::UnboundedSender<Response>) -> Self {
             Self {
@@ -197,19 +214,7 @@ mod platform {
         }
 
         pub async fn show(&self, alert: &Alert) {
-            let (summary, body) = (alert.summary.clone(), alert.body.clone());
-            let shown = tokio::task::spawn_blocking(move || {
-                notify_rust::Notification::new()
-                    .appname("Kiyeovo")
-                    .summary(&summary)
-                    .body(&body)
-                    .show()
-                    .map(|_| ())
-            })
-            .await;
-            if let Ok(Err(e)) = shown {
-                tracing::warn!(error = %e, "cannot show a notification");
-            }
+            show_plain(alert.summary.clone(), alert.body.clone()).await
         }
 
         pub async fn withdraw(&self, _group_id: &str, _kind: AlertKind) {}
@@ -217,19 +222,8 @@ mod platform {
         pub async fn withdraw_all(&self) {}
     }
 
-    pub async fn notice(summary: &'static str, body: &'static str) {
-        let shown = tokio::task::spawn_blocking(move || {
-            notify_rust::Notification::new()
-                .appname("Kiyeovo")
-                .summary(summary)
-                .body(body)
-                .show()
-                .map(|_| ())
-        })
-        .await;
-        if let Ok(Err(e)) = shown {
-            tracing::warn!(error = %e, "cannot show a notification");
-        }
+    pub async fn notice(summary: &str, body: &str) {
+        show_plain(summary.to_string(), body.to_string()).await
     }
 }
 
