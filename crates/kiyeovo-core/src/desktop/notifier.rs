@@ -34,7 +34,8 @@ pub struct NotifierParts {
     pub stop: watch::Receiver<bool>,
 }
 
-/// Runs until the app's event channels close.
+/// Runs until the app closes (`stop`, which also withdraws what is on screen) or its event
+/// channels end.
 pub async fn run(mut parts: NotifierParts) {
     let (responses_tx, mut responses) = mpsc::unbounded_channel();
     let os = Notifications::new(responses_tx);
