@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiyeovo_core::api::{events, OpenGroup, TrayModel};
+use kiyeovo_core::api::{events, OpenGroup, TrayMenuEntry, TrayModel};
+use kiyeovo_core::desktop::tray::{MENU_INVITE_PREFIX, MENU_OPEN, MENU_QUIT};
 use kiyeovo_core::service::App;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuBuilder, MenuEvent, MenuItemBuilder};
@@ -16,35 +17,21 @@ use tauri::{AppHandle, Emitter, Manager, Runtime};
 use crate::state::ShellState;
 
 pub const TRAY_ID: &str = "main";
-const OPEN: &str = "open";
-const QUIT: &str = "quit";
-const INVITE_PREFIX: &str = "invite:";
 
+/// The menu the core computed ([`kiyeovo_core::desktop::tray::menu`]), as Tauri menu items.
 fn menu<R: Runtime>(handle: &AppHandle<R>, model: &TrayModel) -> tauri::Result<Menu<R>> {
-    let mut builder = MenuBuilder::new(handle)
-        .item(&MenuItemBuilder::with_id(OPEN, "Open Kiyeovo").build(handle)?);
-    builder = builder.separator();
-    if model.invites.is_empty() {
-        builder = builder.item(
-            &MenuItemBuilder::with_id("no-invites", "No pending invitations")
-                .enabled(false)
-                .build(handle)?,
-        );
-    } else {
-        for invite in &model.invites {
-            builder = builder.item(
-                &MenuItemBuilder::with_id(
-                    format!("{INVITE_PREFIX}{}", invite.group_id),
-                    &invite.label,
-                )
-                .build(handle)?,
-            );
-        }
+    let mut builder = MenuBuilder::new(handle);
+    for entry in &model.menu {
+        builder = match entry {
+            TrayMenuEntry::Item { id, label, enabled } => builder.item(
+                &MenuItemBuilder::with_id(id.as_str(), label)
+                    .enabled(*enabled)
+                    .build(handle)?,
+            ),
+            TrayMenuEntry::Separator => builder.separator(),
+        };
     }
-    builder
-        .separator()
-        .item(&MenuItemBuilder::with_id(QUIT, "Quit Kiyeovo").build(handle)?)
-        .build()
+    builder.build()
 }
 
 /// The app icon, badged when something waits.
@@ -61,10 +48,7 @@ fn icon<R: Runtime>(handle: &AppHandle<R>, badged: bool) -> Option<Image<'static
 
 /// Creates the tray with an empty model; [`follow`] fills it in once the app runs.
 pub fn create<R: Runtime>(handle: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
-    let model = TrayModel {
-        tooltip: "Kiyeovo".into(),
-        ..TrayModel::default()
-    };
+    let model = kiyeovo_core::desktop::tray::tray_model(&[], 0);
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .menu(&menu(handle, &model)?)
         .tooltip(&model.tooltip)
@@ -109,11 +93,11 @@ pub fn open_group<R: Runtime>(handle: &AppHandle<R>, group_id: String) {
 fn on_menu<R: Runtime>(handle: &AppHandle<R>, event: MenuEvent) {
     let id = event.id().as_ref();
     match id {
-        OPEN => show_window(handle),
+        MENU_OPEN => show_window(handle),
         // The exit path stops the node and closes the database (main.rs, RunEvent::Exit).
-        QUIT => handle.exit(0),
+        MENU_QUIT => handle.exit(0),
         _ => {
-            if let Some(group_id) = id.strip_prefix(INVITE_PREFIX) {
+            if let Some(group_id) = id.strip_prefix(MENU_INVITE_PREFIX) {
                 open_group(handle, group_id.to_string());
             }
         }

@@ -351,6 +351,7 @@ def group_flow(wd, ana, ben, args, cards):
             [entry] = tray["invites"]
             assert entry["label"].startswith("Book club — 5 h") and entry["label"].endswith(" left"), tray
             assert tray["tooltip"].startswith("Kiyeovo — 1 invitation"), tray
+            assert menu_labels(tray) == ["Open Kiyeovo", "-", entry["label"], "-", "Quit Kiyeovo"], tray
             x11.screenshot(OUT / f"tray-invite-{who}.png", TRAY_REGION)
             wd.click("#accept-invite")
             wait_until("accepted", lambda: "accepted" in wd.text("#group-status"))
@@ -432,6 +433,11 @@ def group_flow(wd, ana, ben, args, cards):
 TRAY_REGION = (1280 - 240, 0, 240, 40)
 
 
+def menu_labels(tray):
+    """The tray menu as the app built it: labels, "-" for separators."""
+    return [e["label"] if e["kind"] == "item" else "-" for e in tray["menu"]]
+
+
 def tray_and_single_instance(wd, bootstrap, app_args):
     """The window's close button hides it (the node keeps running, the tray stays); launching
     the same profile again hands over to the running instance, which shows its window. Also
@@ -444,6 +450,7 @@ def tray_and_single_instance(wd, bootstrap, app_args):
         win = wait_until("the window on the X server", lambda: x11.find_window(f"Kiyeovo — {profile}"))
         tray = wd.invoke("tray_model")
         assert tray["tooltip"] == "Kiyeovo" and tray["invites"] == [], tray
+        assert menu_labels(tray) == ["Open Kiyeovo", "-", "No pending invitations", "-", "Quit Kiyeovo"], tray
         x11.screenshot(OUT / "tray.png", TRAY_REGION)
 
         # Start at login, from the settings card.

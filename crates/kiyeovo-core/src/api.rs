@@ -138,6 +138,22 @@ pub struct TrayModel {
     pub unread: u32,
     /// One menu entry per pending invitation, soonest to expire first.
     pub invites: Vec<TrayInvite>,
+    /// The menu exactly as the tray shows it.
+    pub menu: Vec<TrayMenuEntry>,
+}
+
+/// One line of the tray menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum TrayMenuEntry {
+    Item {
+        /// What the shell does when it is chosen: `open`, `quit`, `invite:<group id>`.
+        id: String,
+        label: String,
+        enabled: bool,
+    },
+    Separator,
 }
 
 /// A pending invitation in the tray menu.

@@ -1,7 +1,41 @@
 //! What the tray shows, computed from the groups: a pure function, so it is tested here and the
 //! shell only draws it.
 
-use crate::api::{GroupStatus, GroupView, TrayInvite, TrayModel};
+use crate::api::{GroupStatus, GroupView, TrayInvite, TrayMenuEntry, TrayModel};
+
+/// Menu ids the shell acts on.
+pub const MENU_OPEN: &str = "open";
+pub const MENU_QUIT: &str = "quit";
+pub const MENU_INVITE_PREFIX: &str = "invite:";
+
+fn item(id: &str, label: &str, enabled: bool) -> TrayMenuEntry {
+    TrayMenuEntry::Item {
+        id: id.to_string(),
+        label: label.to_string(),
+        enabled,
+    }
+}
+
+/// Open; the pending invitations (or a disabled "none" line); Quit.
+pub fn menu(invites: &[TrayInvite]) -> Vec<TrayMenuEntry> {
+    let mut menu = vec![
+        item(MENU_OPEN, "Open Kiyeovo", true),
+        TrayMenuEntry::Separator,
+    ];
+    if invites.is_empty() {
+        menu.push(item("no-invites", "No pending invitations", false));
+    }
+    for invite in invites {
+        menu.push(item(
+            &format!("{MENU_INVITE_PREFIX}{}", invite.group_id),
+            &invite.label,
+            true,
+        ));
+    }
+    menu.push(TrayMenuEntry::Separator);
+    menu.push(item(MENU_QUIT, "Quit Kiyeovo", true));
+    menu
+}
 
 use super::time_left;
 
@@ -41,6 +75,7 @@ pub fn tray_model(groups: &[GroupView], now: u64) -> TrayModel {
         tooltip,
         pending_invites,
         unread,
+        menu: menu(&invites),
         invites,
     }
 }
@@ -118,6 +153,16 @@ pub(crate) mod tests {
         assert_eq!(model.tooltip, "Kiyeovo");
         assert_eq!((model.pending_invites, model.unread), (0, 0));
         assert!(model.invites.is_empty());
+        assert_eq!(
+            model.menu,
+            [
+                item("open", "Open Kiyeovo", true),
+                TrayMenuEntry::Separator,
+                item("no-invites", "No pending invitations", false),
+                TrayMenuEntry::Separator,
+                item("quit", "Quit Kiyeovo", true),
+            ]
+        );
     }
 
     #[test]
@@ -148,5 +193,16 @@ pub(crate) mod tests {
             ["Climbing — 2 h 29 min left", "Book club — 5 h 59 min left"]
         );
         assert_eq!(model.invites[0].group_id, "b");
+        assert_eq!(
+            model.menu,
+            [
+                item("open", "Open Kiyeovo", true),
+                TrayMenuEntry::Separator,
+                item("invite:b", "Climbing — 2 h 29 min left", true),
+                item("invite:a", "Book club — 5 h 59 min left", true),
+                TrayMenuEntry::Separator,
+                item("quit", "Quit Kiyeovo", true),
+            ]
+        );
     }
 }
