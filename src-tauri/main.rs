@@ -116,11 +116,20 @@ fn single_instance_id(profile: &str) -> String {
     if profile == kiyeovo_core::profile::DEFAULT_PROFILE {
         return "org.kiyeovo.desktop".into();
     }
-    let element: String = profile
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("org.kiyeovo.desktop.p_{element}")
+    // Bus name elements allow letters, digits and `_` only. Profile names also allow `-`; the
+    // mapping must stay one-to-one ("a-b" and "a_b" are different profiles): `_` → `__`,
+    // `-` → `_h`.
+    let mut element = String::from("p_");
+    for c in profile.chars() {
+        match c {
+            '_' => element.push_str("__"),
+            '-' => element.push_str("_h"),
+            c if c.is_ascii_alphanumeric() => element.push(c),
+            // validate_name allows nothing else; keep the name valid regardless.
+            c => element.push_str(&format!("_u{:x}_", c as u32)),
+        }
+    }
+    format!("org.kiyeovo.desktop.{element}")
 }
 
 /// Closing the window keeps Kiyeovo running in the tray, so invitations and messages still
@@ -173,4 +182,31 @@ async fn exit_on_signal(handle: tauri::AppHandle) {
     }
     tracing::info!("asked to stop");
     handle.exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_instance_id;
+
+    /// D-Bus names: elements of letters, digits and `_`, none starting with a digit. Profile
+    /// names allow `-` and leading digits, so they are mapped.
+    #[test]
+    fn every_profile_gets_a_valid_distinct_bus_name() {
+        assert_eq!(single_instance_id("default"), "org.kiyeovo.desktop");
+        assert_eq!(single_instance_id("alice"), "org.kiyeovo.desktop.p_alice");
+        let odd = single_instance_id("2-bob_x");
+        assert_eq!(odd, "org.kiyeovo.desktop.p_2_hbob__x");
+        for element in odd.split('.') {
+            assert!(!element.starts_with(|c: char| c.is_ascii_digit()), "{odd}");
+            assert!(
+                element
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{odd}"
+            );
+        }
+        assert_ne!(single_instance_id("alice"), single_instance_id("bob"));
+        assert_ne!(single_instance_id("a-b"), single_instance_id("a_b"));
+        assert_ne!(single_instance_id("a_hb"), single_instance_id("a-b"));
+    }
 }
