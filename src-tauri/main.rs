@@ -137,7 +137,10 @@ fn single_instance_id(profile: &str) -> String {
 fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
     let state = window.state::<ShellState>();
     match event {
-        WindowEvent::CloseRequested { api, .. } => {
+        // Without a tray there is nowhere to come back from: closing quits.
+        WindowEvent::CloseRequested { api, .. }
+            if window.app_handle().tray_by_id(tray::TRAY_ID).is_some() =>
+        {
             api.prevent_close();
             let _ = window.hide();
             if let Some(app) = state.app() {
