@@ -205,13 +205,7 @@ impl NotificationServer {
 
     /// `dunstctl <command> <args>`: what dunst's keyboard shortcuts and mouse clicks call.
     async fn run(&self, command: &str, args: &[&str]) {
-        let status = tokio::process::Command::new("dunstctl")
-            .arg(command)
-            .args(args)
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success(), "dunstctl {command}");
+        self.output(command, args).await;
     }
 }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{DesktopSettings, GroupStatus, GroupView};
 
-use super::time_left;
+use super::{pending, time_left};
 
 /// What a notification is about; a group has at most one notification of each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,10 +68,6 @@ pub struct Planner {
 
 fn quiet(settings: &DesktopSettings, group_id: &str) -> bool {
     settings.do_not_disturb || settings.muted_groups.iter().any(|m| m == group_id)
-}
-
-fn pending(g: &GroupView, now: u64) -> bool {
-    g.status == GroupStatus::Invited && g.can_respond && g.expires_at > now
 }
 
 impl Planner {

@@ -11,6 +11,12 @@ pub mod notifier;
 pub mod os;
 pub mod tray;
 
+/// An invitation still waiting for our answer at `now`: the tray lists it, the planner
+/// announces it, and Accept is offered only then.
+pub fn pending(g: &crate::api::GroupView, now: u64) -> bool {
+    g.status == crate::api::GroupStatus::Invited && g.can_respond && g.expires_at > now
+}
+
 /// "5 h 12 min", "12 min", "less than a minute": coarse on purpose, for notifications and the
 /// tray menu (which are not redrawn every second, unlike the window's countdown).
 pub fn time_left(ms: u64) -> String {

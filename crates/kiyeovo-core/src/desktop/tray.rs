@@ -1,7 +1,7 @@
 //! What the tray shows, computed from the groups: a pure function, so it is tested here and the
 //! shell only draws it.
 
-use crate::api::{GroupStatus, GroupView, TrayInvite, TrayMenuEntry, TrayModel};
+use crate::api::{GroupView, TrayInvite, TrayMenuEntry, TrayModel};
 
 /// Menu ids the shell acts on.
 pub const MENU_OPEN: &str = "open";
@@ -37,14 +37,11 @@ pub fn menu(invites: &[TrayInvite]) -> Vec<TrayMenuEntry> {
     menu
 }
 
-use super::time_left;
+use super::{pending, time_left};
 
 /// The tray for these groups at `now` (ms since the epoch).
 pub fn tray_model(groups: &[GroupView], now: u64) -> TrayModel {
-    let mut pending: Vec<&GroupView> = groups
-        .iter()
-        .filter(|g| g.status == GroupStatus::Invited && g.can_respond && g.expires_at > now)
-        .collect();
+    let mut pending: Vec<&GroupView> = groups.iter().filter(|g| pending(g, now)).collect();
     pending.sort_by_key(|g| (g.expires_at, g.group_id.clone()));
     let invites: Vec<TrayInvite> = pending
         .iter()
@@ -110,6 +107,7 @@ pub fn with_badge(rgba: &[u8], width: u32, height: u32) -> Vec<u8> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::api::GroupStatus;
 
     /// A group as the UI would get it; tests change the fields they care about.
     pub(crate) fn group(id: &str, name: &str, status: GroupStatus, expires_at: u64) -> GroupView {
