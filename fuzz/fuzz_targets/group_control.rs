@@ -16,6 +16,7 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(signed) = SignedControl::decode(bytes) else {
         return;
     };
+    assert_eq!(signed.encode(), bytes, "accepted a non-canonical encoding");
     let me = ME.public().ed25519;
     if let Body::Invite(_) = signed.control.body {
         if let Ok(mut group) = Group::from_invite(me, &signed, random_id(), 1) {

@@ -1,5 +1,6 @@
 //! Any (key, value, stored) triple from the network: validation returns a verdict or a typed
-//! error, never panics, and never accepts something `check` alone would refuse.
+//! error, never panics, never accepts something `check` alone would refuse, and whatever it
+//! accepts is the one canonical encoding of its record (PROTOCOL.md §1).
 #![no_main]
 
 use kiyeovo_core::config::Limits;
@@ -15,5 +16,6 @@ fuzz_target!(|input: (&[u8], &[u8], Option<&[u8]>)| {
     if let Ok((_, record)) = records::validate(key, value, stored, &limits) {
         let (_, checked) = records::validate::check(key, value, &limits).expect("valid implies checked");
         assert_eq!(checked, record);
+        assert_eq!(record.encode(), value, "accepted a non-canonical encoding");
     }
 });

@@ -1,9 +1,16 @@
 //! Canonical, size-bounded encoding (PROTOCOL.md §1).
 //!
 //! Signed structures are serialised with `postcard`: field order is the struct's declaration
-//! order and integers have one encoding, so the bytes that were signed are the bytes that are
-//! checked. Decoding is strict: the input must fit the limit *before* any parsing starts, and it
-//! must be consumed exactly (no trailing bytes that a signature would not cover).
+//! order. Decoding is strict: the input must fit the limit *before* any parsing starts, it must
+//! be consumed exactly (no trailing bytes that a signature would not cover), and it must be the
+//! one encoding of the value it decodes to.
+//!
+//! That last rule matters because postcard's decoder is lenient: it accepts over-long varints
+//! (`0x81 0x00` decodes to 1 just like `0x01`). Signatures are checked over a re-encoding, so
+//! without the rule anyone could make a second, different byte string of a signed record — one
+//! that sorts "larger" at equal version and so replaces the owner's copy on storing nodes
+//! (PROTOCOL.md §1, §3). Refusing any input that does not re-encode to itself gives every value
+//! exactly one byte string.
 
 use std::sync::LazyLock;
 
@@ -29,6 +36,8 @@ pub enum DecodeError {
     Malformed(String),
     #[error("{0} trailing bytes after the value")]
     TrailingBytes(usize),
+    #[error("not the canonical encoding of the value (over-long integer or alternative form)")]
+    NotCanonical,
 }
 
 /// Serialises `value` canonically. Serialising our own types into a `Vec` cannot fail short of
@@ -37,8 +46,12 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
 }
 
-/// Decodes exactly one `T` from `bytes`, refusing oversized input and trailing garbage.
-pub fn decode_bounded<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, DecodeError> {
+/// Decodes exactly one `T` from `bytes`, refusing oversized input, trailing garbage and any
+/// encoding but the canonical one (`encode(decode(bytes)) == bytes` for every accepted input).
+pub fn decode_bounded<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, DecodeError> {
     if bytes.len() > limit {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
@@ -49,6 +62,9 @@ pub fn decode_bounded<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result
         postcard::take_from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    if encode(&value) != bytes {
+        return Err(DecodeError::NotCanonical);
     }
     Ok(value)
 }
@@ -86,7 +102,59 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_over_long_varint_is_refused() {
+        let good = encode(&Sample {
+            a: 1,
+            b: vec![],
+            c: String::new(),
+        });
+        assert_eq!(good, [1, 0, 0]);
+        // 1 as a two-byte varint: postcard itself would accept it.
+        let long = [0x81, 0x00, 0, 0];
+        assert!(postcard::from_bytes::<Sample>(&long).is_ok());
+        assert_eq!(
+            decode_bounded::<Sample>(&long, 1024).unwrap_err(),
+            DecodeError::NotCanonical
+        );
+        // The same for a length prefix.
+        let long_len = [1, 0x80, 0x00, 0];
+        assert_eq!(
+            decode_bounded::<Sample>(&long_len, 1024).unwrap_err(),
+            DecodeError::NotCanonical
+        );
+    }
+
     proptest! {
+        /// The property every decoder of network bytes relies on: whatever is accepted is the
+        /// one encoding of its value.
+        #[test]
+        fn every_accepted_input_re_encodes_to_itself(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(v) = decode_bounded::<Sample>(&bytes, 4096) {
+                prop_assert_eq!(encode(&v), bytes);
+            }
+        }
+
+        /// Stretching any varint of a valid encoding by one byte gives a refused input.
+        #[test]
+        fn stretched_varints_are_refused(a in any::<u64>(), b in proptest::collection::vec(any::<u8>(), 0..8)) {
+            let s = Sample { a, b, c: "x".into() };
+            let bytes = encode(&s);
+            // `a` is the first varint: re-write it with one extra continuation byte.
+            let mut n = a;
+            let mut long = Vec::new();
+            loop {
+                long.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+                if n == 0 { break; }
+            }
+            long.push(0);
+            let a_len = encode(&a).len();
+            long.extend_from_slice(&bytes[a_len..]);
+            // Over-long u64s beyond 10 bytes are malformed anyway; either way refused.
+            prop_assert!(decode_bounded::<Sample>(&long, 4096).is_err());
+        }
+
         #[test]
         fn round_trips(a in any::<u64>(), b in proptest::collection::vec(any::<u8>(), 0..64), c in ".{0,16}") {
             let s = Sample { a, b, c };

@@ -33,6 +33,8 @@ pub enum IdentityError {
     BadBinding,
     #[error("not a valid Ed25519 public key")]
     BadPublicKey,
+    #[error("the X25519 key is a low-order point (any shared secret with it is predictable)")]
+    WeakX25519,
 }
 
 /// The user's secret keys. Both halves are wiped from memory when dropped.
@@ -132,12 +134,26 @@ pub struct PublicIdentity {
 }
 
 impl PublicIdentity {
-    /// Checks that the identity key signed the X25519 key.
+    /// Checks that the identity key signed the X25519 key, and that the key is contributory.
+    ///
+    /// A modified client can sign a low-order point as its "X25519 key"; every secret derived
+    /// with it would then be all zeros whatever our own key is, i.e. known to anyone. Such a key
+    /// is refused here, where every card and roster entry passes, so [`Identity::x25519_shared`]
+    /// only ever meets contributory keys.
     pub fn verify(&self) -> Result<(), IdentityError> {
         let key =
             VerifyingKey::from_bytes(&self.ed25519).map_err(|_| IdentityError::BadPublicKey)?;
         sign::verify(&key, Domain::X25519Binding, &self.x25519, &self.binding)
-            .map_err(|_| IdentityError::BadBinding)
+            .map_err(|_| IdentityError::BadBinding)?;
+        // Any clamped scalar (a multiple of 8) sends a low-order point to the identity.
+        let probe = StaticSecret::from([0x42; 32]);
+        if !probe
+            .diffie_hellman(&XPublic::from(self.x25519))
+            .was_contributory()
+        {
+            return Err(IdentityError::WeakX25519);
+        }
+        Ok(())
     }
 
     pub fn peer_id(&self) -> Result<PeerId, IdentityError> {
@@ -208,6 +224,43 @@ mod tests {
             Identity::from_secret_bytes(&bytes).unwrap_err(),
             IdentityError::UnknownVersion(9)
         );
+    }
+
+    /// A modified client binds a low-order point (here: zero and the order-8 point that
+    /// X25519 implementations list) to its identity with a valid signature: refused.
+    #[test]
+    fn a_signed_low_order_x25519_key_is_refused() {
+        let id = Identity::generate();
+        let mut order8 = [0u8; 32];
+        order8.copy_from_slice(&hex_bytes(
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        ));
+        for weak in [
+            [0u8; 32],
+            [1u8; 1]
+                .iter()
+                .chain([0u8; 31].iter())
+                .copied()
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap(),
+            order8,
+        ] {
+            let public = PublicIdentity {
+                ed25519: id.public().ed25519,
+                x25519: weak,
+                binding: id.sign(Domain::X25519Binding, &weak),
+            };
+            assert_eq!(public.verify(), Err(IdentityError::WeakX25519), "{weak:?}");
+        }
+        id.public().verify().unwrap();
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum CardError {
     BadSignature,
     #[error("The card's encryption key does not belong to its owner.")]
     BadBinding,
+    #[error("The card's encryption key is unsafe (a weak key no real app makes). Do not add this contact; ask them for a new card.")]
+    WeakKey,
     #[error("The card's display name is not allowed: {0}")]
     BadName(String),
     #[error("The card lists too many or too long addresses.")]
@@ -171,7 +173,10 @@ impl ContactCard {
             &signed.signature,
         )
         .map_err(|_| CardError::BadSignature)?;
-        card.identity.verify().map_err(|_| CardError::BadBinding)?;
+        card.identity.verify().map_err(|e| match e {
+            crate::identity::IdentityError::WeakX25519 => CardError::WeakKey,
+            _ => CardError::BadBinding,
+        })?;
         check_display_name(&card.display_name)?;
         if card.addrs.len() > MAX_ADDRS || card.addrs.iter().any(|a| a.len() > MAX_ADDR_CHARS) {
             return Err(CardError::BadAddresses);
