@@ -14,6 +14,10 @@ pub struct Limits {
     pub max_gossip_bytes: usize,
     /// How many records a node keeps in its DHT store.
     pub max_stored_records: usize,
+    /// Bytes of record values a node stores for others in all (PROTOCOL.md §3).
+    pub store_budget_bytes: usize,
+    /// Bytes of record values one writing peer may have in this node's store.
+    pub source_quota_bytes: usize,
 }
 
 impl Limits {
@@ -21,6 +25,22 @@ impl Limits {
     /// otherwise large (but valid) records are silently cut off by the transport.
     pub fn kad_packet_bytes(&self) -> usize {
         self.max_record_bytes + 64 * 1024
+    }
+
+    /// A headless node: an always-on machine that stores for many users, so a larger budget.
+    pub fn server() -> Self {
+        Self {
+            store_budget_bytes: 512 * 1024 * 1024,
+            source_quota_bytes: 32 * 1024 * 1024,
+            ..Self::default()
+        }
+    }
+
+    pub fn budget(&self) -> crate::records::budget::Budget {
+        crate::records::budget::Budget {
+            total_bytes: self.store_budget_bytes,
+            per_source_bytes: self.source_quota_bytes,
+        }
     }
 }
 
@@ -31,6 +51,10 @@ impl Default for Limits {
             max_direct_bytes: 256 * 1024,
             max_gossip_bytes: 64 * 1024,
             max_stored_records: 16 * 1024,
+            // An app in DHT server mode stores for others on a user's machine: modest. One
+            // source's share still holds dozens of full 512 KiB buckets.
+            store_budget_bytes: 64 * 1024 * 1024,
+            source_quota_bytes: 8 * 1024 * 1024,
         }
     }
 }

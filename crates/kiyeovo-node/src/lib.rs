@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kiyeovo_core::api::NodeStatus;
+use kiyeovo_core::config::Limits;
 use kiyeovo_core::node::{self, Client, NodeConfig, NodeError, NodeEvent, Role};
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
@@ -37,6 +38,8 @@ pub struct Options {
     /// Other bootstrap nodes to join.
     pub bootstrap: Vec<Multiaddr>,
     pub mdns: bool,
+    /// Size limits and the storing budget ([`Limits::server`] for a real deployment).
+    pub limits: Limits,
 }
 
 /// Loads the node key from `dir`, creating it (readable by the owner only) on first start.
@@ -99,6 +102,7 @@ impl Headless {
         config.listen_port = options.port;
         config.bootstrap = options.bootstrap;
         config.mdns = options.mdns;
+        config.limits = options.limits;
         let node = node::new(config)?;
         let task = tokio::spawn(node.event_loop.run());
         let drain = tokio::spawn(drain_events(node.events));

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use kiyeovo_core::config::Limits;
 use kiyeovo_node::{Headless, Options};
 use libp2p::Multiaddr;
 
@@ -34,6 +35,12 @@ struct Args {
     /// Also discover peers on the local network with mDNS.
     #[arg(long)]
     mdns: bool,
+    /// MiB of records this node stores for others in all.
+    #[arg(long, default_value_t = 512, env = "KIYEOVO_NODE_STORE_MIB")]
+    store_mib: usize,
+    /// MiB of records one writing peer may have in this node's store.
+    #[arg(long, default_value_t = 32, env = "KIYEOVO_NODE_SOURCE_QUOTA_MIB")]
+    source_quota_mib: usize,
 }
 
 #[tokio::main]
@@ -64,6 +71,11 @@ async fn main() -> ExitCode {
         port: args.port,
         bootstrap: args.bootstrap,
         mdns: args.mdns,
+        limits: Limits {
+            store_budget_bytes: args.store_mib.saturating_mul(1024 * 1024),
+            source_quota_bytes: args.source_quota_mib.saturating_mul(1024 * 1024),
+            ..Limits::server()
+        },
     }) {
         Ok(node) => node,
         Err(e) => {

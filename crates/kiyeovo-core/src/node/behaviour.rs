@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::node::config::{NodeConfig, Role};
 use crate::node::direct::{self, DirectCodec};
+use crate::node::scoring;
 use crate::node::NodeError;
 
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/kiyeovo/kad/1.0.0");
@@ -86,10 +87,11 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
                     gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
                 })
                 .build()?;
-            let gossipsub = gossipsub::Behaviour::new(
+            let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
             )?;
+            gossipsub.with_peer_score(scoring::params(), scoring::thresholds())?;
 
             let direct = request_response::Behaviour::with_codec(
                 DirectCodec {

@@ -40,6 +40,11 @@ pub enum Command {
         peer: PeerId,
         reply: Reply<bool>,
     },
+    /// This node's gossipsub score for a peer (None: no score kept for it).
+    GossipScore {
+        peer: PeerId,
+        reply: Reply<Option<f64>>,
+    },
     /// Remember an address for a peer (from a contact card).
     AddAddress {
         peer: PeerId,
@@ -151,6 +156,12 @@ impl Client {
     /// Whether a connection to `peer` is open right now (a direct send will not need a dial).
     pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NodeError> {
         self.call(|reply| Command::IsConnected { peer, reply })
+            .await
+    }
+
+    /// How this node's gossipsub scores `peer` (negative after rejected messages).
+    pub async fn gossip_score(&self, peer: PeerId) -> Result<Option<f64>, NodeError> {
+        self.call(|reply| Command::GossipScore { peer, reply })
             .await
     }
 

@@ -50,7 +50,11 @@ impl NodeConfig {
                 DhtMode::Auto
             },
             mdns: true,
-            limits: Limits::default(),
+            limits: if role == Role::Server {
+                Limits::server()
+            } else {
+                Limits::default()
+            },
             timing: Timing::default(),
         }
     }

@@ -19,14 +19,16 @@ use crate::config::{DhtMode, Limits, Timing};
 use crate::node::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::node::client::{Command, Verdict as GossipVerdict};
 use crate::node::config::{bootstrap_peer, NodeConfig};
+use crate::node::scoring;
 use crate::node::{NodeError, NodeEvent};
-use crate::records::{self, Verdict};
+use crate::records::{self, budget, Verdict};
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 struct PendingGet {
     key: Vec<u8>,
     copies: Vec<Vec<u8>>,
+    valid_copies: usize,
     reply: Reply<Vec<u8>>,
 }
 
@@ -353,6 +355,7 @@ impl EventLoop {
                     PendingGet {
                         key,
                         copies: Vec::new(),
+                        valid_copies: 0,
                         reply,
                     },
                 );
@@ -388,11 +391,13 @@ impl EventLoop {
                 }
             }
             Command::Subscribe { topic, reply } => {
-                let result = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .subscribe(&gossipsub::IdentTopic::new(topic.clone()))
+                let ident = gossipsub::IdentTopic::new(topic.clone());
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                if let Err(e) = gossip.set_topic_params(ident.clone(), scoring::topic_params()) {
+                    tracing::warn!(error = e, "peer scoring not set for a topic");
+                }
+                let result = gossip
+                    .subscribe(&ident)
                     .map(|_| ())
                     .map_err(|e| NodeError::Gossip(e.to_string()));
                 if result.is_ok() {
@@ -449,6 +454,9 @@ impl EventLoop {
                 }
                 let _ = reply.send(Ok(()));
             }
+            Command::GossipScore { peer, reply } => {
+                let _ = reply.send(Ok(self.swarm.behaviour().gossipsub.peer_score(&peer)));
+            }
             Command::IsConnected { peer, reply } => {
                 let _ = reply.send(Ok(self.swarm.is_connected(&peer)));
             }
@@ -489,6 +497,77 @@ impl EventLoop {
             .store_mut()
             .get(&kad::RecordKey::new(&key))
             .map(|r| r.value.clone())
+    }
+
+    /// A record another peer asks this node to store (PROTOCOL.md §3): validated, then held
+    /// within the store's budget, for *this node's* TTL.
+    fn store_inbound(&mut self, source: PeerId, mut record: kad::Record) {
+        let key_log = key_for_log(record.key.as_ref());
+        let stored = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .get(&record.key)
+            .map(|r| r.into_owned());
+        let verdict = records::validate(
+            record.key.as_ref(),
+            &record.value,
+            stored.as_ref().map(|r| r.value.as_slice()),
+            &self.limits,
+        );
+        // The writer's requested expiry is ignored: otherwise anyone could push a copy of a
+        // real record with a TTL of seconds and have every storing node drop it.
+        let expires = Some(std::time::Instant::now() + self.timing.record_ttl);
+        match verdict {
+            Ok((Verdict::Store, parsed)) => {
+                let usage = self.store_usage(&source, stored.as_ref());
+                if let Err(reason) =
+                    budget::admit(&self.limits.budget(), &usage, record.value.len())
+                {
+                    tracing::warn!(key = %key_log, from = %source, %reason, "refused inbound record");
+                    return;
+                }
+                tracing::debug!(key = %key_log, version = parsed.version, from = %source, "storing record");
+                record.expires = expires;
+                // The source is whom the bytes are charged to (and not whatever the writer
+                // claims: a record naming *us* as publisher would otherwise be re-published as
+                // our own).
+                record.publisher = Some(source);
+                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                    tracing::warn!(key = %key_log, error = %e, "record store full; record dropped");
+                }
+                self.count_records();
+            }
+            // A re-publish of the exact bytes: keep them for another full TTL of ours.
+            Ok((Verdict::Unchanged, _)) => {
+                if let Some(mut kept) = stored {
+                    kept.expires = expires;
+                    let _ = self.swarm.behaviour_mut().kad.store_mut().put(kept);
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(key = %key_log, from = %source, %reason, "refused inbound record");
+            }
+        }
+    }
+
+    /// Measures the store for one write from `source` that would replace `replaced`.
+    fn store_usage(&mut self, source: &PeerId, replaced: Option<&kad::Record>) -> budget::Usage {
+        let mut usage = budget::Usage {
+            replaced: replaced.map(|r| budget::Replaced {
+                len: r.value.len(),
+                same_source: r.publisher.as_ref() == Some(source),
+            }),
+            ..Default::default()
+        };
+        for r in self.swarm.behaviour_mut().kad.store_mut().records() {
+            usage.total += r.value.len();
+            if r.publisher.as_ref() == Some(source) {
+                usage.of_source += r.value.len();
+            }
+        }
+        usage
     }
 
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -620,27 +699,7 @@ impl EventLoop {
                         record: Some(record),
                         ..
                     },
-            } => {
-                let stored = self.local_value(record.key.as_ref());
-                match records::validate(
-                    record.key.as_ref(),
-                    &record.value,
-                    stored.as_deref(),
-                    &self.limits,
-                ) {
-                    Ok((Verdict::Store, parsed)) => {
-                        tracing::debug!(key = %key_for_log(record.key.as_ref()), version = parsed.version, from = %source, "storing record");
-                        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
-                            tracing::warn!(error = %e, "record store full; record dropped");
-                        }
-                        self.count_records();
-                    }
-                    Ok((Verdict::Unchanged, _)) => {}
-                    Err(e) => {
-                        tracing::warn!(key = %key_for_log(record.key.as_ref()), from = %source, reason = %e, "refused inbound record");
-                    }
-                }
-            }
+            } => self.store_inbound(source, record),
             kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             } => match result {
@@ -649,8 +708,20 @@ impl EventLoop {
                         Ok(GetRecordOk::FoundRecord(found)) => {
                             let mut enough = false;
                             if let Some(pending) = self.pending_get.get_mut(&id) {
+                                // Only copies that pass validation count toward "enough":
+                                // three peers answering junk must not end the search before
+                                // it reaches one that holds the real record.
+                                if records::validate::check(
+                                    &pending.key,
+                                    &found.record.value,
+                                    &self.limits,
+                                )
+                                .is_ok()
+                                {
+                                    pending.valid_copies += 1;
+                                }
                                 pending.copies.push(found.record.value);
-                                enough = pending.copies.len() >= ENOUGH_COPIES;
+                                enough = pending.valid_copies >= ENOUGH_COPIES;
                             }
                             if enough && !step.last {
                                 // Stop the query: waiting for the rest (some of them possibly

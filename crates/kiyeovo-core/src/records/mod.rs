@@ -7,7 +7,9 @@
 //! * [`key`] — parsing and formatting `/kiyeovo/<kind>/<hash>[/<version>]`.
 //! * [`signed`] — the signed envelope around every value.
 //! * [`validate`] — the pure rule every node applies before storing or believing a record.
+//! * [`budget`] — how many bytes a storing node keeps in all and for each peer that writes.
 
+pub mod budget;
 pub mod key;
 pub mod signed;
 pub mod validate;
