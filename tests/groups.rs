@@ -19,6 +19,7 @@ fn config(window: Duration) -> GroupConfig {
         tick: Duration::from_millis(200),
         resend: Duration::from_secs(2),
         auto_establish: false,
+        ..GroupConfig::default()
     }
 }
 

@@ -2,13 +2,15 @@
 //! keyring namespace, cleaned up on drop), a local headless bootstrap node, and waiting on pushed
 //! state with a timeout (never sleeping).
 
+pub mod attacker;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
 use kiyeovo_core::api::{AppSnapshot, BootstrapState, GroupStatus, GroupView};
-use kiyeovo_core::config::{DhtMode, Timing};
+use kiyeovo_core::config::{DhtMode, Limits, Timing};
 use kiyeovo_core::group::GroupConfig;
 use kiyeovo_core::keystore::Keystore;
 use kiyeovo_core::pairwise::channel::ChannelEvent;
@@ -99,13 +101,22 @@ impl Drop for TestProfile {
 
 /// Starts a headless bootstrap node on 127.0.0.1 and returns it with its TCP address.
 pub async fn bootstrap_node() -> (Headless, String) {
+    bootstrap_node_with(Limits::server(), Vec::new()).await
+}
+
+/// A headless node with its own limits that joins `bootstrap` (for storing-node tests).
+pub async fn bootstrap_node_with(limits: Limits, bootstrap: Vec<String>) -> (Headless, String) {
     init_logging();
     let mut node = Headless::start(Options {
         data_dir: None,
         listen_host: LOCALHOST,
         port: 0,
-        bootstrap: Vec::new(),
+        bootstrap: bootstrap
+            .iter()
+            .map(|a| a.parse().expect("multiaddr"))
+            .collect(),
         mdns: false,
+        limits,
     })
     .expect("bootstrap node starts");
     let addrs = node.listen_addrs(WAIT).await.expect("bootstrap listens");
@@ -252,6 +263,7 @@ pub fn group_config() -> GroupConfig {
         tick: Duration::from_millis(200),
         resend: Duration::from_secs(2),
         auto_establish: false,
+        ..GroupConfig::default()
     }
 }
 

@@ -21,6 +21,7 @@
 //!   (a pure state machine per group), and group messages (gossipsub live, sender buckets
 //!   offline, read cursors).
 //! * [`coalesce`] — background bucket writes gathered per key.
+//! * [`debounce`] — "at most once per interval per peer" for nudges and repair requests.
 //! * [`codec`] (§1) — canonical, size-bounded encoding of every signed structure.
 //! * [`records`] (§3) — self-certifying DHT keys, signed records, and the pure validation every
 //!   node runs before it stores or believes a record.
@@ -40,6 +41,7 @@ pub mod coalesce;
 pub mod codec;
 pub mod config;
 pub mod contacts;
+pub mod debounce;
 pub mod desktop;
 pub mod error;
 pub mod group;

@@ -93,7 +93,7 @@ export function GroupChat({ groupId }: { groupId: string }) {
               {gapText(item.g)}
             </li>
           ) : (
-            <li key={item.m.msg_id} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain}>
+            <li key={`${item.m.sender_peer_id}/${item.m.msg_id}`} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain}>
               {item.m.order_uncertain && <span className="uncertain">order uncertain here: the senders' clocks disagree</span>}
               {!item.m.outgoing && <span className="author">{item.m.sender_name}</span>}
               <span className="body">{item.m.body}</span>

@@ -37,6 +37,7 @@ use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
 use crate::api::{GroupChatView, GroupGapView, GroupMessageView};
 use crate::coalesce::Coalescer;
+use crate::debounce::Debounce;
 use crate::identity::{peer_id_of, Identity};
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError, Verdict};
@@ -52,6 +53,10 @@ pub const TAG_WANT: u8 = 3;
 pub const TAG_RELAYED: u8 = 4;
 /// Most seqs asked for in one [`Want`].
 pub const MAX_WANT: usize = 64;
+/// A member may ask us about one sender's holes in one group epoch at most this often: an
+/// honest member asks once per poll, an attacker repeating it would have us read the database
+/// and send up to [`MAX_WANT`] envelopes each time.
+pub const WANT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// "Send me these envelopes of `sender` in this group epoch, if you have them." Travels over
 /// the encrypted direct protocol to a member only; the answer is the envelopes themselves
@@ -256,6 +261,8 @@ pub struct GroupChat {
     write: Mutex<()>,
     topics: Mutex<HashMap<String, Epoch>>,
     publishing: Coalescer<(GroupId, u32)>,
+    /// Requests for missing envelopes we answered, per (asker, group, epoch, sender).
+    wants: Mutex<Debounce<(PeerId, GroupId, u32, MemberKey)>>,
 }
 
 fn tx_err(e: sqlx::Error) -> DbError {
@@ -284,6 +291,7 @@ impl GroupChat {
             write: Mutex::new(()),
             topics: Mutex::new(HashMap::new()),
             publishing: Coalescer::default(),
+            wants: Mutex::new(Debounce::new(WANT_INTERVAL)),
         })
     }
 
@@ -381,7 +389,7 @@ impl GroupChat {
         };
         let published = match self.client.publish(ep.topic.clone(), sealed).await {
             Ok(()) => {
-                cs::mark_published(self.db.pool(), &ep.gid, &msg_id).await?;
+                cs::mark_published(self.db.pool(), &ep.gid, &self.me_peer, &msg_id).await?;
                 true
             }
             // Nobody online on the topic: the bucket carries it.
@@ -605,6 +613,14 @@ impl GroupChat {
             tracing::info!(%from, group = %ep.gid, "refused a request for group envelopes from a non-member");
             return;
         };
+        let allowed = self.wants.lock().await.allow(
+            (from, want.group_id, want.epoch, want.sender),
+            std::time::Instant::now(),
+        );
+        if !allowed {
+            tracing::info!(%from, group = %ep.gid, "ignored a repeated request for group envelopes (rate limit)");
+            return;
+        }
         let sender = if want.sender == self.me {
             self.me_peer.clone()
         } else {
@@ -715,7 +731,10 @@ impl GroupChat {
         let verdict = match ep {
             None => Verdict::Reject,
             Some(ep) => match self.accept(&ep, &data, true).await {
-                Ok(_) | Err(ChatDrop::Duplicate) => Verdict::Accept,
+                Ok(_) => Verdict::Accept,
+                // Another copy of a message we have (same sender and seq, other bytes: gossip
+                // dedups identical bytes itself): not forwarded, and not the sender's fault.
+                Err(ChatDrop::Duplicate) => Verdict::Ignore,
                 Err(ChatDrop::Database(e)) => {
                     tracing::warn!(error = %e, "cannot store a group message; the bucket has it");
                     Verdict::Ignore

@@ -300,14 +300,18 @@ pub async fn own_epochs(pool: &SqlitePool) -> Result<Vec<(String, u32)>, DbError
 pub async fn mark_published(
     pool: &SqlitePool,
     group: &str,
+    me: &str,
     msg_id: &[u8; 16],
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE group_messages SET published = 1 WHERE group_id = ? AND msg_id = ?")
-        .bind(group)
-        .bind(msg_id.as_slice())
-        .execute(pool)
-        .await
-        .map_err(q)?;
+    sqlx::query(
+        "UPDATE group_messages SET published = 1 WHERE group_id = ? AND sender = ? AND msg_id = ?",
+    )
+    .bind(group)
+    .bind(me)
+    .bind(msg_id.as_slice())
+    .execute(pool)
+    .await
+    .map_err(q)?;
     Ok(())
 }
 

@@ -40,6 +40,9 @@ pub struct GroupConfig {
     pub resend: Duration,
     /// Establish as soon as every invitee has accepted, without waiting for "Establish now".
     pub auto_establish: bool,
+    /// Unanswered invitations one contact may have open with us at once; more are dropped
+    /// (a contact running modified code cannot bury the user in invitations).
+    pub max_pending_invites_per_contact: usize,
 }
 
 impl Default for GroupConfig {
@@ -49,6 +52,7 @@ impl Default for GroupConfig {
             tick: Duration::from_secs(5),
             resend: crate::config::Timing::default().republish,
             auto_establish: false,
+            max_pending_invites_per_contact: 3,
         }
     }
 }
@@ -115,6 +119,8 @@ enum DropReason {
     UnknownGroup,
     #[error("invitations are blocked")]
     InvitesBlocked,
+    #[error("this contact already has {0} unanswered invitations open with us")]
+    TooManyPendingInvites(usize),
     #[error(transparent)]
     Group(#[from] GroupError),
     #[error(transparent)]
@@ -420,6 +426,18 @@ impl Groups {
                     return Err(DropReason::InvitesBlocked);
                 }
                 let group = Group::from_invite(self.me, &signed, random_id(), now)?;
+                let pending = gstore::all(self.db.pool(), &self.storage_key)
+                    .await?
+                    .iter()
+                    .filter(|g| {
+                        g.creator == signed.signer
+                            && g.status == Status::Invited
+                            && !g.window_over(now)
+                    })
+                    .count();
+                if pending >= self.config.max_pending_invites_per_contact {
+                    return Err(DropReason::TooManyPendingInvites(pending));
+                }
                 tracing::info!(group = %hex(&group.group_id), %peer, "group invitation received");
                 let event = GroupEvent::Invited {
                     group_id: group.group_id,

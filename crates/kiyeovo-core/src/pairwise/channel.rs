@@ -8,7 +8,6 @@
 //! against the inbox (exactly once) and applied in one transaction with the inbox update, so a
 //! crash at any point neither loses nor duplicates a message.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::api::{ContactView, MessageState, MessageView};
 use crate::coalesce::Coalescer;
 use crate::contacts::card::{CardError, ContactCard};
 use crate::contacts::store::{self, ContactRow};
+use crate::debounce::Debounce;
 use crate::identity::Identity;
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError};
@@ -175,7 +175,11 @@ pub struct Channel {
     events: broadcast::Sender<ChannelEvent>,
     /// Serialises state changes so sequence numbers and inbox updates never interleave.
     write: Mutex<()>,
-    nudged: Mutex<HashMap<PeerId, std::time::Instant>>,
+    /// Nudges we send, at most one per contact per [`NUDGE_DEBOUNCE`].
+    nudged: Mutex<Debounce<PeerId>>,
+    /// Nudges we act on, likewise: each costs a DHT read, so a peer repeating them must not
+    /// turn us into its DHT client.
+    nudged_by: Mutex<Debounce<PeerId>>,
     /// Contacts whose bucket is being written; `true` = more was queued meanwhile.
     publishing: Coalescer<PeerId>,
 }
@@ -198,7 +202,8 @@ impl Channel {
             config,
             events: broadcast::channel(1024).0,
             write: Mutex::new(()),
-            nudged: Mutex::new(HashMap::new()),
+            nudged: Mutex::new(Debounce::new(NUDGE_DEBOUNCE)),
+            nudged_by: Mutex::new(Debounce::new(NUDGE_DEBOUNCE)),
             publishing: Coalescer::default(),
         })
     }
@@ -477,16 +482,13 @@ impl Channel {
 
     /// Tells `peer` to read our bucket now, at most once per [`NUDGE_DEBOUNCE`].
     async fn nudge(&self, peer: &PeerId) {
+        if !self
+            .nudged
+            .lock()
+            .await
+            .allow(*peer, std::time::Instant::now())
         {
-            let mut last = self.nudged.lock().await;
-            let now = std::time::Instant::now();
-            if last
-                .get(peer)
-                .is_some_and(|t| now.duration_since(*t) < NUDGE_DEBOUNCE)
-            {
-                return;
-            }
-            last.insert(*peer, now);
+            return;
         }
         let (client, peer) = (self.client.clone(), *peer);
         tokio::spawn(async move {
@@ -646,7 +648,21 @@ impl Channel {
                     tracing::info!(%from, %reason, "dropped a direct envelope");
                 }
             }
-            Some((&TAG_NUDGE, [])) => self.poll(&from).await,
+            Some((&TAG_NUDGE, [])) => {
+                if !self
+                    .nudged_by
+                    .lock()
+                    .await
+                    .allow(from, std::time::Instant::now())
+                {
+                    tracing::debug!(%from, "nudge ignored (debounced)");
+                    return;
+                }
+                // In the background: the dispatcher that called us also carries gossip and
+                // direct messages, which must not wait behind a DHT read.
+                let this = self.clone();
+                tokio::spawn(async move { this.poll(&from).await });
+            }
             _ => tracing::info!(%from, "dropped a malformed direct payload"),
         }
     }
