@@ -89,9 +89,86 @@ impl ProfileLock {
     }
 }
 
+/// Makes a profile's data private to its user (PROTOCOL.md §0, "local reader of the data
+/// dir"): the directory 0700, every file in it 0600. Called at every start, after the database
+/// is open (so its -wal and -shm files exist too): a directory restored from a backup, copied
+/// with a permissive umask or made by an older version is fixed, and each fix is logged.
+/// Returns the paths it changed. Failures are logged, never fatal: the keyring still guards the
+/// keys, and the sealed columns their contents.
+#[cfg(unix)]
+pub fn make_private(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fixed = Vec::new();
+    let mut fix = |path: &Path, want: u32| {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        // A link is never followed: its target may be anybody's file.
+        if meta.file_type().is_symlink() {
+            return;
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode != want {
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), was = format!("{mode:o}"), now = format!("{want:o}"), "fixed permissions of profile data");
+                    fixed.push(path.to_path_buf());
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot make profile data private")
+                }
+            }
+        }
+    };
+    fix(dir, 0o700);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                fix(&entry.path(), 0o600);
+            }
+        }
+    }
+    fixed
+}
+
+/// Elsewhere the data directory inherits the user's private application-data folder's access
+/// rules (Windows ACLs, macOS sandbox).
+#[cfg(not(unix))]
+pub fn make_private(_dir: &Path) -> Vec<PathBuf> {
+    Vec::new()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_profile_is_made_private_and_links_are_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("p");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = dir.join("kiyeovo.db");
+        std::fs::write(&db, b"x").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let outside = base.path().join("outside");
+        std::fs::write(&outside, b"y").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+
+        let fixed = make_private(&dir);
+        assert_eq!(fixed, vec![dir.clone(), db.clone()]);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&outside), 0o644, "a link's target was changed");
+        assert!(
+            make_private(&dir).is_empty(),
+            "second start changes nothing"
+        );
+    }
 
     #[test]
     fn names_are_restricted() {

@@ -119,6 +119,7 @@ impl App {
         let dir = profile::data_dir(&config.profile, config.data_dir.as_deref())?;
         let lock = ProfileLock::acquire(&config.profile, &dir)?;
         let db = Database::open(&dir.join(DB_FILE)).await?;
+        profile::make_private(&dir);
         let mut warnings = Vec::new();
         let (identity, storage_key) = reconcile_keys(&config.profile, &db, &mut warnings).await?;
         tracing::info!(profile = %config.profile, peer_id = %identity.peer_id(), dir = %dir.display(), "profile opened");
