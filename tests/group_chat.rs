@@ -329,9 +329,32 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
         let err = apps[2].chat().ingest(&id, &bytes).await.expect_err(name);
         assert!(expected(&err), "{name}: unexpected {err}");
     }
+    // A modified member (the creator here) copies the msg id of member 1's message into its
+    // own envelope and gets it to member 2 first: both messages are kept (keyed by sender too).
+    let creator = profiles[0].keystore().load_identity().unwrap().unwrap();
+    let squatter = envelope::seal(
+        &Sealing {
+            identity: &creator,
+            key: &key,
+            group_id: gid,
+            epoch,
+            seq: 1,
+            msg_id: envelope::verify(&good).unwrap().header.msg_id,
+            sent_at: 2,
+            roster_hash: apps[0]
+                .groups()
+                .load_group(&gid)
+                .await
+                .unwrap()
+                .roster_hash(),
+        },
+        "same id, other sender",
+    )
+    .unwrap();
+    assert!(apps[2].chat().ingest(&id, &squatter).await.unwrap());
     assert!(
         apps[2].chat().ingest(&id, &good).await.unwrap(),
-        "a valid relayed envelope"
+        "a valid relayed envelope, not hidden by another sender's copy of its msg id"
     );
     assert!(
         matches!(
@@ -340,7 +363,20 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
         ),
         "replayed"
     );
-    assert_eq!(apps[2].chat().chat(&id).await.unwrap().messages.len(), 2);
+    let bodies: Vec<String> = apps[2]
+        .chat()
+        .chat(&id)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.body.clone())
+        .collect();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert!(
+        bodies.contains(&"two".to_string())
+            && bodies.contains(&"same id, other sender".to_string())
+    );
     // A member whose envelope commits to another roster than ours: stored, and the group is
     // flagged "members see different member lists".
     assert!(!apps[2].groups().get(&id).await.unwrap().list_mismatch);

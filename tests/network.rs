@@ -1,30 +1,16 @@
 //! Several real nodes on 127.0.0.1: a headless bootstrap node and four app profiles, each with
 //! its own data dir, SQLite file and keyring entries.
 
-use std::time::Duration;
-
 use ed25519_dalek::SigningKey;
-use futures::StreamExt;
 use kiyeovo_core::api::BootstrapState;
-use kiyeovo_core::node::behaviour::KAD_PROTOCOL;
-use kiyeovo_core::records::{RecordKey, RecordKind, SignedRecord};
+use kiyeovo_core::records::SignedRecord;
 use kiyeovo_core::service::App;
+use kiyeovo_tests::attacker::{attacker, push, signed};
 use kiyeovo_tests::{bootstrap_node, wait_for, TestProfile, WAIT};
-use libp2p::kad::store::MemoryStore;
-use libp2p::kad::{self, Quorum};
+use libp2p::kad;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{Multiaddr, PeerId};
 use rand::rngs::OsRng;
-
-fn signed(owner: &SigningKey, version: u64, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let key = RecordKey::for_public_key(
-        RecordKind::PairwiseBucket,
-        &owner.verifying_key().to_bytes(),
-    );
-    let record = SignedRecord::sign(owner, &key, version, version, payload.to_vec());
-    (key.to_bytes(), record.encode())
-}
 
 async fn start_peers(n: usize, bootstrap: &str) -> (Vec<TestProfile>, Vec<App>) {
     let mut profiles = Vec::new();
@@ -38,65 +24,6 @@ async fn start_peers(n: usize, bootstrap: &str) -> (Vec<TestProfile>, Vec<App>) 
         apps.push(app);
     }
     (profiles, apps)
-}
-
-/// A DHT node that runs plain Kademlia without Kiyeovo's validation: it will happily try to
-/// store anything, so it plays the attacker.
-async fn attacker(targets: &[(PeerId, Multiaddr)]) -> Swarm<kad::Behaviour<MemoryStore>> {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let peer = key.public().to_peer_id();
-            kad::Behaviour::with_config(
-                peer,
-                MemoryStore::new(peer),
-                kad::Config::new(KAD_PROTOCOL),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm.behaviour_mut().set_mode(Some(kad::Mode::Server));
-    for (peer, addr) in targets {
-        swarm.behaviour_mut().add_address(peer, addr.clone());
-    }
-    swarm
-}
-
-/// Puts a record from the attacker and waits for the put query to end (storing nodes answer
-/// "ok" whether or not they kept it, so the outcome itself says nothing).
-async fn attacker_put(
-    swarm: &mut Swarm<kad::Behaviour<MemoryStore>>,
-    key: Vec<u8>,
-    value: Vec<u8>,
-) {
-    let id = swarm
-        .behaviour_mut()
-        .put_record(kad::Record::new(key, value), Quorum::All)
-        .unwrap();
-    tokio::time::timeout(WAIT, async {
-        loop {
-            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
-                id: done,
-                result: kad::QueryResult::PutRecord(_),
-                step,
-                ..
-            }) = swarm.select_next_some().await
-            {
-                if done == id && step.last {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .expect("attacker put finished");
 }
 
 fn tcp_addr_of(app: &App) -> (PeerId, Multiaddr) {
@@ -187,12 +114,16 @@ async fn network_forms_records_flow_and_forgeries_are_refused() {
         _ => unreachable!(),
     };
     targets.push((boot_peer, boot_addr));
-    let mut evil = attacker(&targets).await;
-    attacker_put(&mut evil, key.clone(), forged.clone()).await;
-    attacker_put(&mut evil, key.clone(), v1.clone()).await;
+    let mut evil = attacker(&targets);
+    push(&mut evil, kad::Record::new(key.clone(), forged.clone())).await;
+    push(&mut evil, kad::Record::new(key.clone(), v1.clone())).await;
     let control_owner = SigningKey::generate(&mut OsRng);
     let (control_key, control) = signed(&control_owner, 1, b"control");
-    attacker_put(&mut evil, control_key.clone(), control.clone()).await;
+    push(
+        &mut evil,
+        kad::Record::new(control_key.clone(), control.clone()),
+    )
+    .await;
 
     // Every node held one record (v2) before; once it holds two it has stored the control
     // record, and so has handled the earlier pushes too. None may have replaced v2.

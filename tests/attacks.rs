@@ -1,0 +1,403 @@
+//! Attacks against real nodes (PROTOCOL.md §0): for each rule that keeps an attacker out, the
+//! attacker tries and fails. The attacker is a plain libp2p Kademlia client that runs none of
+//! Kiyeovo's validation, or a modified peer that signs whatever it likes with keys it owns.
+//! README "Security" lists every attack here with the rule that stops it.
+//!
+//! Storing nodes are headless Kiyeovo nodes on 127.0.0.1 (the same node code as the app's),
+//! so these tests need no keyring.
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use kiyeovo_core::codec;
+use kiyeovo_core::config::Limits;
+use kiyeovo_core::contacts::{CardError, ContactCard};
+use kiyeovo_core::identity::{Identity, PublicIdentity};
+use kiyeovo_core::node::{Client, NodeError};
+use kiyeovo_core::records::SignedRecord;
+use kiyeovo_core::sign::Domain;
+use kiyeovo_node::Headless;
+use kiyeovo_tests::attacker::{attacker, push, signed, Attacker};
+use kiyeovo_tests::{bootstrap_node_with, WAIT};
+use libp2p::kad::{self, store::RecordStore};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId};
+use rand::rngs::OsRng;
+
+fn peer_and_addr(addr: &str) -> (PeerId, Multiaddr) {
+    let full: Multiaddr = addr.parse().unwrap();
+    let peer = match full.iter().last() {
+        Some(Protocol::P2p(p)) => p,
+        _ => panic!("{addr} names no peer"),
+    };
+    let bare = full
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
+    (peer, bare)
+}
+
+/// `n` storing nodes that know each other (each joins the first).
+async fn storing_nodes(n: usize, limits: Limits) -> Vec<(Headless, String)> {
+    let mut nodes = vec![bootstrap_node_with(limits, Vec::new()).await];
+    for _ in 1..n {
+        let first = nodes[0].1.clone();
+        nodes.push(bootstrap_node_with(limits, vec![first]).await);
+    }
+    // Every node knows every other before anything is written.
+    for (node, _) in &nodes {
+        let mut status = node.status.clone();
+        tokio::time::timeout(
+            WAIT,
+            status.wait_for(|s| s.routing_table_size as usize >= n - 1),
+        )
+        .await
+        .expect("storing nodes found each other")
+        .unwrap();
+    }
+    nodes
+}
+
+/// Drives the attacker's swarm (so it answers queries) until `fut` completes.
+async fn while_serving<T>(swarm: &mut Attacker, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            _ = swarm.select_next_some() => {}
+        }
+    }
+}
+
+/// Writes a record through `writer` and waits until `at` holds it (the write has then been
+/// handled there, and so has everything pushed to `at` before it).
+async fn put_and_see(writer: &Client, at: &Headless, key: &[u8], value: &[u8]) {
+    let mut status = at.status.clone();
+    writer
+        .put_record(key.to_vec(), value.to_vec())
+        .await
+        .expect("honest put");
+    tokio::time::timeout(WAIT, async {
+        // Every store at `at` changes its record count, which its status reports.
+        while at
+            .client
+            .local_record(key.to_vec())
+            .await
+            .unwrap()
+            .as_deref()
+            != Some(value)
+        {
+            status.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the honest record arrived");
+}
+
+/// The same record with its version as an over-long varint: other bytes, same signed value,
+/// and lexicographically larger (0x81 > 0x01), so without canonical decoding it would win the
+/// equal-version tie-break on every storing node.
+fn re_encoded(value: &[u8]) -> Vec<u8> {
+    let record = SignedRecord::decode(value, usize::MAX).unwrap();
+    assert!(record.version < 0x80, "test records have one-byte versions");
+    // public_key is 32 raw bytes, then the version varint.
+    let mut out = value[..32].to_vec();
+    out.push(0x80 | record.version as u8);
+    out.push(0x00);
+    out.extend_from_slice(&value[33..]);
+    assert!(out > value.to_vec());
+    // postcard itself takes it (the attack is real) …
+    assert_eq!(
+        postcard::from_bytes::<SignedRecord>(&out).unwrap(),
+        record,
+        "the copy decodes to the same record"
+    );
+    out
+}
+
+/// Attack: re-encode a real bucket record (over-long varint) so it sorts "larger" at equal
+/// version, and push it to every storing node. Stopped by canonical decoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_encoded_copy_of_a_record_replaces_it_nowhere() {
+    let nodes = storing_nodes(3, Limits::server()).await;
+    let owner = SigningKey::generate(&mut OsRng);
+    let (key, value) = signed(&owner, 1, b"bucket contents");
+    put_and_see(&nodes[0].0.client, &nodes[2].0, &key, &value).await;
+
+    let targets: Vec<_> = nodes.iter().map(|(_, a)| peer_and_addr(a)).collect();
+    let mut evil = attacker(&targets);
+    push(&mut evil, kad::Record::new(key.clone(), re_encoded(&value))).await;
+
+    // A control write after the attack: once every node has it, each has handled the attack.
+    let (ckey, cvalue) = signed(&SigningKey::generate(&mut OsRng), 1, b"control");
+    for (node, _) in &nodes {
+        put_and_see(&nodes[0].0.client, node, &ckey, &cvalue).await;
+    }
+    for (node, _) in &nodes {
+        assert_eq!(
+            node.client.local_record(key.clone()).await.unwrap(),
+            Some(value.clone()),
+            "a storing node took the re-encoded copy"
+        );
+    }
+    assert_eq!(nodes[1].0.client.get_record(key).await.unwrap(), value);
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Attack: push the owner's exact record (and a re-encoded copy) to every storing node with a
+/// 3-second TTL, so it expires everywhere. Stopped by: storing nodes use their own TTL.
+///
+/// This test has to let time pass: expiry *is* the property. It waits 6 s on the clock, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_ttl_push_does_not_erase_a_record() {
+    let nodes = storing_nodes(3, Limits::server()).await;
+    let owner = SigningKey::generate(&mut OsRng);
+    let (key, value) = signed(&owner, 1, b"bucket contents");
+    let targets: Vec<_> = nodes.iter().map(|(_, a)| peer_and_addr(a)).collect();
+    let mut evil = attacker(&targets);
+    let short = |v: Vec<u8>| kad::Record {
+        key: kad::RecordKey::new(&key),
+        value: v,
+        publisher: None,
+        expires: Some(Instant::now() + Duration::from_secs(3)),
+    };
+    // The attacker is first to hand the storing nodes the owner's record, with its own TTL;
+    // then the owner writes (the same bytes), then the attacker pushes a re-encoded copy.
+    push(&mut evil, short(value.clone())).await;
+    nodes[0]
+        .0
+        .client
+        .put_record(key.clone(), value.clone())
+        .await
+        .unwrap();
+    push(&mut evil, short(re_encoded(&value))).await;
+    let (ckey, cvalue) = signed(&SigningKey::generate(&mut OsRng), 1, b"control");
+    for (node, _) in &nodes {
+        put_and_see(&nodes[0].0.client, node, &ckey, &cvalue).await;
+        assert_eq!(
+            node.client.local_record(key.clone()).await.unwrap(),
+            Some(value.clone())
+        );
+    }
+
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for (node, _) in &nodes {
+        assert_eq!(
+            node.client.local_record(key.clone()).await.unwrap(),
+            Some(value.clone()),
+            "a storing node let the record expire with the attacker's TTL"
+        );
+    }
+    // A reader that holds nothing itself still gets it from the network.
+    let (reader, _) = bootstrap_node_with(Limits::server(), vec![nodes[0].1.clone()]).await;
+    let mut status = reader.status.clone();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.routing_table_size >= 3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reader.client.get_record(key).await.unwrap(), value);
+    reader.shutdown().await;
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Attack: one peer writes valid self-signed records (a fresh key each) until the storing
+/// node is full. Stopped by the per-source quota: it is cut off at its share, what was stored
+/// before stays, and other writers are still stored and served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_fill_a_storing_node() {
+    let limits = Limits {
+        store_budget_bytes: 256 * 1024,
+        source_quota_bytes: 32 * 1024,
+        ..Limits::server()
+    };
+    let nodes = storing_nodes(2, limits).await;
+    let (target, honest) = (&nodes[0].0, &nodes[1].0.client);
+    // Stored before the flood.
+    let (early_key, early) = signed(&SigningKey::generate(&mut OsRng), 1, &[1; 1000]);
+    put_and_see(honest, target, &early_key, &early).await;
+
+    let mut evil = attacker(&[peer_and_addr(&nodes[0].1)]);
+    let mut junk = Vec::new();
+    for _ in 0..20 {
+        let (k, v) = signed(&SigningKey::generate(&mut OsRng), 1, &[0xee; 4000]);
+        push(&mut evil, kad::Record::new(k.clone(), v)).await;
+        junk.push(k);
+    }
+    // After the flood, an honest writer is still stored and served.
+    let (late_key, late) = signed(&SigningKey::generate(&mut OsRng), 1, &[2; 4000]);
+    put_and_see(honest, target, &late_key, &late).await;
+
+    let mut kept = 0;
+    for k in &junk {
+        if target
+            .client
+            .local_record(k.clone())
+            .await
+            .unwrap()
+            .is_some()
+        {
+            kept += 1;
+        }
+    }
+    // 32 KiB of quota holds 7 records of ~4.1 KiB: the flood got exactly its share.
+    assert!(
+        (1..=8).contains(&kept),
+        "attacker kept {kept} of 20 junk records"
+    );
+    assert_eq!(
+        target.client.local_record(early_key).await.unwrap(),
+        Some(early),
+        "junk displaced an earlier record"
+    );
+    assert_eq!(target.client.get_record(late_key).await.unwrap(), late);
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Attack: three plain-Kademlia nodes close to the reader hold junk under a real record's key
+/// and answer first. Stopped by: a read counts only valid copies toward "enough" and goes on
+/// until it finds the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_answers_cannot_hide_a_record() {
+    let nodes = storing_nodes(1, Limits::server()).await;
+    let honest = &nodes[0];
+    let owner = SigningKey::generate(&mut OsRng);
+    let (key, value) = signed(&owner, 1, b"the real bucket");
+    // Alone in its network the put has no one to replicate to and reports that; the record is
+    // in its own store all the same.
+    let _ = honest.0.client.put_record(key.clone(), value.clone()).await;
+    assert_eq!(
+        honest.0.client.local_record(key.clone()).await.unwrap(),
+        Some(value.clone())
+    );
+
+    let mut liars: Vec<Attacker> = (0..3).map(|_| attacker(&[])).collect();
+    let mut liar_addrs = Vec::new();
+    for liar in &mut liars {
+        liar.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let addr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = liar.select_next_some().await {
+                break address;
+            }
+        };
+        let junk = kad::Record::new(key.clone(), b"junk, not a signed record".to_vec());
+        liar.behaviour_mut().store_mut().put(junk).unwrap();
+        liar_addrs.push(format!("{addr}/p2p/{}", liar.local_peer_id()));
+    }
+    // The reader knows the liars before the honest node.
+    let mut boot = liar_addrs.clone();
+    boot.push(honest.1.clone());
+    let (reader, _) = bootstrap_node_with(Limits::server(), boot).await;
+    let read = reader.client.get_record(key.clone());
+    let (l0, rest) = liars.split_first_mut().unwrap();
+    let (l1, rest) = rest.split_first_mut().unwrap();
+    let l2 = &mut rest[0];
+    let serve = async {
+        loop {
+            tokio::select! {
+                _ = l0.select_next_some() => {}
+                _ = l1.select_next_some() => {}
+                _ = l2.select_next_some() => {}
+            }
+        }
+    };
+    let got = tokio::select! {
+        got = tokio::time::timeout(WAIT, read) => got.expect("read ended"),
+        _ = serve => unreachable!(),
+    };
+    assert_eq!(got.unwrap(), value, "junk answers hid the record");
+    reader.shutdown().await;
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Attack: a modified client binds a low-order X25519 point to its identity (correctly
+/// signed) and hands out that card: every "shared secret" with it would be zero. Stopped by:
+/// the card check refuses non-contributory keys.
+#[test]
+fn a_card_with_a_low_order_x25519_key_is_refused() {
+    let id = Identity::generate();
+    let mut card = ContactCard::new(&id, "Mallory", Vec::new(), 1);
+    card.identity = PublicIdentity {
+        ed25519: id.public().ed25519,
+        x25519: [0; 32],
+        binding: id.sign(Domain::X25519Binding, &[0; 32]),
+    };
+    let text = card.to_text(&id);
+    assert_eq!(
+        ContactCard::from_text(&text, None).unwrap_err(),
+        CardError::WeakKey
+    );
+}
+
+/// Attack: re-encode a signed contact card with an over-long length prefix (same signature,
+/// other bytes). Stopped by canonical decoding: one card, one byte string.
+#[test]
+fn a_re_encoded_contact_card_is_refused() {
+    let id = Identity::generate();
+    let card = ContactCard::new(&id, "Ana", Vec::new(), 1);
+    let good = ContactCard::from_text(&card.to_text(&id), None).unwrap();
+    assert_eq!(good, card);
+    // Every postcard varint re-encoded one byte longer, checked one at a time, must be refused
+    // by the strict decoder that cards (and every network decoder) go through.
+    let bytes = codec::encode(&card);
+    let mut refused = 0;
+    for i in 0..bytes.len() {
+        if bytes[i] >= 0x80 {
+            continue;
+        }
+        let mut long = bytes[..i].to_vec();
+        long.push(bytes[i] | 0x80);
+        long.push(0);
+        long.extend_from_slice(&bytes[i + 1..]);
+        if postcard::from_bytes::<ContactCard>(&long).ok().as_ref() == Some(&card) {
+            assert_eq!(
+                codec::decode_bounded::<ContactCard>(&long, 1 << 16).unwrap_err(),
+                codec::DecodeError::NotCanonical
+            );
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 3,
+        "the card has several varints; {refused} tried"
+    );
+}
+
+/// A missing record is still reported as missing (not as junk): the reader's answer stays
+/// honest when only invalid copies exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_junk_copies_read_as_not_found() {
+    let mut liar = attacker(&[]);
+    liar.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = liar.select_next_some().await {
+            break address;
+        }
+    };
+    let (key, _) = signed(&SigningKey::generate(&mut OsRng), 1, b"never written");
+    liar.behaviour_mut()
+        .store_mut()
+        .put(kad::Record::new(key.clone(), b"junk".to_vec()))
+        .unwrap();
+    let boot = vec![format!("{addr}/p2p/{}", liar.local_peer_id())];
+    let (reader, _) = bootstrap_node_with(Limits::server(), boot).await;
+    let got = while_serving(
+        &mut liar,
+        tokio::time::timeout(WAIT, reader.client.get_record(key)),
+    )
+    .await
+    .expect("read ended");
+    assert!(matches!(got, Err(NodeError::NotFound)), "{got:?}");
+    reader.shutdown().await;
+}
