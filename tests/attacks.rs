@@ -166,7 +166,8 @@ async fn a_short_ttl_push_does_not_erase_a_record() {
         expires: Some(Instant::now() + Duration::from_secs(3)),
     };
     // The attacker is first to hand the storing nodes the owner's record, with its own TTL;
-    // then the owner writes (the same bytes), then the attacker pushes a re-encoded copy.
+    // then the owner writes (the same bytes); then the attacker pushes the same bytes again (a
+    // "re-publish" asking for 3 s) and a re-encoded copy.
     push(&mut evil, short(value.clone())).await;
     nodes[0]
         .0
@@ -174,6 +175,7 @@ async fn a_short_ttl_push_does_not_erase_a_record() {
         .put_record(key.clone(), value.clone())
         .await
         .unwrap();
+    push(&mut evil, short(value.clone())).await;
     push(&mut evil, short(re_encoded(&value))).await;
     let (ckey, cvalue) = signed(&SigningKey::generate(&mut OsRng), 1, b"control");
     for (node, _) in &nodes {
@@ -268,17 +270,9 @@ async fn one_peer_cannot_fill_a_storing_node() {
 async fn junk_answers_cannot_hide_a_record() {
     let nodes = storing_nodes(1, Limits::server()).await;
     let honest = &nodes[0];
-    let owner = SigningKey::generate(&mut OsRng);
-    let (key, value) = signed(&owner, 1, b"the real bucket");
-    // Alone in its network the put has no one to replicate to and reports that; the record is
-    // in its own store all the same.
-    let _ = honest.0.client.put_record(key.clone(), value.clone()).await;
-    assert_eq!(
-        honest.0.client.local_record(key.clone()).await.unwrap(),
-        Some(value.clone())
-    );
+    let honest_peer = peer_and_addr(&honest.1).0;
 
-    let mut liars: Vec<Attacker> = (0..3).map(|_| attacker(&[])).collect();
+    let mut liars: Vec<Attacker> = (0..4).map(|_| attacker(&[])).collect();
     let mut liar_addrs = Vec::new();
     for liar in &mut liars {
         liar.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
@@ -288,32 +282,50 @@ async fn junk_answers_cannot_hide_a_record() {
                 break address;
             }
         };
-        let junk = kad::Record::new(key.clone(), b"junk, not a signed record".to_vec());
-        liar.behaviour_mut().store_mut().put(junk).unwrap();
         liar_addrs.push(format!("{addr}/p2p/{}", liar.local_peer_id()));
     }
-    // The reader knows the liars before the honest node.
-    let mut boot = liar_addrs.clone();
-    boot.push(honest.1.clone());
-    let (reader, _) = bootstrap_node_with(Limits::server(), boot).await;
-    let read = reader.client.get_record(key.clone());
-    let (l0, rest) = liars.split_first_mut().unwrap();
-    let (l1, rest) = rest.split_first_mut().unwrap();
-    let l2 = &mut rest[0];
-    let serve = async {
-        loop {
-            tokio::select! {
-                _ = l0.select_next_some() => {}
-                _ = l1.select_next_some() => {}
-                _ = l2.select_next_some() => {}
-            }
+    // A key all four liars are closer to than the honest node: the read asks the three closest
+    // first, so without the rule three junk answers would end it before the honest node is asked.
+    let liar_peers: Vec<PeerId> = liars.iter().map(|l| *l.local_peer_id()).collect();
+    let (key, value) = loop {
+        let (key, value) = signed(&SigningKey::generate(&mut OsRng), 1, b"the real bucket");
+        let target = kad::KBucketKey::new(kad::RecordKey::new(&key));
+        let honest_distance = target.distance(&kad::KBucketKey::from(honest_peer));
+        if liar_peers
+            .iter()
+            .all(|p| target.distance(&kad::KBucketKey::from(*p)) < honest_distance)
+        {
+            break (key, value);
         }
     };
-    let got = tokio::select! {
-        got = tokio::time::timeout(WAIT, read) => got.expect("read ended"),
-        _ = serve => unreachable!(),
-    };
+    // Alone in its network the put has no one to replicate to and reports that; the record is
+    // in its own store all the same.
+    let _ = honest.0.client.put_record(key.clone(), value.clone()).await;
+    assert_eq!(
+        honest.0.client.local_record(key.clone()).await.unwrap(),
+        Some(value.clone())
+    );
+    let mut serving = Vec::new();
+    for mut liar in liars {
+        let junk = kad::Record::new(key.clone(), b"junk, not a signed record".to_vec());
+        liar.behaviour_mut().store_mut().put(junk).unwrap();
+        serving.push(tokio::spawn(async move {
+            loop {
+                liar.select_next_some().await;
+            }
+        }));
+    }
+
+    let mut boot = liar_addrs;
+    boot.push(honest.1.clone());
+    let (reader, _) = bootstrap_node_with(Limits::server(), boot).await;
+    let got = tokio::time::timeout(WAIT, reader.client.get_record(key.clone()))
+        .await
+        .expect("read ended");
     assert_eq!(got.unwrap(), value, "junk answers hid the record");
+    for task in serving {
+        task.abort();
+    }
     reader.shutdown().await;
     for (node, _) in nodes {
         node.shutdown().await;

@@ -490,12 +490,16 @@ impl EventLoop {
         self.stored_records = self.swarm.behaviour_mut().kad.store_mut().records().count() as u32;
     }
 
+    /// What this node holds under `key`, as it would serve it: an expired record (Kademlia
+    /// drops it lazily, when next asked) counts as absent.
     fn local_value(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let now = std::time::Instant::now();
         self.swarm
             .behaviour_mut()
             .kad
             .store_mut()
             .get(&kad::RecordKey::new(&key))
+            .filter(|r| !r.is_expired(now))
             .map(|r| r.value.clone())
     }
 
@@ -509,6 +513,7 @@ impl EventLoop {
             .kad
             .store_mut()
             .get(&record.key)
+            .filter(|r| !r.is_expired(std::time::Instant::now()))
             .map(|r| r.into_owned());
         let verdict = records::validate(
             record.key.as_ref(),
@@ -561,7 +566,19 @@ impl EventLoop {
             }),
             ..Default::default()
         };
-        for r in self.swarm.behaviour_mut().kad.store_mut().records() {
+        // Expired records leave only when Kademlia next serves them: drop them now, so what a
+        // source is charged for is what this node still keeps for it.
+        let now = std::time::Instant::now();
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        let expired: Vec<kad::RecordKey> = store
+            .records()
+            .filter(|r| r.is_expired(now))
+            .map(|r| r.key.clone())
+            .collect();
+        for key in &expired {
+            store.remove(key);
+        }
+        for r in store.records() {
             usage.total += r.value.len();
             if r.publisher.as_ref() == Some(source) {
                 usage.of_source += r.value.len();
