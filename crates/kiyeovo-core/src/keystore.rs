@@ -104,6 +104,11 @@ impl Keystore {
         Ok(Some(Zeroizing::new(key)))
     }
 
+    /// Stores a given storage key (a restored or migrated profile; the upgrade test).
+    pub fn store_storage_key(&self, key: &[u8; STORAGE_KEY_LEN]) -> Result<(), KeyringError> {
+        self.write("storage", key)
+    }
+
     /// Creates, stores and returns a fresh random storage key.
     pub fn create_storage_key(&self) -> Result<StorageKey, KeyringError> {
         let mut key = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
