@@ -18,8 +18,10 @@ use kiyeovo_core::node::{Client, NodeError};
 use kiyeovo_core::records::SignedRecord;
 use kiyeovo_core::sign::Domain;
 use kiyeovo_node::Headless;
-use kiyeovo_tests::attacker::{attacker, push, signed, Attacker};
-use kiyeovo_tests::{bootstrap_node_with, WAIT};
+use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, Spy};
+use kiyeovo_tests::{
+    bootstrap_node, bootstrap_node_with, form_group, start_group_app, wait_for, TestProfile, WAIT,
+};
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
@@ -412,4 +414,142 @@ async fn only_junk_copies_read_as_not_found() {
     .expect("read ended");
     assert!(matches!(got, Err(NodeError::NotFound)), "{got:?}");
     reader.shutdown().await;
+}
+
+/// Attack: a modified storing node and gossip relay keeps every byte it is handed while three
+/// people become contacts, form a group and chat in it and 1:1, to read who talks to whom and
+/// who is in which group. Stopped by v2 envelopes (`{version, nonce, ciphertext}`, identities and
+/// group id inside the AEAD), self-certifying keys that name no identity, and anonymous gossip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storing_node_and_relay_learns_no_member_no_group_and_no_text() {
+    let (boot, addr) = bootstrap_node().await;
+    let spy = Spy::start(&addr).await;
+    let profiles: Vec<TestProfile> = (0..3)
+        .map(|i| TestProfile::new(&format!("spy{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    // Every app has the spy among its DHT peers (bootstrap node, two apps, spy) before anything
+    // is written, so the spy is handed every record.
+    for app in &apps {
+        wait_for(&mut app.snapshots(), "the spy in the routing table", |s| {
+            s.node.as_ref().is_some_and(|n| n.routing_table_size >= 4)
+        })
+        .await;
+    }
+    let id = form_group(&apps).await;
+    // The spy joins the group's topics (a relay that learned their names).
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    for (_, key) in apps[0].groups().keys_held(&id).await.unwrap() {
+        spy.subscribe(kiyeovo_core::group::chat::topic_for(&gid, &key))
+            .await;
+    }
+    let bodies: Vec<String> = (0..3).map(|i| format!("secret plan number {i}")).collect();
+    apps[0]
+        .channel()
+        .send_chat(&apps[1].peer_id(), "a private hello")
+        .await
+        .unwrap();
+    let mut events: Vec<_> = apps.iter().map(|a| a.chat().subscribe()).collect();
+    for (app, body) in apps.iter().zip(&bodies) {
+        app.chat().send(&id, body).await.unwrap();
+    }
+    for (app, rx) in apps.iter().zip(events.iter_mut()) {
+        tokio::time::timeout(WAIT, async {
+            while app.chat().chat(&id).await.unwrap().messages.len() < 3 {
+                let _ = rx.recv().await;
+            }
+        })
+        .await
+        .expect("every member has all three messages");
+        tokio::time::timeout(WAIT, async {
+            while !app
+                .chat()
+                .chat(&id)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .filter(|m| m.outgoing)
+                .all(|m| m.stored)
+            {
+                let _ = rx.recv().await;
+            }
+        })
+        .await
+        .expect("every member's bucket is written");
+    }
+    // Members publish to every peer they know on the topic; one that wrote before it heard of
+    // the spy's subscription writes once more.
+    let mut count = spy.gossip_count.clone();
+    let mut relayed = false;
+    for round in 0..5 {
+        let wait = tokio::time::timeout(Duration::from_secs(3), count.wait_for(|n| *n >= 1));
+        if wait.await.is_ok() {
+            relayed = true;
+            break;
+        }
+        apps[round % 3]
+            .chat()
+            .send(&id, &format!("secret plan number {}", round % 3))
+            .await
+            .unwrap();
+    }
+    assert!(relayed, "the spy never relayed group gossip");
+
+    let dump = spy.dump().await;
+    assert!(
+        dump.records.len() >= 3,
+        "the spy stored {} records",
+        dump.records.len()
+    );
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, p) in profiles.iter().enumerate() {
+        let identity = p.keystore().load_identity().unwrap().unwrap();
+        let public = identity.public();
+        secrets.push((format!("member {i} identity key"), public.ed25519.to_vec()));
+        secrets.push((format!("member {i} X25519 key"), public.x25519.to_vec()));
+        let peer = identity.peer_id();
+        secrets.push((format!("member {i} peer id"), peer.to_bytes()));
+        secrets.push((
+            format!("member {i} peer id text"),
+            peer.to_string().into_bytes(),
+        ));
+    }
+    secrets.push(("group id".into(), gid.to_vec()));
+    secrets.push(("group id text".into(), id.clone().into_bytes()));
+    for b in bodies
+        .iter()
+        .chain(std::iter::once(&"a private hello".to_string()))
+    {
+        secrets.push((format!("text {b:?}"), b.clone().into_bytes()));
+    }
+    let seen = dump
+        .records
+        .iter()
+        .flat_map(|(k, v)| [k, v])
+        .chain(dump.gossip.iter().map(|(_, d)| d));
+    for bytes in seen {
+        for (what, secret) in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "the spy saw the {what}"
+            );
+        }
+    }
+    for (author, _) in &dump.gossip {
+        assert_eq!(*author, None, "gossip names its author");
+    }
+    println!(
+        "spy saw {} records and {} gossip messages; none named a member or the group",
+        dump.records.len(),
+        dump.gossip.len()
+    );
+    spy.stop();
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
 }

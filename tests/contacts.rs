@@ -312,30 +312,35 @@ async fn replayed_foreign_forged_and_oversized_input_is_refused() {
     };
     // A far-ahead seq, so it can never collide with what A's app really sent.
     let good = chat(&a_id, 1000, "crafted");
+    let a_peer = a.peer_id();
     b.channel()
-        .receive(&good)
+        .receive(&a_peer, &good)
         .await
         .expect("an authentic envelope is stored");
 
     let stranger = Identity::generate();
-    let mut forged: envelope::Envelope =
-        kiyeovo_core::codec::decode_bounded(&chat(&stranger, 1001, "x"), 1 << 20).unwrap();
-    forged.header.sender = a_id.public().ed25519;
     let mut big = good.clone();
     big.resize(envelope::MAX_ENVELOPE_BYTES + 1, 0);
-    type Case = (&'static str, Vec<u8>, fn(&DropReason) -> bool);
+    type Case = (
+        &'static str,
+        kiyeovo_core::PeerId,
+        Vec<u8>,
+        fn(&DropReason) -> bool,
+    );
     let cases: Vec<Case> = vec![
-        ("replayed envelope", good.clone(), |e| {
+        ("replayed envelope", a_peer, good.clone(), |e| {
             matches!(e, DropReason::Duplicate)
         }),
         (
             "from someone who is not a contact",
+            stranger.peer_id(),
             chat(&stranger, 1, "hi"),
             |e| matches!(e, DropReason::NotAContact),
         ),
         (
-            "forged: a stranger's envelope claiming to be A",
-            kiyeovo_core::codec::encode(&forged),
+            "forged: a stranger's envelope sent as if from A",
+            a_peer,
+            chat(&stranger, 1001, "x"),
             |e| {
                 matches!(
                     e,
@@ -345,12 +350,12 @@ async fn replayed_foreign_forged_and_oversized_input_is_refused() {
                 )
             },
         ),
-        ("oversized envelope", big, |e| {
+        ("oversized envelope", a_peer, big, |e| {
             matches!(e, DropReason::Envelope(EnvelopeError::Malformed(_)))
         }),
     ];
-    for (name, bytes, expected) in cases {
-        let err = b.channel().receive(&bytes).await.expect_err(name);
+    for (name, from, bytes, expected) in cases {
+        let err = b.channel().receive(&from, &bytes).await.expect_err(name);
         assert!(expected(&err), "{name}: unexpected {err}");
     }
     let stored = b.channel().messages(&a.peer_id()).await.unwrap();

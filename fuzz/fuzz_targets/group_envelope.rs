@@ -1,5 +1,5 @@
-//! Group envelopes from gossipsub and sender buckets: decoding, signature check, opening and
-//! bucket ordering never panic.
+//! Group envelopes from gossipsub and sender buckets: decoding, opening (decryption, signature
+//! check) and bucket ordering never panic; whatever decodes is canonical.
 #![no_main]
 
 use kiyeovo_core::group::control::GroupKey;
@@ -7,16 +7,18 @@ use kiyeovo_core::group::envelope;
 use kiyeovo_core::pairwise::bucket::{self, BucketContent, BucketLimits};
 use libfuzzer_sys::fuzz_target;
 
+const KEY: GroupKey = GroupKey([7; 32]);
+
 fuzz_target!(|bytes: &[u8]| {
-    let _ = envelope::peek(bytes);
-    if let Ok(env) = envelope::verify(bytes) {
+    let _ = envelope::peek(bytes, &KEY);
+    if let Ok(env) = envelope::outer(bytes) {
         assert_eq!(kiyeovo_core::codec::encode(&env), bytes, "accepted a non-canonical encoding");
-        let _ = envelope::open(bytes, &env.header.group_id, env.header.epoch, &GroupKey([7; 32]));
+        let _ = envelope::open(bytes, &[0; 16], 1, &KEY);
     }
     if let Ok(content) = BucketContent::decode(bytes, 1 << 20) {
         assert_eq!(content.encode(), bytes, "accepted a non-canonical encoding");
         let limits = BucketLimits { cap: 100, max_bytes: 1 << 20 };
-        let merged = bucket::merge_with(&content.envelopes, &[], limits, envelope::peek);
-        let _ = bucket::read_after_with(&BucketContent { envelopes: merged }, 0, envelope::peek);
+        let merged = bucket::merge_with(&content.envelopes, &[], limits, |e| envelope::peek(e, &KEY));
+        let _ = bucket::read_after_with(&BucketContent { envelopes: merged }, 0, |e| envelope::peek(e, &KEY));
     }
 });

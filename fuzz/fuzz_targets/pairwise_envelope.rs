@@ -19,12 +19,12 @@ static KEYS: LazyLock<(Identity, Identity, PairwiseKeys)> = LazyLock::new(|| {
 fuzz_target!(|bytes: &[u8]| {
     let (a, b, keys) = &*KEYS;
     let _ = envelope::open(bytes, &b.public().ed25519, &a.public(), &keys.incoming);
-    if let Ok(env) = envelope::peek(bytes) {
+    if let Ok(env) = envelope::outer(bytes) {
         assert_eq!(kiyeovo_core::codec::encode(&env), bytes, "accepted a non-canonical encoding");
     }
     if let Ok(content) = BucketContent::decode(bytes, 1 << 20) {
         assert_eq!(content.encode(), bytes, "accepted a non-canonical encoding");
-        let merged = bucket::merge(&content.envelopes, &[], BucketLimits { cap: 100, max_bytes: 1 << 20 });
-        let _ = bucket::read_after(&BucketContent { envelopes: merged }, 0);
+        let merged = bucket::merge(&content.envelopes, &[], BucketLimits { cap: 100, max_bytes: 1 << 20 }, &keys.incoming);
+        let _ = bucket::read_after(&BucketContent { envelopes: merged }, 0, &keys.incoming);
     }
 });

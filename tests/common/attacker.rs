@@ -79,3 +79,164 @@ pub async fn push(swarm: &mut Attacker, record: kad::Record) {
     .await
     .expect("attacker's put finished");
 }
+
+/// What a spy's swarm is made of: a DHT server that stores everything pushed to it, identify
+/// (so Kiyeovo nodes take it into their routing tables), and gossipsub to relay group topics.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+pub struct SpyBehaviour {
+    kad: kad::Behaviour<MemoryStore>,
+    identify: libp2p::identify::Behaviour,
+    gossipsub: libp2p::gossipsub::Behaviour,
+}
+
+enum SpyCommand {
+    Subscribe(String),
+    Dump(tokio::sync::oneshot::Sender<SpyDump>),
+}
+
+/// Every byte a spy was handed: stored records and gossip it relayed.
+#[derive(Debug, Default, Clone)]
+pub struct SpyDump {
+    /// (key, value) of every record pushed to it.
+    pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every gossip message: its author field (None in anonymous mode) and data.
+    pub gossip: Vec<(Option<PeerId>, Vec<u8>)>,
+}
+
+/// A modified storing node and relay (PROTOCOL.md §0): it keeps a copy of everything it stores
+/// or relays, to read the social graph from it.
+pub struct Spy {
+    pub peer_id: PeerId,
+    /// How many gossip messages it has received so far.
+    pub gossip_count: tokio::sync::watch::Receiver<usize>,
+    commands: tokio::sync::mpsc::Sender<SpyCommand>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Spy {
+    /// Starts a spy on 127.0.0.1 that joins the network through `bootstrap` (`…/p2p/<id>`).
+    pub async fn start(bootstrap: &str) -> Spy {
+        let limits = kiyeovo_core::config::Limits::default();
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|key| {
+                let peer = key.public().to_peer_id();
+                let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+                kad_config.set_max_packet_size(limits.kad_packet_bytes());
+                let store = MemoryStore::with_config(
+                    peer,
+                    kad::store::MemoryStoreConfig {
+                        max_records: 100_000,
+                        max_value_bytes: 1 << 20,
+                        ..Default::default()
+                    },
+                );
+                let gossip_config = libp2p::gossipsub::ConfigBuilder::default()
+                    .validation_mode(libp2p::gossipsub::ValidationMode::Anonymous)
+                    .build()
+                    .unwrap();
+                SpyBehaviour {
+                    kad: kad::Behaviour::with_config(peer, store, kad_config),
+                    identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                        kiyeovo_core::node::behaviour::IDENTIFY_PROTOCOL.to_string(),
+                        key.public(),
+                    )),
+                    gossipsub: libp2p::gossipsub::Behaviour::new(
+                        libp2p::gossipsub::MessageAuthenticity::Anonymous,
+                        gossip_config,
+                    )
+                    .unwrap(),
+                }
+            })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .build();
+        swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Server));
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let boot: Multiaddr = bootstrap.parse().unwrap();
+        let Some(libp2p::multiaddr::Protocol::P2p(boot_peer)) = boot.iter().last() else {
+            panic!("bootstrap address names no peer");
+        };
+        swarm
+            .behaviour_mut()
+            .kad
+            .add_address(&boot_peer, boot.clone());
+        swarm.dial(boot).unwrap();
+        let _ = swarm.behaviour_mut().kad.bootstrap();
+        let peer_id = *swarm.local_peer_id();
+        let (commands, mut rx) = tokio::sync::mpsc::channel(16);
+        let (count_tx, gossip_count) = tokio::sync::watch::channel(0usize);
+        let task = tokio::spawn(async move {
+            let mut gossip = Vec::new();
+            loop {
+                tokio::select! {
+                    event = swarm.select_next_some() => match event {
+                        SwarmEvent::Behaviour(SpyBehaviourEvent::Identify(
+                            libp2p::identify::Event::Received { peer_id, info, .. },
+                        )) => {
+                            for addr in info.listen_addrs {
+                                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                            }
+                        }
+                        SwarmEvent::Behaviour(SpyBehaviourEvent::Gossipsub(
+                            libp2p::gossipsub::Event::Message { message, .. },
+                        )) => {
+                            gossip.push((message.source, message.data));
+                            let _ = count_tx.send(gossip.len());
+                        }
+                        _ => {}
+                    },
+                    command = rx.recv() => match command {
+                        None => break,
+                        Some(SpyCommand::Subscribe(topic)) => {
+                            let topic = libp2p::gossipsub::IdentTopic::new(topic);
+                            let _ = swarm.behaviour_mut().gossipsub.subscribe(&topic);
+                        }
+                        Some(SpyCommand::Dump(reply)) => {
+                            use libp2p::kad::store::RecordStore;
+                            let records = swarm
+                                .behaviour_mut()
+                                .kad
+                                .store_mut()
+                                .records()
+                                .map(|r| (r.key.to_vec(), r.value.clone()))
+                                .collect();
+                            let _ = reply.send(SpyDump { records, gossip: gossip.clone() });
+                        }
+                    },
+                }
+            }
+        });
+        Spy {
+            peer_id,
+            gossip_count,
+            commands,
+            task,
+        }
+    }
+
+    pub async fn subscribe(&self, topic: String) {
+        self.commands
+            .send(SpyCommand::Subscribe(topic))
+            .await
+            .unwrap();
+    }
+
+    pub async fn dump(&self) -> SpyDump {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(SpyCommand::Dump(tx)).await.unwrap();
+        rx.await.unwrap()
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}

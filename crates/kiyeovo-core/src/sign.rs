@@ -22,9 +22,9 @@ impl Domain {
             Domain::X25519Binding => b"kiyeovo/v1/x25519-binding",
             Domain::Record => b"kiyeovo/v1/record",
             Domain::ContactCard => b"kiyeovo/v1/contact-card",
-            Domain::PairwiseEnvelope => b"kiyeovo/v1/pairwise-envelope",
+            Domain::PairwiseEnvelope => b"kiyeovo/v2/pairwise-envelope",
             Domain::GroupControl => b"kiyeovo/v1/group-control",
-            Domain::GroupMessage => b"kiyeovo/v1/group-message",
+            Domain::GroupMessage => b"kiyeovo/v2/group-message",
         }
     }
 }

@@ -575,15 +575,18 @@ impl GroupChat {
     /// Checks and stores an envelope of group `id` that came from anywhere (a relay by another
     /// member, a file, a test). Same rules as gossip and buckets.
     pub async fn ingest(&self, id: &str, bytes: &[u8]) -> Result<bool, ChatDrop> {
-        let env = envelope::verify(bytes)?;
+        envelope::outer(bytes)?;
         let group = self
             .group(id)
             .await
             .map_err(|_| ChatDrop::Envelope(GroupEnvelopeError::WrongGroup))?;
+        // The epoch is inside the ciphertext: the envelope belongs to the epoch whose key
+        // opens it (then `accept` checks that it also says so).
         let ep = epochs_of(&group)
             .into_iter()
-            .find(|e| e.epoch == env.header.epoch)
-            .ok_or(ChatDrop::Envelope(GroupEnvelopeError::WrongGroup))?;
+            .rev()
+            .find(|e| envelope::unseal(bytes, &e.key).is_ok())
+            .ok_or(ChatDrop::Envelope(GroupEnvelopeError::Undecryptable))?;
         self.accept(&ep, bytes, false).await
     }
 
@@ -632,7 +635,10 @@ impl GroupChat {
         };
         tracing::debug!(%from, group = %ep.gid, asked = want.seqs.len(), found = found.len(), "relaying group envelopes");
         for env in found {
+            // The group id travels beside the envelope (which names no group outside its
+            // ciphertext), on the direct channel between two members only.
             let mut payload = vec![TAG_RELAYED];
+            payload.extend_from_slice(&ep.group_id);
             payload.extend_from_slice(&env);
             let client = self.client.clone();
             tokio::spawn(async move {
@@ -641,13 +647,13 @@ impl GroupChat {
         }
     }
 
-    /// An envelope relayed by a member: same checks as any other.
+    /// An envelope relayed by a member (`group id ‖ envelope`): same checks as any other.
     pub async fn handle_relayed(&self, from: PeerId, bytes: &[u8]) {
-        let Ok(env) = envelope::verify(bytes) else {
-            tracing::info!(%from, "dropped a relayed group envelope that does not verify");
+        let Some((gid, env)) = bytes.split_first_chunk::<16>() else {
+            tracing::info!(%from, "dropped a malformed relayed group envelope");
             return;
         };
-        match self.ingest(&hex(&env.header.group_id), bytes).await {
+        match self.ingest(&hex(gid), env).await {
             Ok(_) | Err(ChatDrop::Duplicate) => {}
             Err(reason) => tracing::info!(%from, %reason, "dropped a relayed group envelope"),
         }
@@ -772,7 +778,11 @@ impl GroupChat {
                 .await
                 .map(|i| i.cursor)
                 .unwrap_or(0);
-            if !main.pages.is_empty() && main.oldest_seq().is_some_and(|s| s > cursor + 1) {
+            if !main.pages.is_empty()
+                && main
+                    .oldest_seq(|b| envelope::peek(b, &ep.key))
+                    .is_some_and(|s| s > cursor + 1)
+            {
                 for page in join_all(main.pages.iter().map(|p| self.fetch_bucket(p)))
                     .await
                     .into_iter()
@@ -806,7 +816,7 @@ impl GroupChat {
         let Ok(inbox) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await else {
             return;
         };
-        let unread = bucket::read_after_with(content, inbox.cursor, envelope::peek);
+        let unread = bucket::read_after_with(content, inbox.cursor, |b| envelope::peek(b, &ep.key));
         // Only authentic envelopes from this sender may move the cursor over a loss.
         let authentic: Vec<(u64, Vec<u8>)> = unread
             .envelopes
@@ -948,7 +958,14 @@ impl GroupChat {
             cap: self.config.bucket_cap,
             max_bytes: usize::MAX,
         };
-        let merged = bucket::merge_with(&existing, &outbox, everything, envelope::peek);
+        // Only envelopes that are ours and verify are kept: a window bucket's key can be derived
+        // by every invitee, so what we read back may hold someone else's junk.
+        let merged = bucket::merge_with(&existing, &outbox, everything, |b| {
+            envelope::open(b, &ep.group_id, ep.epoch, &ep.key)
+                .ok()
+                .filter(|(h, _)| h.sender == self.me)
+                .map(|(h, _)| (h.seq, h.msg_id))
+        });
         // Room in each record for the record envelope and the list of pages.
         let per_record = self
             .config

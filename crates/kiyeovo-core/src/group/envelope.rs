@@ -1,11 +1,12 @@
-//! Group message envelopes (PROTOCOL.md §5).
+//! Group message envelopes (PROTOCOL.md §5, v2).
 //!
-//! `{header, ciphertext, signature}`: the header (group, epoch, sender, seq, msg id, time,
-//! roster hash, nonce) is the AEAD's associated data, so it cannot be moved onto another
-//! ciphertext; the sender's identity key signs `header ‖ ciphertext`, so any member (or a relay)
-//! can check who wrote an envelope before decrypting it, and members can pass on each other's
-//! envelopes without being able to forge them. Membership, sequence bounds and duplicates need
-//! the roster and memory, so the receiver checks those; this module is pure.
+//! As stored in a bucket or carried by gossip an envelope is `{version, nonce, ciphertext}`:
+//! `ciphertext = XChaCha20-Poly1305(epoch key, nonce, {header, body, signature})`. The header
+//! (group, epoch, sender, seq, msg id, time, roster hash) and the sender's identity signature
+//! over `header ‖ body` are inside, so a storing node or a relay learns neither who is in a group
+//! nor who wrote, and members can still pass on each other's envelopes without being able to
+//! forge them. Membership, sequence bounds and duplicates need the roster and memory, so the
+//! receiver checks those; this module is pure.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -18,7 +19,8 @@ use crate::codec::{self, DecodeError};
 use crate::identity::{serde_sig, Identity};
 use crate::sign::{self, Domain};
 
-pub const GROUP_ENVELOPE_VERSION: u8 = 1;
+/// v1 carried the header and signature in the clear; v2 seals them.
+pub const GROUP_ENVELOPE_VERSION: u8 = 2;
 /// Largest group envelope accepted from gossipsub or a bucket.
 pub const MAX_GROUP_ENVELOPE_BYTES: usize = 24 * 1024;
 /// Largest message body, in bytes of UTF-8.
@@ -26,7 +28,6 @@ pub const MAX_GROUP_BODY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupHeader {
-    pub version: u8,
     pub group_id: GroupId,
     pub epoch: u32,
     pub sender: MemberKey,
@@ -36,13 +37,21 @@ pub struct GroupHeader {
     pub sent_at: u64,
     /// Hash of the roster the sender sees for this epoch (equivocation check).
     pub roster_hash: [u8; 32],
-    pub nonce: [u8; 24],
 }
 
+/// The envelope as stored and gossiped: all anyone without the epoch key sees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupEnvelope {
-    pub header: GroupHeader,
+    pub version: u8,
+    pub nonce: [u8; 24],
     pub ciphertext: Vec<u8>,
+}
+
+/// The plaintext of a group envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInner {
+    pub header: GroupHeader,
+    pub body: String,
     #[serde(with = "serde_sig")]
     pub signature: [u8; 64],
 }
@@ -65,9 +74,15 @@ pub enum GroupEnvelopeError {
     ZeroSeq,
 }
 
-fn signable(header: &GroupHeader, ciphertext: &[u8]) -> Vec<u8> {
+fn signable(header: &GroupHeader, body: &str) -> Vec<u8> {
     let mut out = codec::encode(header);
-    out.extend_from_slice(ciphertext);
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+fn aad(version: u8) -> Vec<u8> {
+    let mut out = b"kiyeovo/v2/group-envelope".to_vec();
+    out.push(version);
     out
 }
 
@@ -83,6 +98,26 @@ pub struct Sealing<'a> {
     pub roster_hash: [u8; 32],
 }
 
+/// Encrypts an already signed [`GroupInner`] (also what tests use to build forgeries).
+pub fn seal_inner(key: &GroupKey, inner: &GroupInner) -> Result<Vec<u8>, GroupEnvelopeError> {
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ciphertext = XChaCha20Poly1305::new((&key.0).into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            AeadPayload {
+                msg: &codec::encode(inner),
+                aad: &aad(GROUP_ENVELOPE_VERSION),
+            },
+        )
+        .map_err(|_| GroupEnvelopeError::Undecryptable)?;
+    Ok(codec::encode(&GroupEnvelope {
+        version: GROUP_ENVELOPE_VERSION,
+        nonce,
+        ciphertext,
+    }))
+}
+
 pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> {
     if body.len() > MAX_GROUP_BODY_BYTES {
         return Err(GroupEnvelopeError::BadBody);
@@ -90,10 +125,7 @@ pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> 
     if s.seq == 0 {
         return Err(GroupEnvelopeError::ZeroSeq);
     }
-    let mut nonce = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
     let header = GroupHeader {
-        version: GROUP_ENVELOPE_VERSION,
         group_id: s.group_id,
         epoch: s.epoch,
         sender: s.identity.public().ed25519,
@@ -101,82 +133,82 @@ pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> 
         msg_id: s.msg_id,
         sent_at: s.sent_at,
         roster_hash: s.roster_hash,
-        nonce,
     };
-    let ciphertext = XChaCha20Poly1305::new((&s.key.0).into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            AeadPayload {
-                msg: body.as_bytes(),
-                aad: &codec::encode(&header),
-            },
-        )
-        .map_err(|_| GroupEnvelopeError::Undecryptable)?;
     let signature = s
         .identity
-        .sign(Domain::GroupMessage, &signable(&header, &ciphertext));
-    Ok(codec::encode(&GroupEnvelope {
-        header,
-        ciphertext,
-        signature,
-    }))
+        .sign(Domain::GroupMessage, &signable(&header, body));
+    seal_inner(
+        s.key,
+        &GroupInner {
+            header,
+            body: body.to_string(),
+            signature,
+        },
+    )
 }
 
-/// `(seq, msg_id)` from the header, without checking anything else (to order a bucket).
-pub fn peek(bytes: &[u8]) -> Option<(u64, [u8; 16])> {
-    let env: GroupEnvelope = codec::decode_bounded(bytes, MAX_GROUP_ENVELOPE_BYTES).ok()?;
-    (env.header.version == GROUP_ENVELOPE_VERSION && env.header.seq > 0)
-        .then_some((env.header.seq, env.header.msg_id))
-}
-
-/// Decodes and checks the sender's signature (no key needed: what gossipsub validation and
-/// relays can check).
-pub fn verify(bytes: &[u8]) -> Result<GroupEnvelope, GroupEnvelopeError> {
+/// The outside: strict decode and a known version (all a storing node or relay can check).
+pub fn outer(bytes: &[u8]) -> Result<GroupEnvelope, GroupEnvelopeError> {
     let env: GroupEnvelope = codec::decode_bounded(bytes, MAX_GROUP_ENVELOPE_BYTES)
         .map_err(GroupEnvelopeError::Malformed)?;
-    if env.header.version != GROUP_ENVELOPE_VERSION {
-        return Err(GroupEnvelopeError::UnknownVersion(env.header.version));
+    if env.version != GROUP_ENVELOPE_VERSION {
+        return Err(GroupEnvelopeError::UnknownVersion(env.version));
     }
-    if env.header.seq == 0 {
-        return Err(GroupEnvelopeError::ZeroSeq);
-    }
-    let key = VerifyingKey::from_bytes(&env.header.sender)
-        .map_err(|_| GroupEnvelopeError::BadSignature)?;
-    sign::verify(
-        &key,
-        Domain::GroupMessage,
-        &signable(&env.header, &env.ciphertext),
-        &env.signature,
-    )
-    .map_err(|_| GroupEnvelopeError::BadSignature)?;
     Ok(env)
 }
 
-/// Fully opens an envelope of `group_id`/`epoch` with that epoch's key.
+/// Decrypts with an epoch key, without checking the signature or the group (to order a bucket).
+pub fn unseal(bytes: &[u8], key: &GroupKey) -> Result<GroupInner, GroupEnvelopeError> {
+    let env = outer(bytes)?;
+    let plain = XChaCha20Poly1305::new((&key.0).into())
+        .decrypt(
+            XNonce::from_slice(&env.nonce),
+            AeadPayload {
+                msg: &env.ciphertext,
+                aad: &aad(env.version),
+            },
+        )
+        .map_err(|_| GroupEnvelopeError::Undecryptable)?;
+    let inner: GroupInner = codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
+        .map_err(GroupEnvelopeError::Malformed)?;
+    if inner.header.seq == 0 {
+        return Err(GroupEnvelopeError::ZeroSeq);
+    }
+    if inner.body.len() > MAX_GROUP_BODY_BYTES {
+        return Err(GroupEnvelopeError::BadBody);
+    }
+    Ok(inner)
+}
+
+/// `(seq, msg_id)` of an envelope that opens with `key` (to order a bucket).
+pub fn peek(bytes: &[u8], key: &GroupKey) -> Option<(u64, [u8; 16])> {
+    unseal(bytes, key)
+        .ok()
+        .map(|i| (i.header.seq, i.header.msg_id))
+}
+
+/// Fully opens an envelope of `group_id`/`epoch` with that epoch's key: decrypts, checks the
+/// group and epoch, and the sender's signature.
 pub fn open(
     bytes: &[u8],
     group_id: &GroupId,
     epoch: u32,
     key: &GroupKey,
 ) -> Result<(GroupHeader, String), GroupEnvelopeError> {
-    let env = verify(bytes)?;
-    if env.header.group_id != *group_id || env.header.epoch != epoch {
+    let inner = unseal(bytes, key)?;
+    if inner.header.group_id != *group_id || inner.header.epoch != epoch {
         return Err(GroupEnvelopeError::WrongGroup);
     }
-    let plain = XChaCha20Poly1305::new((&key.0).into())
-        .decrypt(
-            XNonce::from_slice(&env.header.nonce),
-            AeadPayload {
-                msg: &env.ciphertext,
-                aad: &codec::encode(&env.header),
-            },
-        )
-        .map_err(|_| GroupEnvelopeError::Undecryptable)?;
-    if plain.len() > MAX_GROUP_BODY_BYTES {
-        return Err(GroupEnvelopeError::BadBody);
-    }
-    let body = String::from_utf8(plain).map_err(|_| GroupEnvelopeError::BadBody)?;
-    Ok((env.header, body))
+    let sender = VerifyingKey::from_bytes(&inner.header.sender)
+        .map_err(|_| GroupEnvelopeError::BadSignature)?;
+    sign::verify(
+        &sender,
+        Domain::GroupMessage,
+        &signable(&inner.header, &inner.body),
+        &inner.signature,
+    )
+    .map_err(|_| GroupEnvelopeError::BadSignature)?;
+    Ok((inner.header, inner.body))
 }
 
 #[cfg(test)]
@@ -234,13 +266,17 @@ mod tests {
                     .unwrap()
                 })
                 .collect();
-            let kept = merge_with(&[], &envs, limits, peek);
+            let kept = merge_with(&[], &envs, limits, |b| peek(b, &key));
             let bytes = BucketContent {
                 envelopes: kept.clone(),
             }
             .encode()
             .len();
-            (kept.len(), bytes, peek(kept.last().unwrap()).unwrap().0)
+            (
+                kept.len(),
+                bytes,
+                peek(kept.last().unwrap(), &key).unwrap().0,
+            )
         };
         let (short, short_bytes, newest) = fill(&"x".repeat(100));
         assert_eq!((short, newest), (1000, 1000), "1000 short messages fit");
@@ -251,7 +287,8 @@ mod tests {
             "{long} of 1000 one-KiB messages fit"
         );
         assert_eq!(newest, 1000, "the newest are the ones kept");
-        assert!(long_bytes <= record_limit - 1024);
+        // `max_bytes` bounds the encoded content (but the list's own length prefix).
+        assert!(long_bytes <= limits.max_bytes + 3, "{long_bytes}");
         println!(
             "1000 x 100 B: {short_bytes} bytes; 1 KiB bodies: {long} fit in {long_bytes} bytes"
         );
@@ -265,21 +302,29 @@ mod tests {
         let good = sealed(&alice, &key, gid, 1, 1);
         let (header, body) = open(&good, &gid, 1, &key).unwrap();
         assert_eq!((header.seq, body.as_str()), (1, "hello group"));
+        let inner = unseal(&good, &key).unwrap();
 
-        let mut tampered = good.clone();
-        let last = tampered.len() - 70;
-        tampered[last] ^= 1;
-        let other = sealed(&alice, &key, gid, 1, 2);
-        let mut swapped: GroupEnvelope = codec::decode_bounded(&good, usize::MAX).unwrap();
-        let other_env: GroupEnvelope = codec::decode_bounded(&other, usize::MAX).unwrap();
-        swapped.header = other_env.header;
-        let mut resigned_swap = swapped.clone();
-        resigned_swap.signature = alice.sign(
-            Domain::GroupMessage,
-            &signable(&resigned_swap.header, &resigned_swap.ciphertext),
-        );
-        let mut forged: GroupEnvelope = codec::decode_bounded(&good, usize::MAX).unwrap();
-        forged.header.sender = Identity::generate().public().ed25519;
+        let mut tampered = outer(&good).unwrap();
+        tampered.ciphertext[3] ^= 1;
+        let mut v1 = outer(&good).unwrap();
+        v1.version = 1;
+        // A member (who holds the key) re-seals alice's signed message with another seq, or
+        // claims another sender: the signature is over the header.
+        let reseq = {
+            let mut i = inner.clone();
+            i.header.seq = 2;
+            seal_inner(&key, &i).unwrap()
+        };
+        let forged = {
+            let mut i = inner.clone();
+            i.header.sender = Identity::generate().public().ed25519;
+            seal_inner(&key, &i).unwrap()
+        };
+        let other_body = {
+            let mut i = inner.clone();
+            i.body = "something else".into();
+            seal_inner(&key, &i).unwrap()
+        };
         let temp_key = GroupKey::random();
         let mut big = good.clone();
         big.resize(MAX_GROUP_ENVELOPE_BYTES + 1, 0);
@@ -287,28 +332,35 @@ mod tests {
         let cases: Vec<(&str, Vec<u8>, &GroupKey, u32, GroupEnvelopeError)> = vec![
             (
                 "tampered ciphertext",
-                tampered,
-                &key,
-                1,
-                GroupEnvelopeError::BadSignature,
-            ),
-            (
-                "header swapped between messages",
-                codec::encode(&swapped),
-                &key,
-                1,
-                GroupEnvelopeError::BadSignature,
-            ),
-            (
-                "header swapped and re-signed by the sender",
-                codec::encode(&resigned_swap),
+                codec::encode(&tampered),
                 &key,
                 1,
                 GroupEnvelopeError::Undecryptable,
             ),
             (
+                "a v1 envelope",
+                codec::encode(&v1),
+                &key,
+                1,
+                GroupEnvelopeError::UnknownVersion(1),
+            ),
+            (
+                "re-sealed with another seq by a key holder",
+                reseq,
+                &key,
+                1,
+                GroupEnvelopeError::BadSignature,
+            ),
+            (
                 "sender replaced",
-                codec::encode(&forged),
+                forged,
+                &key,
+                1,
+                GroupEnvelopeError::BadSignature,
+            ),
+            (
+                "body replaced",
+                other_body,
                 &key,
                 1,
                 GroupEnvelopeError::BadSignature,
@@ -343,5 +395,17 @@ mod tests {
             open(&good, &random_id(), 1, &key).unwrap_err(),
             GroupEnvelopeError::WrongGroup
         );
+    }
+
+    /// What a storing node or relay sees names nobody and no group.
+    #[test]
+    fn the_outside_names_no_member_and_no_group() {
+        let alice = Identity::generate();
+        let key = GroupKey::random();
+        let gid = random_id();
+        let bytes = sealed(&alice, &key, gid, 1, 1);
+        for secret in [alice.public().ed25519.to_vec(), gid.to_vec()] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
+        }
     }
 }

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::control::GroupKey;
-use super::envelope::peek;
 use crate::codec::{self, DecodeError};
 
 /// Pages after the main record (so at most 17 records per sender and epoch).
@@ -39,8 +38,8 @@ impl GroupBucket {
         Ok(b)
     }
 
-    /// Seq of the oldest envelope that parses.
-    pub fn oldest_seq(&self) -> Option<u64> {
+    /// Seq of the oldest envelope that `peek` can read (envelopes are opaque without the key).
+    pub fn oldest_seq(&self, peek: impl Fn(&[u8]) -> Option<(u64, [u8; 16])>) -> Option<u64> {
         self.envelopes
             .iter()
             .filter_map(|e| peek(e))

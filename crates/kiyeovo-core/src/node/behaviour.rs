@@ -79,7 +79,11 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
             let kad = kad::Behaviour::with_config(peer_id, store, kad_config);
 
             let gossip_config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Anonymous: a gossip message names no author (no `from`, no signature, no
+                // sequence number). Our envelopes carry the sender's signature inside their
+                // ciphertext; a clear author field would tell every relay who writes in which
+                // group (PROTOCOL.md §0, §5).
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
                 // Messages are held until the application says they are valid.
                 .validate_messages()
                 .max_transmit_size(limits.max_gossip_bytes)
@@ -88,7 +92,7 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
                 })
                 .build()?;
             let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossipsub::MessageAuthenticity::Anonymous,
                 gossip_config,
             )?;
             gossipsub.with_peer_score(scoring::params(), scoring::thresholds())?;

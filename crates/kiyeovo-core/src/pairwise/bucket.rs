@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
 use crate::pairwise::envelope::{self, MsgId};
+use crate::pairwise::keys::DirectionKeys;
 
 /// Default number of envelopes a bucket keeps (PROTOCOL.md §6).
 pub const DEFAULT_CAP: usize = 100;
@@ -40,31 +41,37 @@ impl BucketContent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketLimits {
     pub cap: usize,
-    /// Bytes the encoded envelopes may take (leave room for the record envelope around them).
+    /// Bytes the encoded envelopes (with their length prefixes) may take; leave room for the
+    /// record envelope around them.
     pub max_bytes: usize,
 }
 
-/// `(seq, msg_id)` of an encoded envelope, or `None` if its header does not parse.
-pub type PeekFn = fn(&[u8]) -> Option<(u64, MsgId)>;
-
-fn peek_pairwise(bytes: &[u8]) -> Option<(u64, MsgId)> {
-    envelope::peek(bytes)
+/// `(seq, msg_id)` of a pairwise envelope of this direction, or `None` if it does not open with
+/// the direction's key. Envelopes are opaque (v2): only the two contacts can order a bucket.
+fn peek_pairwise(bytes: &[u8], keys: &DirectionKeys) -> Option<(u64, MsgId)> {
+    envelope::unseal(bytes, keys)
         .ok()
-        .map(|e| (e.header.seq, e.header.msg_id))
+        .map(|i| (i.header.seq, i.header.msg_id))
 }
 
 /// Merges `incoming` into `current`: every envelope once (by `msg_id`), ordered by `seq`, only
-/// the newest that fit `limits`. Envelopes whose header does not parse are dropped.
-pub fn merge(current: &[Vec<u8>], incoming: &[Vec<u8>], limits: BucketLimits) -> Vec<Vec<u8>> {
-    merge_with(current, incoming, limits, peek_pairwise)
+/// the newest that fit `limits`. Envelopes that do not open with `keys` are dropped.
+pub fn merge(
+    current: &[Vec<u8>],
+    incoming: &[Vec<u8>],
+    limits: BucketLimits,
+    keys: &DirectionKeys,
+) -> Vec<Vec<u8>> {
+    merge_with(current, incoming, limits, |b| peek_pairwise(b, keys))
 }
 
-/// [`merge`] for any envelope type (group buckets use the same rules).
+/// [`merge`] for any envelope type (group buckets use the same rules); `peek` gives an
+/// envelope's `(seq, msg_id)`, or `None` to drop it.
 pub fn merge_with(
     current: &[Vec<u8>],
     incoming: &[Vec<u8>],
     limits: BucketLimits,
-    peek: PeekFn,
+    peek: impl Fn(&[u8]) -> Option<(u64, MsgId)>,
 ) -> Vec<Vec<u8>> {
     let mut by_order: BTreeMap<(u64, MsgId), &Vec<u8>> = BTreeMap::new();
     let mut seen: BTreeMap<MsgId, ()> = BTreeMap::new();
@@ -79,10 +86,13 @@ pub fn merge_with(
     let mut kept: Vec<Vec<u8>> = Vec::new();
     let mut bytes = 0usize;
     for (_, env) in by_order.iter().rev() {
-        if kept.len() == limits.cap || bytes + env.len() > limits.max_bytes {
+        // Each envelope also costs its length prefix in the encoded content (a varint of at
+        // most 3 bytes for anything under 2 MiB), so `max_bytes` bounds what is written.
+        let cost = env.len() + 3;
+        if kept.len() == limits.cap || bytes + cost > limits.max_bytes {
             break;
         }
-        bytes += env.len();
+        bytes += cost;
         kept.push((*env).clone());
     }
     kept.reverse();
@@ -99,12 +109,16 @@ pub struct Unread {
 }
 
 /// The envelopes after `cursor` (the last seq processed), and how many were lost to eviction.
-pub fn read_after(content: &BucketContent, cursor: u64) -> Unread {
-    read_after_with(content, cursor, peek_pairwise)
+pub fn read_after(content: &BucketContent, cursor: u64, keys: &DirectionKeys) -> Unread {
+    read_after_with(content, cursor, |b| peek_pairwise(b, keys))
 }
 
 /// [`read_after`] for any envelope type.
-pub fn read_after_with(content: &BucketContent, cursor: u64, peek: PeekFn) -> Unread {
+pub fn read_after_with(
+    content: &BucketContent,
+    cursor: u64,
+    peek: impl Fn(&[u8]) -> Option<(u64, MsgId)>,
+) -> Unread {
     let mut by_seq: BTreeMap<u64, &Vec<u8>> = BTreeMap::new();
     for bytes in &content.envelopes {
         if let Some((seq, _)) = peek(bytes) {
@@ -167,7 +181,7 @@ mod tests {
 
     fn seqs(list: &[Vec<u8>]) -> Vec<u64> {
         list.iter()
-            .map(|b| envelope::peek(b).unwrap().header.seq)
+            .map(|b| envelope::unseal(b, &FIX.keys.outgoing).unwrap().header.seq)
             .collect()
     }
 
@@ -179,9 +193,9 @@ mod tests {
     #[test]
     fn keeps_the_newest_cap_in_order() {
         let all: Vec<Vec<u8>> = (1..=150).map(env).collect();
-        let merged = merge(&[], &all, LOOSE);
+        let merged = merge(&[], &all, LOOSE, &FIX.keys.outgoing);
         assert_eq!(seqs(&merged), (51..=150).collect::<Vec<_>>());
-        let unread = read_after(&BucketContent { envelopes: merged }, 0);
+        let unread = read_after(&BucketContent { envelopes: merged }, 0, &FIX.keys.outgoing);
         assert_eq!(unread.missed, 50);
         assert_eq!(unread.envelopes.len(), 100);
     }
@@ -195,8 +209,9 @@ mod tests {
             &all,
             BucketLimits {
                 cap: 100,
-                max_bytes: size * 3 + 1,
+                max_bytes: (size + 3) * 3 + 1,
             },
+            &FIX.keys.outgoing,
         );
         assert_eq!(seqs(&merged), vec![8, 9, 10]);
     }
@@ -205,9 +220,9 @@ mod tests {
     fn two_writers_do_not_clobber_each_other() {
         let base: Vec<Vec<u8>> = (1..=3).map(env).collect();
         let (x, y) = (env(4), env(5));
-        let session_a = merge(&base, &[x], LOOSE);
-        let session_b = merge(&base, &[y], LOOSE);
-        let final_ = merge(&session_a, &session_b, LOOSE);
+        let session_a = merge(&base, &[x], LOOSE, &FIX.keys.outgoing);
+        let session_b = merge(&base, &[y], LOOSE, &FIX.keys.outgoing);
+        let final_ = merge(&session_a, &session_b, LOOSE, &FIX.keys.outgoing);
         assert_eq!(seqs(&final_), vec![1, 2, 3, 4, 5]);
     }
 
@@ -217,17 +232,22 @@ mod tests {
         let content = BucketContent {
             envelopes: vec![env(1), env(2), e3.clone(), e3, env(4)],
         };
-        let unread = read_after(&content, 2);
+        let unread = read_after(&content, 2, &FIX.keys.outgoing);
         assert_eq!(
             unread.envelopes.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             vec![3, 4]
         );
         assert_eq!(unread.missed, 0);
-        assert!(read_after(&content, 4).envelopes.is_empty());
+        assert!(read_after(&content, 4, &FIX.keys.outgoing)
+            .envelopes
+            .is_empty());
         let garbage = BucketContent {
             envelopes: vec![vec![1, 2, 3], env(1)],
         };
-        assert_eq!(read_after(&garbage, 0).envelopes.len(), 1);
+        assert_eq!(
+            read_after(&garbage, 0, &FIX.keys.outgoing).envelopes.len(),
+            1
+        );
     }
 
     proptest! {
@@ -241,7 +261,7 @@ mod tests {
             let pick = |s: &Vec<u64>| s.iter().map(|i| pool[*i as usize - 1].clone()).collect::<Vec<_>>();
             let (l, r) = (pick(&left), pick(&right));
             let limits = BucketLimits { cap, max_bytes: 1 << 20 };
-            let m = merge(&l, &r, limits);
+            let m = merge(&l, &r, limits, &FIX.keys.outgoing);
             let s = seqs(&m);
             // Ordered, unique, capped.
             prop_assert!(s.windows(2).all(|w| w[0] < w[1]));
@@ -253,8 +273,8 @@ mod tests {
             let expect: Vec<u64> = union.iter().rev().take(cap).rev().copied().collect();
             prop_assert_eq!(&s, &expect);
             // Order of arguments and re-merging do not matter.
-            prop_assert_eq!(seqs(&merge(&r, &l, limits)), s.clone());
-            prop_assert_eq!(seqs(&merge(&m, &r, limits)), s);
+            prop_assert_eq!(seqs(&merge(&r, &l, limits, &FIX.keys.outgoing)), s.clone());
+            prop_assert_eq!(seqs(&merge(&m, &r, limits, &FIX.keys.outgoing)), s);
         }
     }
 }

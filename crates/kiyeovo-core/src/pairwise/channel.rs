@@ -537,7 +537,7 @@ impl Channel {
             Err(e) => return Err(e.into()),
         };
         let outbox = store::outbox(self.db.pool(), peer, self.config.bucket_cap).await?;
-        let merged = bucket::merge(&current.envelopes, &outbox, self.limits());
+        let merged = bucket::merge(&current.envelopes, &outbox, self.limits(), &keys.outgoing);
         let version = version.max(row.bucket_version) + 1;
         let record = SignedRecord::sign(
             &keys.outgoing.bucket_key,
@@ -581,7 +581,7 @@ impl Channel {
         };
         // Open everything above the cursor first: only authentic envelopes may move the cursor.
         let mut opened = Vec::new();
-        for (seq, env) in bucket::read_after(&content, row.inbox.cursor).envelopes {
+        for (seq, env) in bucket::read_after(&content, row.inbox.cursor, &keys.incoming).envelopes {
             match envelope::open(&env, &self.me, &row.card.identity, &keys.incoming) {
                 Ok((header, payload)) if header.seq == seq => opened.push((header, payload)),
                 Ok(_) => tracing::warn!(%peer, "bucket entry seq does not match its header"),
@@ -644,7 +644,7 @@ impl Channel {
     pub async fn handle_direct(self: &Arc<Self>, from: PeerId, payload: &[u8]) {
         match payload.split_first() {
             Some((&TAG_ENVELOPE, env)) => {
-                if let Err(reason) = self.receive(env).await {
+                if let Err(reason) = self.receive(&from, env).await {
                     tracing::info!(%from, %reason, "dropped a direct envelope");
                 }
             }
@@ -667,11 +667,13 @@ impl Channel {
         }
     }
 
-    /// Opens and applies one envelope that arrived directly (also what tests feed crafted
-    /// envelopes into: the same checks as the network path).
-    pub async fn receive(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DropReason> {
-        let sender = envelope::peek(bytes)?.header.sender;
-        let peer = crate::identity::peer_id_of(&sender).ok_or(DropReason::NotAContact)?;
+    /// Opens and applies one envelope that `from` sent us directly (also what tests feed crafted
+    /// envelopes into: the same checks as the network path). The envelope names nobody on the
+    /// outside; the connection's authenticated peer says whose key to try, and the sealed header
+    /// must then say the same.
+    pub async fn receive(self: &Arc<Self>, from: &PeerId, bytes: &[u8]) -> Result<(), DropReason> {
+        envelope::outer(bytes)?;
+        let peer = *from;
         let row = store::contact(self.db.pool(), &peer)
             .await?
             .ok_or(DropReason::NotAContact)?;

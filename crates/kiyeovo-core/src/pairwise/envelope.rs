@@ -1,9 +1,12 @@
-//! Sealed pairwise envelopes (PROTOCOL.md §2).
+//! Sealed pairwise envelopes (PROTOCOL.md §2, v2).
 //!
-//! `Envelope = {header, ciphertext}`; `ciphertext = XChaCha20-Poly1305(direction key, nonce,
-//! {payload, signature}, aad = header bytes)`. The signature is by the sender's *identity* key
-//! over `header ‖ payload`, inside the ciphertext: the AEAD proves "one of the two contacts", the
-//! signature proves "this one", and the header cannot be swapped onto another ciphertext.
+//! What a storing node, a relay or the network sees is `{version, nonce, ciphertext}` and
+//! nothing else: `ciphertext = XChaCha20-Poly1305(direction key, nonce, {header, payload,
+//! signature}, aad = label ‖ version)`. The header (sender, receiver, seq, msg id, time) is
+//! *inside*, so a bucket in the DHT is a random-looking key holding opaque blobs: nobody but the
+//! two contacts learns who wrote to whom, how much or when. The signature is by the sender's
+//! identity key over `header ‖ payload`: the AEAD proves "one of the two contacts", the
+//! signature proves "this one".
 //!
 //! Replay protection needs memory (which ids were seen), so it lives with the caller; this module
 //! is pure.
@@ -19,7 +22,8 @@ use crate::identity::{serde_sig, Identity, PublicIdentity};
 use crate::pairwise::keys::DirectionKeys;
 use crate::sign::{self, Domain};
 
-pub const ENVELOPE_VERSION: u8 = 1;
+/// v1 carried the header in the clear; v2 seals it.
+pub const ENVELOPE_VERSION: u8 = 2;
 /// Largest envelope accepted from the network or a bucket.
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 /// Largest chat message body, in bytes of UTF-8.
@@ -29,10 +33,9 @@ pub const MAX_RECEIPTS: usize = 256;
 
 pub type MsgId = [u8; 16];
 
-/// Cleartext routing information; authenticated as AEAD associated data.
+/// Who, to whom, which and when: sealed inside the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
-    pub version: u8,
     /// Sender's identity (Ed25519) key.
     pub sender: [u8; 32],
     /// Receiver's identity (Ed25519) key.
@@ -42,12 +45,13 @@ pub struct Header {
     pub msg_id: MsgId,
     /// Sender's clock, ms since the Unix epoch.
     pub sent_at: u64,
-    pub nonce: [u8; 24],
 }
 
+/// The envelope as stored and sent: all anyone without the key can see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
-    pub header: Header,
+    pub version: u8,
+    pub nonce: [u8; 24],
     pub ciphertext: Vec<u8>,
 }
 
@@ -73,11 +77,13 @@ pub enum Payload {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-struct Inner {
-    payload: Payload,
+/// The plaintext of an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inner {
+    pub header: Header,
+    pub payload: Payload,
     #[serde(with = "serde_sig")]
-    signature: [u8; 64],
+    pub signature: [u8; 64],
 }
 
 /// Why an envelope was dropped; each is logged with the sender.
@@ -107,6 +113,13 @@ fn signable(header: &Header, payload: &Payload) -> Vec<u8> {
     out
 }
 
+/// Associated data: binds the ciphertext to this kind of envelope and its version.
+fn aad(version: u8) -> Vec<u8> {
+    let mut out = b"kiyeovo/v2/pairwise-envelope".to_vec();
+    out.push(version);
+    out
+}
+
 fn check_bounds(payload: &Payload) -> Result<(), EnvelopeError> {
     match payload {
         Payload::Chat { body } if body.len() > MAX_CHAT_BYTES => {
@@ -129,6 +142,26 @@ pub fn new_msg_id() -> MsgId {
     id
 }
 
+/// Encrypts an already signed [`Inner`] (also what tests use to build forgeries).
+pub fn seal_inner(key: &[u8; 32], inner: &Inner) -> Result<Vec<u8>, EnvelopeError> {
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ciphertext = XChaCha20Poly1305::new(key.into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            AeadPayload {
+                msg: &codec::encode(inner),
+                aad: &aad(ENVELOPE_VERSION),
+            },
+        )
+        .map_err(|_| EnvelopeError::Undecryptable)?;
+    Ok(codec::encode(&Envelope {
+        version: ENVELOPE_VERSION,
+        nonce,
+        ciphertext,
+    }))
+}
+
 /// Seals `payload` from `sender` to `receiver` with the outgoing direction's keys.
 pub fn seal(
     sender: &Identity,
@@ -143,45 +176,53 @@ pub fn seal(
     if seq == 0 {
         return Err(EnvelopeError::ZeroSeq);
     }
-    let mut nonce = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
     let header = Header {
-        version: ENVELOPE_VERSION,
         sender: sender.public().ed25519,
         receiver: *receiver,
         seq,
         msg_id,
         sent_at,
-        nonce,
     };
-    let inner = codec::encode(&Inner {
-        signature: sender.sign(Domain::PairwiseEnvelope, &signable(&header, payload)),
-        payload: payload.clone(),
-    });
-    let aad = codec::encode(&header);
-    let ciphertext = XChaCha20Poly1305::new((&*keys.message_key).into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
+    let signature = sender.sign(Domain::PairwiseEnvelope, &signable(&header, payload));
+    seal_inner(
+        &keys.message_key,
+        &Inner {
+            header,
+            payload: payload.clone(),
+            signature,
+        },
+    )
+}
+
+/// The outside of an envelope: strict decode and a known version. All a storing node can check.
+pub fn outer(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let envelope: Envelope =
+        codec::decode_bounded(bytes, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
+    if envelope.version != ENVELOPE_VERSION {
+        return Err(EnvelopeError::UnknownVersion(envelope.version));
+    }
+    Ok(envelope)
+}
+
+/// Decrypts with a direction's key, without checking the signature (to order a bucket; every
+/// envelope that is *applied* goes through [`open`]).
+pub fn unseal(bytes: &[u8], keys: &DirectionKeys) -> Result<Inner, EnvelopeError> {
+    let envelope = outer(bytes)?;
+    let plain = XChaCha20Poly1305::new((&*keys.message_key).into())
+        .decrypt(
+            XNonce::from_slice(&envelope.nonce),
             AeadPayload {
-                msg: &inner,
-                aad: &aad,
+                msg: &envelope.ciphertext,
+                aad: &aad(envelope.version),
             },
         )
         .map_err(|_| EnvelopeError::Undecryptable)?;
-    Ok(codec::encode(&Envelope { header, ciphertext }))
-}
-
-/// Reads the header without decrypting (to route an envelope to its contact, or order a bucket).
-pub fn peek(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-    let envelope: Envelope =
-        codec::decode_bounded(bytes, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
-    if envelope.header.version != ENVELOPE_VERSION {
-        return Err(EnvelopeError::UnknownVersion(envelope.header.version));
-    }
-    if envelope.header.seq == 0 {
+    let inner: Inner =
+        codec::decode_bounded(&plain, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
+    if inner.header.seq == 0 {
         return Err(EnvelopeError::ZeroSeq);
     }
-    Ok(envelope)
+    Ok(inner)
 }
 
 /// Fully checks an envelope from `sender` to `me` with the incoming direction's keys.
@@ -191,26 +232,14 @@ pub fn open(
     sender: &PublicIdentity,
     keys: &DirectionKeys,
 ) -> Result<(Header, Payload), EnvelopeError> {
-    let envelope = peek(bytes)?;
-    let header = envelope.header;
+    let inner = unseal(bytes, keys)?;
+    let header = inner.header;
     if header.receiver != *me {
         return Err(EnvelopeError::WrongReceiver);
     }
     if header.sender != sender.ed25519 {
         return Err(EnvelopeError::WrongSender);
     }
-    let aad = codec::encode(&header);
-    let inner = XChaCha20Poly1305::new((&*keys.message_key).into())
-        .decrypt(
-            XNonce::from_slice(&header.nonce),
-            AeadPayload {
-                msg: &envelope.ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| EnvelopeError::Undecryptable)?;
-    let inner: Inner =
-        codec::decode_bounded(&inner, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
     let key = VerifyingKey::from_bytes(&sender.ed25519).map_err(|_| EnvelopeError::BadSignature)?;
     sign::verify(
         &key,
@@ -278,81 +307,70 @@ mod tests {
     fn table_of_refusals() {
         let p = pair();
         let good = chat(&p, 1, "hi");
-        let other = chat(&p, 2, "other");
         let stranger = Identity::generate();
+        let b_keys = derive(&p.b, &p.a.public());
+        let inner = unseal(&good, &b_keys.incoming).unwrap();
 
-        let mut tampered = peek(&good).unwrap();
+        let mut tampered = outer(&good).unwrap();
         *tampered.ciphertext.last_mut().unwrap() ^= 1;
-        let mut header_swapped = peek(&good).unwrap();
-        header_swapped.header = peek(&other).unwrap().header;
-        let mut seq_changed = peek(&good).unwrap();
-        seq_changed.header.seq = 99;
-        let mut version = peek(&good).unwrap();
-        version.header.version = 9;
-        // A stranger seals with its own keys but claims to be `a`.
-        let from_stranger = {
-            let keys = derive(&stranger, &p.b.public());
-            let mut env = peek(
-                &seal(
-                    &stranger,
-                    &p.b.public().ed25519,
-                    &keys.outgoing,
-                    1,
-                    new_msg_id(),
-                    1,
-                    &Payload::Chat { body: "x".into() },
-                )
-                .unwrap(),
-            )
-            .unwrap();
-            env.header.sender = p.a.public().ed25519;
-            codec::encode(&env)
-        };
-        // `b` itself (who knows the key) forges a message "from a": decrypts, but `a`'s
+        let mut nonce_changed = outer(&good).unwrap();
+        nonce_changed.nonce[0] ^= 1;
+        let mut version = outer(&good).unwrap();
+        version.version = 9;
+        let mut v1 = outer(&good).unwrap();
+        v1.version = 1;
+        // A stranger seals with its own keys.
+        let from_stranger = seal(
+            &stranger,
+            &p.b.public().ed25519,
+            &derive(&stranger, &p.b.public()).outgoing,
+            1,
+            new_msg_id(),
+            1,
+            &Payload::Chat { body: "x".into() },
+        )
+        .unwrap();
+        // `b` itself (who knows the key) forges a message "from a": it decrypts, but `a`'s
         // identity signature is missing.
         let forged_by_receiver = {
-            let keys = derive(&p.b, &p.a.public());
-            let mut env = peek(
-                &seal(
-                    &p.b,
-                    &p.b.public().ed25519,
-                    &keys.incoming,
-                    1,
-                    new_msg_id(),
-                    1,
-                    &Payload::Chat {
-                        body: "fake".into(),
-                    },
-                )
-                .unwrap(),
-            )
-            .unwrap();
-            let aad_header = Header {
-                sender: p.a.public().ed25519,
-                ..env.header.clone()
+            let payload = Payload::Chat {
+                body: "fake".into(),
             };
-            // Re-encrypt with a's sender field so only the signature can tell.
-            let inner_plain = XChaCha20Poly1305::new((&*keys.incoming.message_key).into())
-                .decrypt(
-                    XNonce::from_slice(&env.header.nonce),
-                    AeadPayload {
-                        msg: &env.ciphertext,
-                        aad: &codec::encode(&env.header),
-                    },
-                )
-                .unwrap();
-            env.ciphertext = XChaCha20Poly1305::new((&*keys.incoming.message_key).into())
-                .encrypt(
-                    XNonce::from_slice(&aad_header.nonce),
-                    AeadPayload {
-                        msg: &inner_plain,
-                        aad: &codec::encode(&aad_header),
-                    },
-                )
-                .unwrap();
-            env.header = aad_header;
-            codec::encode(&env)
+            let header = Header {
+                msg_id: new_msg_id(),
+                ..inner.header.clone()
+            };
+            let signature =
+                p.b.sign(Domain::PairwiseEnvelope, &signable(&header, &payload));
+            seal_inner(
+                &b_keys.incoming.message_key,
+                &Inner {
+                    header,
+                    payload,
+                    signature,
+                },
+            )
+            .unwrap()
         };
+        // A valid inner (a's signature) re-addressed: the header is signed, so any change to it
+        // is caught even by someone who holds the key.
+        let re_addressed = {
+            let mut i = inner.clone();
+            i.header.seq = 99;
+            seal_inner(&b_keys.incoming.message_key, &i).unwrap()
+        };
+        let to_c = {
+            let mut i = inner.clone();
+            i.header.receiver = stranger.public().ed25519;
+            seal_inner(&b_keys.incoming.message_key, &i).unwrap()
+        };
+        let from_c = {
+            let mut i = inner.clone();
+            i.header.sender = stranger.public().ed25519;
+            seal_inner(&b_keys.incoming.message_key, &i).unwrap()
+        };
+        let mut trailing = good.clone();
+        trailing.push(0);
 
         let cases: Vec<(&str, Vec<u8>, EnvelopeError)> = vec![
             (
@@ -361,19 +379,19 @@ mod tests {
                 EnvelopeError::Undecryptable,
             ),
             (
-                "header swapped",
-                codec::encode(&header_swapped),
-                EnvelopeError::Undecryptable,
-            ),
-            (
-                "seq changed",
-                codec::encode(&seq_changed),
+                "nonce changed",
+                codec::encode(&nonce_changed),
                 EnvelopeError::Undecryptable,
             ),
             (
                 "unknown version",
                 codec::encode(&version),
                 EnvelopeError::UnknownVersion(9),
+            ),
+            (
+                "a v1 envelope",
+                codec::encode(&v1),
+                EnvelopeError::UnknownVersion(1),
             ),
             (
                 "from a stranger",
@@ -385,6 +403,18 @@ mod tests {
                 forged_by_receiver,
                 EnvelopeError::BadSignature,
             ),
+            ("seq changed", re_addressed, EnvelopeError::BadSignature),
+            (
+                "addressed to someone else",
+                to_c,
+                EnvelopeError::WrongReceiver,
+            ),
+            ("claims another sender", from_c, EnvelopeError::WrongSender),
+            (
+                "trailing bytes",
+                trailing,
+                EnvelopeError::Malformed(DecodeError::TrailingBytes(1)),
+            ),
         ];
         for (name, bytes, expected) in cases {
             assert_eq!(
@@ -394,22 +424,6 @@ mod tests {
             );
         }
 
-        let c = Identity::generate();
-        let keys_c = derive(&c, &p.a.public());
-        assert_eq!(
-            open(&good, &c.public().ed25519, &p.a.public(), &keys_c.incoming).map(|(_, p)| p),
-            Err(EnvelopeError::WrongReceiver)
-        );
-        assert_eq!(
-            open(
-                &good,
-                &p.b.public().ed25519,
-                &c.public(),
-                &derive(&p.b, &c.public()).incoming
-            )
-            .map(|(_, p)| p),
-            Err(EnvelopeError::WrongSender)
-        );
         let huge = Payload::Chat {
             body: "x".repeat(MAX_CHAT_BYTES + 1),
         };
@@ -426,6 +440,34 @@ mod tests {
             ),
             Err(EnvelopeError::PayloadTooLarge("chat body"))
         );
+    }
+
+    /// What a storing node or relay sees names nobody: neither contact's identity key nor
+    /// X25519 key, nor the message id, appears anywhere in the bytes.
+    #[test]
+    fn the_outside_names_nobody() {
+        let p = pair();
+        let keys = derive(&p.a, &p.b.public());
+        let msg_id = new_msg_id();
+        let bytes = seal(
+            &p.a,
+            &p.b.public().ed25519,
+            &keys.outgoing,
+            1,
+            msg_id,
+            1,
+            &Payload::Chat { body: "hi".into() },
+        )
+        .unwrap();
+        for secret in [
+            p.a.public().ed25519.to_vec(),
+            p.b.public().ed25519.to_vec(),
+            p.a.public().x25519.to_vec(),
+            p.b.public().x25519.to_vec(),
+            msg_id.to_vec(),
+        ] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
+        }
     }
 
     proptest! {
