@@ -20,7 +20,8 @@ use kiyeovo_core::sign::Domain;
 use kiyeovo_node::Headless;
 use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, Spy};
 use kiyeovo_tests::{
-    bootstrap_node, bootstrap_node_with, form_group, start_group_app, wait_for, TestProfile, WAIT,
+    befriend, bootstrap_node, bootstrap_node_with, form_group, start_group_app, wait_event,
+    wait_for, wait_group, TestProfile, WAIT,
 };
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::multiaddr::Protocol;
@@ -549,6 +550,95 @@ async fn a_storing_node_and_relay_learns_no_member_no_group_and_no_text() {
     );
     spy.stop();
     for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Mallory, invited to Ana's group with Ben, copies the group's id into an invitation
+/// of her own and sends it to Ben while he is away, so that it may reach him before Ana's.
+/// Stopped by: a group id commits to its creator (`group_id_for`), so Ben refuses Mallory's
+/// invitation whatever the order, and Ana's real one arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatted_group_id_does_not_block_the_real_invitation() {
+    use kiyeovo_core::group::control::{random_id, Body, Control};
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb, pm) = (
+        TestProfile::new("sq-ana"),
+        TestProfile::new("sq-ben"),
+        TestProfile::new("sq-mallory"),
+    );
+    let ana = start_group_app(&pa, &addr).await;
+    let ben = start_group_app(&pb, &addr).await;
+    let mallory = start_group_app(&pm, &addr).await;
+    befriend(&ana, &ben).await;
+    befriend(&ana, &mallory).await;
+    befriend(&mallory, &ben).await;
+    let ben_peer = ben.peer_id();
+    ben.shutdown().await;
+
+    let id = ana
+        .groups()
+        .create("Book club", &[ben_peer, mallory.peer_id()], "Ana")
+        .await
+        .unwrap()
+        .group_id;
+    wait_group(&mallory, &id, "the invitation", |v| v.can_respond).await;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let real = mallory.groups().load_group(&gid).await.unwrap();
+    let me = pm.keystore().load_identity().unwrap().unwrap();
+    let squat = Control {
+        id: random_id(),
+        group_id: gid,
+        sent_at: real.invite.created_at,
+        body: Body::Invite(real.invite.clone()),
+    }
+    .sign(&me);
+    mallory
+        .channel()
+        .send_group(&ben_peer, squat.encode())
+        .await
+        .unwrap();
+    // Sent after the squat through the same in-order channel: once Ben has this, he has
+    // processed the squat too.
+    mallory
+        .channel()
+        .send_chat(&ben_peer, "after the squat")
+        .await
+        .unwrap();
+
+    let ben = start_group_app(&pb, &addr).await;
+    let mut events = ben.channel().subscribe();
+    let mallory_peer = mallory.peer_id();
+    while !ben
+        .channel()
+        .messages(&mallory_peer)
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.body == "after the squat")
+    {
+        wait_event(&mut events, "Mallory's messages", |e| {
+            matches!(
+                e,
+                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
+            )
+        })
+        .await;
+    }
+    let v = wait_group(&ben, &id, "Ana's invitation", |v| v.can_respond).await;
+    assert_eq!(v.creator_peer_id, ana.peer_id().to_string());
+    let groups = ben.groups().list().await.unwrap();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    ben.groups().respond(&id, true).await.unwrap();
+    wait_group(&ana, &id, "Ben's acceptance", |v| {
+        v.members.iter().any(|m| {
+            m.peer_id == ben_peer.to_string()
+                && m.status == kiyeovo_core::api::MemberStatus::Accepted
+        })
+    })
+    .await;
+    for app in [ana, ben, mallory] {
         app.shutdown().await;
     }
     boot.shutdown().await;

@@ -54,6 +54,18 @@ impl GroupKey {
     }
 }
 
+/// A group's id: derived from its creator and the id of its invitation, so the id names the
+/// creator (PROTOCOL.md §4: a group is identified by (creator, group_id)) and cannot be squatted.
+pub fn group_id_for(creator: &MemberKey, invite_id: &ControlId) -> GroupId {
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v2/group-id");
+    h.update(creator);
+    h.update(invite_id);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finalize()[..16]);
+    id
+}
+
 pub fn random_id() -> [u8; 16] {
     let mut id = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut id);

@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::control::{
-    Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus, Member,
-    MemberKey, Response, RosterUpdate, SignedControl, Welcome,
+    group_id_for, Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus,
+    Member, MemberKey, Response, RosterUpdate, SignedControl, Welcome,
 };
 
 /// The verifying key of a bucket signing seed.
@@ -75,6 +75,8 @@ pub enum Status {
 pub enum GroupError {
     #[error("only the group's creator can do that")]
     NotCreator,
+    #[error("the group id is not bound to the invitation's creator")]
+    IdNotBound,
     #[error("the creator cannot do that")]
     NotInvitee,
     #[error("already processed")]
@@ -155,14 +157,16 @@ pub struct Group {
 
 impl Group {
     /// Creator, step 1–2: queues the invitation to every invitee.
+    /// A new group of ours. Its id is derived from us and the invitation's id
+    /// ([`group_id_for`]), so nobody else can make an invitation with it.
     pub fn create(
         me: MemberKey,
-        group_id: GroupId,
         invite: Invite,
         invite_id: ControlId,
         bucket_seed: GroupKey,
         now: u64,
     ) -> Group {
+        let group_id = group_id_for(&me, &invite_id);
         let statuses = invite
             .invitees
             .iter()
@@ -226,6 +230,12 @@ impl Group {
             return Err(GroupError::NotForUs);
         }
         let control = &signed.control;
+        // A group is (creator, group id): the id commits to its creator, so an invitee who
+        // copies a real group's id into an invitation of its own is refused here and can never
+        // occupy that group's place (PROTOCOL.md §4).
+        if control.group_id != group_id_for(&signed.signer, &control.id) {
+            return Err(GroupError::IdNotBound);
+        }
         let status = if now > invite.expires_at {
             Status::Expired
         } else {

@@ -28,7 +28,6 @@ impl Sim {
         let invite = invite_for(&invitees.iter().collect::<Vec<_>>(), now);
         let g = Group::create(
             creator.public().ed25519,
-            random_id(),
             invite,
             random_id(),
             GroupKey::random(),
@@ -254,7 +253,6 @@ fn pair() -> (Identity, Identity, Group, SignedControl) {
     let invite = invite_for(&[&a], 0);
     let mut g = Group::create(
         creator.public().ed25519,
-        random_id(),
         invite,
         random_id(),
         GroupKey::random(),
@@ -272,7 +270,6 @@ fn three_of_five_accept_and_only_they_get_the_key() {
     let invite = invite_for(&people.iter().collect::<Vec<_>>(), 0);
     let mut c = Group::create(
         creator.public().ed25519,
-        random_id(),
         invite,
         random_id(),
         GroupKey::random(),
@@ -575,4 +572,28 @@ fn late_and_mismatched_answers_are_flagged() {
     c2.receive(&resp, &resp.encode(), &mut random_id, 6)
         .unwrap();
     assert!(c2.list_mismatch);
+}
+
+/// An invitee (or any contact) copies a real group's id into an invitation of its own and gets
+/// it to another invitee first: refused, and the real invitation is still taken.
+#[test]
+fn a_squatted_group_id_is_refused_and_the_real_invitation_still_arrives() {
+    let (_creator, a, _c, real) = pair();
+    let mallory = Identity::generate();
+    let mut squat = real.control.clone();
+    squat.id = random_id();
+    let squat = squat.sign(&mallory);
+    assert_eq!(
+        Group::from_invite(a.public().ed25519, &squat, random_id(), 5).unwrap_err(),
+        GroupError::IdNotBound
+    );
+    // Even re-using the real invitation's own id (so the id would derive, were the signer the
+    // creator): the id is bound to the creator's key, not to the message.
+    let replayed_as_mallory = real.control.clone().sign(&mallory);
+    assert_eq!(
+        Group::from_invite(a.public().ed25519, &replayed_as_mallory, random_id(), 5).unwrap_err(),
+        GroupError::IdNotBound
+    );
+    let g = Group::from_invite(a.public().ed25519, &real, random_id(), 5).unwrap();
+    assert_eq!(g.creator, real.signer);
 }

@@ -255,14 +255,7 @@ impl Groups {
             admin_pub: admin.verifying_key().to_bytes(),
             temp_key: GroupKey::random(),
         };
-        let group = Group::create(
-            self.me,
-            random_id(),
-            invite,
-            random_id(),
-            GroupKey::random(),
-            now,
-        );
+        let group = Group::create(self.me, invite, random_id(), GroupKey::random(), now);
         let id = group.group_id;
         {
             let _guard = self.write.lock().await;
