@@ -20,8 +20,8 @@ use kiyeovo_core::sign::Domain;
 use kiyeovo_node::Headless;
 use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, Spy};
 use kiyeovo_tests::{
-    befriend, bootstrap_node, bootstrap_node_with, form_group, start_group_app, wait_event,
-    wait_for, wait_group, TestProfile, WAIT,
+    befriend, bootstrap_node, bootstrap_node_with, form_group, group_config, start_group_app,
+    start_online, wait_event, wait_for, wait_group, TestProfile, WAIT,
 };
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::multiaddr::Protocol;
@@ -639,6 +639,140 @@ async fn a_squatted_group_id_does_not_block_the_real_invitation() {
     })
     .await;
     for app in [ana, ben, mallory] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Rex was invited and rejected, so he holds the window's temporary key. After the group
+/// is established his modified client posts on the window's topic and hands members window
+/// envelopes directly; the creator's modified client backdates nothing but posts a window
+/// message stamped after the window. Stopped by: the window closes at establishment (nobody
+/// listens on it any more), window messages count only from the creator and acceptors, and
+/// only with a time inside the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejecter_cannot_post_in_the_closed_window() {
+    use kiyeovo_core::group::chat::{topic_for, ChatDrop};
+    use kiyeovo_core::group::envelope::{self, Sealing};
+    let (boot, addr) = bootstrap_node().await;
+    let profiles = [
+        TestProfile::new("win-ana"),
+        TestProfile::new("win-ben"),
+        TestProfile::new("win-rex"),
+    ];
+    let mut apps = Vec::new();
+    for p in &profiles {
+        let mut c = p.config(std::slice::from_ref(&addr));
+        c.group = kiyeovo_core::group::GroupConfig {
+            window: Duration::from_secs(4),
+            ..group_config()
+        };
+        apps.push(start_online(c).await);
+    }
+    let (ana, ben, rex) = (&apps[0], &apps[1], &apps[2]);
+    befriend(ana, ben).await;
+    befriend(ana, rex).await;
+    let id = ana
+        .groups()
+        .create("Book club", &[ben.peer_id(), rex.peer_id()], "Ana")
+        .await
+        .unwrap()
+        .group_id;
+    wait_group(ben, &id, "the invitation", |v| v.can_respond).await;
+    wait_group(rex, &id, "the invitation", |v| v.can_respond).await;
+    ben.groups().respond(&id, true).await.unwrap();
+    rex.groups().respond(&id, false).await.unwrap();
+    let active =
+        |v: &kiyeovo_core::api::GroupView| v.status == kiyeovo_core::api::GroupStatus::Active;
+    wait_group(ana, &id, "established at the window's end", active).await;
+    wait_group(ben, &id, "established", active).await;
+
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let temp = rex.groups().keys_held(&id).await.unwrap()[0].1.clone();
+    let rex_id = profiles[2].keystore().load_identity().unwrap().unwrap();
+    let ana_id = profiles[0].keystore().load_identity().unwrap().unwrap();
+    let expires_at = ana
+        .groups()
+        .load_group(&gid)
+        .await
+        .unwrap()
+        .invite
+        .expires_at;
+    let window_env =
+        |who: &kiyeovo_core::identity::Identity, seq: u64, sent_at: u64, body: &str| {
+            envelope::seal(
+                &Sealing {
+                    identity: who,
+                    key: &temp,
+                    group_id: gid,
+                    epoch: 0,
+                    seq,
+                    msg_id: kiyeovo_core::group::control::random_id(),
+                    sent_at,
+                    roster_hash: [0; 32],
+                },
+                body,
+            )
+            .unwrap()
+        };
+    // On the window's topic: nobody listens any more.
+    let topic = topic_for(&gid, &temp);
+    rex.client().subscribe(topic.clone()).await.unwrap();
+    let _ = rex
+        .client()
+        .publish(
+            topic,
+            window_env(&rex_id, 1, expires_at - 1000, "rex on the topic"),
+        )
+        .await;
+    // Handed to a member directly (as a relay would): refused, the rejecter is no sender.
+    let err = ben
+        .chat()
+        .ingest(
+            &id,
+            &window_env(&rex_id, 2, expires_at - 1000, "rex relayed"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatDrop::NotAMember), "{err}");
+    // The creator's window message stamped after the window (plus the clock allowance).
+    let late = expires_at + 10 * 60 * 1000;
+    let err = ben
+        .chat()
+        .ingest(&id, &window_env(&ana_id, 50, late, "after the window"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatDrop::AfterWindow { .. }), "{err}");
+
+    // A real message in the established epoch still arrives, and nothing of the above shows.
+    let mut rx = ben.chat().subscribe();
+    ana.chat().send(&id, "welcome").await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !ben
+            .chat()
+            .chat(&id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .any(|m| m.body == "welcome")
+        {
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .expect("the real message arrived");
+    let bodies: Vec<String> = ben
+        .chat()
+        .chat(&id)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, vec!["welcome".to_string()]);
+    for app in apps {
         app.shutdown().await;
     }
     boot.shutdown().await;

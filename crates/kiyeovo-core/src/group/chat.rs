@@ -29,9 +29,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, Mutex};
 
 use super::chat_store::{self as cs, NewMessage};
-use super::control::{GroupId, GroupKey, MemberKey};
+use super::control::{GroupId, GroupKey, InviteeStatus, MemberKey};
 use super::envelope::{self, GroupEnvelopeError, Sealing};
-use super::machine::{bucket_public, Group, Status};
+use super::machine::{bucket_public, Group, Status, CLOCK_SKEW_MS};
 use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
@@ -142,6 +142,8 @@ pub enum ChatDrop {
     Envelope(#[from] GroupEnvelopeError),
     #[error("sender is not a member of this epoch")]
     NotAMember,
+    #[error("a window message sent after the window (sent at {sent_at}, window ended {end})")]
+    AfterWindow { sent_at: u64, end: u64 },
     #[error("sequence number {seq} is too far beyond {cursor}")]
     BeyondBoundary { seq: u64, cursor: u64 },
     #[error("already stored")]
@@ -162,6 +164,11 @@ struct Epoch {
     senders: BTreeMap<MemberKey, (PeerId, String, [u8; 32])>,
     my_seed: GroupKey,
     roster_hash: [u8; 32],
+    /// Whether we subscribe to and poll this epoch. The window (epoch 0) closes at
+    /// establishment: afterwards its key only opens what was written in it.
+    live: bool,
+    /// Envelopes claiming a later `sent_at` are refused (epoch 0: the window's end).
+    sent_until: Option<u64>,
 }
 
 /// The topic name only members can compute (PROTOCOL.md §5).
@@ -185,16 +192,25 @@ fn window_bucket_seed(temp_key: &GroupKey, member: &MemberKey) -> GroupKey {
 fn epochs_of(g: &Group) -> Vec<Epoch> {
     let gid = hex(&g.group_id);
     let mut out = Vec::new();
-    let in_window = matches!(
-        g.status,
-        Status::Inviting | Status::Accepted | Status::Active
-    );
-    if in_window {
+    let in_window = matches!(g.status, Status::Inviting | Status::Accepted);
+    let established = g.status == Status::Active;
+    if in_window || established {
         let temp = &g.invite.temp_key;
+        // Window messages come from the creator and those who accepted, and nobody else: not
+        // from an invitee who rejected or never answered, even though it holds the temporary
+        // key (PROTOCOL.md §4.5). Once established, the members *are* those who accepted.
+        let accepted = |id: &MemberKey| {
+            *id == g.creator
+                || if established {
+                    g.members.iter().any(|m| m.id == *id)
+                } else {
+                    g.statuses.get(id) == Some(&InviteeStatus::Accepted)
+                }
+        };
         let mut senders = BTreeMap::new();
         let people = std::iter::once((g.creator, g.invite.creator_name.clone()))
             .chain(g.invite.invitees.iter().map(|p| (p.id, p.name.clone())));
-        for (id, name) in people {
+        for (id, name) in people.filter(|(id, _)| accepted(id)) {
             if let Some(peer) = peer_id_of(&id) {
                 senders.insert(
                     id,
@@ -211,6 +227,8 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
             senders,
             my_seed: window_bucket_seed(temp, &g.me),
             roster_hash: [0; 32],
+            live: in_window,
+            sent_until: Some(g.invite.expires_at.saturating_add(CLOCK_SKEW_MS)),
         });
     }
     if let (Status::Active, Some(key), Some(seed)) = (g.status, &g.epoch_key, &g.bucket_seed) {
@@ -228,6 +246,8 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
             senders,
             my_seed: seed.clone(),
             roster_hash: g.roster_hash(),
+            live: true,
+            sent_until: None,
         });
     }
     out
@@ -323,6 +343,7 @@ impl GroupChat {
         let wanted: HashMap<String, Epoch> = groups
             .iter()
             .flat_map(epochs_of)
+            .filter(|e| e.live)
             .map(|e| (e.topic.clone(), e))
             .collect();
         let mut topics = self.topics.lock().await;
@@ -428,6 +449,11 @@ impl GroupChat {
                     .values()
                     .map(|(p, n, _)| (p.to_string(), n.clone()))
             })
+            .chain(
+                std::iter::once((group.creator, group.invite.creator_name.clone()))
+                    .chain(group.invite.invitees.iter().map(|p| (p.id, p.name.clone())))
+                    .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
+            )
             .collect();
         let name = |peer: &str| {
             names
@@ -520,6 +546,12 @@ impl GroupChat {
     async fn accept(&self, ep: &Epoch, bytes: &[u8], live: bool) -> Result<bool, ChatDrop> {
         let (header, body) = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
         let (peer, _, _) = ep.senders.get(&header.sender).ok_or(ChatDrop::NotAMember)?;
+        if let Some(end) = ep.sent_until.filter(|end| header.sent_at > *end) {
+            return Err(ChatDrop::AfterWindow {
+                sent_at: header.sent_at,
+                end,
+            });
+        }
         if header.sender == self.me {
             // Our own envelope coming back (another session of ours, or a relay): already
             // stored when it was sent from here.
