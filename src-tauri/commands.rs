@@ -252,6 +252,20 @@ pub async fn establish_group(
         .map_err(|e| e.to_ui())
 }
 
+/// The user read a split-view flag of a group and dismisses it.
+#[tauri::command]
+pub async fn dismiss_group_flag(
+    state: State<'_, ShellState>,
+    group_id: String,
+    index: u32,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.groups()
+        .dismiss_flag(&group_id, index)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
 /// A group's conversation with its gaps.
 #[tauri::command]
 pub async fn group_chat(

@@ -60,6 +60,7 @@ fn main() {
             commands::create_group,
             commands::respond_invite,
             commands::establish_group,
+            commands::dismiss_group_flag,
             commands::group_chat,
             commands::send_group_message,
             commands::mark_group_read,

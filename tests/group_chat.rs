@@ -397,7 +397,14 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
     )
     .unwrap();
     assert!(apps[2].chat().ingest(&id, &other_roster).await.unwrap());
-    assert!(apps[2].groups().get(&id).await.unwrap().list_mismatch);
+    let view = apps[2].groups().get(&id).await.unwrap();
+    assert!(view.list_mismatch);
+    // The flag names the sender, in words, and can be dismissed.
+    let flag = &view.flags[0];
+    assert_eq!(flag.who_peer_id, Some(apps[1].peer_id().to_string()));
+    assert!(flag.what.contains("different member list"), "{}", flag.what);
+    let view = apps[2].groups().dismiss_flag(&id, flag.index).await.unwrap();
+    assert!(!view.list_mismatch && view.flags.is_empty());
 
     intruder.shutdown().await;
     for app in apps {

@@ -266,6 +266,21 @@ pub struct GroupMemberView {
     pub is_me: bool,
 }
 
+/// A sign that members are shown different things (PROTOCOL.md §5 equivocation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupFlagView {
+    /// Pass back to dismiss it.
+    pub index: u32,
+    /// Whom it concerns, if anyone in particular.
+    pub who_peer_id: Option<String>,
+    pub who_name: Option<String>,
+    /// What happened and what to do, in words.
+    pub what: String,
+    #[ts(type = "number")]
+    pub at: u64,
+}
+
 /// A group as the group list and the invite card show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -289,8 +304,10 @@ pub struct GroupView {
     pub can_respond: bool,
     /// Creator only: the window is over, or everyone accepted.
     pub can_establish: bool,
-    /// Members reported different invitation lists: someone was shown another group.
+    /// Something is flagged and not dismissed: members may be shown different groups.
     pub list_mismatch: bool,
+    /// What was flagged, whom it concerns, in words; dismissed ones are left out.
+    pub flags: Vec<GroupFlagView>,
     /// Incoming group messages not yet seen.
     pub unread: u32,
     /// Compare out of band: equal codes mean equal rosters and keys (changes every epoch).

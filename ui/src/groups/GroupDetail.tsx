@@ -52,10 +52,18 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
           Invitation window: <span className="countdown" id="countdown">{windowOpen ? `${timeLeft(group.expires_at, now)} left` : "closed"}</span>
         </p>
       )}
-      {group.list_mismatch && (
-        <p className="warnings" role="alert" id="list-mismatch">
-          Members saw different invitation lists. Someone may have been shown another group; compare the member list with the others.
-        </p>
+      {group.flags.length > 0 && (
+        <div className="warnings" role="alert" id="list-mismatch">
+          <p>Members may be shown different groups:</p>
+          <ul className="flags">
+            {group.flags.map((f) => (
+              <li key={f.index} data-who={f.who_peer_id ?? ""}>
+                <span>{f.what}</span>{" "}
+                <button className="secondary" disabled={busy} onClick={() => void act(() => api.dismissGroupFlag(group.group_id, f.index))}>Dismiss</button>
+              </li>
+            ))}
+          </ul>
+        </div>
       )}
       <h3>Members</h3>
       <ul className="roster" id="roster">

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { cleanup, render, screen } from "@testing-library/react";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { invoke } from "@tauri-apps/api/core";
 import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
 import { timeLeft } from "./format";
@@ -39,6 +40,7 @@ function invite(over: Partial<GroupView> = {}): GroupView {
     can_respond: true,
     can_establish: false,
     list_mismatch: false,
+    flags: [],
     unread: 0,
     safety_code: null,
     ...over,
@@ -56,11 +58,22 @@ describe("GroupDetail", () => {
     expect(document.getElementById("establish-group")).toBeNull();
   });
 
-  it("tells an acceptor the creator must establish, and warns about different lists", () => {
-    render(<GroupDetail group={invite({ status: "waiting_for_creator", can_respond: false, expires_at: Date.now() - 1000, list_mismatch: true })} onChanged={() => {}} />);
+  it("tells an acceptor the creator must establish, and says who was shown another list", async () => {
+    const what = "Cai was shown a different list of people invited. Compare the safety code with them in person before you trust this group.";
+    const flagged = invite({
+      status: "waiting_for_creator", can_respond: false, expires_at: Date.now() - 1000, list_mismatch: true,
+      flags: [{ index: 2, who_peer_id: "12D3KooWCai", who_name: "Cai", what, at: Date.now() }],
+    });
+    const changed = vi.fn();
+    render(<GroupDetail group={flagged} onChanged={changed} />);
     expect(screen.getByText(/only the creator can/)).toBeTruthy();
-    expect(document.getElementById("list-mismatch")).toBeTruthy();
+    expect(screen.getByText(what)).toBeTruthy();
+    expect(document.querySelector("#list-mismatch li")?.getAttribute("data-who")).toBe("12D3KooWCai");
     expect(document.getElementById("accept-invite")).toBeNull();
+    // Dismissing asks the backend for that flag, by its index.
+    fireEvent.click(screen.getByText("Dismiss"));
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("dismiss_group_flag", { groupId: flagged.group_id, index: 2 }));
+    await waitFor(() => expect(changed).toHaveBeenCalled());
   });
 
   it("gives the creator Establish now only when it is allowed", () => {

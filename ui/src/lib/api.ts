@@ -45,6 +45,7 @@ export const api = {
   createGroup: (name: string, peerIds: string[]) => invoke<GroupView>("create_group", { name, peerIds }),
   respondInvite: (groupId: string, accept: boolean) => invoke<GroupView>("respond_invite", { groupId, accept }),
   establishGroup: (groupId: string) => invoke<GroupView>("establish_group", { groupId }),
+  dismissGroupFlag: (groupId: string, index: number) => invoke<GroupView>("dismiss_group_flag", { groupId, index }),
   onGroupChanged: (cb: (g: GroupChanged) => void): Promise<UnlistenFn> =>
     listen<GroupChanged>(EVENT_GROUP_CHANGED, (e) => cb(e.payload)),
   groupChat: (groupId: string) => invoke<GroupChatView>("group_chat", { groupId }),

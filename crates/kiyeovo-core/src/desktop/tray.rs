@@ -125,6 +125,7 @@ pub(crate) mod tests {
             can_respond: status == GroupStatus::Invited,
             can_establish: false,
             list_mismatch: false,
+            flags: Vec::new(),
             unread: 0,
             safety_code: None,
         }

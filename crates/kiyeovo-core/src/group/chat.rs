@@ -592,7 +592,7 @@ impl GroupChat {
             tx.commit().await.map_err(tx_err)?;
         }
         if ep.epoch > 0 && header.roster_hash != ep.roster_hash {
-            self.groups.flag_mismatch(&ep.group_id).await;
+            self.groups.flag_roster(&ep.group_id, header.sender).await;
         }
         self.emit(ChatEvent::Received {
             group_id: ep.group_id,

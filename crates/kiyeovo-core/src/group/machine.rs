@@ -146,13 +146,34 @@ pub struct Group {
     pub epoch_key: Option<GroupKey>,
     /// The established roster (creator first).
     pub members: Vec<Member>,
-    /// Someone reported a different invitation list than ours (PROTOCOL.md §5 equivocation).
-    pub list_mismatch: bool,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
     /// The invitee noticed the end of the window (so the change is reported once).
     pub window_passed: bool,
     pub updated_at: u64,
+    /// Signs that members are shown different things (PROTOCOL.md §5 equivocation), each
+    /// naming whom it concerns; the user reads and dismisses them.
+    pub flags: Vec<Flag>,
+}
+
+/// What looked like a split view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlagKind {
+    /// Someone answered (or the creator showed) another invitation list than ours.
+    InvitationListDiffers,
+    /// A member's message commits to another roster than the one we hold for its epoch.
+    RosterDiffers,
+    /// The group was established without someone the creator had shown as accepted.
+    AcceptedMemberLeftOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// Whom it concerns (the sender of the message, the member left out), if anyone.
+    pub who: Option<MemberKey>,
+    pub kind: FlagKind,
+    pub at: u64,
+    pub dismissed: bool,
 }
 
 impl Group {
@@ -204,11 +225,11 @@ impl Group {
             epoch: 0,
             epoch_key: None,
             members: Vec::new(),
-            list_mismatch: false,
             seen: BTreeSet::from([invite_id]),
             outbox,
             window_passed: false,
             updated_at: now,
+            flags: Vec::new(),
         }
     }
 
@@ -262,7 +283,6 @@ impl Group {
             epoch: 0,
             epoch_key: None,
             members: Vec::new(),
-            list_mismatch: false,
             seen: BTreeSet::from([control.id]),
             // "It arrived": the creator shows the invitation as delivered.
             outbox: vec![Outgoing {
@@ -278,6 +298,7 @@ impl Group {
             }],
             window_passed: status == Status::Expired,
             updated_at: now,
+            flags: Vec::new(),
         })
     }
 
@@ -420,7 +441,7 @@ impl Group {
                 let _ = body;
                 Err(GroupError::NotFromCreator)
             }
-            (Role::Invitee, Body::Roster(r)) => self.on_roster(r),
+            (Role::Invitee, Body::Roster(r)) => self.on_roster(r, now),
             (Role::Invitee, Body::Welcome(w)) => self.on_welcome(control.id, w, fresh_ids, now),
             (Role::Invitee, Body::Closed(_)) => self.on_closed(),
             (_, body) => Err(GroupError::Illegal {
@@ -489,7 +510,7 @@ impl Group {
             return Err(GroupError::WindowClosed);
         }
         if response.list_hash != self.list_hash() {
-            self.list_mismatch = true;
+            self.flag(Some(from), FlagKind::InvitationListDiffers, now);
         }
         let status = if response.accept {
             self.responses.insert(from, raw.to_vec());
@@ -561,7 +582,7 @@ impl Group {
         }
     }
 
-    fn on_roster(&mut self, roster: &RosterUpdate) -> Result<(), GroupError> {
+    fn on_roster(&mut self, roster: &RosterUpdate, now: u64) -> Result<(), GroupError> {
         if roster.version <= self.roster_version {
             return Err(GroupError::StaleRoster {
                 got: roster.version,
@@ -576,7 +597,7 @@ impl Group {
                 .any(|((k, _), p)| *k != p.id)
         {
             // The creator shows a different list than the invitation did.
-            self.list_mismatch = true;
+            self.flag(Some(self.creator), FlagKind::InvitationListDiffers, now);
             return Err(GroupError::BadResponse("roster lists other invitees"));
         }
         self.roster_version = roster.version;
@@ -615,7 +636,7 @@ impl Group {
         let mine = self.my_response_id.ok_or(GroupError::NotAccepted)?;
         let list_hash = self.list_hash();
         let mut found_me = false;
-        let mut mismatch = false;
+        let mut mismatch = Vec::new();
         for member in welcome.members.iter().skip(1) {
             let signed = SignedControl::decode(&member.response)
                 .map_err(|_| GroupError::BadResponse("signature"))?;
@@ -629,6 +650,13 @@ impl Group {
                 return Err(GroupError::BadResponse(
                     "not an acceptance of this invitation",
                 ));
+            }
+            // The creator may count only answers given inside the window (PROTOCOL.md §4.3);
+            // a key handed to someone who "answered" outside it is refused here.
+            if r.responded_at > self.invite.expires_at
+                || r.responded_at + CLOCK_SKEW_MS < self.invite.created_at
+            {
+                return Err(GroupError::BadResponse("answered outside the window"));
             }
             if !self.statuses.contains_key(&member.id) {
                 return Err(GroupError::BadResponse("member was never invited"));
@@ -645,13 +673,30 @@ impl Group {
                 found_me = true;
             }
             if r.list_hash != list_hash {
-                mismatch = true;
+                mismatch.push(member.id);
             }
         }
         if !found_me {
             return Err(GroupError::NotInRoster);
         }
-        self.list_mismatch |= mismatch;
+        for who in mismatch {
+            self.flag(Some(who), FlagKind::InvitationListDiffers, now);
+        }
+        // Someone the creator's roster showed as accepted but left out of the group: either
+        // the creator dropped an acceptor or showed us a roster it did not show them.
+        let left_out: Vec<MemberKey> = self
+            .statuses
+            .iter()
+            .filter(|(k, s)| {
+                **s == InviteeStatus::Accepted
+                    && **k != self.me
+                    && !welcome.members.iter().any(|m| m.id == **k)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for who in left_out {
+            self.flag(Some(who), FlagKind::AcceptedMemberLeftOut, now);
+        }
         self.epoch = welcome.epoch;
         self.epoch_key = Some(welcome.key.clone());
         self.members = welcome.members.clone();
@@ -667,6 +712,28 @@ impl Group {
         self.outbox.retain(|o| !o.until_ack);
         self.queue(self.creator, fresh_ids(), now, Body::Ack { of: id }, false);
         Ok(())
+    }
+
+    /// Records a split-view sign once per (whom, what) while it is not dismissed.
+    pub fn flag(&mut self, who: Option<MemberKey>, kind: FlagKind, now: u64) {
+        if self
+            .flags
+            .iter()
+            .any(|f| f.who == who && f.kind == kind && !f.dismissed)
+        {
+            return;
+        }
+        self.flags.push(Flag {
+            who,
+            kind,
+            at: now,
+            dismissed: false,
+        });
+    }
+
+    /// Whether anything is flagged and not yet dismissed.
+    pub fn flagged(&self) -> bool {
+        self.flags.iter().any(|f| !f.dismissed)
     }
 
     fn on_closed(&mut self) -> Result<(), GroupError> {

@@ -328,7 +328,7 @@ fn three_of_five_accept_and_only_they_get_the_key() {
     );
     for g in &groups[..3] {
         assert_eq!(g.epoch_key, c.epoch_key);
-        assert!(!g.list_mismatch);
+        assert!(!g.flagged());
     }
     assert!(groups[3..].iter().all(|g| g.epoch_key.is_none()));
 }
@@ -571,7 +571,7 @@ fn late_and_mismatched_answers_are_flagged() {
         .sign(&b);
     c2.receive(&resp, &resp.encode(), &mut random_id, 6)
         .unwrap();
-    assert!(c2.list_mismatch);
+    assert!(c2.flagged());
 }
 
 /// An invitee (or any contact) copies a real group's id into an invitation of its own and gets
@@ -596,4 +596,117 @@ fn a_squatted_group_id_is_refused_and_the_real_invitation_still_arrives() {
     );
     let g = Group::from_invite(a.public().ed25519, &real, random_id(), 5).unwrap();
     assert_eq!(g.creator, real.signer);
+}
+
+/// A creator running modified code tries two split views at establishment; the member who
+/// receives the Welcome catches both.
+#[test]
+fn a_welcome_leaving_out_an_acceptor_is_flagged_and_one_with_a_late_answer_is_refused() {
+    let creator = Identity::generate();
+    let (a, b) = (Identity::generate(), Identity::generate());
+    let invite = invite_for(&[&a, &b], 0);
+    let expires_at = invite.expires_at;
+    let mut c = Group::create(
+        creator.public().ed25519,
+        invite,
+        random_id(),
+        GroupKey::random(),
+        0,
+    );
+    let invites = c.take_unsent();
+    let signed_invite = |who: &Identity| {
+        invites
+            .iter()
+            .find(|o| o.to == who.public().ed25519)
+            .unwrap()
+            .control
+            .clone()
+            .sign(&creator)
+    };
+    let accept = |who: &Identity, g: &mut Group| {
+        g.respond(true, GroupKey::random(), random_id(), 10)
+            .unwrap();
+        g.take_unsent()
+            .into_iter()
+            .find(|o| matches!(o.control.body, Body::Response(_)))
+            .unwrap()
+            .control
+            .sign(who)
+    };
+    let mut ga =
+        Group::from_invite(a.public().ed25519, &signed_invite(&a), random_id(), 5).unwrap();
+    let mut gb =
+        Group::from_invite(b.public().ed25519, &signed_invite(&b), random_id(), 5).unwrap();
+    let (ra, rb) = (accept(&a, &mut ga), accept(&b, &mut gb));
+    for r in [&ra, &rb] {
+        c.receive(r, &r.encode(), &mut random_id, 20).unwrap();
+    }
+    // A sees the creator's roster: both accepted.
+    let roster = c
+        .take_unsent()
+        .into_iter()
+        .filter(|o| o.to == a.public().ed25519)
+        .filter(|o| matches!(o.control.body, Body::Roster(_)))
+        .next_back()
+        .unwrap()
+        .control
+        .sign(&creator);
+    ga.receive(&roster, &roster.encode(), &mut random_id, 30)
+        .unwrap();
+    assert_eq!(ga.statuses[&b.public().ed25519], InviteeStatus::Accepted);
+
+    let member = |id: &Identity, response: &SignedControl| Member {
+        id: id.public().ed25519,
+        name: "m".into(),
+        bucket_pub: match &response.control.body {
+            Body::Response(r) => r.bucket_pub.unwrap(),
+            _ => unreachable!(),
+        },
+        response: response.encode(),
+    };
+    let creator_member = Member {
+        id: creator.public().ed25519,
+        name: "c".into(),
+        bucket_pub: [1; 32],
+        response: Vec::new(),
+    };
+    let welcome = |members: Vec<Member>| {
+        Control::new(
+            c.group_id,
+            40,
+            Body::Welcome(Welcome {
+                epoch: 1,
+                key: GroupKey::random(),
+                members,
+            }),
+        )
+        .sign(&creator)
+    };
+
+    // B's "acceptance" re-signed by B with a time after the window (a creator colluding with a
+    // late B, or replaying a late answer): refused.
+    let mut late = rb.control.clone();
+    if let Body::Response(r) = &mut late.body {
+        r.responded_at = expires_at + 1;
+    }
+    let late = late.sign(&b);
+    let w = welcome(vec![
+        creator_member.clone(),
+        member(&a, &ra),
+        member(&b, &late),
+    ]);
+    assert_eq!(
+        ga.clone().receive(&w, &w.encode(), &mut random_id, 50),
+        Err(GroupError::BadResponse("answered outside the window"))
+    );
+
+    // B left out although the roster showed B accepted: established, and flagged naming B.
+    let w = welcome(vec![creator_member, member(&a, &ra)]);
+    ga.receive(&w, &w.encode(), &mut random_id, 50).unwrap();
+    assert_eq!(ga.status, Status::Active);
+    assert!(ga.flagged());
+    assert_eq!(
+        ga.flags.iter().map(|f| (f.who, f.kind)).collect::<Vec<_>>(),
+        vec![(Some(b.public().ed25519), FlagKind::AcceptedMemberLeftOut)]
+    );
 }

@@ -3,7 +3,8 @@
 //! * [`control`] — the signed control messages and their strict decoding.
 //! * [`envelope`] — sealed, signed group messages (PROTOCOL.md §5).
 //! * [`machine`] — one group's pure state machine: every legal transition, the rest are errors.
-//! * [`store`] — groups sealed in SQLite, and the inbox of control messages from the channel.
+//! * [`store`] — groups sealed in SQLite (format versioned in the sealing label), and the inbox of
+//!   control messages from the channel; [`store_v1`] reads what v0.1 wrote.
 //! * [`service`] — runs the machines against the channel, the clock and the user.
 //! * [`chat`], [`chat_store`] — group messages: gossipsub live, sender buckets offline, cursors.
 //! * [`pages`] — sender buckets larger than one DHT record.
@@ -18,6 +19,7 @@ pub mod order;
 pub mod pages;
 pub mod service;
 pub mod store;
+pub mod store_v1;
 
 pub use chat::{ChatEvent, GroupChat};
 pub use service::{GroupConfig, GroupEvent, Groups};

@@ -14,11 +14,11 @@ use libp2p::PeerId;
 use tokio::sync::{broadcast, Mutex};
 
 use super::control::{
-    random_id, Body, GroupId, GroupKey, Invite, InviteeStatus, Person, SignedControl,
+    random_id, Body, GroupId, GroupKey, Invite, InviteeStatus, MemberKey, Person, SignedControl,
 };
-use super::machine::{Group, GroupError, Role, Status};
+use super::machine::{FlagKind, Group, GroupError, Role, Status};
 use super::store::{self as gstore, hex, parse_group_id};
-use crate::api::{GroupMemberView, GroupStatus, GroupView, MemberStatus};
+use crate::api::{GroupFlagView, GroupMemberView, GroupStatus, GroupView, MemberStatus};
 use crate::config::MAX_MEMBERS;
 use crate::contacts::store as cstore;
 use crate::identity::{peer_id_of, Identity};
@@ -560,20 +560,38 @@ impl Groups {
         gstore::all(self.db.pool(), &self.storage_key).await
     }
 
-    /// A member's envelope carried another roster hash than ours: flag the group.
-    pub async fn flag_mismatch(&self, id: &GroupId) {
+    /// A member's envelope carried another roster hash than ours: flag the group, naming them.
+    pub async fn flag_roster(&self, id: &GroupId, sender: MemberKey) {
         let _guard = self.write.lock().await;
         let Ok(mut group) = self.load(id).await else {
             return;
         };
-        if group.list_mismatch {
+        let before = group.flags.len();
+        group.flag(Some(sender), FlagKind::RosterDiffers, now_ms());
+        if group.flags.len() == before {
             return;
         }
-        group.list_mismatch = true;
-        tracing::warn!(group = %hex(id), "members see different member lists");
+        tracing::warn!(group = %hex(id), "a member sees another member list");
         if self.save(&group).await.is_ok() {
             self.emit(GroupEvent::Changed { group_id: *id });
         }
+    }
+
+    /// The user read flag `index` of group `id` and dismisses it.
+    pub async fn dismiss_flag(&self, id: &str, index: u32) -> Result<GroupView, GroupServiceError> {
+        let gid = Self::parse(id)?;
+        {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(&gid).await?;
+            let flag = group
+                .flags
+                .get_mut(index as usize)
+                .ok_or_else(|| GroupServiceError::InvalidInput("no such flag".into()))?;
+            flag.dismissed = true;
+            self.save(&group).await?;
+        }
+        self.emit(GroupEvent::Changed { group_id: gid });
+        self.view(&gid).await
     }
 
     /// Lets the UI know a group's counters changed (messages read or received).
@@ -682,10 +700,52 @@ pub fn view_of(g: &Group, now: u64) -> GroupView {
         can_establish: g.role == Role::Creator
             && g.status == Status::Inviting
             && (g.window_over(now) || g.all_accepted()),
-        list_mismatch: g.list_mismatch,
+        list_mismatch: g.flagged(),
+        flags: flag_views(g),
         unread: 0,
         safety_code: safety_code(g),
     }
+}
+
+fn flag_views(g: &Group) -> Vec<GroupFlagView> {
+    let name_of = |id: &MemberKey| {
+        if *id == g.creator {
+            Some(g.invite.creator_name.clone())
+        } else {
+            g.invite
+                .invitees
+                .iter()
+                .find(|p| p.id == *id)
+                .map(|p| p.name.clone())
+        }
+    };
+    g.flags
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.dismissed)
+        .map(|(i, f)| {
+            let name = f.who.as_ref().and_then(name_of);
+            let who = name.clone().unwrap_or_else(|| "Someone".into());
+            let what = match f.kind {
+                FlagKind::InvitationListDiffers => format!(
+                    "{who} was shown a different list of people invited. Compare the safety code with them in person before you trust this group."
+                ),
+                FlagKind::RosterDiffers => format!(
+                    "{who}'s messages say they see a different member list. Compare the safety code with them in person."
+                ),
+                FlagKind::AcceptedMemberLeftOut => format!(
+                    "{who} accepted but was left out when the group was set up. Ask them, and the creator, what happened."
+                ),
+            };
+            GroupFlagView {
+                index: i as u32,
+                who_peer_id: f.who.as_ref().map(peer_text),
+                who_name: name,
+                what,
+                at: f.at,
+            }
+        })
+        .collect()
 }
 
 /// A 20-digit code from the epoch's roster and key (PROTOCOL.md §5 "compare out of band"): two

@@ -6,6 +6,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::control::GroupId;
 use super::machine::Group;
+use super::store_v1::GroupV1;
 use crate::codec;
 use crate::storage::{seal, DbError};
 
@@ -31,19 +32,32 @@ pub fn parse_group_id(text: &str) -> Option<GroupId> {
     Some(id)
 }
 
-fn aad(id: &GroupId) -> Vec<u8> {
-    let mut aad = b"kiyeovo/v1/group:".to_vec();
+/// The format version is part of the sealed blob's associated data: a row says, authenticated,
+/// which layout its plaintext has (postcard is positional, so a layout change is a new version).
+fn aad(version: u8, id: &GroupId) -> Vec<u8> {
+    let mut aad = format!("kiyeovo/v{version}/group:").into_bytes();
     aad.extend_from_slice(id);
     aad
 }
+
+/// The layout [`save`] writes.
+const FORMAT: u8 = 2;
 
 fn open_row(key: &[u8; 32], r: &sqlx::sqlite::SqliteRow) -> Result<Group, DbError> {
     let id_text: String = r.get("group_id");
     let bad = |what: &str| DbError::Query(format!("group {id_text}: {what}"));
     let id = parse_group_id(&id_text).ok_or_else(|| bad("id"))?;
-    let plain = seal::open(key, &aad(&id), &r.get::<Vec<u8>, _>("state"))
-        .map_err(|_| bad("does not open with the storage key"))?;
-    let group: Group = codec::decode_bounded(&plain, MAX_GROUP_BYTES).map_err(|_| bad("state"))?;
+    let sealed = r.get::<Vec<u8>, _>("state");
+    let group: Group = if let Ok(plain) = seal::open(key, &aad(FORMAT, &id), &sealed) {
+        codec::decode_bounded(&plain, MAX_GROUP_BYTES).map_err(|_| bad("state"))?
+    } else {
+        // Written by v0.1: the old layout, converted.
+        let plain = seal::open(key, &aad(1, &id), &sealed)
+            .map_err(|_| bad("does not open with the storage key"))?;
+        codec::decode_bounded::<GroupV1>(&plain, MAX_GROUP_BYTES)
+            .map_err(|_| bad("state (v1)"))?
+            .into()
+    };
     if group.group_id != id {
         return Err(bad("id mismatch"));
     }
@@ -85,7 +99,7 @@ pub async fn save(
     key: &[u8; 32],
     group: &Group,
 ) -> Result<(), DbError> {
-    let sealed = seal::seal(key, &aad(&group.group_id), &codec::encode(group));
+    let sealed = seal::seal(key, &aad(FORMAT, &group.group_id), &codec::encode(group));
     sqlx::query(
         "INSERT INTO groups (group_id, state, created_at, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
