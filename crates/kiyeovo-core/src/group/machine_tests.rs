@@ -645,9 +645,7 @@ fn a_welcome_leaving_out_an_acceptor_is_flagged_and_one_with_a_late_answer_is_re
     let roster = c
         .take_unsent()
         .into_iter()
-        .filter(|o| o.to == a.public().ed25519)
-        .filter(|o| matches!(o.control.body, Body::Roster(_)))
-        .next_back()
+        .rfind(|o| o.to == a.public().ed25519 && matches!(o.control.body, Body::Roster(_)))
         .unwrap()
         .control
         .sign(&creator);
