@@ -114,6 +114,33 @@ pub async fn set_blocked(
         .map_err(|e| e.to_ui())
 }
 
+/// The user's own name for a contact (empty: back to the name on their card).
+#[tauri::command]
+pub async fn rename_contact(
+    state: State<'_, ShellState>,
+    peer_id: String,
+    name: String,
+) -> Result<ContactView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .rename(&peer(&peer_id)?, &name)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// The user saw that a contact's encryption key changed.
+#[tauri::command]
+pub async fn acknowledge_key_change(
+    state: State<'_, ShellState>,
+    peer_id: String,
+) -> Result<ContactView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .acknowledge_key_change(&peer(&peer_id)?)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
 /// The conversation with `peer_id` is on screen: clears its unread count.
 #[tauri::command]
 pub async fn mark_read(state: State<'_, ShellState>, peer_id: String) -> Result<(), UiError> {

@@ -51,6 +51,8 @@ fn main() {
             commands::list_messages,
             commands::send_message,
             commands::set_blocked,
+            commands::rename_contact,
+            commands::acknowledge_key_change,
             commands::mark_read,
             commands::my_card_qr,
             commands::save_my_card,

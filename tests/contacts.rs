@@ -404,3 +404,79 @@ async fn card_saved_to_a_file_can_be_added_from_it() {
     b.shutdown().await;
     boot.shutdown().await;
 }
+
+/// Names (PROTOCOL.md §2): everyone is shown by the user's own name for them; people who are
+/// not contacts by the creator's name, marked as such; a card that comes back with another
+/// encryption key resets trust and says so — never a silent replacement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_the_users_own_and_a_changed_key_is_never_silent() {
+    use kiyeovo_core::contacts::ContactCard;
+    use kiyeovo_core::identity::Identity;
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb, pc) = (
+        TestProfile::new("nm-ana"),
+        TestProfile::new("nm-ben"),
+        TestProfile::new("nm-cai"),
+    );
+    let apps = [
+        kiyeovo_tests::start_group_app(&pa, &addr).await,
+        kiyeovo_tests::start_group_app(&pb, &addr).await,
+        kiyeovo_tests::start_group_app(&pc, &addr).await,
+    ];
+    let (ana, ben) = (&apps[0], &apps[1]);
+    ana.set_display_name("Ana").await.unwrap();
+    apps[2].set_display_name("Cai").await.unwrap();
+    let id = kiyeovo_tests::form_group(&apps).await;
+
+    // Ben calls Ana "Mum"; a name with hidden characters is refused in words.
+    let v = ben.channel().rename(&ana.peer_id(), "Mum").await.unwrap();
+    assert_eq!(
+        (v.display_name.as_str(), v.card_name.as_str()),
+        ("Mum", "Ana")
+    );
+    let err = ben
+        .channel()
+        .rename(&ana.peer_id(), "Mu\u{202e}m")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invisible"), "{err}");
+    // In the group Ben sees "Mum" (a contact) and Cai by the creator's word (not a contact).
+    let view = ben.groups().get(&id).await.unwrap();
+    let creator = &view.members[0];
+    assert_eq!(
+        (creator.display_name.as_str(), creator.is_contact),
+        ("Mum", true)
+    );
+    assert_eq!(view.creator_name, "Mum");
+    let cai = view
+        .members
+        .iter()
+        .find(|m| m.peer_id == apps[2].peer_id().to_string())
+        .unwrap();
+    assert!(!cai.is_contact, "Cai is not Ben's contact");
+    // Clearing the name goes back to the card's.
+    let v = ben.channel().rename(&ana.peer_id(), "  ").await.unwrap();
+    assert_eq!(v.display_name, "Ana");
+
+    // Ana's card comes back with another X25519 key (same identity): trust reset, shown.
+    let identity = pa.keystore().load_identity().unwrap().unwrap();
+    let mut secret = identity.to_secret_bytes().to_vec();
+    secret[33..65].copy_from_slice(&[7; 32]);
+    let rekeyed = Identity::from_secret_bytes(&secret).unwrap();
+    assert_ne!(rekeyed.public().x25519, identity.public().x25519);
+    let card = ContactCard::new(&rekeyed, "Ana", Vec::new(), 2_000_000_000_000).to_text(&rekeyed);
+    let v = ben.channel().add_contact(&card).await.unwrap();
+    assert_eq!(v.trusted_at, None, "trust reset");
+    assert!(v.key_changed_at.is_some(), "the change is shown");
+    // Re-adding the same card again changes nothing more; acknowledging clears the notice.
+    let v = ben
+        .channel()
+        .acknowledge_key_change(&ana.peer_id())
+        .await
+        .unwrap();
+    assert_eq!(v.key_changed_at, None);
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

@@ -403,7 +403,11 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
     let flag = &view.flags[0];
     assert_eq!(flag.who_peer_id, Some(apps[1].peer_id().to_string()));
     assert!(flag.what.contains("different member list"), "{}", flag.what);
-    let view = apps[2].groups().dismiss_flag(&id, flag.index).await.unwrap();
+    let view = apps[2]
+        .groups()
+        .dismiss_flag(&id, flag.index)
+        .await
+        .unwrap();
     assert!(!view.list_mismatch && view.flags.is_empty());
 
     intruder.shutdown().await;

@@ -85,7 +85,9 @@ async fn three_of_five_accept_and_only_they_get_the_epoch_key() {
         })
         .await;
         assert_eq!(v.name, "Book club");
-        assert_eq!(v.creator_name, "Creator");
+        // The creator is a contact: shown by the invitee's own name for them.
+        assert!(v.members[0].is_contact);
+        assert_eq!(v.creator_name, v.members[0].display_name);
         assert_eq!(v.members.len(), 6);
         assert!(v.can_respond && !v.can_establish);
         assert_eq!(v.expires_at, view.expires_at);

@@ -226,6 +226,8 @@ async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
     // Ana's app has notifications off: every notification seen is Ben's.
     let ana = start_app(&pa, &addr, false).await;
     let ben = start_app(&pb, &addr, true).await;
+    // Ben knows Ana by the name on her card (his own name for her): the notification uses it.
+    ana.set_display_name("Ana").await.unwrap();
     befriend(&ana, &ben).await;
 
     let id = ana

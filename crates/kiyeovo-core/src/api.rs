@@ -170,7 +170,14 @@ pub struct TrayInvite {
 #[ts(export)]
 pub struct ContactView {
     pub peer_id: String,
+    /// The user's own name for them (editable), else the name on their card.
     pub display_name: String,
+    /// The name on their card, as they chose it.
+    pub card_name: String,
+    /// Their card came back with another encryption key at this time (ms); trust was reset.
+    /// Shown until the user acknowledges it.
+    #[ts(type = "number | null")]
+    pub key_changed_at: Option<u64>,
     /// When the signed handshake completed (ms since the epoch); `None` while pending.
     #[ts(type = "number | null")]
     pub trusted_at: Option<u64>,
@@ -260,8 +267,10 @@ pub enum MemberStatus {
 #[ts(export)]
 pub struct GroupMemberView {
     pub peer_id: String,
-    /// As the creator named them in the invitation (the same for everyone).
+    /// The user's own name for them if they are a contact, else the name the creator gave.
     pub display_name: String,
+    /// `false`: not one of the user's contacts; the name is the creator's word only.
+    pub is_contact: bool,
     pub status: MemberStatus,
     pub is_me: bool,
 }

@@ -3,7 +3,20 @@
 /**
  * A contact as the contact list shows it.
  */
-export type ContactView = { peer_id: string, display_name: string, 
+export type ContactView = { peer_id: string, 
+/**
+ * The user's own name for them (editable), else the name on their card.
+ */
+display_name: string, 
+/**
+ * The name on their card, as they chose it.
+ */
+card_name: string, 
+/**
+ * Their card came back with another encryption key at this time (ms); trust was reset.
+ * Shown until the user acknowledges it.
+ */
+key_changed_at: number | null, 
 /**
  * When the signed handshake completed (ms since the epoch); `None` while pending.
  */

@@ -3,6 +3,10 @@ import type { MemberStatus } from "./MemberStatus";
 
 export type GroupMemberView = { peer_id: string, 
 /**
- * As the creator named them in the invitation (the same for everyone).
+ * The user's own name for them if they are a contact, else the name the creator gave.
  */
-display_name: string, status: MemberStatus, is_me: boolean, };
+display_name: string, 
+/**
+ * `false`: not one of the user's contacts; the name is the creator's word only.
+ */
+is_contact: boolean, status: MemberStatus, is_me: boolean, };

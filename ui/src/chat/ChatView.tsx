@@ -56,6 +56,30 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
     }
   }
 
+  const [naming, setNaming] = useState<string | null>(null);
+
+  async function rename(e: FormEvent) {
+    e.preventDefault();
+    if (naming === null) return;
+    setError(null);
+    try {
+      await api.renameContact(contact.peer_id, naming);
+      setNaming(null);
+      onBlocked();
+    } catch (err) {
+      setError(asUiError(err));
+    }
+  }
+
+  async function acknowledgeKeyChange() {
+    try {
+      await api.acknowledgeKeyChange(contact.peer_id);
+      onBlocked();
+    } catch (err) {
+      setError(asUiError(err));
+    }
+  }
+
   async function toggleInvites() {
     try {
       await api.setInvitesBlocked(contact.peer_id, !contact.invites_blocked);
@@ -68,7 +92,19 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
   return (
     <div className="chat" id="chat">
       <header className="chat-header">
-        <h2>{contact.display_name}</h2>
+        {naming === null ? (
+          <h2>
+            {contact.display_name}{" "}
+            <button className="link" id="rename-contact" title="Your own name for this contact" onClick={() => setNaming(contact.display_name)}>Rename</button>
+          </h2>
+        ) : (
+          <form className="row" id="rename-form" onSubmit={rename}>
+            <input id="rename-input" aria-label="Your name for this contact" value={naming} onChange={(e) => setNaming(e.target.value)}
+              placeholder={contact.card_name} />
+            <button type="submit">Save</button>
+            <button type="button" className="secondary" onClick={() => setNaming(null)}>Cancel</button>
+          </form>
+        )}
         <div className="row">
           <button className="secondary" id="toggle-invites" onClick={() => void toggleInvites()}>
             {contact.invites_blocked ? "Allow group invitations" : "Block group invitations"}
@@ -76,6 +112,18 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
           <button className="secondary" onClick={() => void toggleBlock()}>{contact.blocked ? "Unblock" : "Block"}</button>
         </div>
       </header>
+      {contact.display_name !== contact.card_name && (
+        <p className="muted" id="card-name">Their card says “{contact.card_name}”.</p>
+      )}
+      {contact.key_changed_at !== null && (
+        <div className="warnings" role="alert" id="key-changed">
+          <p>
+            {contact.display_name}'s encryption key changed on {new Date(contact.key_changed_at).toLocaleString()} (a new card with another key was added).
+            Messages wait until you both complete the handshake again. If they did not reinstall or reset Kiyeovo, someone may be impersonating them: check with them in person or on a call.
+          </p>
+          <button className="secondary" id="ack-key-change" onClick={() => void acknowledgeKeyChange()}>I checked with them</button>
+        </div>
+      )}
       {contact.missed > 0 && (
         <p className="warnings" role="status">{contact.missed} earlier messages were missed (they expired before this device came online).</p>
       )}

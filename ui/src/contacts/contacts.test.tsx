@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { cleanup, render, screen } from "@testing-library/react";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { invoke } from "@tauri-apps/api/core";
 import { ContactsScreen } from "./ContactsScreen";
 import { setSnapshot } from "../lib/store";
 import type { ContactView } from "../bindings/ContactView";
 import type { AppSnapshot } from "../bindings/AppSnapshot";
 
 const contacts: ContactView[] = [
-  { peer_id: "12D3KooWOnline", display_name: "Ana", trusted_at: 1_700_000_000_000, blocked: false, invites_blocked: false, unread: 2, missed: 0 },
-  { peer_id: "12D3KooWAway", display_name: "Ben", trusted_at: null, blocked: false, invites_blocked: false, unread: 0, missed: 0 },
+  { peer_id: "12D3KooWOnline", display_name: "Ana", card_name: "Ana", key_changed_at: null, trusted_at: 1_700_000_000_000, blocked: false, invites_blocked: false, unread: 2, missed: 0 },
+  { peer_id: "12D3KooWAway", display_name: "Ben", card_name: "Benjamin", key_changed_at: 1_700_000_000_000, trusted_at: null, blocked: false, invites_blocked: false, unread: 0, missed: 0 },
 ];
 
 vi.mock("@tauri-apps/api/core", () => ({
@@ -35,5 +36,18 @@ describe("ContactsScreen", () => {
     expect(screen.getByText("2").className).toContain("badge");
     expect(screen.getByText(/pending: waiting for their card/)).toBeTruthy();
     expect(screen.getByText(/trusted since/)).toBeTruthy();
+  });
+
+  it("shows a contact by the user's own name, lets it be changed, and says when their key changed", async () => {
+    render(<ContactsScreen />);
+    fireEvent.click(await screen.findByText("Ben"));
+    expect((await screen.findByText(/Their card says/)).textContent).toContain("Benjamin");
+    expect(document.getElementById("key-changed")?.textContent).toMatch(/encryption key changed/);
+    fireEvent.click(screen.getByText("Rename"));
+    fireEvent.change(screen.getByLabelText("Your name for this contact"), { target: { value: "Ben from work" } });
+    fireEvent.submit(document.getElementById("rename-form") as HTMLFormElement);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("rename_contact", { peerId: "12D3KooWAway", name: "Ben from work" }));
+    fireEvent.click(screen.getByText("I checked with them"));
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("acknowledge_key_change", { peerId: "12D3KooWAway" }));
   });
 });

@@ -69,7 +69,10 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
       <ul className="roster" id="roster">
         {group.members.map((m) => (
           <li key={m.peer_id} data-peer={m.peer_id}>
-            <span>{m.display_name}{m.is_me ? " (you)" : ""}</span>
+            <span>
+              {m.display_name}{m.is_me ? " (you)" : ""}
+              {!m.is_contact && !m.is_me && <span className="muted not-contact" title="Not one of your contacts: this is the name the group's creator gave them."> (not your contact)</span>}
+            </span>
             <span className="st" data-status={m.status}>{MEMBER_STATUS_TEXT[m.status]}</span>
           </li>
         ))}

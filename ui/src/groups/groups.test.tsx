@@ -32,10 +32,10 @@ function invite(over: Partial<GroupView> = {}): GroupView {
     expires_at: Date.now() + 6 * HOUR - 1000,
     epoch: 0,
     members: [
-      { peer_id: "12D3KooWCreator", display_name: "Ana", status: "creator", is_me: false },
-      { peer_id: "12D3KooWMe", display_name: "Ben", status: "delivered", is_me: true },
-      { peer_id: "12D3KooWCai", display_name: "Cai", status: "accepted", is_me: false },
-      { peer_id: "12D3KooWDee", display_name: "Dee", status: "not_delivered", is_me: false },
+      { peer_id: "12D3KooWCreator", display_name: "Ana", status: "creator", is_me: false, is_contact: true },
+      { peer_id: "12D3KooWMe", display_name: "Ben", status: "delivered", is_me: true, is_contact: true },
+      { peer_id: "12D3KooWCai", display_name: "Cai", status: "accepted", is_me: false, is_contact: false },
+      { peer_id: "12D3KooWDee", display_name: "Dee", status: "not_delivered", is_me: false, is_contact: false },
     ],
     can_respond: true,
     can_establish: false,
@@ -52,7 +52,7 @@ describe("GroupDetail", () => {
     render(<GroupDetail group={invite()} onChanged={() => {}} />);
     expect(document.getElementById("countdown")?.textContent).toBe("5 h 59 min left");
     const rows = Array.from(document.querySelectorAll("#roster li")).map((li) => li.textContent);
-    expect(rows).toEqual(["Anacreator", "Ben (you)delivered", "Caiaccepted", "Deenot yet delivered"]);
+    expect(rows).toEqual(["Anacreator", "Ben (you)delivered", "Cai (not your contact)accepted", "Dee (not your contact)not yet delivered"]);
     expect(document.getElementById("accept-invite")).toBeTruthy();
     expect(document.getElementById("reject-invite")).toBeTruthy();
     expect(document.getElementById("establish-group")).toBeNull();
@@ -87,7 +87,7 @@ describe("GroupDetail", () => {
 describe("NewGroup", () => {
   it("only lets trusted, unblocked contacts be picked, and says why not", () => {
     const contact = (name: string, over: Partial<ContactView>): ContactView => ({
-      peer_id: `12D3KooW${name}`, display_name: name, trusted_at: 1, blocked: false, invites_blocked: false, unread: 0, missed: 0, ...over,
+      peer_id: `12D3KooW${name}`, display_name: name, card_name: name, key_changed_at: null, trusted_at: 1, blocked: false, invites_blocked: false, unread: 0, missed: 0, ...over,
     });
     render(<NewGroup contacts={[contact("Ok", {}), contact("Pending", { trusted_at: null }), contact("Blocked", { blocked: true })]}
       onCreated={() => {}} onCancel={() => {}} />);

@@ -34,6 +34,8 @@ export const api = {
   listMessages: (peerId: string) => invoke<MessageView[]>("list_messages", { peerId }),
   sendMessage: (peerId: string, body: string) => invoke<MessageView>("send_message", { peerId, body }),
   setBlocked: (peerId: string, blocked: boolean) => invoke<void>("set_blocked", { peerId, blocked }),
+  renameContact: (peerId: string, name: string) => invoke<ContactView>("rename_contact", { peerId, name }),
+  acknowledgeKeyChange: (peerId: string) => invoke<ContactView>("acknowledge_key_change", { peerId }),
   markRead: (peerId: string) => invoke<void>("mark_read", { peerId }),
   onContactChanged: (cb: (c: ContactChanged) => void): Promise<UnlistenFn> =>
     listen<ContactChanged>(EVENT_CONTACT_CHANGED, (e) => cb(e.payload)),

@@ -28,6 +28,27 @@ pub struct ContactRow {
     pub out_seq: u64,
     pub bucket_version: u64,
     pub inbox: Inbox,
+    /// The user's own name for this contact, if they gave one.
+    pub petname: Option<String>,
+    /// When their card came back with another X25519 key (not yet acknowledged).
+    pub key_changed_at: Option<u64>,
+}
+
+impl ContactRow {
+    /// The name the app shows for this contact: the user's own, else the one on their card.
+    pub fn shown_name(&self) -> &str {
+        self.petname.as_deref().unwrap_or(&self.card.display_name)
+    }
+}
+
+/// What adding a card did to an existing contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardUpdate {
+    New,
+    /// Same keys (name or addresses may differ).
+    Refreshed,
+    /// Another X25519 key: trust was reset and the change recorded.
+    KeyChanged,
 }
 
 fn state_text(s: MessageState) -> &'static str {
@@ -84,6 +105,8 @@ fn row_to_contact(r: &sqlx::sqlite::SqliteRow) -> Result<ContactRow, DbError> {
         out_seq: r.get::<i64, _>("out_seq") as u64,
         bucket_version: r.get::<i64, _>("bucket_version") as u64,
         inbox,
+        petname: r.get("petname"),
+        key_changed_at: r.get::<Option<i64>, _>("key_changed_at").map(|t| t as u64),
     })
 }
 
@@ -111,24 +134,88 @@ pub async fn contacts(pool: &sqlx::SqlitePool) -> Result<Vec<ContactRow>, DbErro
 }
 
 /// Inserts a new contact, or replaces the card of a known one with a newer card.
+/// Adds a contact's card, or updates it. A card with the X25519 key we already have only
+/// refreshes it. A card with *another* X25519 key is never a silent replacement (PROTOCOL.md §2):
+/// trust is reset (a new handshake must prove the new key), what we processed under the old key
+/// is forgotten (their new key starts a new sequence), and the change is recorded for the UI.
 pub async fn upsert_card(
     pool: &sqlx::SqlitePool,
     card: &ContactCard,
     peer: &PeerId,
     now: u64,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO contacts (peer_id, card, added_at, inbox) VALUES (?, ?, ?, ?)
-         ON CONFLICT(peer_id) DO UPDATE SET card = excluded.card",
-    )
-    .bind(peer.to_string())
-    .bind(codec::encode(card))
-    .bind(now as i64)
-    .bind(codec::encode(&Inbox::default()))
-    .execute(pool)
-    .await
-    .map_err(q)?;
-    Ok(())
+) -> Result<CardUpdate, DbError> {
+    let mut tx = pool.begin().await.map_err(q)?;
+    let existing = contact(&mut *tx, peer).await?;
+    let update = match &existing {
+        None => CardUpdate::New,
+        Some(old) if old.card.identity.x25519 == card.identity.x25519 => CardUpdate::Refreshed,
+        Some(_) => CardUpdate::KeyChanged,
+    };
+    match update {
+        CardUpdate::New => {
+            sqlx::query(
+                "INSERT INTO contacts (peer_id, card, added_at, inbox) VALUES (?, ?, ?, ?)",
+            )
+            .bind(peer.to_string())
+            .bind(codec::encode(card))
+            .bind(now as i64)
+            .bind(codec::encode(&Inbox::default()))
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+        }
+        CardUpdate::Refreshed => {
+            sqlx::query("UPDATE contacts SET card = ? WHERE peer_id = ?")
+                .bind(codec::encode(card))
+                .bind(peer.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+        }
+        CardUpdate::KeyChanged => {
+            sqlx::query(
+                "UPDATE contacts SET card = ?, trusted_at = NULL, key_changed_at = ?, inbox = ?
+                 WHERE peer_id = ?",
+            )
+            .bind(codec::encode(card))
+            .bind(now as i64)
+            .bind(codec::encode(&Inbox::default()))
+            .bind(peer.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+        }
+    }
+    tx.commit().await.map_err(q)?;
+    Ok(update)
+}
+
+/// Sets (or with `None` clears) the user's own name for a contact; `false` if no such contact.
+pub async fn set_petname(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    name: Option<&str>,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE contacts SET petname = ? WHERE peer_id = ?")
+        .bind(name)
+        .bind(peer.to_string())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The user saw that a contact's key changed; `false` if no such contact.
+pub async fn acknowledge_key_change(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE contacts SET key_changed_at = NULL WHERE peer_id = ?")
+        .bind(peer.to_string())
+        .execute(pool)
+        .await
+        .map_err(q)?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Sets one of a contact's on/off columns; `false` if there is no such contact.
@@ -421,7 +508,9 @@ pub async fn unread(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<u32, DbErr
 pub async fn view(pool: &sqlx::SqlitePool, row: &ContactRow) -> Result<ContactView, DbError> {
     Ok(ContactView {
         peer_id: row.peer_id.to_string(),
-        display_name: row.card.display_name.clone(),
+        display_name: row.shown_name().to_string(),
+        card_name: row.card.display_name.clone(),
+        key_changed_at: row.key_changed_at,
         trusted_at: row.trusted_at,
         blocked: row.blocked,
         invites_blocked: row.invites_blocked,

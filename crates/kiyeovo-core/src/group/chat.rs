@@ -442,6 +442,7 @@ impl GroupChat {
     pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
         let group = self.group(id).await?;
         let gid = hex(&group.group_id);
+        let contact_names = self.groups.names().await;
         let names: HashMap<String, String> = epochs_of(&group)
             .iter()
             .flat_map(|e| {
@@ -452,6 +453,12 @@ impl GroupChat {
             .chain(
                 std::iter::once((group.creator, group.invite.creator_name.clone()))
                     .chain(group.invite.invitees.iter().map(|p| (p.id, p.name.clone())))
+                    .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
+            )
+            // Contacts by the user's own name for them, whatever the creator called them.
+            .chain(
+                contact_names
+                    .into_iter()
                     .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
             )
             .collect();

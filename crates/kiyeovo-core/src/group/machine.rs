@@ -867,11 +867,16 @@ impl Group {
     pub fn roster_hash(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        h.update(b"kiyeovo/v1/roster");
+        h.update(b"kiyeovo/v2/roster");
         h.update(self.group_id);
         h.update(self.epoch.to_be_bytes());
+        // Names too (PROTOCOL.md §5): a creator who labels someone differently for different
+        // members shows them different rosters, and the hash (and safety code) differ.
         for m in &self.members {
             h.update(m.id);
+            h.update((m.name.len() as u32).to_be_bytes());
+            h.update(m.name.as_bytes());
+            h.update(m.bucket_pub);
         }
         h.finalize().into()
     }

@@ -500,9 +500,10 @@ impl Groups {
 
     pub async fn list(&self) -> Result<Vec<GroupView>, GroupServiceError> {
         let now = now_ms();
+        let names = self.channel.names().await?;
         let mut out = Vec::new();
         for g in gstore::all(self.db.pool(), &self.storage_key).await? {
-            let mut v = view_of(&g, now);
+            let mut v = view_of(&g, now, &names);
             v.unread = super::chat_store::unread(self.db.pool(), &v.group_id).await?;
             out.push(v);
         }
@@ -510,9 +511,15 @@ impl Groups {
     }
 
     pub async fn view(&self, id: &GroupId) -> Result<GroupView, GroupServiceError> {
-        let mut v = view_of(&self.load(id).await?, now_ms());
+        let names = self.channel.names().await?;
+        let mut v = view_of(&self.load(id).await?, now_ms(), &names);
         v.unread = super::chat_store::unread(self.db.pool(), &v.group_id).await?;
         Ok(v)
+    }
+
+    /// The user's own names for people who are contacts.
+    pub async fn names(&self) -> Names {
+        self.channel.names().await.unwrap_or_default()
     }
 
     pub async fn get(&self, id: &str) -> Result<GroupView, GroupServiceError> {
@@ -652,7 +659,22 @@ fn peer_text(key: &[u8; 32]) -> String {
 }
 
 /// What the UI shows for a group at time `now`.
-pub fn view_of(g: &Group, now: u64) -> GroupView {
+/// How the user knows people: their own names for contacts, by identity key.
+pub type Names = std::collections::BTreeMap<MemberKey, String>;
+
+/// A person as the user sees them: the user's name for a contact (marked a contact), else the
+/// name the group's creator gave (marked not a contact), or "you".
+fn shown(g: &Group, names: &Names, id: &MemberKey, given: &str) -> (String, bool) {
+    if *id == g.me {
+        return (given.to_string(), true);
+    }
+    match names.get(id) {
+        Some(n) => (n.clone(), true),
+        None => (given.to_string(), false),
+    }
+}
+
+pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
     let status = match g.status {
         Status::Inviting => GroupStatus::Inviting,
         Status::Invited if g.window_over(now) => GroupStatus::Expired,
@@ -663,9 +685,11 @@ pub fn view_of(g: &Group, now: u64) -> GroupView {
         Status::Expired => GroupStatus::Expired,
         Status::Active => GroupStatus::Active,
     };
+    let (creator_name, creator_is_contact) = shown(g, names, &g.creator, &g.invite.creator_name);
     let mut members = vec![GroupMemberView {
         peer_id: peer_text(&g.creator),
-        display_name: g.invite.creator_name.clone(),
+        display_name: creator_name.clone(),
+        is_contact: creator_is_contact,
         status: MemberStatus::Creator,
         is_me: g.creator == g.me,
     }];
@@ -678,9 +702,11 @@ pub fn view_of(g: &Group, now: u64) -> GroupView {
         if p.id == g.me && g.role == Role::Invitee && s == InviteeStatus::NotDelivered {
             s = InviteeStatus::Delivered;
         }
+        let (display_name, is_contact) = shown(g, names, &p.id, &p.name);
         members.push(GroupMemberView {
             peer_id: peer_text(&p.id),
-            display_name: p.name.clone(),
+            display_name,
+            is_contact,
             status: member_status(s),
             is_me: p.id == g.me,
         });
@@ -689,7 +715,7 @@ pub fn view_of(g: &Group, now: u64) -> GroupView {
         group_id: hex(&g.group_id),
         name: g.invite.name.clone(),
         creator_peer_id: peer_text(&g.creator),
-        creator_name: g.invite.creator_name.clone(),
+        creator_name,
         is_creator: g.role == Role::Creator,
         status,
         created_at: g.invite.created_at,
@@ -701,15 +727,15 @@ pub fn view_of(g: &Group, now: u64) -> GroupView {
             && g.status == Status::Inviting
             && (g.window_over(now) || g.all_accepted()),
         list_mismatch: g.flagged(),
-        flags: flag_views(g),
+        flags: flag_views(g, names),
         unread: 0,
         safety_code: safety_code(g),
     }
 }
 
-fn flag_views(g: &Group) -> Vec<GroupFlagView> {
+fn flag_views(g: &Group, names: &Names) -> Vec<GroupFlagView> {
     let name_of = |id: &MemberKey| {
-        if *id == g.creator {
+        let given = if *id == g.creator {
             Some(g.invite.creator_name.clone())
         } else {
             g.invite
@@ -717,7 +743,8 @@ fn flag_views(g: &Group) -> Vec<GroupFlagView> {
                 .iter()
                 .find(|p| p.id == *id)
                 .map(|p| p.name.clone())
-        }
+        };
+        given.map(|n| shown(g, names, id, &n).0)
     };
     g.flags
         .iter()

@@ -249,7 +249,11 @@ impl Channel {
         let own = self.identity.peer_id();
         let card = ContactCard::from_text(text, Some(&own))?;
         let peer = card.peer_id()?;
-        store::upsert_card(self.db.pool(), &card, &peer, now_ms()).await?;
+        if store::upsert_card(self.db.pool(), &card, &peer, now_ms()).await?
+            == store::CardUpdate::KeyChanged
+        {
+            tracing::warn!(%peer, "contact's card has another encryption key; trust reset until a new handshake");
+        }
         for addr in card
             .addrs
             .iter()
@@ -310,14 +314,50 @@ impl Channel {
         Ok(())
     }
 
+    /// Sets the user's own name for a contact (`""` goes back to the name on their card).
+    pub async fn rename(&self, peer: &PeerId, name: &str) -> Result<ContactView, ChannelError> {
+        let name = name.trim();
+        let petname = if name.is_empty() {
+            None
+        } else {
+            crate::contacts::card::check_display_name(name)?;
+            Some(name)
+        };
+        if !store::set_petname(self.db.pool(), peer, petname).await? {
+            return Err(ChannelError::UnknownContact(peer.to_string()));
+        }
+        let row = self.contact(peer).await?;
+        Ok(store::view(self.db.pool(), &row).await?)
+    }
+
+    /// The user saw that a contact's encryption key changed.
+    pub async fn acknowledge_key_change(&self, peer: &PeerId) -> Result<ContactView, ChannelError> {
+        if !store::acknowledge_key_change(self.db.pool(), peer).await? {
+            return Err(ChannelError::UnknownContact(peer.to_string()));
+        }
+        let row = self.contact(peer).await?;
+        Ok(store::view(self.db.pool(), &row).await?)
+    }
+
+    /// Every contact's shown name by identity key (how groups name people who are contacts).
+    pub async fn names(
+        &self,
+    ) -> Result<std::collections::BTreeMap<[u8; 32], String>, ChannelError> {
+        Ok(store::contacts(self.db.pool())
+            .await?
+            .into_iter()
+            .map(|r| (r.card.identity.ed25519, r.shown_name().to_string()))
+            .collect())
+    }
+
     /// The contact, if it is trusted and not blocked: the only people groups deal with.
     pub async fn trusted_contact(&self, peer: &PeerId) -> Result<ContactRow, ChannelError> {
         let row = self.contact(peer).await?;
         if row.blocked {
-            return Err(ChannelError::Blocked(row.card.display_name));
+            return Err(ChannelError::Blocked(row.shown_name().to_string()));
         }
         if row.trusted_at.is_none() {
-            return Err(ChannelError::NotTrusted(row.card.display_name));
+            return Err(ChannelError::NotTrusted(row.shown_name().to_string()));
         }
         Ok(row)
     }
@@ -345,10 +385,10 @@ impl Channel {
         }
         let row = self.contact(peer).await?;
         if row.blocked {
-            return Err(ChannelError::Blocked(row.card.display_name));
+            return Err(ChannelError::Blocked(row.shown_name().to_string()));
         }
         if row.trusted_at.is_none() {
-            return Err(ChannelError::NotTrusted(row.card.display_name));
+            return Err(ChannelError::NotTrusted(row.shown_name().to_string()));
         }
         let msg_id = self
             .send(
