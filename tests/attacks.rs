@@ -15,7 +15,7 @@ use kiyeovo_core::config::Limits;
 use kiyeovo_core::contacts::{CardError, ContactCard};
 use kiyeovo_core::identity::{Identity, PublicIdentity};
 use kiyeovo_core::node::{Client, NodeError};
-use kiyeovo_core::records::SignedRecord;
+use kiyeovo_core::records::{RecordKey, RecordKind, SignedRecord};
 use kiyeovo_core::sign::Domain;
 use kiyeovo_node::Headless;
 use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, Spy};
@@ -776,4 +776,189 @@ async fn a_rejecter_cannot_post_in_the_closed_window() {
         app.shutdown().await;
     }
     boot.shutdown().await;
+}
+
+/// The harness for attacks on what storing nodes keep: two storing nodes hold the owner's
+/// record `v2` (version 2); a plain-Kademlia attacker pushes `(key, value)` pairs made from it
+/// to both; a control record pushed last proves each node handled them. Afterwards every node
+/// still holds exactly `v2` under the real key and nothing under the attacker's keys, and a
+/// reader gets `v2`.
+async fn refused_by_storing_nodes(
+    make: impl FnOnce(&SigningKey, &[u8], &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>,
+) {
+    let nodes = storing_nodes(2, Limits::server()).await;
+    let owner = SigningKey::generate(&mut OsRng);
+    let (key, v2) = signed(&owner, 2, b"the owner's bucket, version 2");
+    put_and_see(&nodes[0].0.client, &nodes[1].0, &key, &v2).await;
+    let pushes = make(&owner, &key, &v2);
+    let targets: Vec<_> = nodes.iter().map(|(_, a)| peer_and_addr(a)).collect();
+    let mut evil = attacker(&targets);
+    for (k, v) in &pushes {
+        push(&mut evil, kad::Record::new(k.clone(), v.clone())).await;
+    }
+    let (ckey, cvalue) = signed(&SigningKey::generate(&mut OsRng), 1, b"control");
+    for (node, _) in &nodes {
+        let mut status = node.status.clone();
+        push(&mut evil, kad::Record::new(ckey.clone(), cvalue.clone())).await;
+        tokio::time::timeout(WAIT, async {
+            while node
+                .client
+                .local_record(ckey.clone())
+                .await
+                .unwrap()
+                .is_none()
+            {
+                status.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the control record arrived after the attack");
+    }
+    for (node, _) in &nodes {
+        assert_eq!(
+            node.client.local_record(key.clone()).await.unwrap(),
+            Some(v2.clone()),
+            "the owner's record was replaced"
+        );
+        for (k, _) in pushes.iter().filter(|(k, _)| *k != key) {
+            assert_eq!(
+                node.client.local_record(k.clone()).await.unwrap(),
+                None,
+                "a storing node kept the attacker's record"
+            );
+        }
+    }
+    assert_eq!(nodes[1].0.client.get_record(key).await.unwrap(), v2);
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Attack: an older version of the owner's own record (validly signed) pushed over the newer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_version_does_not_replace_a_newer_one() {
+    refused_by_storing_nodes(|owner, key, _| {
+        let (_, v1) = signed(owner, 1, b"version 1");
+        vec![(key.to_vec(), v1)]
+    })
+    .await;
+}
+
+/// Attack: the same version with other content and an earlier `updated_at` (the tie-break
+/// goes to the later time, then the larger bytes: the attacker has neither).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equal_version_that_sorts_lower_does_not_replace() {
+    refused_by_storing_nodes(|owner, key, _| {
+        let rk = RecordKey::parse(key).unwrap();
+        let earlier = SignedRecord::sign(owner, &rk, 2, 1, b"same version, older".to_vec());
+        vec![(key.to_vec(), earlier.encode())]
+    })
+    .await;
+}
+
+/// Attack: a newer version that someone else signed (forged content under the owner's key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_signed_by_someone_else_is_refused() {
+    refused_by_storing_nodes(|_, key, v2| {
+        let mut forged = SignedRecord::decode(v2, usize::MAX).unwrap();
+        forged.version = 9;
+        forged.payload = b"forged".to_vec();
+        vec![(key.to_vec(), forged.encode())]
+    })
+    .await;
+}
+
+/// Attack: the attacker's own valid record, signed with its own key, pushed under the owner's
+/// key (the key commits to the writer's public key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_record_of_another_writer_is_refused_under_the_owners_key() {
+    refused_by_storing_nodes(|_, key, _| {
+        let (_, theirs) = signed(&SigningKey::generate(&mut OsRng), 99, b"mine now");
+        vec![(key.to_vec(), theirs)]
+    })
+    .await;
+}
+
+/// Attack: the owner's record copied under another key of the owner's (another kind): the
+/// signature covers the key, so it does not verify there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_moved_to_another_key_is_refused() {
+    refused_by_storing_nodes(|owner, key, v2| {
+        let group_key =
+            RecordKey::for_public_key(RecordKind::GroupBucket, &owner.verifying_key().to_bytes());
+        vec![
+            (key.to_vec(), v2.to_vec()),
+            (group_key.to_bytes(), v2.to_vec()),
+        ]
+    })
+    .await;
+}
+
+/// Attack: bytes that are no record at all, a truncated copy, and a copy with trailing bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_truncated_and_padded_copies_are_refused() {
+    refused_by_storing_nodes(|_, key, v2| {
+        let mut padded = v2.to_vec();
+        padded.push(0);
+        vec![
+            (key.to_vec(), b"not a record".to_vec()),
+            (key.to_vec(), v2[..v2.len() - 10].to_vec()),
+            (key.to_vec(), padded),
+        ]
+    })
+    .await;
+}
+
+/// Attack: a valid record over the size limit, and records under keys that are not ours
+/// (another prefix, a key that names no writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_records_and_foreign_keys_are_refused() {
+    refused_by_storing_nodes(|_, _, _| {
+        let big_owner = SigningKey::generate(&mut OsRng);
+        let (big_key, big) = signed(
+            &big_owner,
+            1,
+            &vec![0u8; Limits::server().max_record_bytes + 1],
+        );
+        let (_, small) = signed(&SigningKey::generate(&mut OsRng), 1, b"x");
+        vec![
+            (big_key, big),
+            (b"/ipfs/not-ours".to_vec(), small.clone()),
+            (b"/kiyeovo/pw/".to_vec(), small),
+        ]
+    })
+    .await;
+}
+
+/// Attack: an immutable versioned record (a group-info version) overwritten with other content
+/// by its own writer's key holder: versioned records never change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_version_is_never_overwritten() {
+    let nodes = storing_nodes(2, Limits::server()).await;
+    let admin = SigningKey::generate(&mut OsRng);
+    let key = RecordKey::group_info_version(&admin.verifying_key().to_bytes(), 3);
+    let first = SignedRecord::sign(
+        &admin,
+        &key,
+        3,
+        1,
+        b"version 3 as everyone read it".to_vec(),
+    );
+    let (k, v) = (key.to_bytes(), first.encode());
+    put_and_see(&nodes[0].0.client, &nodes[1].0, &k, &v).await;
+    let other = SignedRecord::sign(&admin, &key, 3, 99, b"another version 3".to_vec());
+    let targets: Vec<_> = nodes.iter().map(|(_, a)| peer_and_addr(a)).collect();
+    let mut evil = attacker(&targets);
+    push(&mut evil, kad::Record::new(k.clone(), other.encode())).await;
+    let (ckey, cvalue) = signed(&SigningKey::generate(&mut OsRng), 1, b"control");
+    for (node, _) in &nodes {
+        put_and_see(&nodes[0].0.client, node, &ckey, &cvalue).await;
+        assert_eq!(
+            node.client.local_record(k.clone()).await.unwrap(),
+            Some(v.clone())
+        );
+    }
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
 }

@@ -38,11 +38,17 @@ pub fn attacker(targets: &[(PeerId, Multiaddr)]) -> Attacker {
         .unwrap()
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
-            kad::Behaviour::with_config(
+            // Limits of its own, larger than ours: it sends whatever it likes.
+            let mut config = kad::Config::new(KAD_PROTOCOL);
+            config.set_max_packet_size(4 << 20);
+            let store = MemoryStore::with_config(
                 peer,
-                MemoryStore::new(peer),
-                kad::Config::new(KAD_PROTOCOL),
-            )
+                kad::store::MemoryStoreConfig {
+                    max_value_bytes: 2 << 20,
+                    ..Default::default()
+                },
+            );
+            kad::Behaviour::with_config(peer, store, config)
         })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
