@@ -962,3 +962,156 @@ async fn an_immutable_version_is_never_overwritten() {
         node.shutdown().await;
     }
 }
+
+/// Attack: someone who learned a group's topic and key (but is not a member) floods the topic
+/// with well-formed, correctly encrypted envelopes signed by itself. Stopped by: the roster
+/// check (nothing is stored or shown) and gossipsub peer scoring (each rejected message costs
+/// its sender; after three it is below the graylist threshold, so members stop processing its
+/// messages at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_flooding_a_group_topic_is_scored_out() {
+    use kiyeovo_core::group::envelope::{self, Sealing};
+    use kiyeovo_core::node::scoring;
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..2)
+        .map(|i| TestProfile::new(&format!("flood{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let (epoch, key) = apps[0].groups().key(&id).await.unwrap();
+    let topic = apps[0].chat().topic(&id).await.unwrap();
+
+    let pi = TestProfile::new("flood-intruder");
+    let intruder = start_group_app(&pi, &addr).await;
+    let outsider = kiyeovo_core::identity::Identity::generate();
+    intruder.client().subscribe(topic.clone()).await.unwrap();
+    for app in &apps {
+        let a = app.snapshot().node.unwrap().listen_addrs[0]
+            .parse()
+            .unwrap();
+        intruder.client().dial(a).await.unwrap();
+    }
+    let member = &apps[1];
+    let deadline = Instant::now() + WAIT;
+    let mut sent = 0u64;
+    // Publish until the member's score for the intruder is below the graylist threshold
+    // (each loop publishes once and looks; the member needs the subscription first).
+    loop {
+        sent += 1;
+        let forged = envelope::seal(
+            &Sealing {
+                identity: &outsider,
+                key: &key,
+                group_id: gid,
+                epoch,
+                seq: sent,
+                msg_id: kiyeovo_core::group::control::random_id(),
+                sent_at: 1,
+                roster_hash: [0; 32],
+            },
+            "injected",
+        )
+        .unwrap();
+        let _ = intruder.client().publish(topic.clone(), forged).await;
+        let score = member
+            .client()
+            .gossip_score(intruder.peer_id())
+            .await
+            .unwrap()
+            .unwrap_or(0.0);
+        if score < scoring::thresholds().graylist_threshold {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "score still {score} after {sent} messages"
+        );
+        tokio::task::yield_now().await;
+        let mut rx = member.chat().subscribe();
+        let _ = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await;
+    }
+    assert!(
+        member
+            .chat()
+            .chat(&id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .all(|m| m.body != "injected"),
+        "a non-member's message was stored"
+    );
+    println!("intruder graylisted after {sent} messages");
+    intruder.shutdown().await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: a contact running modified code buries the user in invitations. Stopped by: at most
+/// three unanswered invitations from one contact at a time (`max_pending_invites_per_contact`);
+/// the rest are dropped unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_cannot_bury_the_user_in_invitations() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pm, pb) = (TestProfile::new("inv-mallory"), TestProfile::new("inv-ben"));
+    let mallory = start_group_app(&pm, &addr).await;
+    let ben = start_group_app(&pb, &addr).await;
+    befriend(&mallory, &ben).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            mallory
+                .groups()
+                .create(&format!("spam {i}"), &[ben.peer_id()], "M")
+                .await
+                .unwrap()
+                .group_id,
+        );
+    }
+    // Through the same in-order channel: once Ben has this, every invitation was processed.
+    let mut events = ben.channel().subscribe();
+    mallory
+        .channel()
+        .send_chat(&ben.peer_id(), "after the invitations")
+        .await
+        .unwrap();
+    while !ben
+        .channel()
+        .messages(&mallory.peer_id())
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.body == "after the invitations")
+    {
+        wait_event(&mut events, "Mallory's message", |e| {
+            matches!(
+                e,
+                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
+            )
+        })
+        .await;
+    }
+    let shown: Vec<String> = ben
+        .groups()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(
+        shown.iter().all(|id| ids[..3].contains(id)),
+        "the first three are kept"
+    );
+    for app in [mallory, ben] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
