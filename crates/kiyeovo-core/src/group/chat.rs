@@ -201,6 +201,8 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
         // key (PROTOCOL.md §4.5). Once established, the members *are* those who accepted.
         let accepted = |id: &MemberKey| {
             *id == g.creator
+                // We know our own answer before the creator's roster says it back.
+                || (*id == g.me && g.my_response.as_ref().is_some_and(|r| r.accept))
                 || if established {
                     g.members.iter().any(|m| m.id == *id)
                 } else {
