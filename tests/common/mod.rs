@@ -190,7 +190,13 @@ pub async fn online(profile: &TestProfile, bootstrap: &str) -> App {
 pub async fn start_online(config: AppConfig) -> App {
     let app = match App::start(config.clone()).await {
         Ok(app) => app,
-        Err(e) if e.to_string().contains("locked collection") => {
+        // A daemon that D-Bus started again after the test keyring exited is locked, or runs
+        // without our keyring directory (D-Bus starts it with the session's environment) and
+        // so has no default collection at all: both are replaced by an unlocked daemon.
+        Err(e)
+            if e.to_string().contains("locked collection")
+                || e.to_string().contains("no result found") =>
+        {
             restart_test_keyring_unlocked();
             App::start(config).await.expect("app starts")
         }
