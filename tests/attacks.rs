@@ -44,10 +44,11 @@ fn peer_and_addr(addr: &str) -> (PeerId, Multiaddr) {
 
 /// `n` storing nodes that know each other (each joins the first).
 async fn storing_nodes(n: usize, limits: Limits) -> Vec<(Headless, String)> {
-    let mut nodes = vec![bootstrap_node_with(limits, Vec::new()).await];
-    for _ in 1..n {
-        let first = nodes[0].1.clone();
-        nodes.push(bootstrap_node_with(limits, vec![first]).await);
+    let mut nodes: Vec<(Headless, String)> = Vec::new();
+    for _ in 0..n {
+        // Each joins every node before it (dials them all), so all know each other.
+        let earlier = nodes.iter().map(|(_, a)| a.clone()).collect();
+        nodes.push(bootstrap_node_with(limits, earlier).await);
     }
     // Every node knows every other before anything is written.
     for (node, _) in &nodes {
@@ -664,7 +665,8 @@ async fn a_rejecter_cannot_post_in_the_closed_window() {
     for p in &profiles {
         let mut c = p.config(std::slice::from_ref(&addr));
         c.group = kiyeovo_core::group::GroupConfig {
-            window: Duration::from_secs(4),
+            // Long enough for both answers even on a loaded machine.
+            window: Duration::from_secs(8),
             ..group_config()
         };
         apps.push(start_online(c).await);
