@@ -13,5 +13,17 @@ export XDG_DATA_HOME="${KIYEOVO_TEST_HOME:-$(mktemp -d)}"
 XDG_RUNTIME_DIR="$(mktemp -d)"
 export XDG_RUNTIME_DIR
 unset GNOME_KEYRING_CONTROL
+# Should D-Bus ever start a keyring daemon itself (after ours exited), it must use these
+# directories too, not the session's defaults (where it finds no keyring of ours at all).
+dbus-update-activation-environment XDG_DATA_HOME XDG_RUNTIME_DIR >/dev/null 2>&1 || true
 printf 'kiyeovo-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+# Wait (bounded) until our daemon owns the Secret Service name: a client asking before that makes
+# D-Bus start a second daemon, seen on a loaded machine as "no result found".
+i=0
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q 'boolean true'; do
+  i=$((i + 1))
+  if [ "$i" -gt 100 ]; then echo "with-keyring: the test keyring did not start" >&2; exit 1; fi
+  sleep 0.1
+done
 exec "$@"

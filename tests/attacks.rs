@@ -125,31 +125,7 @@ fn re_encoded(value: &[u8]) -> Vec<u8> {
 /// version, and push it to every storing node. Stopped by canonical decoding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_re_encoded_copy_of_a_record_replaces_it_nowhere() {
-    let nodes = storing_nodes(3, Limits::server()).await;
-    let owner = SigningKey::generate(&mut OsRng);
-    let (key, value) = signed(&owner, 1, b"bucket contents");
-    put_and_see(&nodes[0].0.client, &nodes[2].0, &key, &value).await;
-
-    let targets: Vec<_> = nodes.iter().map(|(_, a)| peer_and_addr(a)).collect();
-    let mut evil = attacker(&targets);
-    push(&mut evil, kad::Record::new(key.clone(), re_encoded(&value))).await;
-
-    // A control write after the attack: once every node has it, each has handled the attack.
-    let (ckey, cvalue) = signed(&SigningKey::generate(&mut OsRng), 1, b"control");
-    for (node, _) in &nodes {
-        put_and_see(&nodes[0].0.client, node, &ckey, &cvalue).await;
-    }
-    for (node, _) in &nodes {
-        assert_eq!(
-            node.client.local_record(key.clone()).await.unwrap(),
-            Some(value.clone()),
-            "a storing node took the re-encoded copy"
-        );
-    }
-    assert_eq!(nodes[1].0.client.get_record(key).await.unwrap(), value);
-    for (node, _) in nodes {
-        node.shutdown().await;
-    }
+    refused_by_storing_nodes(|_, key, v2| vec![(key.to_vec(), re_encoded(v2))]).await;
 }
 
 /// Attack: push the owner's exact record (and a re-encoded copy) to every storing node with a

@@ -6,12 +6,17 @@ Needs python3-xlib (Debian), so the E2E suite runs under /usr/bin/python3.
 import struct
 import zlib
 
-from Xlib import X, display, protocol
+from Xlib import X, display, error, protocol
 
 
 def _windows(d, w):
     yield w
-    for child in w.query_tree().children:
+    try:
+        children = w.query_tree().children
+    except error.BadWindow:
+        # Gone while we walked the tree (a notification or menu closing): nothing below it.
+        return
+    for child in children:
         yield from _windows(d, child)
 
 
