@@ -61,14 +61,16 @@ $(TOOLS)/bin/tauri-driver:
 test-e2e: build $(TOOLS)/bin/tauri-driver
 	scripts/with-keyring.sh /usr/bin/python3 tests/e2e/status_e2e.py
 
-FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 900
 $(TOOLS)/bin/cargo-fuzz:
 	$(CARGO) install cargo-fuzz --locked --root $(TOOLS)
 
-## Fuzz every network decoder for FUZZ_SECONDS each (stable toolchain, via RUSTC_BOOTSTRAP).
+## Fuzz every network decoder: FUZZ_RUNS executions each (default 1 M), at most FUZZ_SECONDS each
+## (stable toolchain, via RUSTC_BOOTSTRAP).
 fuzz: $(TOOLS)/bin/cargo-fuzz
 	cd fuzz && for t in record_key_parse record_validate contact_card pairwise_envelope group_control group_envelope; do \
-	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 ## Loopback benchmark (10 nodes, latency, catch-up, memory) and the criterion micro-benchmarks.
 bench: test-deps
