@@ -18,7 +18,7 @@ use kiyeovo_core::node::{Client, NodeError};
 use kiyeovo_core::records::{RecordKey, RecordKind, SignedRecord};
 use kiyeovo_core::sign::Domain;
 use kiyeovo_node::Headless;
-use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, Spy};
+use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, DirectPeer, Spy};
 use kiyeovo_tests::{
     befriend, bootstrap_node, bootstrap_node_with, form_group, group_config, start_group_app,
     start_online, wait_event, wait_for, wait_group, TestProfile, WAIT,
@@ -1108,6 +1108,257 @@ async fn a_contact_cannot_bury_the_user_in_invitations() {
         "the first three are kept"
     );
     for app in [mallory, ben] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// An app's TCP address without its `/p2p/…` suffix, and its peer id.
+fn tcp_of(app: &kiyeovo_core::service::App) -> (PeerId, Multiaddr) {
+    let text = app
+        .snapshot()
+        .node
+        .unwrap()
+        .listen_addrs
+        .into_iter()
+        .find(|a| a.contains("/tcp/"))
+        .unwrap();
+    peer_and_addr(&text)
+}
+
+/// Waits until `app` shows `body` from `from` (a group message of `id`).
+async fn wait_group_message(app: &kiyeovo_core::service::App, id: &str, body: &str) {
+    let mut rx = app.chat().subscribe();
+    tokio::time::timeout(WAIT, async {
+        while !app
+            .chat()
+            .chat(id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .any(|m| m.body == body)
+        {
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{body:?} never arrived"));
+}
+
+/// Attack: a plain client sends a direct payload over the size limit (to exhaust memory or
+/// wedge the node). Stopped by: the codec stops reading at the limit and drops the stream; the
+/// node goes on working and the contact's next message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_direct_payload_is_cut_off_and_the_node_goes_on() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("big-ana"), TestProfile::new("big-ben"));
+    let ana = start_group_app(&pa, &addr).await;
+    let ben = start_group_app(&pb, &addr).await;
+    befriend(&ana, &ben).await;
+    let evil = DirectPeer::start(libp2p::identity::Keypair::generate_ed25519());
+    let (ben_peer, ben_addr) = tcp_of(&ben);
+    let mut big = vec![kiyeovo_core::pairwise::channel::TAG_ENVELOPE];
+    big.resize(Limits::default().max_direct_bytes + 1, 0);
+    // The stream is cut at the limit; the sender cannot tell that from an acknowledgement (both
+    // read as an empty answer), so what counts is that Ben's node goes on as if nothing came.
+    let _ = evil.send(ben_peer, ben_addr, big).await;
+    let mut events = ben.channel().subscribe();
+    ana.channel()
+        .send_chat(&ben_peer, "still working")
+        .await
+        .unwrap();
+    wait_event(&mut events, "Ana's message", |e| {
+        matches!(
+            e,
+            kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
+        )
+    })
+    .await;
+    evil.stop();
+    for app in [ana, ben] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: a third party (any peer) hands Ben a genuine envelope Ana sealed for him — a replay
+/// from someone who captured it, or a relay trying to inject it. Stopped by: a direct envelope
+/// is opened only with the keys of the peer that sent it (the connection's authenticated
+/// identity), so it is refused and never stored twice or out of turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_handed_over_by_someone_else_is_refused() {
+    use kiyeovo_core::pairwise::envelope::{self, Payload};
+    use kiyeovo_core::pairwise::keys::derive;
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (TestProfile::new("rp-ana"), TestProfile::new("rp-ben"));
+    let ana = start_group_app(&pa, &addr).await;
+    let ben = start_group_app(&pb, &addr).await;
+    befriend(&ana, &ben).await;
+    let ana_id = pa.keystore().load_identity().unwrap().unwrap();
+    let ben_id = pb.keystore().load_identity().unwrap().unwrap();
+    let genuine = envelope::seal(
+        &ana_id,
+        &ben_id.public().ed25519,
+        &derive(&ana_id, &ben_id.public()).outgoing,
+        1000,
+        envelope::new_msg_id(),
+        1,
+        &Payload::Chat {
+            body: "handed over".into(),
+        },
+    )
+    .unwrap();
+    let evil = DirectPeer::start(libp2p::identity::Keypair::generate_ed25519());
+    let (ben_peer, ben_addr) = tcp_of(&ben);
+    let mut payload = vec![kiyeovo_core::pairwise::channel::TAG_ENVELOPE];
+    payload.extend_from_slice(&genuine);
+    // The acknowledgement means Ben's node queued it for his app, before what Ana sends next.
+    evil.send(ben_peer, ben_addr, payload).await.unwrap();
+    let mut events = ben.channel().subscribe();
+    ana.channel()
+        .send_chat(&ben_peer, "the real one")
+        .await
+        .unwrap();
+    while !ben
+        .channel()
+        .messages(&ana.peer_id())
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.body == "the real one")
+    {
+        wait_event(&mut events, "Ana's message", |e| {
+            matches!(
+                e,
+                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
+            )
+        })
+        .await;
+    }
+    let bodies: Vec<String> = ben
+        .channel()
+        .messages(&ana.peer_id())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, vec!["the real one".to_string()]);
+    evil.stop();
+    for app in [ana, ben] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// A `Want` for `sender`'s messages `seqs` of group `id`, as a direct payload.
+fn want(id: &str, epoch: u32, sender: [u8; 32], seqs: Vec<u64>) -> Vec<u8> {
+    let mut payload = vec![kiyeovo_core::group::chat::TAG_WANT];
+    payload.extend_from_slice(&codec::encode(&kiyeovo_core::group::chat::Want {
+        group_id: kiyeovo_core::group::store::parse_group_id(id).unwrap(),
+        epoch,
+        sender,
+        seqs,
+    }));
+    payload
+}
+
+/// Attack: someone who is not a member asks a member for the group's envelopes (to count them,
+/// or to make the member send on its behalf). Stopped by: only members of that epoch are
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_asking_for_missing_envelopes_gets_nothing() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..2)
+        .map(|i| TestProfile::new(&format!("want{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    kiyeovo_tests::wait_connected(&apps).await;
+    for i in 1..=3 {
+        apps[0].chat().send(&id, &format!("m{i}")).await.unwrap();
+    }
+    wait_group_message(&apps[1], &id, "m3").await;
+    let (epoch, _) = apps[0].groups().key(&id).await.unwrap();
+    let creator = profiles[0].keystore().load_identity().unwrap().unwrap();
+    let evil = DirectPeer::start(libp2p::identity::Keypair::generate_ed25519());
+    let (member, member_addr) = tcp_of(&apps[1]);
+    evil.send(
+        member,
+        member_addr,
+        want(&id, epoch, creator.public().ed25519, vec![1, 2, 3]),
+    )
+    .await
+    .unwrap();
+    // Queued before the creator's next message (gossip goes through the same dispatcher).
+    apps[0].chat().send(&id, "after the request").await.unwrap();
+    wait_group_message(&apps[1], &id, "after the request").await;
+    assert!(
+        evil.received.borrow().is_empty(),
+        "a non-member was sent envelopes"
+    );
+    evil.stop();
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: a member (a modified client with its own key) repeats the same request for missing
+/// envelopes over and over, to make another member read its database and send the same
+/// envelopes again and again. Stopped by: one answer per asker, group epoch and sender per
+/// second (`WANT_INTERVAL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_requests_for_missing_envelopes_are_answered_once() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles: Vec<TestProfile> = (0..3)
+        .map(|i| TestProfile::new(&format!("rwant{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    let id = form_group(&apps).await;
+    kiyeovo_tests::wait_connected(&apps[..2]).await;
+    for i in 1..=3 {
+        apps[0].chat().send(&id, &format!("m{i}")).await.unwrap();
+    }
+    wait_group_message(&apps[1], &id, "m3").await;
+    let (epoch, _) = apps[0].groups().key(&id).await.unwrap();
+    let creator = profiles[0].keystore().load_identity().unwrap().unwrap();
+    // Member 2's app closes; its modified client takes over its key.
+    let m2 = profiles[2].keystore().load_identity().unwrap().unwrap();
+    let mut apps = apps;
+    apps.pop().unwrap().shutdown().await;
+    let evil = DirectPeer::start(m2.libp2p_keypair());
+    let (member, member_addr) = tcp_of(&apps[1]);
+    for _ in 0..10 {
+        evil.send(
+            member,
+            member_addr.clone(),
+            want(&id, epoch, creator.public().ed25519, vec![1, 2, 3]),
+        )
+        .await
+        .unwrap();
+    }
+    let mut received = evil.received.clone();
+    tokio::time::timeout(WAIT, received.wait_for(|r| r.len() >= 3))
+        .await
+        .expect("the first request was answered")
+        .unwrap();
+    apps[0]
+        .chat()
+        .send(&id, "after the requests")
+        .await
+        .unwrap();
+    wait_group_message(&apps[1], &id, "after the requests").await;
+    assert_eq!(evil.received.borrow().len(), 3, "answered more than once");
+    evil.stop();
+    for app in apps {
         app.shutdown().await;
     }
     boot.shutdown().await;

@@ -246,3 +246,119 @@ impl Spy {
         self.task.abort();
     }
 }
+
+enum DirectCommand {
+    Send {
+        to: PeerId,
+        addr: Multiaddr,
+        payload: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
+    },
+}
+
+/// A plain libp2p client of `/kiyeovo/direct/1` (no Kiyeovo logic): it sends whatever payload
+/// it is given, with whatever identity it is given (a stranger's, or a member's whose app is
+/// closed), answers every request with an empty acknowledgement and keeps what it was sent.
+pub struct DirectPeer {
+    pub peer_id: PeerId,
+    /// Payloads others sent it, in arrival order.
+    pub received: tokio::sync::watch::Receiver<Vec<Vec<u8>>>,
+    commands: tokio::sync::mpsc::Sender<DirectCommand>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DirectPeer {
+    pub fn start(keypair: libp2p::identity::Keypair) -> DirectPeer {
+        use kiyeovo_core::node::direct::{DirectCodec, PROTOCOL};
+        use libp2p::request_response::{self, Event, Message, ProtocolSupport};
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| {
+                request_response::Behaviour::with_codec(
+                    // Its own limit, far above ours: it may send anything.
+                    DirectCodec {
+                        max_request_bytes: 8 << 20,
+                    },
+                    [(PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(20)),
+                )
+            })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .build();
+        let peer_id = *swarm.local_peer_id();
+        let (commands, mut rx) = tokio::sync::mpsc::channel(64);
+        let (received_tx, received) = tokio::sync::watch::channel(Vec::new());
+        let task = tokio::spawn(async move {
+            let mut pending = std::collections::HashMap::new();
+            loop {
+                tokio::select! {
+                    event = swarm.select_next_some() => match event {
+                        SwarmEvent::Behaviour(Event::Message { message, .. }) => match message {
+                            Message::Request { request, channel, .. } => {
+                                received_tx.send_modify(|r| r.push(request));
+                                let _ = swarm.behaviour_mut().send_response(channel, Vec::new());
+                            }
+                            Message::Response { request_id, response } => {
+                                if let Some(reply) = pending.remove(&request_id) {
+                                    let _ = tokio::sync::oneshot::Sender::send(reply, Ok(response));
+                                }
+                            }
+                        },
+                        SwarmEvent::Behaviour(Event::OutboundFailure { request_id, error, .. }) => {
+                            if let Some(reply) = pending.remove(&request_id) {
+                                let _ = tokio::sync::oneshot::Sender::send(reply, Err(error.to_string()));
+                            }
+                        }
+                        _ => {}
+                    },
+                    command = rx.recv() => match command {
+                        None => break,
+                        Some(DirectCommand::Send { to, addr, payload, reply }) => {
+                            swarm.add_peer_address(to, addr);
+                            let id = swarm.behaviour_mut().send_request(&to, payload);
+                            pending.insert(id, reply);
+                        }
+                    },
+                }
+            }
+        });
+        DirectPeer {
+            peer_id,
+            received,
+            commands,
+            task,
+        }
+    }
+
+    /// Sends one payload to `to` at `addr`; `Ok(ack)` once the receiver's node took it.
+    pub async fn send(
+        &self,
+        to: PeerId,
+        addr: Multiaddr,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(DirectCommand::Send {
+                to,
+                addr,
+                payload,
+                reply,
+            })
+            .await
+            .unwrap();
+        rx.await.unwrap()
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}

@@ -30,9 +30,10 @@ use crate::records::{RecordKey, RecordKind, SignedRecord};
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
 
-/// First byte of a direct payload.
-const TAG_ENVELOPE: u8 = 1;
-const TAG_NUDGE: u8 = 2;
+/// First byte of a direct payload: a sealed pairwise envelope follows.
+pub const TAG_ENVELOPE: u8 = 1;
+/// First byte of a direct payload: "read my bucket now" (nothing follows).
+pub const TAG_NUDGE: u8 = 2;
 /// At most one nudge per contact in this interval (PROTOCOL.md §6).
 pub const NUDGE_DEBOUNCE: Duration = Duration::from_secs(5);
 
