@@ -1363,3 +1363,208 @@ async fn repeated_requests_for_missing_envelopes_are_answered_once() {
     }
     boot.shutdown().await;
 }
+
+/// Attack: a storing node serves an older (validly signed) version of a record and is the
+/// first the reader asks, hoping readers stop at the first answer. Stopped by: a read keeps the
+/// newest of several valid copies (`records::best_of`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storing_node_serving_a_stale_copy_does_not_win() {
+    let nodes = storing_nodes(2, Limits::server()).await;
+    let owner = SigningKey::generate(&mut OsRng);
+    let mut liar = attacker(&[]);
+    liar.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let liar_addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = liar.select_next_some().await {
+            break format!("{address}/p2p/{}", liar.local_peer_id());
+        }
+    };
+    let (key, v2) = signed(&owner, 2, b"version 2");
+    let (_, v1) = signed(&owner, 1, b"version 1");
+    put_and_see(&nodes[0].0.client, &nodes[1].0, &key, &v2).await;
+    liar.behaviour_mut()
+        .store_mut()
+        .put(kad::Record::new(key.clone(), v1))
+        .unwrap();
+    let serving = tokio::spawn(async move {
+        loop {
+            liar.select_next_some().await;
+        }
+    });
+    let boot = vec![liar_addr, nodes[0].1.clone(), nodes[1].1.clone()];
+    let (reader, _) = bootstrap_node_with(Limits::server(), boot).await;
+    let got = tokio::time::timeout(WAIT, reader.client.get_record(key))
+        .await
+        .expect("read ended")
+        .unwrap();
+    assert_eq!(got, v2, "the stale copy won");
+    serving.abort();
+    reader.shutdown().await;
+    for (node, _) in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Delivers `control` (signed by `from`'s key) to `to` through the pairwise channel, then waits
+/// until `to` has processed it (a chat message sent after it arrived, the group inbox drained).
+async fn deliver_control(
+    from: &kiyeovo_core::service::App,
+    to: &kiyeovo_core::service::App,
+    control: Vec<u8>,
+) {
+    from.channel()
+        .send_group(&to.peer_id(), control)
+        .await
+        .unwrap();
+    let mut events = to.channel().subscribe();
+    from.channel()
+        .send_chat(&to.peer_id(), "after the control message")
+        .await
+        .unwrap();
+    while !to
+        .channel()
+        .messages(&from.peer_id())
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.body == "after the control message")
+    {
+        wait_event(&mut events, "the chat after the control message", |e| {
+            matches!(
+                e,
+                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
+            )
+        })
+        .await;
+    }
+    to.groups().process_inbox().await;
+}
+
+/// Attack: Cai, invited with Ben, sends Ben a roster update of her own saying Ben's fellow
+/// invitees all rejected (to make him think the group failed). Stopped by: only the creator's
+/// roster is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_rewrite_the_roster() {
+    use kiyeovo_core::group::control::{Body, Control, InviteeStatus, RosterUpdate};
+    let (boot, addr) = bootstrap_node().await;
+    let profiles = [
+        TestProfile::new("ro-ana"),
+        TestProfile::new("ro-ben"),
+        TestProfile::new("ro-cai"),
+    ];
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    befriend(ana, ben).await;
+    befriend(ana, cai).await;
+    befriend(ben, cai).await;
+    let id = ana
+        .groups()
+        .create("Book club", &[ben.peer_id(), cai.peer_id()], "Ana")
+        .await
+        .unwrap()
+        .group_id;
+    wait_group(ben, &id, "the invitation", |v| v.can_respond).await;
+    wait_group(cai, &id, "the invitation", |v| v.can_respond).await;
+    cai.groups().respond(&id, true).await.unwrap();
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let g = cai.groups().load_group(&gid).await.unwrap();
+    let cai_id = profiles[2].keystore().load_identity().unwrap().unwrap();
+    let fake = Control::new(
+        gid,
+        g.invite.created_at + 1,
+        Body::Roster(RosterUpdate {
+            version: 1_000,
+            statuses: g
+                .invite
+                .invitees
+                .iter()
+                .map(|p| (p.id, InviteeStatus::Rejected))
+                .collect(),
+        }),
+    )
+    .sign(&cai_id);
+    let before = ben.groups().get(&id).await.unwrap().members;
+    deliver_control(cai, ben, fake.encode()).await;
+    let after = ben.groups().get(&id).await.unwrap();
+    assert!(
+        after
+            .members
+            .iter()
+            .all(|m| m.status != kiyeovo_core::api::MemberStatus::Rejected),
+        "{after:#?}"
+    );
+    assert!(after.can_respond);
+    assert_eq!(after.members, before, "the roster changed");
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Cai, a contact of the creator who was not invited, sends an acceptance for the
+/// group (hoping to be counted and handed the key). Stopped by: only invitees are counted; the
+/// established group is the creator and those invited who accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptance_from_someone_not_invited_is_not_counted() {
+    use kiyeovo_core::group::control::{Body, Control, Response};
+    let (boot, addr) = bootstrap_node().await;
+    let profiles = [
+        TestProfile::new("ni-ana"),
+        TestProfile::new("ni-ben"),
+        TestProfile::new("ni-cai"),
+    ];
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, &addr).await);
+    }
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    befriend(ana, ben).await;
+    befriend(ana, cai).await;
+    let id = ana
+        .groups()
+        .create("Book club", &[ben.peer_id()], "Ana")
+        .await
+        .unwrap()
+        .group_id;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let g = ana.groups().load_group(&gid).await.unwrap();
+    let cai_id = profiles[2].keystore().load_identity().unwrap().unwrap();
+    let answer = Control::new(
+        gid,
+        g.invite.created_at + 1,
+        Body::Response(Response {
+            invite_id: g.invite_id,
+            accept: true,
+            list_hash: g.invite.list_hash(&gid, &g.creator),
+            bucket_pub: Some(kiyeovo_core::group::machine::bucket_public(
+                &kiyeovo_core::group::control::GroupKey::random(),
+            )),
+            responded_at: g.invite.created_at + 1,
+        }),
+    );
+    deliver_control(cai, ana, answer.sign(&cai_id).encode()).await;
+    wait_group(ben, &id, "the invitation", |v| v.can_respond).await;
+    ben.groups().respond(&id, true).await.unwrap();
+    wait_group(ana, &id, "Ben accepted", |v| v.can_establish).await;
+    let v = ana.groups().establish(&id).await.unwrap();
+    let members: Vec<&str> = v.members.iter().map(|m| m.peer_id.as_str()).collect();
+    assert!(
+        !members.contains(&cai.peer_id().to_string().as_str()),
+        "{members:?}"
+    );
+    assert!(ana
+        .groups()
+        .load_group(&gid)
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .all(|m| m.id != cai_id.public().ed25519));
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
