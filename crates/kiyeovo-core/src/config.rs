@@ -29,9 +29,18 @@ impl Limits {
 
     /// A headless node: an always-on machine that stores for many users, so a larger budget.
     pub fn server() -> Self {
+        Self::with_budget(512 * 1024 * 1024, 32 * 1024 * 1024)
+    }
+
+    /// These limits with another storing budget; the record count follows it, so the budget
+    /// (each record charged at least [`crate::records::budget::RECORD_OVERHEAD`]) is always
+    /// reached first, with room left for this node's own records.
+    pub fn with_budget(store_budget_bytes: usize, source_quota_bytes: usize) -> Self {
         Self {
-            store_budget_bytes: 512 * 1024 * 1024,
-            source_quota_bytes: 32 * 1024 * 1024,
+            store_budget_bytes,
+            source_quota_bytes,
+            max_stored_records: store_budget_bytes / crate::records::budget::RECORD_OVERHEAD
+                + OWN_RECORDS,
             ..Self::default()
         }
     }
@@ -44,17 +53,21 @@ impl Limits {
     }
 }
 
+/// Records of our own (buckets we write) the store always has room for.
+const OWN_RECORDS: usize = 4096;
+
 impl Default for Limits {
     fn default() -> Self {
+        // An app in DHT server mode stores for others on a user's machine: modest. One source's
+        // share holds 16 full 512 KiB buckets, or thousands of ordinary ones.
+        let (budget, quota) = (64 * 1024 * 1024, 8 * 1024 * 1024);
         Self {
             max_record_bytes: 512 * 1024,
             max_direct_bytes: 256 * 1024,
             max_gossip_bytes: 64 * 1024,
-            max_stored_records: 16 * 1024,
-            // An app in DHT server mode stores for others on a user's machine: modest. One
-            // source's share still holds dozens of full 512 KiB buckets.
-            store_budget_bytes: 64 * 1024 * 1024,
-            source_quota_bytes: 8 * 1024 * 1024,
+            max_stored_records: budget / crate::records::budget::RECORD_OVERHEAD + OWN_RECORDS,
+            store_budget_bytes: budget,
+            source_quota_bytes: quota,
         }
     }
 }

@@ -36,6 +36,11 @@ impl<K: Eq + Hash + Copy> Debounce<K> {
             let interval = self.interval;
             self.last
                 .retain(|_, t| now.saturating_duration_since(*t) < interval);
+            // Still full: a flood of fresh keys inside one interval. Forget them all rather than
+            // scan the map again on every call (what a flooder loses is its own debounce).
+            if self.last.len() >= PRUNE_AT {
+                self.last.clear();
+            }
         }
         self.last.insert(key, now);
         true
@@ -65,6 +70,16 @@ mod tests {
             "other keys are independent"
         );
         assert!(d.allow(1, t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_flood_inside_one_interval_stays_bounded_and_cheap() {
+        let t0 = Instant::now();
+        let mut d = Debounce::new(Duration::from_secs(5));
+        for i in 0..100_000u32 {
+            assert!(d.allow(i, t0));
+            assert!(d.len() <= PRUNE_AT);
+        }
     }
 
     #[test]

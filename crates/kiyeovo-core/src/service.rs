@@ -118,6 +118,9 @@ impl App {
     pub async fn start(config: AppConfig) -> Result<App, StartupError> {
         let dir = profile::data_dir(&config.profile, config.data_dir.as_deref())?;
         let lock = ProfileLock::acquire(&config.profile, &dir)?;
+        // Before the database opens (and migrations copy rows), and again after (its -wal and
+        // -shm files exist only then).
+        profile::make_private(&dir);
         let db = Database::open(&dir.join(DB_FILE)).await?;
         profile::make_private(&dir);
         let mut warnings = Vec::new();

@@ -71,11 +71,10 @@ async fn main() -> ExitCode {
         port: args.port,
         bootstrap: args.bootstrap,
         mdns: args.mdns,
-        limits: Limits {
-            store_budget_bytes: args.store_mib.saturating_mul(1024 * 1024),
-            source_quota_bytes: args.source_quota_mib.saturating_mul(1024 * 1024),
-            ..Limits::server()
-        },
+        limits: Limits::with_budget(
+            args.store_mib.saturating_mul(1024 * 1024),
+            args.source_quota_mib.saturating_mul(1024 * 1024),
+        ),
     }) {
         Ok(node) => node,
         Err(e) => {

@@ -144,6 +144,8 @@ pub enum ChatDrop {
     NotAMember,
     #[error("a window message sent after the window (sent at {sent_at}, window ended {end})")]
     AfterWindow { sent_at: u64, end: u64 },
+    #[error("the window is closed: the group is established")]
+    WindowClosed,
     #[error("sequence number {seq} is too far beyond {cursor}")]
     BeyondBoundary { seq: u64, cursor: u64 },
     #[error("already stored")]
@@ -169,6 +171,27 @@ struct Epoch {
     live: bool,
     /// Envelopes claiming a later `sent_at` are refused (epoch 0: the window's end).
     sent_until: Option<u64>,
+    /// No new envelope is taken (the window after establishment): its key only names who
+    /// wrote what we already have.
+    closed: bool,
+}
+
+/// How gossip validation reports a refused message. Reject costs the peer that forwarded it
+/// (peer scoring), so it is kept for what no honest peer forwards: bad cryptography or format,
+/// a non-member in an established epoch, a window message dated after the window. Refusals that
+/// depend on what *we* know yet (a roster update still on its way during the window, a cursor
+/// far behind after an absence) are ignored instead.
+fn gossip_verdict(ep: &Epoch, reason: &ChatDrop) -> Verdict {
+    match reason {
+        ChatDrop::NotAMember if ep.epoch == 0 => Verdict::Ignore,
+        ChatDrop::BeyondBoundary { .. } | ChatDrop::Duplicate | ChatDrop::Database(_) => {
+            Verdict::Ignore
+        }
+        ChatDrop::Envelope(_)
+        | ChatDrop::NotAMember
+        | ChatDrop::AfterWindow { .. }
+        | ChatDrop::WindowClosed => Verdict::Reject,
+    }
 }
 
 /// The topic name only members can compute (PROTOCOL.md §5).
@@ -231,6 +254,7 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
             roster_hash: [0; 32],
             live: in_window,
             sent_until: Some(g.invite.expires_at.saturating_add(CLOCK_SKEW_MS)),
+            closed: established,
         });
     }
     if let (Status::Active, Some(key), Some(seed)) = (g.status, &g.epoch_key, &g.bucket_seed) {
@@ -250,6 +274,7 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
             roster_hash: g.roster_hash(),
             live: true,
             sent_until: None,
+            closed: false,
         });
     }
     out
@@ -555,6 +580,10 @@ impl GroupChat {
     async fn accept(&self, ep: &Epoch, bytes: &[u8], live: bool) -> Result<bool, ChatDrop> {
         let (header, body) = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
         let (peer, _, _) = ep.senders.get(&header.sender).ok_or(ChatDrop::NotAMember)?;
+        if ep.closed {
+            // An acceptor could otherwise still add backdated window messages.
+            return Err(ChatDrop::WindowClosed);
+        }
         if let Some(end) = ep.sent_until.filter(|end| header.sent_at > *end) {
             return Err(ChatDrop::AfterWindow {
                 sent_at: header.sent_at,
@@ -776,23 +805,48 @@ impl GroupChat {
     ) {
         let ep = self.topics.lock().await.get(&topic).cloned();
         let verdict = match ep {
-            None => Verdict::Reject,
+            // The node joined it, we are leaving it: nobody's fault.
+            None => Verdict::Ignore,
             Some(ep) => match self.accept(&ep, &data, true).await {
                 Ok(_) => Verdict::Accept,
-                // Another copy of a message we have (same sender and seq, other bytes: gossip
-                // dedups identical bytes itself): not forwarded, and not the sender's fault.
-                Err(ChatDrop::Duplicate) => Verdict::Ignore,
+                Err(ChatDrop::Duplicate) => self.duplicate_verdict(&ep, &data).await,
                 Err(ChatDrop::Database(e)) => {
                     tracing::warn!(error = %e, "cannot store a group message; the bucket has it");
                     Verdict::Ignore
                 }
                 Err(reason) => {
                     tracing::info!(group = %ep.gid, from = %source, %reason, "dropped a group message");
-                    Verdict::Reject
+                    gossip_verdict(&ep, &reason)
                 }
             },
         };
         self.client.validate(message_id, source, verdict).await;
+    }
+
+    /// A message we already have: the very bytes we stored are passed on (others may not have
+    /// it yet, e.g. when we got it from a bucket first); another copy of the same sender's seq
+    /// (re-sealed, other bytes) is not forwarded, and is not the forwarder's fault.
+    async fn duplicate_verdict(&self, ep: &Epoch, data: &[u8]) -> Verdict {
+        let Ok(inner) = envelope::unseal(data, &ep.key) else {
+            return Verdict::Ignore;
+        };
+        let Some(sender) = peer_id_of(&inner.header.sender) else {
+            return Verdict::Ignore;
+        };
+        let stored = cs::envelopes(
+            self.db.pool(),
+            &ep.gid,
+            ep.epoch,
+            &sender.to_string(),
+            &[inner.header.seq],
+        )
+        .await
+        .unwrap_or_default();
+        if stored.first().is_some_and(|e| e.as_slice() == data) {
+            Verdict::Accept
+        } else {
+            Verdict::Ignore
+        }
     }
 
     /// Reads every other member's bucket of `ep` in parallel and stores what is new.

@@ -29,6 +29,8 @@ use crate::time::now_ms;
 
 /// Setting: drop every group invitation unseen.
 pub const SETTING_BLOCK_INVITES: &str = "block_invites";
+/// How long an unanswered, expired invitation still counts toward a contact's pending limit.
+const PENDING_MEMORY_MS: u64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct GroupConfig {
@@ -419,13 +421,16 @@ impl Groups {
                     return Err(DropReason::InvitesBlocked);
                 }
                 let group = Group::from_invite(self.me, &signed, random_id(), now)?;
+                // Unanswered invitations from this contact: open ones, and ones that expired
+                // in the last day (an invitation that arrives already expired is shown as such,
+                // so it counts too — else a modified client could send those without limit).
                 let pending = gstore::all(self.db.pool(), &self.storage_key)
                     .await?
                     .iter()
                     .filter(|g| {
                         g.creator == signed.signer
-                            && g.status == Status::Invited
-                            && !g.window_over(now)
+                            && matches!(g.status, Status::Invited | Status::Expired)
+                            && g.invite.expires_at.saturating_add(PENDING_MEMORY_MS) > now
                     })
                     .count();
                 if pending >= self.config.max_pending_invites_per_contact {

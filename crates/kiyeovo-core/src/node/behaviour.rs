@@ -68,6 +68,12 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
             kad_config.set_max_packet_size(limits.kad_packet_bytes());
             kad_config.set_query_timeout(timing.query_timeout);
             kad_config.set_record_ttl(Some(timing.record_ttl));
+            // Kademlia's own re-publishing is off: every storing node would re-push all it holds
+            // every hour, each copy resetting the receiver's expiry, so nothing (junk, abandoned
+            // buckets) would ever expire. Owners and readers re-publish what they need
+            // themselves (PROTOCOL.md §3).
+            kad_config.set_replication_interval(None);
+            kad_config.set_publication_interval(None);
             let store = MemoryStore::with_config(
                 peer_id,
                 MemoryStoreConfig {

@@ -28,7 +28,6 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 struct PendingGet {
     key: Vec<u8>,
     copies: Vec<Vec<u8>>,
-    valid_copies: usize,
     reply: Reply<Vec<u8>>,
 }
 
@@ -59,8 +58,8 @@ pub struct EventLoop {
     topics: BTreeSet<String>,
 }
 
-/// A read keeps the newest of this many copies (PROTOCOL.md §3 "readers fetch several copies")
-/// and then stops, instead of waiting for every peer close to the key.
+/// A read stops once this many valid copies agree on the newest version (PROTOCOL.md §3
+/// "readers fetch several copies"), instead of waiting for every peer close to the key.
 pub const ENOUGH_COPIES: usize = 3;
 
 /// Short, printable form of a DHT key for logs.
@@ -355,7 +354,6 @@ impl EventLoop {
                     PendingGet {
                         key,
                         copies: Vec::new(),
-                        valid_copies: 0,
                         reply,
                     },
                 );
@@ -527,10 +525,19 @@ impl EventLoop {
         match verdict {
             Ok((Verdict::Store, parsed)) => {
                 let usage = self.store_usage(&source, stored.as_ref());
-                if let Err(reason) =
-                    budget::admit(&self.limits.budget(), &usage, record.value.len())
-                {
+                let cost = budget::charge(record.key.as_ref().len(), record.value.len());
+                if let Err(reason) = budget::admit(&self.limits.budget(), &usage, cost) {
                     tracing::warn!(key = %key_log, from = %source, %reason, "refused inbound record");
+                    // A valid newer version we cannot take makes our copy stale: stop serving
+                    // it (readers find the new one elsewhere) rather than hand out the old one.
+                    if stored.is_some() {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .store_mut()
+                            .remove(&record.key);
+                        self.count_records();
+                    }
                     return;
                 }
                 tracing::debug!(key = %key_log, version = parsed.version, from = %source, "storing record");
@@ -561,7 +568,7 @@ impl EventLoop {
     fn store_usage(&mut self, source: &PeerId, replaced: Option<&kad::Record>) -> budget::Usage {
         let mut usage = budget::Usage {
             replaced: replaced.map(|r| budget::Replaced {
-                len: r.value.len(),
+                len: budget::charge(r.key.as_ref().len(), r.value.len()),
                 same_source: r.publisher.as_ref() == Some(source),
             }),
             ..Default::default()
@@ -579,9 +586,10 @@ impl EventLoop {
             store.remove(key);
         }
         for r in store.records() {
-            usage.total += r.value.len();
+            let cost = budget::charge(r.key.as_ref().len(), r.value.len());
+            usage.total += cost;
             if r.publisher.as_ref() == Some(source) {
-                usage.of_source += r.value.len();
+                usage.of_source += cost;
             }
         }
         usage
@@ -725,20 +733,19 @@ impl EventLoop {
                         Ok(GetRecordOk::FoundRecord(found)) => {
                             let mut enough = false;
                             if let Some(pending) = self.pending_get.get_mut(&id) {
-                                // Only copies that pass validation count toward "enough":
-                                // three peers answering junk must not end the search before
-                                // it reaches one that holds the real record.
-                                if records::validate::check(
-                                    &pending.key,
-                                    &found.record.value,
-                                    &self.limits,
-                                )
-                                .is_ok()
-                                {
-                                    pending.valid_copies += 1;
-                                }
                                 pending.copies.push(found.record.value);
-                                enough = pending.valid_copies >= ENOUGH_COPIES;
+                                // Stop early only once enough *valid* copies agree on the newest
+                                // version: junk answers, or a stale copy served first, never
+                                // end a read before it reached the current record.
+                                let (best, _) = records::best_of(
+                                    &pending.key,
+                                    pending.copies.iter().map(Vec::as_slice),
+                                    &self.limits,
+                                );
+                                let agreeing = best.map_or(0, |(_, bytes)| {
+                                    pending.copies.iter().filter(|c| **c == bytes).count()
+                                });
+                                enough = agreeing >= ENOUGH_COPIES;
                             }
                             if enough && !step.last {
                                 // Stop the query: waiting for the rest (some of them possibly

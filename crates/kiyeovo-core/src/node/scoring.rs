@@ -39,8 +39,10 @@ pub fn topic_params() -> TopicScoreParams {
         mesh_message_deliveries_weight: 0.0,
         mesh_failure_penalty_weight: 0.0,
         invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
-        // Slow decay: an attacker's score recovers over minutes, not seconds.
-        invalid_message_deliveries_decay: 0.9,
+        // Decay per second (gossipsub's default decay interval): three rejections keep a peer
+        // graylisted for about ten seconds, and every further rejected message it gets through
+        // sends it back; counters reach zero after a few minutes.
+        invalid_message_deliveries_decay: 0.99,
         ..TopicScoreParams::default()
     }
 }

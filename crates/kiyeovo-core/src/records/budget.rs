@@ -11,6 +11,18 @@
 //! displace records stored earlier. A newer version of a stored record that does not grow it is
 //! always admitted (an owner updating its bucket in a full store). Pure: the caller measures the
 //! store and passes the numbers in.
+//!
+//! Every record is charged its value, its key and [`RECORD_OVERHEAD`]: tiny records are not
+//! free, so the record *count* limit of the store can never be reached before the byte budget
+//! (which would lock out every new key, the node's own included).
+
+/// What one record costs beyond its value and key (bookkeeping, and a floor for tiny records).
+pub const RECORD_OVERHEAD: usize = 1024;
+
+/// The bytes a record is charged.
+pub fn charge(key_len: usize, value_len: usize) -> usize {
+    key_len + value_len + RECORD_OVERHEAD
+}
 
 /// The limits, from [`crate::config::Limits`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +174,27 @@ mod tests {
         ];
         for (u, len, want) in cases {
             assert_eq!(admit(&B, u, *len), *want, "{u:?} + {len}");
+        }
+    }
+
+    /// Tiny records are not free: a source can place at most quota / overhead records, and the
+    /// store's record count limit is above what the whole budget can hold.
+    #[test]
+    fn tiny_records_cannot_exhaust_the_record_count() {
+        for limits in [
+            crate::config::Limits::default(),
+            crate::config::Limits::server(),
+        ] {
+            let b = limits.budget();
+            let mut u = usage(0, 0);
+            let mut n = 0usize;
+            while admit(&b, &u, charge(60, 1)).is_ok() {
+                u.total += charge(60, 1);
+                u.of_source += charge(60, 1);
+                n += 1;
+            }
+            assert!(n <= b.per_source_bytes / RECORD_OVERHEAD, "{n}");
+            assert!(limits.max_stored_records > b.total_bytes / RECORD_OVERHEAD);
         }
     }
 
