@@ -1564,3 +1564,60 @@ async fn an_acceptance_from_someone_not_invited_is_not_counted() {
     }
     boot.shutdown().await;
 }
+
+/// Attack: the same flood, with invitations that are already expired when they arrive (they
+/// are still stored, shown as expired, and used to slip past a limit that counted only open
+/// invitations). Stopped by: recently expired unanswered invitations count too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn already_expired_invitations_count_toward_the_limit() {
+    use kiyeovo_core::group::control::{
+        group_id_for, random_id, Body, Control, GroupKey, Invite, Person,
+    };
+    let (boot, addr) = bootstrap_node().await;
+    let (pm, pb) = (TestProfile::new("exp-mallory"), TestProfile::new("exp-ben"));
+    let mallory = start_group_app(&pm, &addr).await;
+    let ben = start_group_app(&pb, &addr).await;
+    befriend(&mallory, &ben).await;
+    let me = pm.keystore().load_identity().unwrap().unwrap();
+    let ben_key = pb
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let now = kiyeovo_core::time::now_ms();
+    for i in 0..5 {
+        let id = random_id();
+        let invite = Control {
+            id,
+            group_id: group_id_for(&me.public().ed25519, &id),
+            sent_at: now - 2_000,
+            body: Body::Invite(Invite {
+                name: format!("expired {i}"),
+                creator_name: "M".into(),
+                created_at: now - 2_000,
+                expires_at: now - 1_000,
+                invitees: vec![Person {
+                    id: ben_key,
+                    name: "Ben".into(),
+                }],
+                admin_pub: [1; 32],
+                temp_key: GroupKey::random(),
+            }),
+        }
+        .sign(&me);
+        mallory
+            .channel()
+            .send_group(&ben.peer_id(), invite.encode())
+            .await
+            .unwrap();
+    }
+    deliver_control(&mallory, &ben, Vec::new()).await;
+    let shown = ben.groups().list().await.unwrap();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    for app in [mallory, ben] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
