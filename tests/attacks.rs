@@ -1438,54 +1438,75 @@ async fn deliver_control(
     to.groups().process_inbox().await;
 }
 
-/// Attack: Cai, invited with Ben, sends Ben a roster update of her own saying Ben's fellow
-/// invitees all rejected (to make him think the group failed). Stopped by: only the creator's
-/// roster is applied.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_cannot_rewrite_the_roster() {
-    use kiyeovo_core::group::control::{Body, Control, InviteeStatus, RosterUpdate};
+/// Ana invites Ben and Cai (all three contacts of each other); Ben has the invitation open.
+async fn invited_trio(
+    tag: &str,
+) -> (
+    kiyeovo_node::Headless,
+    [TestProfile; 3],
+    Vec<kiyeovo_core::service::App>,
+    String,
+) {
     let (boot, addr) = bootstrap_node().await;
     let profiles = [
-        TestProfile::new("ro-ana"),
-        TestProfile::new("ro-ben"),
-        TestProfile::new("ro-cai"),
+        TestProfile::new(&format!("{tag}-ana")),
+        TestProfile::new(&format!("{tag}-ben")),
+        TestProfile::new(&format!("{tag}-cai")),
     ];
     let mut apps = Vec::new();
     for p in &profiles {
         apps.push(start_group_app(p, &addr).await);
     }
-    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
-    befriend(ana, ben).await;
-    befriend(ana, cai).await;
-    befriend(ben, cai).await;
-    let id = ana
+    befriend(&apps[0], &apps[1]).await;
+    befriend(&apps[0], &apps[2]).await;
+    befriend(&apps[1], &apps[2]).await;
+    let id = apps[0]
         .groups()
-        .create("Book club", &[ben.peer_id(), cai.peer_id()], "Ana")
+        .create("Book club", &[apps[1].peer_id(), apps[2].peer_id()], "Ana")
         .await
         .unwrap()
         .group_id;
-    wait_group(ben, &id, "the invitation", |v| v.can_respond).await;
-    wait_group(cai, &id, "the invitation", |v| v.can_respond).await;
-    cai.groups().respond(&id, true).await.unwrap();
-    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
-    let g = cai.groups().load_group(&gid).await.unwrap();
+    wait_group(&apps[1], &id, "the invitation", |v| v.can_respond).await;
+    wait_group(&apps[2], &id, "the invitation", |v| v.can_respond).await;
+    (boot, profiles, apps, id)
+}
+
+/// Cai's modified client signs `body` for the group and delivers it to Ben; returns Ben's view.
+async fn cai_sends_ben(
+    profiles: &[TestProfile; 3],
+    apps: &[kiyeovo_core::service::App],
+    id: &str,
+    body: kiyeovo_core::group::control::Body,
+) -> kiyeovo_core::api::GroupView {
+    let gid = kiyeovo_core::group::store::parse_group_id(id).unwrap();
+    let g = apps[2].groups().load_group(&gid).await.unwrap();
     let cai_id = profiles[2].keystore().load_identity().unwrap().unwrap();
-    let fake = Control::new(
-        gid,
-        g.invite.created_at + 1,
-        Body::Roster(RosterUpdate {
-            version: 1_000,
-            statuses: g
-                .invite
-                .invitees
-                .iter()
-                .map(|p| (p.id, InviteeStatus::Rejected))
-                .collect(),
-        }),
-    )
-    .sign(&cai_id);
-    deliver_control(cai, ben, fake.encode()).await;
-    let after = ben.groups().get(&id).await.unwrap();
+    let control = kiyeovo_core::group::control::Control::new(gid, g.invite.created_at + 1, body)
+        .sign(&cai_id);
+    deliver_control(&apps[2], &apps[1], control.encode()).await;
+    apps[1].groups().get(id).await.unwrap()
+}
+
+/// Attack: Cai, invited with Ben, sends Ben a roster update of her own saying every invitee
+/// rejected (to make him think the group failed). Stopped by: only the creator's roster is
+/// applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_rewrite_the_roster() {
+    use kiyeovo_core::group::control::{Body, InviteeStatus, RosterUpdate};
+    let (boot, profiles, apps, id) = invited_trio("ro").await;
+    apps[2].groups().respond(&id, true).await.unwrap();
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let g = apps[2].groups().load_group(&gid).await.unwrap();
+    let fake = Body::Roster(RosterUpdate {
+        version: 1_000,
+        statuses: g
+            .invite
+            .invitees
+            .iter()
+            .map(|p| (p.id, InviteeStatus::Rejected))
+            .collect(),
+    });
+    let after = cai_sends_ben(&profiles, &apps, &id, fake).await;
     assert!(
         after
             .members
@@ -1494,6 +1515,76 @@ async fn a_member_cannot_rewrite_the_roster() {
         "{after:#?}"
     );
     assert!(after.can_respond);
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Cai, invited with Ben, "establishes" the group for Ben with a key of her own (a
+/// Welcome she signed), to read what he writes. Stopped by: only the creator's Welcome is taken;
+/// Ben holds no key of Cai's and his invitation stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_establish_the_group_for_another() {
+    use kiyeovo_core::group::control::{Body, GroupKey, Member, Welcome};
+    let (boot, profiles, apps, id) = invited_trio("wl").await;
+    apps[1].groups().respond(&id, true).await.unwrap();
+    let key = GroupKey::random();
+    let members = [0, 1]
+        .iter()
+        .map(|&i| Member {
+            id: profiles[i]
+                .keystore()
+                .load_identity()
+                .unwrap()
+                .unwrap()
+                .public()
+                .ed25519,
+            name: "x".into(),
+            bucket_pub: [1; 32],
+            response: Vec::new(),
+        })
+        .collect();
+    let after = cai_sends_ben(
+        &profiles,
+        &apps,
+        &id,
+        Body::Welcome(Welcome {
+            epoch: 1,
+            key: key.clone(),
+            members,
+        }),
+    )
+    .await;
+    assert_ne!(after.status, kiyeovo_core::api::GroupStatus::Active);
+    assert!(apps[1]
+        .groups()
+        .keys_held(&id)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .all(|(_, k)| *k != key));
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Cai tells Ben the group goes on without him (a Closed message she signed), so that
+/// he never answers. Stopped by: only the creator can close an invitation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_close_another_members_invitation() {
+    use kiyeovo_core::group::control::{Body, ClosedReason};
+    let (boot, profiles, apps, id) = invited_trio("cl").await;
+    let after = cai_sends_ben(
+        &profiles,
+        &apps,
+        &id,
+        Body::Closed(ClosedReason::NotAccepted),
+    )
+    .await;
+    assert!(after.can_respond, "{after:#?}");
+    assert_eq!(after.status, kiyeovo_core::api::GroupStatus::Invited);
     for app in apps {
         app.shutdown().await;
     }
