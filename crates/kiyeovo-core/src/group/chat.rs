@@ -1068,7 +1068,11 @@ impl GroupChat {
             .saturating_sub(1024 + 40 * pages::MAX_PAGES);
         let mut chunks = pages::split(&merged, per_record).into_iter();
         let newest = chunks.next().unwrap_or_default();
-        let version = version.max(stored_version) + 1;
+        // Checked: a window bucket's key can be derived by every invitee (see the module docs).
+        let version = version
+            .max(stored_version)
+            .checked_add(1)
+            .ok_or_else(|| NodeError::PutFailed("bucket version exhausted".into()))?;
         let now = now_ms();
         let mut page_keys = Vec::new();
         let mut puts = Vec::new();

@@ -579,7 +579,12 @@ impl Channel {
         };
         let outbox = store::outbox(self.db.pool(), peer, self.config.bucket_cap).await?;
         let merged = bucket::merge(&current.envelopes, &outbox, self.limits(), &keys.outgoing);
-        let version = version.max(row.bucket_version) + 1;
+        // Checked: the other contact can derive this bucket's key too, and a version of
+        // u64::MAX must not wrap our next write to 0 (or panic).
+        let version = version
+            .max(row.bucket_version)
+            .checked_add(1)
+            .ok_or_else(|| NodeError::PutFailed("bucket version exhausted".into()))?;
         let record = SignedRecord::sign(
             &keys.outgoing.bucket_key,
             &record_key,
