@@ -19,6 +19,7 @@ use crate::config::{DhtMode, Limits, Timing};
 use crate::node::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::node::client::{Command, Verdict as GossipVerdict};
 use crate::node::config::{bootstrap_peer, NodeConfig};
+use crate::node::ledger::Ledger;
 use crate::node::scoring;
 use crate::node::{NodeError, NodeEvent};
 use crate::records::{self, budget, Verdict};
@@ -56,6 +57,8 @@ pub struct EventLoop {
     pending_dial: HashMap<ConnectionId, (Multiaddr, Reply<()>)>,
     /// Gossipsub topics the application joined.
     topics: BTreeSet<String>,
+    /// Bytes in the record store per writing peer (running totals).
+    ledger: Ledger,
 }
 
 /// A read stops once this many valid copies agree on the newest version (PROTOCOL.md §3
@@ -147,6 +150,7 @@ impl EventLoop {
             pending_direct: HashMap::new(),
             pending_dial: HashMap::new(),
             topics: BTreeSet::new(),
+            ledger: Ledger::default(),
         };
         event_loop.add_bootstrap_addresses();
         event_loop.dial_bootstrap();
@@ -505,38 +509,48 @@ impl EventLoop {
     /// within the store's budget, for *this node's* TTL.
     fn store_inbound(&mut self, source: PeerId, mut record: kad::Record) {
         let key_log = key_for_log(record.key.as_ref());
-        let stored = self
+        let now = std::time::Instant::now();
+        if self
+            .ledger
+            .refresh(self.swarm.behaviour_mut().kad.store_mut(), now)
+        {
+            self.count_records();
+        }
+        // What the store holds under this key, expired or not (for the accounts), and what it
+        // still serves (for validation).
+        let existing = self
             .swarm
             .behaviour_mut()
             .kad
             .store_mut()
             .get(&record.key)
-            .filter(|r| !r.is_expired(std::time::Instant::now()))
             .map(|r| r.into_owned());
+        let live = existing.as_ref().filter(|r| !r.is_expired(now));
         let verdict = records::validate(
             record.key.as_ref(),
             &record.value,
-            stored.as_ref().map(|r| r.value.as_slice()),
+            live.map(|r| r.value.as_slice()),
             &self.limits,
         );
         // The writer's requested expiry is ignored: otherwise anyone could push a copy of a
         // real record with a TTL of seconds and have every storing node drop it.
-        let expires = Some(std::time::Instant::now() + self.timing.record_ttl);
+        let expires = Some(now + self.timing.record_ttl);
         match verdict {
             Ok((Verdict::Store, parsed)) => {
-                let usage = self.store_usage(&source, stored.as_ref());
+                let usage = self.ledger.usage(&source, existing.as_ref());
                 let cost = budget::charge(record.key.as_ref().len(), record.value.len());
                 if let Err(reason) = budget::admit(&self.limits.budget(), &usage, cost) {
                     tracing::warn!(key = %key_log, from = %source, %reason, "refused inbound record");
                     // A valid newer version we cannot take makes our copy stale: stop serving
                     // it (readers find the new one elsewhere) rather than hand out the old one.
-                    if stored.is_some() {
+                    if let Some(old) = &existing {
                         self.swarm
                             .behaviour_mut()
                             .kad
                             .store_mut()
                             .remove(&record.key);
-                        self.count_records();
+                        self.ledger.removed(old);
+                        self.stored_records = self.stored_records.saturating_sub(1);
                     }
                     return;
                 }
@@ -546,14 +560,27 @@ impl EventLoop {
                 // claims: a record naming *us* as publisher would otherwise be re-published as
                 // our own).
                 record.publisher = Some(source);
-                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
-                    tracing::warn!(key = %key_log, error = %e, "record store full; record dropped");
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .put(record.clone())
+                {
+                    Ok(()) => {
+                        self.ledger.stored(&record, existing.as_ref());
+                        if existing.is_none() {
+                            self.stored_records = self.stored_records.saturating_add(1);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %key_log, error = %e, "record store full; record dropped")
+                    }
                 }
-                self.count_records();
             }
             // A re-publish of the exact bytes: keep them for another full TTL of ours.
             Ok((Verdict::Unchanged, _)) => {
-                if let Some(mut kept) = stored {
+                if let Some(mut kept) = existing {
                     kept.expires = expires;
                     let _ = self.swarm.behaviour_mut().kad.store_mut().put(kept);
                 }
@@ -562,37 +589,6 @@ impl EventLoop {
                 tracing::warn!(key = %key_log, from = %source, %reason, "refused inbound record");
             }
         }
-    }
-
-    /// Measures the store for one write from `source` that would replace `replaced`.
-    fn store_usage(&mut self, source: &PeerId, replaced: Option<&kad::Record>) -> budget::Usage {
-        let mut usage = budget::Usage {
-            replaced: replaced.map(|r| budget::Replaced {
-                len: budget::charge(r.key.as_ref().len(), r.value.len()),
-                same_source: r.publisher.as_ref() == Some(source),
-            }),
-            ..Default::default()
-        };
-        // Expired records leave only when Kademlia next serves them: drop them now, so what a
-        // source is charged for is what this node still keeps for it.
-        let now = std::time::Instant::now();
-        let store = self.swarm.behaviour_mut().kad.store_mut();
-        let expired: Vec<kad::RecordKey> = store
-            .records()
-            .filter(|r| r.is_expired(now))
-            .map(|r| r.key.clone())
-            .collect();
-        for key in &expired {
-            store.remove(key);
-        }
-        for r in store.records() {
-            let cost = budget::charge(r.key.as_ref().len(), r.value.len());
-            usage.total += cost;
-            if r.publisher.as_ref() == Some(source) {
-                usage.of_source += cost;
-            }
-        }
-        usage
     }
 
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

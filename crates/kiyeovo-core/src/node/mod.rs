@@ -18,6 +18,7 @@ pub mod config;
 pub mod direct;
 pub mod error;
 pub mod event_loop;
+pub mod ledger;
 pub mod scoring;
 
 pub use client::{Client, Verdict};
