@@ -245,3 +245,47 @@ async fn display_name_is_validated_with_words() {
     assert_eq!(app.snapshot().display_name, "Bo");
     app.shutdown().await;
 }
+
+/// A contact saved by an older version with a weak (low-order) X25519 key — which cards are now
+/// checked for — is blocked and untrusted when the profile opens, so nothing is ever sealed with
+/// a secret anyone could compute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_contact_with_a_weak_key_is_blocked_at_start() {
+    use kiyeovo_core::contacts::store;
+    use kiyeovo_core::contacts::ContactCard;
+    use kiyeovo_core::identity::{Identity, PublicIdentity};
+    use kiyeovo_core::sign::Domain;
+    let (profile, _) = established("weakkey").await;
+    // What an older version could have stored: a card binding a low-order point.
+    let mallory = Identity::generate();
+    let mut card = ContactCard::new(&mallory, "Mallory", Vec::new(), 1);
+    card.identity = PublicIdentity {
+        ed25519: mallory.public().ed25519,
+        x25519: [0; 32],
+        binding: mallory.sign(Domain::X25519Binding, &[0; 32]),
+    };
+    let peer = mallory.peer_id();
+    {
+        let db = kiyeovo_core::storage::Database::open(&profile.db_path())
+            .await
+            .unwrap();
+        store::upsert_card(db.pool(), &card, &peer, 1)
+            .await
+            .unwrap();
+        let mut tx = db.pool().begin().await.unwrap();
+        store::set_trusted(&mut tx, &peer, 2).await.unwrap();
+        tx.commit().await.unwrap();
+        db.close().await;
+    }
+    let app = App::start(profile.config(&[])).await.unwrap();
+    let c = app
+        .channel()
+        .contacts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.peer_id == peer.to_string())
+        .unwrap();
+    assert!(c.blocked && c.trusted_at.is_none(), "{c:?}");
+    app.shutdown().await;
+}

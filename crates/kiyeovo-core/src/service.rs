@@ -123,6 +123,7 @@ impl App {
         profile::make_private(&dir);
         let db = Database::open(&dir.join(DB_FILE)).await?;
         profile::make_private(&dir);
+        crate::contacts::store::block_weak_keys(db.pool()).await?;
         let mut warnings = Vec::new();
         let (identity, storage_key) = reconcile_keys(&config.profile, &db, &mut warnings).await?;
         tracing::info!(profile = %config.profile, peer_id = %identity.peer_id(), dir = %dir.display(), "profile opened");

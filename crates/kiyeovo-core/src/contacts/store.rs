@@ -190,6 +190,27 @@ pub async fn upsert_card(
     Ok(update)
 }
 
+/// Contacts added before cards were checked for weak X25519 keys (PROTOCOL.md §1: the key must
+/// be contributory) are blocked and untrusted at start-up, so nothing is ever sealed with a
+/// secret anyone could compute. Returns whom it blocked; each is logged.
+pub async fn block_weak_keys(pool: &sqlx::SqlitePool) -> Result<Vec<PeerId>, DbError> {
+    let mut blocked = Vec::new();
+    for row in contacts(pool).await? {
+        if row.card.identity.verify() == Err(crate::identity::IdentityError::WeakX25519)
+            && !row.blocked
+        {
+            sqlx::query("UPDATE contacts SET blocked = 1, trusted_at = NULL WHERE peer_id = ?")
+                .bind(row.peer_id.to_string())
+                .execute(pool)
+                .await
+                .map_err(q)?;
+            tracing::warn!(peer = %row.peer_id, "contact's card has a weak encryption key; blocked");
+            blocked.push(row.peer_id);
+        }
+    }
+    Ok(blocked)
+}
+
 /// Sets (or with `None` clears) the user's own name for a contact; `false` if no such contact.
 pub async fn set_petname(
     pool: &sqlx::SqlitePool,
