@@ -8,16 +8,14 @@
 //! forge them. Membership, sequence bounds and duplicates need the roster and memory, so the
 //! receiver checks those; this module is pure.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::VerifyingKey;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::control::{GroupId, GroupKey, MemberKey};
 use crate::codec::{self, DecodeError};
 use crate::identity::{serde_sig, Identity};
 use crate::sign::{self, Domain};
+use crate::storage::seal;
 
 /// v1 carried the header and signature in the clear; v2 seals them.
 pub const GROUP_ENVELOPE_VERSION: u8 = 2;
@@ -100,17 +98,8 @@ pub struct Sealing<'a> {
 
 /// Encrypts an already signed [`GroupInner`] (also what tests use to build forgeries).
 pub fn seal_inner(key: &GroupKey, inner: &GroupInner) -> Result<Vec<u8>, GroupEnvelopeError> {
-    let mut nonce = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let ciphertext = XChaCha20Poly1305::new((&key.0).into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            AeadPayload {
-                msg: &codec::encode(inner),
-                aad: &aad(GROUP_ENVELOPE_VERSION),
-            },
-        )
-        .map_err(|_| GroupEnvelopeError::Undecryptable)?;
+    let (nonce, ciphertext) =
+        seal::seal_parts(&key.0, &aad(GROUP_ENVELOPE_VERSION), &codec::encode(inner));
     Ok(codec::encode(&GroupEnvelope {
         version: GROUP_ENVELOPE_VERSION,
         nonce,
@@ -160,14 +149,7 @@ pub fn outer(bytes: &[u8]) -> Result<GroupEnvelope, GroupEnvelopeError> {
 /// Decrypts with an epoch key, without checking the signature or the group (to order a bucket).
 pub fn unseal(bytes: &[u8], key: &GroupKey) -> Result<GroupInner, GroupEnvelopeError> {
     let env = outer(bytes)?;
-    let plain = XChaCha20Poly1305::new((&key.0).into())
-        .decrypt(
-            XNonce::from_slice(&env.nonce),
-            AeadPayload {
-                msg: &env.ciphertext,
-                aad: &aad(env.version),
-            },
-        )
+    let plain = seal::open_parts(&key.0, &aad(env.version), &env.nonce, &env.ciphertext)
         .map_err(|_| GroupEnvelopeError::Undecryptable)?;
     let inner: GroupInner = codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
         .map_err(GroupEnvelopeError::Malformed)?;

@@ -11,8 +11,6 @@
 //! Replay protection needs memory (which ids were seen), so it lives with the caller; this module
 //! is pure.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::VerifyingKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -21,6 +19,7 @@ use crate::codec::{self, DecodeError};
 use crate::identity::{serde_sig, Identity, PublicIdentity};
 use crate::pairwise::keys::DirectionKeys;
 use crate::sign::{self, Domain};
+use crate::storage::seal;
 
 /// v1 carried the header in the clear; v2 seals it.
 pub const ENVELOPE_VERSION: u8 = 2;
@@ -144,17 +143,7 @@ pub fn new_msg_id() -> MsgId {
 
 /// Encrypts an already signed [`Inner`] (also what tests use to build forgeries).
 pub fn seal_inner(key: &[u8; 32], inner: &Inner) -> Result<Vec<u8>, EnvelopeError> {
-    let mut nonce = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let ciphertext = XChaCha20Poly1305::new(key.into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            AeadPayload {
-                msg: &codec::encode(inner),
-                aad: &aad(ENVELOPE_VERSION),
-            },
-        )
-        .map_err(|_| EnvelopeError::Undecryptable)?;
+    let (nonce, ciphertext) = seal::seal_parts(key, &aad(ENVELOPE_VERSION), &codec::encode(inner));
     Ok(codec::encode(&Envelope {
         version: ENVELOPE_VERSION,
         nonce,
@@ -208,15 +197,13 @@ pub fn outer(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
 /// envelope that is *applied* goes through [`open`]).
 pub fn unseal(bytes: &[u8], keys: &DirectionKeys) -> Result<Inner, EnvelopeError> {
     let envelope = outer(bytes)?;
-    let plain = XChaCha20Poly1305::new((&*keys.message_key).into())
-        .decrypt(
-            XNonce::from_slice(&envelope.nonce),
-            AeadPayload {
-                msg: &envelope.ciphertext,
-                aad: &aad(envelope.version),
-            },
-        )
-        .map_err(|_| EnvelopeError::Undecryptable)?;
+    let plain = seal::open_parts(
+        &keys.message_key,
+        &aad(envelope.version),
+        &envelope.nonce,
+        &envelope.ciphertext,
+    )
+    .map_err(|_| EnvelopeError::Undecryptable)?;
     let inner: Inner =
         codec::decode_bounded(&plain, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
     if inner.header.seq == 0 {

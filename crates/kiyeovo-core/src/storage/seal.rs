@@ -16,12 +16,12 @@ pub enum SealError {
     Unauthentic,
 }
 
-/// `nonce ‖ ciphertext‖tag`.
-pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(key.into());
+/// Encrypts with a fresh random nonce; returns the nonce and `ciphertext‖tag` apart, for formats
+/// that carry them in separate fields (the network envelopes).
+pub fn seal_parts(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> ([u8; NONCE_LEN], Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let ct = cipher
+    let ct = XChaCha20Poly1305::new(key.into())
         .encrypt(
             XNonce::from_slice(&nonce),
             Payload {
@@ -30,6 +30,30 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
             },
         )
         .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+    (nonce, ct)
+}
+
+/// The inverse of [`seal_parts`].
+pub fn open_parts(
+    key: &[u8; 32],
+    aad: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| SealError::Unauthentic)
+}
+
+/// `nonce ‖ ciphertext‖tag`.
+pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let (nonce, ct) = seal_parts(key, aad, plaintext);
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
@@ -41,9 +65,8 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealEr
         return Err(SealError::TooShort);
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    XChaCha20Poly1305::new(key.into())
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
-        .map_err(|_| SealError::Unauthentic)
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::TooShort)?;
+    open_parts(key, aad, nonce, ct)
 }
 
 #[cfg(test)]
