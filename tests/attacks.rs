@@ -582,24 +582,8 @@ async fn a_squatted_group_id_does_not_block_the_real_invitation() {
         .unwrap();
 
     let ben = start_group_app(&pb, &addr).await;
-    let mut events = ben.channel().subscribe();
     let mallory_peer = mallory.peer_id();
-    while !ben
-        .channel()
-        .messages(&mallory_peer)
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.body == "after the squat")
-    {
-        wait_event(&mut events, "Mallory's messages", |e| {
-            matches!(
-                e,
-                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
-            )
-        })
-        .await;
-    }
+    wait_chat(&ben, &mallory_peer, "after the squat").await;
     ben.groups().process_inbox().await;
     let v = wait_group(&ben, &id, "Ana's invitation", |v| v.can_respond).await;
     assert_eq!(v.creator_peer_id, ana.peer_id().to_string());
@@ -1075,28 +1059,12 @@ async fn a_contact_cannot_bury_the_user_in_invitations() {
         );
     }
     // Through the same in-order channel: once Ben has this, every invitation reached him.
-    let mut events = ben.channel().subscribe();
     mallory
         .channel()
         .send_chat(&ben.peer_id(), "after the invitations")
         .await
         .unwrap();
-    while !ben
-        .channel()
-        .messages(&mallory.peer_id())
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.body == "after the invitations")
-    {
-        wait_event(&mut events, "Mallory's message", |e| {
-            matches!(
-                e,
-                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
-            )
-        })
-        .await;
-    }
+    wait_chat(&ben, &mallory.peer_id(), "after the invitations").await;
     // The invitations sit in Ben's group inbox (written with the chat before it); process
     // whatever his group service has not taken yet.
     ben.groups().process_inbox().await;
@@ -1169,18 +1137,11 @@ async fn an_oversized_direct_payload_is_cut_off_and_the_node_goes_on() {
     // The stream is cut at the limit; the sender cannot tell that from an acknowledgement (both
     // read as an empty answer), so what counts is that Ben's node goes on as if nothing came.
     let _ = evil.send(ben_peer, ben_addr, big).await;
-    let mut events = ben.channel().subscribe();
     ana.channel()
         .send_chat(&ben_peer, "still working")
         .await
         .unwrap();
-    wait_event(&mut events, "Ana's message", |e| {
-        matches!(
-            e,
-            kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
-        )
-    })
-    .await;
+    wait_chat(&ben, &ana.peer_id(), "still working").await;
     evil.stop();
     for app in [ana, ben] {
         app.shutdown().await;
@@ -1221,27 +1182,11 @@ async fn an_envelope_handed_over_by_someone_else_is_refused() {
     payload.extend_from_slice(&genuine);
     // The acknowledgement means Ben's node queued it for his app, before what Ana sends next.
     evil.send(ben_peer, ben_addr, payload).await.unwrap();
-    let mut events = ben.channel().subscribe();
     ana.channel()
         .send_chat(&ben_peer, "the real one")
         .await
         .unwrap();
-    while !ben
-        .channel()
-        .messages(&ana.peer_id())
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.body == "the real one")
-    {
-        wait_event(&mut events, "Ana's message", |e| {
-            matches!(
-                e,
-                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
-            )
-        })
-        .await;
-    }
+    wait_chat(&ben, &ana.peer_id(), "the real one").await;
     let bodies: Vec<String> = ben
         .channel()
         .messages(&ana.peer_id())
@@ -1427,6 +1372,28 @@ async fn a_storing_node_serving_a_stale_copy_does_not_win() {
     }
 }
 
+/// Waits until `to` shows the 1:1 message `body` from `from`. Messages of one contact are applied
+/// in order, so everything that contact sent before it has been applied too.
+async fn wait_chat(to: &kiyeovo_core::service::App, from: &PeerId, body: &str) {
+    let mut events = to.channel().subscribe();
+    while !to
+        .channel()
+        .messages(from)
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.body == body)
+    {
+        wait_event(&mut events, body, |e| {
+            matches!(
+                e,
+                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
+            )
+        })
+        .await;
+    }
+}
+
 /// Delivers `control` (signed by `from`'s key) to `to` through the pairwise channel, then waits
 /// until `to` has processed it (a chat message sent after it arrived, the group inbox drained).
 async fn deliver_control(
@@ -1438,27 +1405,11 @@ async fn deliver_control(
         .send_group(&to.peer_id(), control)
         .await
         .unwrap();
-    let mut events = to.channel().subscribe();
     from.channel()
         .send_chat(&to.peer_id(), "after the control message")
         .await
         .unwrap();
-    while !to
-        .channel()
-        .messages(&from.peer_id())
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.body == "after the control message")
-    {
-        wait_event(&mut events, "the chat after the control message", |e| {
-            matches!(
-                e,
-                kiyeovo_core::pairwise::channel::ChannelEvent::MessageReceived { .. }
-            )
-        })
-        .await;
-    }
+    wait_chat(to, &from.peer_id(), "after the control message").await;
     to.groups().process_inbox().await;
 }
 
