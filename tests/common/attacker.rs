@@ -14,6 +14,26 @@ use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 
 use crate::WAIT;
 
+/// A TCP + Noise + Yamux swarm on tokio with `keypair` and the behaviour `make` builds: what
+/// every attacker here runs on.
+fn swarm_with<B: libp2p::swarm::NetworkBehaviour>(
+    keypair: libp2p::identity::Keypair,
+    make: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| make(key))
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build()
+}
+
 pub type Attacker = Swarm<kad::Behaviour<MemoryStore>>;
 
 /// A signed pairwise-bucket-shaped record under `owner`'s self-certifying key.
@@ -28,31 +48,20 @@ pub fn signed(owner: &SigningKey, version: u64, payload: &[u8]) -> (Vec<u8>, Vec
 
 /// A plain Kademlia node (no validation, stores anything) that knows `targets`.
 pub fn attacker(targets: &[(PeerId, Multiaddr)]) -> Attacker {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let peer = key.public().to_peer_id();
-            // Limits of its own, larger than ours: it sends whatever it likes.
-            let mut config = kad::Config::new(KAD_PROTOCOL);
-            config.set_max_packet_size(4 << 20);
-            let store = MemoryStore::with_config(
-                peer,
-                kad::store::MemoryStoreConfig {
-                    max_value_bytes: 2 << 20,
-                    ..Default::default()
-                },
-            );
-            kad::Behaviour::with_config(peer, store, config)
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = swarm_with(libp2p::identity::Keypair::generate_ed25519(), |key| {
+        let peer = key.public().to_peer_id();
+        // Limits of its own, larger than ours: it sends whatever it likes.
+        let mut config = kad::Config::new(KAD_PROTOCOL);
+        config.set_max_packet_size(4 << 20);
+        let store = MemoryStore::with_config(
+            peer,
+            kad::store::MemoryStoreConfig {
+                max_value_bytes: 2 << 20,
+                ..Default::default()
+            },
+        );
+        kad::Behaviour::with_config(peer, store, config)
+    });
     swarm.behaviour_mut().set_mode(Some(kad::Mode::Server));
     for (peer, addr) in targets {
         swarm.behaviour_mut().add_address(peer, addr.clone());
@@ -123,46 +132,35 @@ impl Spy {
     /// Starts a spy on 127.0.0.1 that joins the network through `bootstrap` (`…/p2p/<id>`).
     pub async fn start(bootstrap: &str) -> Spy {
         let limits = kiyeovo_core::config::Limits::default();
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|key| {
-                let peer = key.public().to_peer_id();
-                let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-                kad_config.set_max_packet_size(limits.kad_packet_bytes());
-                let store = MemoryStore::with_config(
-                    peer,
-                    kad::store::MemoryStoreConfig {
-                        max_records: 100_000,
-                        max_value_bytes: 1 << 20,
-                        ..Default::default()
-                    },
-                );
-                let gossip_config = libp2p::gossipsub::ConfigBuilder::default()
-                    .validation_mode(libp2p::gossipsub::ValidationMode::Anonymous)
-                    .build()
-                    .unwrap();
-                SpyBehaviour {
-                    kad: kad::Behaviour::with_config(peer, store, kad_config),
-                    identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
-                        kiyeovo_core::node::behaviour::IDENTIFY_PROTOCOL.to_string(),
-                        key.public(),
-                    )),
-                    gossipsub: libp2p::gossipsub::Behaviour::new(
-                        libp2p::gossipsub::MessageAuthenticity::Anonymous,
-                        gossip_config,
-                    )
-                    .unwrap(),
-                }
-            })
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-            .build();
+        let mut swarm = swarm_with(libp2p::identity::Keypair::generate_ed25519(), |key| {
+            let peer = key.public().to_peer_id();
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_max_packet_size(limits.kad_packet_bytes());
+            let store = MemoryStore::with_config(
+                peer,
+                kad::store::MemoryStoreConfig {
+                    max_records: 100_000,
+                    max_value_bytes: 1 << 20,
+                    ..Default::default()
+                },
+            );
+            let gossip_config = libp2p::gossipsub::ConfigBuilder::default()
+                .validation_mode(libp2p::gossipsub::ValidationMode::Anonymous)
+                .build()
+                .unwrap();
+            SpyBehaviour {
+                kad: kad::Behaviour::with_config(peer, store, kad_config),
+                identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                    kiyeovo_core::node::behaviour::IDENTIFY_PROTOCOL.to_string(),
+                    key.public(),
+                )),
+                gossipsub: libp2p::gossipsub::Behaviour::new(
+                    libp2p::gossipsub::MessageAuthenticity::Anonymous,
+                    gossip_config,
+                )
+                .unwrap(),
+            }
+        });
         swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Server));
         swarm
             .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
@@ -271,28 +269,16 @@ impl DirectPeer {
     pub fn start(keypair: libp2p::identity::Keypair) -> DirectPeer {
         use kiyeovo_core::node::direct::{DirectCodec, PROTOCOL};
         use libp2p::request_response::{self, Event, Message, ProtocolSupport};
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
+        let mut swarm = swarm_with(keypair, |_| {
+            request_response::Behaviour::with_codec(
+                // Its own limit, far above ours: it may send anything.
+                DirectCodec {
+                    max_request_bytes: 8 << 20,
+                },
+                [(PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
             )
-            .unwrap()
-            .with_behaviour(|_| {
-                request_response::Behaviour::with_codec(
-                    // Its own limit, far above ours: it may send anything.
-                    DirectCodec {
-                        max_request_bytes: 8 << 20,
-                    },
-                    [(PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(20)),
-                )
-            })
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-            .build();
+        });
         let peer_id = *swarm.local_peer_id();
         let (commands, mut rx) = tokio::sync::mpsc::channel(64);
         let (received_tx, received) = tokio::sync::watch::channel(Vec::new());
