@@ -739,6 +739,104 @@ async fn a_rejecter_cannot_post_in_the_closed_window() {
     boot.shutdown().await;
 }
 
+/// Attack: Cai accepted with Ben, so she holds the window's temporary key and sees, in the
+/// creator's roster, the window bucket key Ben announced. Her modified client tries to empty
+/// Ben's window bucket (erasing what he wrote for members who are away): with a key derived from
+/// the temporary key (how window buckets were keyed before protocol v2), and with an empty
+/// bucket of her own, at the highest version, under Ben's record key. Stopped by: a window
+/// bucket's key is its owner's alone, announced in its signed answer and relayed with that
+/// signature; storing nodes take only records signed by the key the record key names. Ben's
+/// message stays in his bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitee_cannot_empty_another_members_window_bucket() {
+    use kiyeovo_core::api::MemberStatus;
+    use kiyeovo_core::group::control::GroupKey;
+    use kiyeovo_core::group::machine::bucket_public;
+    use kiyeovo_core::group::pages::GroupBucket;
+    use kiyeovo_core::group::store_legacy::legacy_window_seed;
+    let (boot, profiles, apps, id) = invited_trio("wb").await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    ben.groups().respond(&id, true).await.unwrap();
+    cai.groups().respond(&id, true).await.unwrap();
+    let ben_peer = ben.peer_id().to_string();
+    wait_group(cai, &id, "Ben's acceptance in the roster", |v| {
+        v.members
+            .iter()
+            .any(|m| m.peer_id == ben_peer && m.status == MemberStatus::Accepted)
+    })
+    .await;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let ben_key = profiles[1]
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let seen_by_cai = cai.groups().load_group(&gid).await.unwrap();
+    let ben_window = seen_by_cai.window_buckets[&ben_key];
+    assert_eq!(
+        ana.groups().load_group(&gid).await.unwrap().window_buckets[&ben_key],
+        ben_window,
+        "the creator and Cai hold the key Ben announced"
+    );
+    // What the temporary key lets Cai derive is not Ben's key any more.
+    let derived = legacy_window_seed(&seen_by_cai.invite.temp_key, &ben_key);
+    assert_ne!(bucket_public(&derived), ben_window);
+
+    // Ben writes in the window; his bucket holds it.
+    let mut rx = ben.chat().subscribe();
+    ben.chat().send(&id, "ben in the window").await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !ben
+            .chat()
+            .chat(&id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .any(|m| m.body == "ben in the window" && m.stored)
+        {
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .expect("Ben's window message stored in his bucket");
+
+    let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &ben_window);
+    let empty = GroupBucket::default().encode();
+    for signer in [
+        SigningKey::from_bytes(&derived.0),
+        SigningKey::from_bytes(&GroupKey::random().0),
+    ] {
+        let forged = SignedRecord::sign(&signer, &record_key, u64::MAX - 1, 1, empty.clone());
+        let _ = cai
+            .client()
+            .put_record(record_key.to_bytes(), forged.encode())
+            .await;
+    }
+    // Read back through the DHT (Ana's node asks the storing nodes): still Ben's record, with
+    // his message.
+    let bytes = ana
+        .client()
+        .get_record(record_key.to_bytes())
+        .await
+        .unwrap();
+    let record = SignedRecord::decode(&bytes, usize::MAX).unwrap();
+    assert_eq!(record.public_key, ben_window);
+    assert!(record.version < u64::MAX - 1);
+    let bucket = GroupBucket::decode(&record.payload, usize::MAX).unwrap();
+    assert_eq!(
+        bucket.envelopes.len(),
+        1,
+        "Ben's window message is still there"
+    );
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
 /// The harness for attacks on what storing nodes keep: two storing nodes hold the owner's
 /// record `v2` (version 2); a plain-Kademlia attacker pushes `(key, value)` pairs made from it
 /// to both; a control record pushed last proves each node handled them. Afterwards every node
@@ -1480,6 +1578,7 @@ async fn a_member_cannot_rewrite_the_roster() {
             .iter()
             .map(|p| (p.id, InviteeStatus::Rejected))
             .collect(),
+        acceptances: Vec::new(),
     });
     let after = cai_sends_ben(&profiles, &apps, &id, fake).await;
     assert!(
@@ -1517,6 +1616,13 @@ async fn a_member_cannot_establish_the_group_for_another() {
                 .ed25519,
             name: "x".into(),
             bucket_pub: [1; 32],
+            x25519: profiles[i]
+                .keystore()
+                .load_identity()
+                .unwrap()
+                .unwrap()
+                .public()
+                .x25519,
             response: Vec::new(),
         })
         .collect();
@@ -1604,6 +1710,10 @@ async fn an_acceptance_from_someone_not_invited_is_not_counted() {
             bucket_pub: Some(kiyeovo_core::group::machine::bucket_public(
                 &kiyeovo_core::group::control::GroupKey::random(),
             )),
+            window_bucket_pub: Some(kiyeovo_core::group::machine::bucket_public(
+                &kiyeovo_core::group::control::GroupKey::random(),
+            )),
+            x25519: cai_id.public().x25519,
             responded_at: g.invite.created_at + 1,
         }),
     );
@@ -1670,6 +1780,8 @@ async fn already_expired_invitations_count_toward_the_limit() {
                 }],
                 admin_pub: [1; 32],
                 temp_key: GroupKey::random(),
+                creator_x25519: me.public().x25519,
+                creator_window_bucket: [1; 32],
             }),
         }
         .sign(&me);

@@ -105,6 +105,7 @@ fn control(c: &mut Criterion) {
             },
             name: format!("member {i}"),
             bucket_pub: [1; 32],
+            x25519: [2; 32],
             response: if i == 0 { vec![] } else { vec![0; 300] },
         })
         .collect();

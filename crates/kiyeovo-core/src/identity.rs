@@ -124,6 +124,15 @@ impl Identity {
     }
 }
 
+/// Whether an X25519 public key yields secrets that depend on our own key: a low-order point
+/// (which a modified client can sign as its "key") makes every shared secret all zeros.
+pub fn x25519_contributory(public: &[u8; 32]) -> bool {
+    // Any clamped scalar (a multiple of 8) sends a low-order point to the identity.
+    StaticSecret::from([0x42; 32])
+        .diffie_hellman(&XPublic::from(*public))
+        .was_contributory()
+}
+
 /// What others know of a user: the identity key, the X25519 key and the binding signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicIdentity {
@@ -145,12 +154,7 @@ impl PublicIdentity {
             VerifyingKey::from_bytes(&self.ed25519).map_err(|_| IdentityError::BadPublicKey)?;
         sign::verify(&key, Domain::X25519Binding, &self.x25519, &self.binding)
             .map_err(|_| IdentityError::BadBinding)?;
-        // Any clamped scalar (a multiple of 8) sends a low-order point to the identity.
-        let probe = StaticSecret::from([0x42; 32]);
-        if !probe
-            .diffie_hellman(&XPublic::from(self.x25519))
-            .was_contributory()
-        {
+        if !x25519_contributory(&self.x25519) {
             return Err(IdentityError::WeakX25519);
         }
         Ok(())

@@ -6,11 +6,10 @@
 //! the window's messages). Once established, epoch 1 uses the key only acceptors received. A
 //! member keeps reading every epoch it holds a key for.
 //!
-//! **Buckets.** Epoch ≥ 1: each member's bucket key was announced in its signed response and
-//! carried in the roster, so only that member can write its bucket. Epoch 0 has no roster yet, so
-//! its bucket keys are derived from the temporary key and the member's identity: anyone invited
-//! could overwrite another invitee's window bucket (not forge its messages — every envelope is
-//! signed by its sender). That is the same trust the window already gives invitees.
+//! **Buckets.** Each member's bucket keys were announced under its own signature — the creator's
+//! window key in the invitation, an acceptor's window and epoch-1 keys in its response, relayed
+//! unchanged in roster updates and the Welcome — so only that member can write its bucket, in
+//! the window as after it.
 //!
 //! **Sending.** The envelope is committed locally (outbox + message, one transaction), then
 //! published on the topic, then written to our bucket in the background (coalesced per epoch, as
@@ -23,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use hkdf::Hkdf;
 use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, Mutex};
@@ -31,7 +29,7 @@ use tokio::sync::{broadcast, Mutex};
 use super::chat_store::{self as cs, NewMessage};
 use super::control::{GroupId, GroupKey, InviteeStatus, MemberKey};
 use super::envelope::{self, GroupEnvelopeError, Sealing};
-use super::machine::{bucket_public, Group, Status, CLOCK_SKEW_MS};
+use super::machine::{Group, Status, CLOCK_SKEW_MS};
 use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
@@ -203,21 +201,12 @@ pub fn topic_for(group_id: &GroupId, key: &GroupKey) -> String {
     hex(&h.finalize())
 }
 
-/// Epoch-0 bucket key of `member` (see the module docs).
-fn window_bucket_seed(temp_key: &GroupKey, member: &MemberKey) -> GroupKey {
-    let hk = Hkdf::<Sha256>::new(Some(b"kiyeovo/v1/window-bucket"), &temp_key.0);
-    let mut seed = [0u8; 32];
-    hk.expand(member, &mut seed)
-        .expect("32-byte HKDF output is always valid");
-    GroupKey(seed)
-}
-
 fn epochs_of(g: &Group) -> Vec<Epoch> {
     let gid = hex(&g.group_id);
     let mut out = Vec::new();
     let in_window = matches!(g.status, Status::Inviting | Status::Accepted);
     let established = g.status == Status::Active;
-    if in_window || established {
+    if let (true, Some(my_seed)) = (in_window || established, &g.window_seed) {
         let temp = &g.invite.temp_key;
         // Window messages come from the creator and those who accepted, and nobody else: not
         // from an invitee who rejected or never answered, even though it holds the temporary
@@ -236,11 +225,9 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
         let people = std::iter::once((g.creator, g.invite.creator_name.clone()))
             .chain(g.invite.invitees.iter().map(|p| (p.id, p.name.clone())));
         for (id, name) in people.filter(|(id, _)| accepted(id)) {
-            if let Some(peer) = peer_id_of(&id) {
-                senders.insert(
-                    id,
-                    (peer, name, bucket_public(&window_bucket_seed(temp, &id))),
-                );
+            // Every acceptor's window bucket key came with its signed acceptance.
+            if let (Some(peer), Some(bucket)) = (peer_id_of(&id), g.window_buckets.get(&id)) {
+                senders.insert(id, (peer, name, *bucket));
             }
         }
         out.push(Epoch {
@@ -250,7 +237,7 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
             key: temp.clone(),
             topic: topic_for(&g.group_id, temp),
             senders,
-            my_seed: window_bucket_seed(temp, &g.me),
+            my_seed: my_seed.clone(),
             roster_hash: [0; 32],
             live: in_window,
             sent_until: Some(g.invite.expires_at.saturating_add(CLOCK_SKEW_MS)),
@@ -1053,8 +1040,8 @@ impl GroupChat {
             cap: self.config.bucket_cap,
             max_bytes: usize::MAX,
         };
-        // Only envelopes that are ours and verify are kept: a window bucket's key can be derived
-        // by every invitee, so what we read back may hold someone else's junk.
+        // Only envelopes that are ours and verify are kept: what we read back is untrusted (a
+        // group from before v2 still has window buckets whose key every invitee can derive).
         let merged = bucket::merge_with(&existing, &outbox, everything, |b| {
             envelope::open(b, &ep.group_id, ep.epoch, &ep.key)
                 .ok()
@@ -1068,7 +1055,7 @@ impl GroupChat {
             .saturating_sub(1024 + 40 * pages::MAX_PAGES);
         let mut chunks = pages::split(&merged, per_record).into_iter();
         let newest = chunks.next().unwrap_or_default();
-        // Checked: a window bucket's key can be derived by every invitee (see the module docs).
+        // Checked: the version read back is untrusted (see above).
         let version = version
             .max(stored_version)
             .checked_add(1)

@@ -31,6 +31,8 @@ pub type MemberKey = [u8; 32];
 /// Largest control message accepted (a Welcome with ten members and their signed responses is
 /// about 3 KiB).
 pub const MAX_CONTROL_BYTES: usize = 16 * 1024;
+/// Largest signed response carried inside a roster or Welcome (one is about 300 bytes).
+pub const MAX_RESPONSE_BYTES: usize = 1024;
 /// Largest group name, in characters.
 pub const MAX_GROUP_NAME_CHARS: usize = 64;
 /// Longest invite window a creator may ask for (PROTOCOL.md §6 default is 6 h).
@@ -92,6 +94,11 @@ pub struct Invite {
     pub admin_pub: [u8; 32],
     /// Epoch 0: the window's temporary key.
     pub temp_key: GroupKey,
+    /// The creator's X25519 key, signed here so members hold it without being its contact.
+    pub creator_x25519: [u8; 32],
+    /// Verifying key of the creator's window bucket: only its owner can write a window bucket
+    /// (each acceptor announces its own in its signed [`Response`]).
+    pub creator_window_bucket: [u8; 32],
 }
 
 impl Invite {
@@ -121,6 +128,11 @@ pub struct Response {
     pub list_hash: [u8; 32],
     /// The acceptor's bucket key for epoch 1 (its offline group bucket); `None` when rejecting.
     pub bucket_pub: Option<[u8; 32]>,
+    /// The acceptor's window (epoch 0) bucket key; `None` when rejecting.
+    pub window_bucket_pub: Option<[u8; 32]>,
+    /// The invitee's X25519 key, signed by it, so the roster carries keys the creator cannot
+    /// substitute.
+    pub x25519: [u8; 32],
     /// Invitee's clock when answering.
     pub responded_at: u64,
 }
@@ -144,6 +156,10 @@ pub struct RosterUpdate {
     pub version: u64,
     /// One entry per invitee, in the invite's order.
     pub statuses: Vec<(MemberKey, InviteeStatus)>,
+    /// The signed acceptance (encoded [`SignedControl`] with a [`Response`]) of every invitee
+    /// shown `Accepted`, in the same order: proof of the acceptance and of the window bucket key
+    /// that invitee announced, checkable with its own key.
+    pub acceptances: Vec<Vec<u8>>,
 }
 
 /// A member of an established epoch.
@@ -153,6 +169,8 @@ pub struct Member {
     pub name: String,
     /// Verifying key of the member's offline bucket for this epoch (PROTOCOL.md §5).
     pub bucket_pub: [u8; 32],
+    /// The member's X25519 key (from its signed response; the creator's from the invitation).
+    pub x25519: [u8; 32],
     /// The member's own signed `Response` (encoded [`SignedControl`]); empty for the creator.
     /// Carried so everyone can verify the acceptance and the invite-list hash it reported.
     pub response: Vec<u8>,
@@ -286,6 +304,9 @@ fn check_invite(invite: &Invite, creator: &MemberKey) -> Result<(), ControlError
     {
         return Err(bad("window"));
     }
+    if !crate::identity::x25519_contributory(&invite.creator_x25519) {
+        return Err(bad("creator's X25519 key"));
+    }
     Ok(())
 }
 
@@ -303,7 +324,34 @@ fn check_welcome(welcome: &Welcome, signer: &MemberKey) -> Result<(), ControlErr
     if ids.len() != welcome.members.len() {
         return Err(bad("duplicate member"));
     }
-    if welcome.members.iter().any(|m| m.response.len() > 1024) {
+    if welcome
+        .members
+        .iter()
+        .any(|m| m.response.len() > MAX_RESPONSE_BYTES)
+    {
+        return Err(bad("response too large"));
+    }
+    Ok(())
+}
+
+fn check_roster(roster: &RosterUpdate) -> Result<(), ControlError> {
+    let bad = ControlError::BadRoster;
+    if roster.statuses.len() > MAX_MEMBERS - 1 {
+        return Err(bad("too many entries"));
+    }
+    let accepted = roster
+        .statuses
+        .iter()
+        .filter(|(_, s)| *s == InviteeStatus::Accepted)
+        .count();
+    if roster.acceptances.len() != accepted {
+        return Err(bad("one acceptance per accepted invitee"));
+    }
+    if roster
+        .acceptances
+        .iter()
+        .any(|a| a.len() > MAX_RESPONSE_BYTES)
+    {
         return Err(bad("response too large"));
     }
     Ok(())
@@ -330,9 +378,7 @@ impl SignedControl {
         match &signed.control.body {
             Body::Invite(invite) => check_invite(invite, &signed.signer)?,
             Body::Welcome(welcome) => check_welcome(welcome, &signed.signer)?,
-            Body::Roster(roster) if roster.statuses.len() > MAX_MEMBERS - 1 => {
-                return Err(ControlError::BadRoster("too many entries"))
-            }
+            Body::Roster(roster) => check_roster(roster)?,
             _ => {}
         }
         Ok(signed)
@@ -361,6 +407,8 @@ pub(crate) mod tests {
             invitees: people,
             admin_pub: [7; 32],
             temp_key: GroupKey::random(),
+            creator_x25519: Identity::generate().public().x25519,
+            creator_window_bucket: [8; 32],
         }
     }
 
@@ -394,6 +442,7 @@ pub(crate) mod tests {
             id: id.public().ed25519,
             name: "x".into(),
             bucket_pub: [1; 32],
+            x25519: id.public().x25519,
             response: vec![],
         };
         let mut big = signed(Body::Invite(valid.clone()));
@@ -455,6 +504,20 @@ pub(crate) mod tests {
                 "window backwards",
                 with(&|i| i.expires_at = i.created_at),
                 |e| *e == ControlError::BadInvite("window"),
+            ),
+            (
+                "a low-order X25519 key for the creator",
+                with(&|i| i.creator_x25519 = [0; 32]),
+                |e| *e == ControlError::BadInvite("creator's X25519 key"),
+            ),
+            (
+                "a roster claiming an acceptance it does not carry",
+                signed(Body::Roster(RosterUpdate {
+                    version: 2,
+                    statuses: vec![(a.public().ed25519, InviteeStatus::Accepted)],
+                    acceptances: vec![],
+                })),
+                |e| *e == ControlError::BadRoster("one acceptance per accepted invitee"),
             ),
             (
                 "hidden characters in the name",

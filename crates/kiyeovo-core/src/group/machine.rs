@@ -45,6 +45,19 @@ pub fn bucket_public(seed: &GroupKey) -> [u8; 32] {
         .to_bytes()
 }
 
+/// The seed of a member's window (epoch-0) bucket, derived from its epoch-1 bucket seed so one
+/// stored secret serves both. Only the member holds it: the verifying key goes out in its signed
+/// invitation or response, so nobody else can write its window bucket.
+pub fn window_seed_of(bucket_seed: &GroupKey) -> GroupKey {
+    use hkdf::Hkdf;
+    use sha2::Sha256;
+    let hk = Hkdf::<Sha256>::new(Some(b"kiyeovo/v2/window-bucket"), &bucket_seed.0);
+    let mut seed = [0u8; 32];
+    hk.expand(b"epoch 0", &mut seed)
+        .expect("32-byte HKDF output is always valid");
+    GroupKey(seed)
+}
+
 /// How far a response's signed time may lie before the invitation was created.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Control ids remembered for de-duplication (far more than one group ever sees).
@@ -154,6 +167,11 @@ pub struct Group {
     /// Signs that members are shown different things (PROTOCOL.md §5 equivocation), each
     /// naming whom it concerns; the user reads and dismisses them.
     pub flags: Vec<Flag>,
+    /// Our window bucket's signing seed (creator and acceptors).
+    pub window_seed: Option<GroupKey>,
+    /// Window bucket verifying keys, each learned from its owner's own signature: the
+    /// creator's from the invitation, an acceptor's from its signed response.
+    pub window_buckets: BTreeMap<MemberKey, [u8; 32]>,
 }
 
 /// What looked like a split view.
@@ -182,12 +200,15 @@ impl Group {
     /// ([`group_id_for`]), so nobody else can make an invitation with it.
     pub fn create(
         me: MemberKey,
-        invite: Invite,
+        mut invite: Invite,
         invite_id: ControlId,
         bucket_seed: GroupKey,
         now: u64,
     ) -> Group {
         let group_id = group_id_for(&me, &invite_id);
+        let window_seed = window_seed_of(&bucket_seed);
+        invite.creator_window_bucket = bucket_public(&window_seed);
+        let window_buckets = BTreeMap::from([(me, invite.creator_window_bucket)]);
         let statuses = invite
             .invitees
             .iter()
@@ -230,6 +251,8 @@ impl Group {
             window_passed: false,
             updated_at: now,
             flags: Vec::new(),
+            window_seed: Some(window_seed),
+            window_buckets,
         }
     }
 
@@ -299,6 +322,8 @@ impl Group {
             window_passed: status == Status::Expired,
             updated_at: now,
             flags: Vec::new(),
+            window_seed: None,
+            window_buckets: BTreeMap::from([(signed.signer, invite.creator_window_bucket)]),
         })
     }
 
@@ -338,11 +363,13 @@ impl Group {
     }
 
     /// Invitee, step 3. `bucket_seed` becomes our epoch-1 bucket key if we accept (its public
-    /// half goes into the response).
+    /// half, and that of the window bucket derived from it, go into the response, with our
+    /// X25519 key `x25519`).
     pub fn respond(
         &mut self,
         accept: bool,
         bucket_seed: GroupKey,
+        x25519: [u8; 32],
         response_id: ControlId,
         now: u64,
     ) -> Result<(), GroupError> {
@@ -364,11 +391,14 @@ impl Group {
             self.status = Status::Expired;
             return Err(GroupError::WindowClosed);
         }
+        let window_seed = window_seed_of(&bucket_seed);
         let response = Response {
             invite_id: self.invite_id,
             accept,
             list_hash: self.list_hash(),
             bucket_pub: accept.then(|| bucket_public(&bucket_seed)),
+            window_bucket_pub: accept.then(|| bucket_public(&window_seed)),
+            x25519,
             responded_at: now,
         };
         self.status = if accept {
@@ -377,7 +407,10 @@ impl Group {
             Status::Rejected
         };
         if accept {
+            self.window_buckets
+                .insert(self.me, bucket_public(&window_seed));
             self.bucket_seed = Some(bucket_seed);
+            self.window_seed = Some(window_seed);
         }
         self.statuses.insert(
             self.me,
@@ -474,8 +507,13 @@ impl Group {
         if response.invite_id != self.invite_id {
             return Err(GroupError::BadResponse("for another invitation"));
         }
-        if response.accept != response.bucket_pub.is_some() {
-            return Err(GroupError::BadResponse("bucket key present iff accepting"));
+        if response.accept != response.bucket_pub.is_some()
+            || response.accept != response.window_bucket_pub.is_some()
+        {
+            return Err(GroupError::BadResponse("bucket keys present iff accepting"));
+        }
+        if response.accept && !crate::identity::x25519_contributory(&response.x25519) {
+            return Err(GroupError::BadResponse("weak X25519 key"));
         }
         // Acknowledge whatever we decide, so the invitee stops re-sending.
         self.queue(from, fresh_ids(), now, Body::Ack { of: id }, false);
@@ -512,8 +550,9 @@ impl Group {
         if response.list_hash != self.list_hash() {
             self.flag(Some(from), FlagKind::InvitationListDiffers, now);
         }
-        let status = if response.accept {
+        let status = if let (true, Some(window)) = (response.accept, response.window_bucket_pub) {
             self.responses.insert(from, raw.to_vec());
+            self.window_buckets.insert(from, window);
             InviteeStatus::Accepted
         } else {
             InviteeStatus::Rejected
@@ -567,7 +606,16 @@ impl Group {
                     (p.id, s.unwrap_or(InviteeStatus::NotDelivered))
                 })
                 .collect(),
+            acceptances: Vec::new(),
         };
+        let mut roster = roster;
+        // Stored only after it verified as an acceptance, so every Accepted has one.
+        roster.acceptances = roster
+            .statuses
+            .iter()
+            .filter(|(_, s)| *s == InviteeStatus::Accepted)
+            .filter_map(|(k, _)| self.responses.get(k).cloned())
+            .collect();
         // Superseded roster updates need not go out any more.
         self.outbox
             .retain(|o| !matches!(o.control.body, Body::Roster(_)) || o.sent);
@@ -599,6 +647,22 @@ impl Group {
             // The creator shows a different list than the invitation did.
             self.flag(Some(self.creator), FlagKind::InvitationListDiffers, now);
             return Err(GroupError::BadResponse("roster lists other invitees"));
+        }
+        // Every acceptance shown must be the invitee's own: that is where its window bucket key
+        // comes from, so the creator cannot hand anyone's window bucket to someone else.
+        let accepted = roster
+            .statuses
+            .iter()
+            .filter(|(_, s)| *s == InviteeStatus::Accepted);
+        let mut windows = Vec::new();
+        for ((who, _), raw) in accepted.zip(&roster.acceptances) {
+            let (_, r) = self.check_acceptance(who, raw)?;
+            windows.push((*who, r.window_bucket_pub));
+        }
+        for (who, window) in windows {
+            if let Some(window) = window {
+                self.window_buckets.insert(who, window);
+            }
         }
         self.roster_version = roster.version;
         for (k, s) in &roster.statuses {
@@ -637,37 +701,25 @@ impl Group {
         let list_hash = self.list_hash();
         let mut found_me = false;
         let mut mismatch = Vec::new();
+        if welcome.members[0].x25519 != self.invite.creator_x25519 {
+            return Err(GroupError::BadResponse("the creator's X25519 key differs"));
+        }
+        let mut windows = Vec::new();
         for member in welcome.members.iter().skip(1) {
-            let signed = SignedControl::decode(&member.response)
-                .map_err(|_| GroupError::BadResponse("signature"))?;
-            if signed.signer != member.id || signed.control.group_id != self.group_id {
-                return Err(GroupError::BadResponse("not the member's own"));
-            }
-            let Body::Response(r) = &signed.control.body else {
-                return Err(GroupError::BadResponse("not a response"));
-            };
-            if !r.accept || r.invite_id != self.invite_id {
-                return Err(GroupError::BadResponse(
-                    "not an acceptance of this invitation",
-                ));
-            }
-            // The creator may count only answers given inside the window (PROTOCOL.md §4.3);
-            // a key handed to someone who "answered" outside it is refused here.
-            if r.responded_at > self.invite.expires_at
-                || r.responded_at + CLOCK_SKEW_MS < self.invite.created_at
-            {
-                return Err(GroupError::BadResponse("answered outside the window"));
-            }
-            if !self.statuses.contains_key(&member.id) {
-                return Err(GroupError::BadResponse("member was never invited"));
-            }
+            let (response_id, r) = self.check_acceptance(&member.id, &member.response)?;
             if r.bucket_pub != Some(member.bucket_pub) {
                 return Err(GroupError::BadResponse(
                     "bucket key differs from the member's",
                 ));
             }
+            if r.x25519 != member.x25519 {
+                return Err(GroupError::BadResponse(
+                    "X25519 key differs from the member's",
+                ));
+            }
+            windows.extend(r.window_bucket_pub.map(|w| (member.id, w)));
             if member.id == self.me {
-                if signed.control.id != mine {
+                if response_id != mine {
                     return Err(GroupError::BadResponse("not our response"));
                 }
                 found_me = true;
@@ -697,6 +749,7 @@ impl Group {
         for who in left_out {
             self.flag(Some(who), FlagKind::AcceptedMemberLeftOut, now);
         }
+        self.window_buckets.extend(windows);
         self.epoch = welcome.epoch;
         self.epoch_key = Some(welcome.key.clone());
         self.members = welcome.members.clone();
@@ -712,6 +765,45 @@ impl Group {
         self.outbox.retain(|o| !o.until_ack);
         self.queue(self.creator, fresh_ids(), now, Body::Ack { of: id }, false);
         Ok(())
+    }
+
+    /// Checks that `raw` is `who`'s own signed acceptance of this invitation, answered inside
+    /// the window, with the keys an acceptance must carry. Returns its id and the response.
+    fn check_acceptance(
+        &self,
+        who: &MemberKey,
+        raw: &[u8],
+    ) -> Result<(ControlId, Response), GroupError> {
+        let signed =
+            SignedControl::decode(raw).map_err(|_| GroupError::BadResponse("signature"))?;
+        if signed.signer != *who || signed.control.group_id != self.group_id {
+            return Err(GroupError::BadResponse("not the member's own"));
+        }
+        let Body::Response(r) = signed.control.body else {
+            return Err(GroupError::BadResponse("not a response"));
+        };
+        if !r.accept || r.invite_id != self.invite_id {
+            return Err(GroupError::BadResponse(
+                "not an acceptance of this invitation",
+            ));
+        }
+        // The creator may count only answers given inside the window (PROTOCOL.md §4.3);
+        // a key handed to someone who "answered" outside it is refused here.
+        if r.responded_at > self.invite.expires_at
+            || r.responded_at + CLOCK_SKEW_MS < self.invite.created_at
+        {
+            return Err(GroupError::BadResponse("answered outside the window"));
+        }
+        if !self.statuses.contains_key(who) {
+            return Err(GroupError::BadResponse("member was never invited"));
+        }
+        if r.bucket_pub.is_none() || r.window_bucket_pub.is_none() {
+            return Err(GroupError::BadResponse("an acceptance without bucket keys"));
+        }
+        if !crate::identity::x25519_contributory(&r.x25519) {
+            return Err(GroupError::BadResponse("weak X25519 key"));
+        }
+        Ok((signed.control.id, r))
     }
 
     /// Records a split-view sign once per (whom, what) while it is not dismissed.
@@ -804,6 +896,7 @@ impl Group {
                 .as_ref()
                 .map(bucket_public)
                 .unwrap_or([0; 32]),
+            x25519: self.invite.creator_x25519,
             response: Vec::new(),
         }];
         for p in &self.invite.invitees {
@@ -811,17 +904,20 @@ impl Group {
                 continue;
             };
             // Stored only after it verified as this invitee's acceptance, so this holds.
-            let bucket_pub = SignedControl::decode(raw)
+            let response = SignedControl::decode(raw)
                 .ok()
                 .and_then(|s| match s.control.body {
-                    Body::Response(r) => r.bucket_pub,
+                    Body::Response(r) => Some(r),
                     _ => None,
                 });
-            if let Some(bucket_pub) = bucket_pub {
+            if let Some((bucket_pub, x25519)) =
+                response.and_then(|r| Some((r.bucket_pub?, r.x25519)))
+            {
                 members.push(Member {
                     id: p.id,
                     name: p.name.clone(),
                     bucket_pub,
+                    x25519,
                     response: raw.clone(),
                 });
             }
@@ -870,13 +966,14 @@ impl Group {
         h.update(b"kiyeovo/v2/roster");
         h.update(self.group_id);
         h.update(self.epoch.to_be_bytes());
-        // Names too (PROTOCOL.md §5): a creator who labels someone differently for different
+        // Names and X25519 keys too (PROTOCOL.md §5): a creator who labels someone differently for different
         // members shows them different rosters, and the hash (and safety code) differ.
         for m in &self.members {
             h.update(m.id);
             h.update((m.name.len() as u32).to_be_bytes());
             h.update(m.name.as_bytes());
             h.update(m.bucket_pub);
+            h.update(m.x25519);
         }
         h.finalize().into()
     }

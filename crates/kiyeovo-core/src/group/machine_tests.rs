@@ -12,6 +12,11 @@ use crate::identity::Identity;
 
 const HOUR: u64 = 3600 * 1000;
 
+/// A valid (contributory) X25519 public key.
+fn xkey() -> [u8; 32] {
+    Identity::generate().public().x25519
+}
+
 struct Sim {
     creator: Identity,
     invitees: Vec<Identity>,
@@ -190,7 +195,7 @@ proptest! {
                     let now = sim.now;
                     if let Some(g) = sim.groups[i].as_mut() {
                         let seed = GroupKey::random();
-                        let _ = g.respond(accept, seed, random_id(), now);
+                        let _ = g.respond(accept, seed, xkey(), random_id(), now);
                     }
                     sim.flush();
                 }
@@ -220,7 +225,7 @@ proptest! {
                     let forged = Control::new(gid, sim.now, Body::Welcome(Welcome {
                         epoch: 1,
                         key: GroupKey::random(),
-                        members: vec![Member { id: sim.identity(a).public().ed25519, name: "x".into(), bucket_pub: [1; 32], response: vec![] }],
+                        members: vec![Member { id: sim.identity(a).public().ed25519, name: "x".into(), bucket_pub: [1; 32], x25519: xkey(), response: vec![] }],
                     })).sign(sim.identity(a)).encode();
                     sim.net.push((b, forged));
                 }
@@ -287,10 +292,10 @@ fn three_of_five_accept_and_only_they_get_the_key() {
     for (i, g) in groups.iter_mut().enumerate() {
         match i {
             0..=2 => g
-                .respond(true, GroupKey::random(), random_id(), 10)
+                .respond(true, GroupKey::random(), xkey(), random_id(), 10)
                 .unwrap(),
             3 => g
-                .respond(false, GroupKey::random(), random_id(), 10)
+                .respond(false, GroupKey::random(), xkey(), random_id(), 10)
                 .unwrap(),
             _ => {}
         }
@@ -341,7 +346,7 @@ fn table_of_refusals() {
     let mut ga = Group::from_invite(a_key, &invite, random_id(), now).unwrap();
     let stranger = Identity::generate();
     let accept = |g: &mut Group| {
-        g.respond(true, GroupKey::random(), random_id(), now)
+        g.respond(true, GroupKey::random(), xkey(), random_id(), now)
             .unwrap();
         g.take_unsent()
             .into_iter()
@@ -363,17 +368,21 @@ fn table_of_refusals() {
         )
         .sign(who)
     };
-    let member = |id: &Identity, response: Vec<u8>| Member {
-        id: id.public().ed25519,
-        name: "m".into(),
-        bucket_pub: SignedControl::decode(&response)
+    let member = |id: &Identity, response: Vec<u8>| {
+        let r = SignedControl::decode(&response)
             .ok()
             .and_then(|s| match s.control.body {
-                Body::Response(r) => r.bucket_pub,
+                Body::Response(r) => Some(r),
                 _ => None,
-            })
-            .unwrap_or([1; 32]),
-        response,
+            });
+        Member {
+            id: id.public().ed25519,
+            name: "m".into(),
+            bucket_pub: r.as_ref().and_then(|r| r.bucket_pub).unwrap_or([1; 32]),
+            // The creator's key is the one its invitation carried.
+            x25519: r.map_or(c.invite.creator_x25519, |r| r.x25519),
+            response,
+        }
     };
 
     // Creator side.
@@ -473,6 +482,7 @@ fn table_of_refusals() {
                 Body::Roster(RosterUpdate {
                     version: 9,
                     statuses: vec![],
+                    acceptances: vec![],
                 }),
             )
             .sign(&stranger),
@@ -511,7 +521,7 @@ fn invitees_cannot_establish_or_answer_late() {
         Err(GroupError::NotCreator)
     );
     assert_eq!(
-        ga.respond(true, GroupKey::random(), random_id(), 7 * HOUR),
+        ga.respond(true, GroupKey::random(), xkey(), random_id(), 7 * HOUR),
         Err(GroupError::WindowClosed)
     );
     assert_eq!(ga.status, Status::Expired);
@@ -527,7 +537,7 @@ fn invitees_cannot_establish_or_answer_late() {
 fn late_and_mismatched_answers_are_flagged() {
     let (creator, a, mut c, invite) = pair();
     let mut ga = Group::from_invite(a.public().ed25519, &invite, random_id(), 5).unwrap();
-    ga.respond(true, GroupKey::random(), random_id(), 5)
+    ga.respond(true, GroupKey::random(), xkey(), random_id(), 5)
         .unwrap();
     let resp = ga
         .take_unsent()
@@ -560,7 +570,7 @@ fn late_and_mismatched_answers_are_flagged() {
         });
     }
     let mut gb = Group::from_invite(b.public().ed25519, &shown, random_id(), 5).unwrap();
-    gb.respond(true, GroupKey::random(), random_id(), 5)
+    gb.respond(true, GroupKey::random(), xkey(), random_id(), 5)
         .unwrap();
     let resp = gb
         .take_unsent()
@@ -624,7 +634,7 @@ fn a_welcome_leaving_out_an_acceptor_is_flagged_and_one_with_a_late_answer_is_re
             .sign(&creator)
     };
     let accept = |who: &Identity, g: &mut Group| {
-        g.respond(true, GroupKey::random(), random_id(), 10)
+        g.respond(true, GroupKey::random(), xkey(), random_id(), 10)
             .unwrap();
         g.take_unsent()
             .into_iter()
@@ -660,12 +670,17 @@ fn a_welcome_leaving_out_an_acceptor_is_flagged_and_one_with_a_late_answer_is_re
             Body::Response(r) => r.bucket_pub.unwrap(),
             _ => unreachable!(),
         },
+        x25519: match &response.control.body {
+            Body::Response(r) => r.x25519,
+            _ => unreachable!(),
+        },
         response: response.encode(),
     };
     let creator_member = Member {
         id: creator.public().ed25519,
         name: "c".into(),
         bucket_pub: [1; 32],
+        x25519: c.invite.creator_x25519,
         response: Vec::new(),
     };
     let welcome = |members: Vec<Member>| {
@@ -707,4 +722,218 @@ fn a_welcome_leaving_out_an_acceptor_is_flagged_and_one_with_a_late_answer_is_re
         ga.flags.iter().map(|f| (f.who, f.kind)).collect::<Vec<_>>(),
         vec![(Some(b.public().ed25519), FlagKind::AcceptedMemberLeftOut)]
     );
+}
+
+/// A creator `c` and two invitees who both accepted (`ga`, `gb` with their signed answers).
+struct Trio {
+    creator: Identity,
+    a: Identity,
+    b: Identity,
+    c: Group,
+    ga: Group,
+    ra: SignedControl,
+    rb: SignedControl,
+}
+
+fn trio_accepted() -> Trio {
+    let creator = Identity::generate();
+    let (a, b) = (Identity::generate(), Identity::generate());
+    let mut c = Group::create(
+        creator.public().ed25519,
+        invite_for(&[&a, &b], 0),
+        random_id(),
+        GroupKey::random(),
+        0,
+    );
+    let invites = c.take_unsent();
+    let join = |who: &Identity| {
+        let signed = invites
+            .iter()
+            .find(|o| o.to == who.public().ed25519)
+            .unwrap()
+            .control
+            .clone()
+            .sign(&creator);
+        let mut g = Group::from_invite(who.public().ed25519, &signed, random_id(), 5).unwrap();
+        g.respond(true, GroupKey::random(), who.public().x25519, random_id(), 10)
+            .unwrap();
+        let r = g
+            .take_unsent()
+            .into_iter()
+            .find(|o| matches!(o.control.body, Body::Response(_)))
+            .unwrap()
+            .control
+            .sign(who);
+        (g, r)
+    };
+    let (ga, ra) = join(&a);
+    let (_, rb) = join(&b);
+    for r in [&ra, &rb] {
+        c.receive(r, &r.encode(), &mut random_id, 20).unwrap();
+    }
+    Trio {
+        creator,
+        a,
+        b,
+        c,
+        ga,
+        ra,
+        rb,
+    }
+}
+
+fn window_key(r: &SignedControl) -> [u8; 32] {
+    match &r.control.body {
+        Body::Response(r) => r.window_bucket_pub.unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// PROTOCOL.md §5 (window buckets): an acceptor learns another acceptor's window bucket key
+/// from the roster, as that acceptor signed it; the creator cannot put another key there.
+#[test]
+fn window_bucket_keys_come_from_each_owners_signed_answer() {
+    let mut t = trio_accepted();
+    let (a_key, b_key) = (t.a.public().ed25519, t.b.public().ed25519);
+    assert_eq!(t.c.window_buckets[&b_key], window_key(&t.rb));
+    assert_eq!(t.ga.window_buckets[&a_key], window_key(&t.ra));
+    // Window bucket keys are not derivable from the temporary key any more: every owner's
+    // differs from every other's and from the creator's.
+    assert_ne!(window_key(&t.ra), window_key(&t.rb));
+    assert_ne!(window_key(&t.rb), t.c.invite.creator_window_bucket);
+
+    let roster = |statuses: Vec<(MemberKey, InviteeStatus)>, acceptances: Vec<Vec<u8>>| {
+        Control::new(
+            t.c.group_id,
+            30,
+            Body::Roster(RosterUpdate {
+                version: 50,
+                statuses,
+                acceptances,
+            }),
+        )
+        .sign(&t.creator)
+    };
+    let mut sorted = [(a_key, t.ra.clone()), (b_key, t.rb.clone())];
+    sorted.sort_by_key(|(k, _)| *k);
+    let accepted: Vec<(MemberKey, InviteeStatus)> = sorted
+        .iter()
+        .map(|(k, _)| (*k, InviteeStatus::Accepted))
+        .collect();
+    // The creator's modified client hands A's answer off as B's (so B's window bucket would be
+    // A's key, which A could then empty): refused, B's key is not learned.
+    let swapped = roster(accepted.clone(), vec![t.ra.encode(), t.ra.encode()]);
+    assert_eq!(
+        t.ga
+            .clone()
+            .receive(&swapped, &swapped.encode(), &mut random_id, 30),
+        Err(GroupError::BadResponse("not the member's own"))
+    );
+    // A B answer re-signed with another window key by someone else: refused likewise.
+    let mut forged = t.rb.control.clone();
+    if let Body::Response(r) = &mut forged.body {
+        r.window_bucket_pub = Some([9; 32]);
+    }
+    let forged = forged.sign(&t.a);
+    let in_order = |b: &SignedControl| {
+        sorted
+            .iter()
+            .map(|(k, r)| if *k == b_key { b.encode() } else { r.encode() })
+            .collect::<Vec<_>>()
+    };
+    let bad = roster(accepted.clone(), in_order(&forged));
+    assert_eq!(
+        t.ga.clone().receive(&bad, &bad.encode(), &mut random_id, 30),
+        Err(GroupError::BadResponse("not the member's own"))
+    );
+    assert!(!t.ga.window_buckets.contains_key(&b_key));
+    // The real roster: A learns B's key as B announced it.
+    let good = roster(accepted, in_order(&t.rb));
+    t.ga.receive(&good, &good.encode(), &mut random_id, 30)
+        .unwrap();
+    assert_eq!(t.ga.window_buckets[&b_key], window_key(&t.rb));
+}
+
+/// PROTOCOL.md §5: the roster carries each member's X25519 key as that member signed it; the
+/// creator cannot substitute one (which would let it read what is sealed to that member), and
+/// the roster hash — hence the safety code — covers the keys.
+#[test]
+fn x25519_keys_in_the_roster_are_the_members_own_and_in_the_hash() {
+    let mut t = trio_accepted();
+    t.c.establish(GroupKey::random(), &mut random_id, 7 * HOUR)
+        .unwrap();
+    let welcome = t
+        .c
+        .outbox
+        .iter()
+        .find(|o| o.to == t.a.public().ed25519 && matches!(o.control.body, Body::Welcome(_)))
+        .unwrap()
+        .control
+        .clone();
+    let Body::Welcome(w) = &welcome.body else {
+        unreachable!()
+    };
+    assert_eq!(w.members[0].x25519, t.c.invite.creator_x25519);
+    assert!(w
+        .members
+        .iter()
+        .any(|m| m.id == t.b.public().ed25519 && m.x25519 == t.b.public().x25519));
+
+    let tamper = |f: &dyn Fn(&mut Welcome)| {
+        let mut c = welcome.clone();
+        if let Body::Welcome(w) = &mut c.body {
+            f(w);
+        }
+        c.id = random_id();
+        c.sign(&t.creator)
+    };
+    let b_key = t.b.public().ed25519;
+    let other_b = tamper(&|w| {
+        for m in &mut w.members {
+            if m.id == b_key {
+                m.x25519 = Identity::generate().public().x25519;
+            }
+        }
+    });
+    assert_eq!(
+        t.ga.clone()
+            .receive(&other_b, &other_b.encode(), &mut random_id, 8 * HOUR),
+        Err(GroupError::BadResponse("X25519 key differs from the member's"))
+    );
+    let other_creator = tamper(&|w| w.members[0].x25519 = Identity::generate().public().x25519);
+    assert_eq!(
+        t.ga.clone()
+            .receive(&other_creator, &other_creator.encode(), &mut random_id, 8 * HOUR),
+        Err(GroupError::BadResponse("the creator's X25519 key differs"))
+    );
+    let signed = welcome.sign(&t.creator);
+    t.ga.receive(&signed, &signed.encode(), &mut random_id, 8 * HOUR)
+        .unwrap();
+    assert_eq!(t.ga.roster_hash(), t.c.roster_hash());
+    let mut other = t.ga.clone();
+    other.members[1].x25519 = Identity::generate().public().x25519;
+    assert_ne!(other.roster_hash(), t.ga.roster_hash());
+}
+
+/// An acceptance with a low-order X25519 key (every secret sealed to it would be known to all)
+/// is refused by the creator and not counted.
+#[test]
+fn an_acceptance_with_a_weak_x25519_key_is_not_counted() {
+    let (creator, a, mut c, invite) = pair();
+    let mut ga = Group::from_invite(a.public().ed25519, &invite, random_id(), 5).unwrap();
+    ga.respond(true, GroupKey::random(), [0; 32], random_id(), 10)
+        .unwrap();
+    let r = ga
+        .take_unsent()
+        .into_iter()
+        .find(|o| matches!(o.control.body, Body::Response(_)))
+        .unwrap()
+        .control
+        .sign(&a);
+    assert_eq!(
+        c.receive(&r, &r.encode(), &mut random_id, 20),
+        Err(GroupError::BadResponse("weak X25519 key"))
+    );
+    assert_ne!(c.statuses[&a.public().ed25519], InviteeStatus::Accepted);
+    let _ = creator;
 }

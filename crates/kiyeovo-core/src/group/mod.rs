@@ -4,7 +4,7 @@
 //! * [`envelope`] — sealed, signed group messages (PROTOCOL.md §5).
 //! * [`machine`] — one group's pure state machine: every legal transition, the rest are errors.
 //! * [`store`] — groups sealed in SQLite (format versioned in the sealing label), and the inbox of
-//!   control messages from the channel; [`store_v1`] reads what v0.1 wrote.
+//!   control messages from the channel; [`store_legacy`] reads the layouts earlier versions wrote.
 //! * [`service`] — runs the machines against the channel, the clock and the user.
 //! * [`chat`], [`chat_store`] — group messages: gossipsub live, sender buckets offline, cursors.
 //! * [`pages`] — sender buckets larger than one DHT record.
@@ -19,7 +19,7 @@ pub mod order;
 pub mod pages;
 pub mod service;
 pub mod store;
-pub mod store_v1;
+pub mod store_legacy;
 
 pub use chat::{ChatEvent, GroupChat};
 pub use service::{GroupConfig, GroupEvent, Groups};

@@ -96,7 +96,9 @@ mod tests {
     proptest! {
         #[test]
         fn split_keeps_the_newest_in_order_within_the_limit(
-            sizes in prop::collection::vec(1usize..300, 0..200),
+            // Every envelope fits a record (in the app an envelope is far below the 512 KiB
+            // record; one that could not fit is skipped rather than blocking the bucket).
+            sizes in prop::collection::vec(1usize..=297, 0..200),
             max in 300usize..2000,
         ) {
             let envs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, n)| vec![i as u8; *n]).collect();

@@ -256,6 +256,9 @@ impl Groups {
             invitees: people,
             admin_pub: admin.verifying_key().to_bytes(),
             temp_key: GroupKey::random(),
+            creator_x25519: self.identity.public().x25519,
+            // Filled in by `Group::create` from the bucket seed.
+            creator_window_bucket: [0; 32],
         };
         let group = Group::create(self.me, invite, random_id(), GroupKey::random(), now);
         let id = group.group_id;
@@ -275,7 +278,13 @@ impl Groups {
         {
             let _guard = self.write.lock().await;
             let mut group = self.load(&id).await?;
-            let result = group.respond(accept, GroupKey::random(), random_id(), now_ms());
+            let result = group.respond(
+                accept,
+                GroupKey::random(),
+                self.identity.public().x25519,
+                random_id(),
+                now_ms(),
+            );
             // Even a refusal can change the state (the window turned out to be over).
             self.save(&group).await?;
             result?;

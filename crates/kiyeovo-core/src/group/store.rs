@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::control::GroupId;
 use super::machine::Group;
-use super::store_v1::GroupV1;
+use super::store_legacy::{GroupV1, GroupV2};
 use crate::codec;
 use crate::storage::{seal, DbError};
 
@@ -41,7 +41,7 @@ fn aad(version: u8, id: &GroupId) -> Vec<u8> {
 }
 
 /// The layout [`save`] writes.
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 
 fn open_row(key: &[u8; 32], r: &sqlx::sqlite::SqliteRow) -> Result<Group, DbError> {
     let id_text: String = r.get("group_id");
@@ -50,8 +50,12 @@ fn open_row(key: &[u8; 32], r: &sqlx::sqlite::SqliteRow) -> Result<Group, DbErro
     let sealed = r.get::<Vec<u8>, _>("state");
     let group: Group = if let Ok(plain) = seal::open(key, &aad(FORMAT, &id), &sealed) {
         codec::decode_bounded(&plain, MAX_GROUP_BYTES).map_err(|_| bad("state"))?
+    } else if let Ok(plain) = seal::open(key, &aad(2, &id), &sealed) {
+        codec::decode_bounded::<GroupV2>(&plain, MAX_GROUP_BYTES)
+            .map_err(|_| bad("state (v2)"))?
+            .into()
     } else {
-        // Written by v0.1: the old layout, converted.
+        // Written by v0.1: the oldest layout, converted.
         let plain = seal::open(key, &aad(1, &id), &sealed)
             .map_err(|_| bad("does not open with the storage key"))?;
         codec::decode_bounded::<GroupV1>(&plain, MAX_GROUP_BYTES)
