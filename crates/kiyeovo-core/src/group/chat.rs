@@ -297,6 +297,8 @@ pub struct GroupChat {
     publishing: Coalescer<(GroupId, u32)>,
     /// Requests for missing envelopes we answered, per (asker, group, epoch, sender).
     wants: Mutex<Debounce<(PeerId, GroupId, u32, MemberKey)>>,
+    /// Held while a background polling round runs, so rounds never pile up.
+    polling: Mutex<()>,
 }
 
 fn tx_err(e: sqlx::Error) -> DbError {
@@ -326,6 +328,7 @@ impl GroupChat {
             topics: Mutex::new(HashMap::new()),
             publishing: Coalescer::default(),
             wants: Mutex::new(Debounce::new(WANT_INTERVAL)),
+            polling: Mutex::new(()),
         })
     }
 
@@ -949,6 +952,19 @@ impl GroupChat {
     }
 
     /// Reads all buckets of every epoch we hold a key for, and keeps connections to members.
+    /// One polling round in the background: DHT reads and dials can take seconds, and the loop
+    /// must meanwhile join a new epoch's topic at once (or its first live messages are missed).
+    /// A round still running when the next is due makes that one a no-op.
+    fn spawn_poll_round(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(_round) = this.polling.try_lock() else {
+                return;
+            };
+            this.poll_all().await;
+        });
+    }
+
     pub async fn poll_all(&self) {
         let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
         for ep in &epochs {
@@ -1136,14 +1152,16 @@ impl GroupChat {
                         let before: Vec<String> = self.topics.lock().await.keys().cloned().collect();
                         self.refresh().await;
                         let after: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
-                        // A new epoch (just accepted, just established): catch up at once.
-                        for ep in after.iter().filter(|e| !before.contains(&e.topic)) {
-                            self.poll_epoch(ep).await;
+                        // A new epoch (just accepted, just established): catch up at once, in the
+                        // background (its topic is already joined).
+                        for ep in after.into_iter().filter(|e| !before.contains(&e.topic)) {
+                            let this = self.clone();
+                            tokio::spawn(async move { this.poll_epoch(&ep).await });
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = poll.tick() => self.poll_all().await,
+                _ = poll.tick() => self.spawn_poll_round(),
                 _ = republish.tick() => self.republish_all().await,
             }
         }
