@@ -755,8 +755,14 @@ fn trio_accepted() -> Trio {
             .clone()
             .sign(&creator);
         let mut g = Group::from_invite(who.public().ed25519, &signed, random_id(), 5).unwrap();
-        g.respond(true, GroupKey::random(), who.public().x25519, random_id(), 10)
-            .unwrap();
+        g.respond(
+            true,
+            GroupKey::random(),
+            who.public().x25519,
+            random_id(),
+            10,
+        )
+        .unwrap();
         let r = g
             .take_unsent()
             .into_iter()
@@ -824,8 +830,7 @@ fn window_bucket_keys_come_from_each_owners_signed_answer() {
     // A's key, which A could then empty): refused, B's key is not learned.
     let swapped = roster(accepted.clone(), vec![t.ra.encode(), t.ra.encode()]);
     assert_eq!(
-        t.ga
-            .clone()
+        t.ga.clone()
             .receive(&swapped, &swapped.encode(), &mut random_id, 30),
         Err(GroupError::BadResponse("not the member's own"))
     );
@@ -843,7 +848,8 @@ fn window_bucket_keys_come_from_each_owners_signed_answer() {
     };
     let bad = roster(accepted.clone(), in_order(&forged));
     assert_eq!(
-        t.ga.clone().receive(&bad, &bad.encode(), &mut random_id, 30),
+        t.ga.clone()
+            .receive(&bad, &bad.encode(), &mut random_id, 30),
         Err(GroupError::BadResponse("not the member's own"))
     );
     assert!(!t.ga.window_buckets.contains_key(&b_key));
@@ -862,14 +868,13 @@ fn x25519_keys_in_the_roster_are_the_members_own_and_in_the_hash() {
     let mut t = trio_accepted();
     t.c.establish(GroupKey::random(), &mut random_id, 7 * HOUR)
         .unwrap();
-    let welcome = t
-        .c
-        .outbox
-        .iter()
-        .find(|o| o.to == t.a.public().ed25519 && matches!(o.control.body, Body::Welcome(_)))
-        .unwrap()
-        .control
-        .clone();
+    let welcome =
+        t.c.outbox
+            .iter()
+            .find(|o| o.to == t.a.public().ed25519 && matches!(o.control.body, Body::Welcome(_)))
+            .unwrap()
+            .control
+            .clone();
     let Body::Welcome(w) = &welcome.body else {
         unreachable!()
     };
@@ -898,12 +903,18 @@ fn x25519_keys_in_the_roster_are_the_members_own_and_in_the_hash() {
     assert_eq!(
         t.ga.clone()
             .receive(&other_b, &other_b.encode(), &mut random_id, 8 * HOUR),
-        Err(GroupError::BadResponse("X25519 key differs from the member's"))
+        Err(GroupError::BadResponse(
+            "X25519 key differs from the member's"
+        ))
     );
     let other_creator = tamper(&|w| w.members[0].x25519 = Identity::generate().public().x25519);
     assert_eq!(
-        t.ga.clone()
-            .receive(&other_creator, &other_creator.encode(), &mut random_id, 8 * HOUR),
+        t.ga.clone().receive(
+            &other_creator,
+            &other_creator.encode(),
+            &mut random_id,
+            8 * HOUR
+        ),
         Err(GroupError::BadResponse("the creator's X25519 key differs"))
     );
     let signed = welcome.sign(&t.creator);

@@ -405,8 +405,11 @@ impl Groups {
         sealed: &[u8],
     ) -> Result<(Option<Group>, Option<GroupEvent>, Result<(), GroupError>), DropReason> {
         let peer: PeerId = peer_text.parse().map_err(|_| DropReason::NotTheSender)?;
-        let raw = seal::open(&self.storage_key, &cstore::group_inbox_aad(&peer), sealed)
-            .map_err(|_| DropReason::Unsealable)?;
+        // May hold a group key (a Welcome): wiped when dropped.
+        let raw = zeroize::Zeroizing::new(
+            seal::open(&self.storage_key, &cstore::group_inbox_aad(&peer), sealed)
+                .map_err(|_| DropReason::Unsealable)?,
+        );
         let signed = SignedControl::decode(&raw)?;
         if peer_id_of(&signed.signer) != Some(peer) {
             return Err(DropReason::NotTheSender);

@@ -3,6 +3,7 @@
 //! random id and timestamps.
 
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use zeroize::Zeroizing;
 
 use super::control::GroupId;
 use super::machine::Group;
@@ -43,21 +44,33 @@ fn aad(version: u8, id: &GroupId) -> Vec<u8> {
 /// The layout [`save`] writes.
 const FORMAT: u8 = 3;
 
+/// Opens a sealed state; the plaintext (it holds the group's keys) is wiped when dropped.
+fn open_state(
+    key: &[u8; 32],
+    version: u8,
+    id: &GroupId,
+    sealed: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    seal::open(key, &aad(version, id), sealed)
+        .ok()
+        .map(Zeroizing::new)
+}
+
 fn open_row(key: &[u8; 32], r: &sqlx::sqlite::SqliteRow) -> Result<Group, DbError> {
     let id_text: String = r.get("group_id");
     let bad = |what: &str| DbError::Query(format!("group {id_text}: {what}"));
     let id = parse_group_id(&id_text).ok_or_else(|| bad("id"))?;
     let sealed = r.get::<Vec<u8>, _>("state");
-    let group: Group = if let Ok(plain) = seal::open(key, &aad(FORMAT, &id), &sealed) {
+    let group: Group = if let Some(plain) = open_state(key, FORMAT, &id, &sealed) {
         codec::decode_bounded(&plain, MAX_GROUP_BYTES).map_err(|_| bad("state"))?
-    } else if let Ok(plain) = seal::open(key, &aad(2, &id), &sealed) {
+    } else if let Some(plain) = open_state(key, 2, &id, &sealed) {
         codec::decode_bounded::<GroupV2>(&plain, MAX_GROUP_BYTES)
             .map_err(|_| bad("state (v2)"))?
             .into()
     } else {
         // Written by v0.1: the oldest layout, converted.
-        let plain = seal::open(key, &aad(1, &id), &sealed)
-            .map_err(|_| bad("does not open with the storage key"))?;
+        let plain = open_state(key, 1, &id, &sealed)
+            .ok_or_else(|| bad("does not open with the storage key"))?;
         codec::decode_bounded::<GroupV1>(&plain, MAX_GROUP_BYTES)
             .map_err(|_| bad("state (v1)"))?
             .into()
@@ -103,7 +116,8 @@ pub async fn save(
     key: &[u8; 32],
     group: &Group,
 ) -> Result<(), DbError> {
-    let sealed = seal::seal(key, &aad(FORMAT, &group.group_id), &codec::encode(group));
+    let plain = Zeroizing::new(codec::encode(group));
+    let sealed = seal::seal(key, &aad(FORMAT, &group.group_id), &plain);
     sqlx::query(
         "INSERT INTO groups (group_id, state, created_at, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
