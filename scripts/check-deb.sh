@@ -17,6 +17,8 @@ grep -q '^Exec=kiyeovo-desktop' "$desktop" || { echo "check-deb: Exec line wrong
 grep -q '^Name=Kiyeovo' "$desktop" || { echo "check-deb: Name wrong in $desktop" >&2; exit 1; }
 # The tray loads libayatana-appindicator at run time; the package must pull it in.
 dpkg-deb --field "$deb" Depends | grep -q 'libayatana-appindicator3-1' || { echo "check-deb: Depends lacks libayatana-appindicator3-1" >&2; exit 1; }
+# The database is encrypted with SQLCipher, linked against the system's libcrypto.
+dpkg-deb --field "$deb" Depends | grep -q 'libssl3' || { echo "check-deb: Depends lacks libssl3" >&2; exit 1; }
 icon=$(sed -n 's/^Icon=//p' "$desktop")
 # Notifications name this icon (crates/kiyeovo-core/src/desktop/os.rs).
 [ "$icon" = "kiyeovo-desktop" ] || { echo "check-deb: icon is $icon, notifications use kiyeovo-desktop" >&2; exit 1; }

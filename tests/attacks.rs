@@ -837,6 +837,119 @@ async fn an_invitee_cannot_empty_another_members_window_bucket() {
     boot.shutdown().await;
 }
 
+/// Every byte under `dir`, file by file.
+fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(every_file(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+/// Attack: someone reads Ben's data directory (a stolen laptop's disk, a backup, another local
+/// user with his file permissions) but not his keyring, after Ben befriended Ana and Cai, named
+/// Cai by a name of his own, joined their group and chatted — while the app runs (WAL and all)
+/// and after it closed. Stopped by: the whole database is encrypted (SQLCipher) under a key
+/// derived from the storage key in the keyring; bodies and group state are sealed on top. Not
+/// one contact's name or id, group id or name, or message is in any file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_the_data_directory_learns_no_contact_group_or_message() {
+    let (boot, addr) = bootstrap_node().await;
+    let profiles = [
+        TestProfile::new("disk-ana"),
+        TestProfile::new("disk-ben"),
+        TestProfile::new("disk-cai"),
+    ];
+    let mut apps = Vec::new();
+    for (p, name) in profiles.iter().zip(["Anastasia", "Benedikt", "Caietana"]) {
+        let app = start_group_app(p, &addr).await;
+        app.set_display_name(name).await.unwrap();
+        apps.push(app);
+    }
+    befriend(&apps[1], &apps[2]).await;
+    apps[1]
+        .channel()
+        .rename(&apps[2].peer_id(), "Cousin Caterina")
+        .await
+        .unwrap();
+    apps[1]
+        .channel()
+        .send_chat(&apps[2].peer_id(), "the secret recipe is saffron")
+        .await
+        .unwrap();
+    let id = form_group(&apps).await;
+    let mut rx = apps[1].chat().subscribe();
+    apps[0]
+        .chat()
+        .send(&id, "meet at the lighthouse")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !apps[1]
+            .chat()
+            .chat(&id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .any(|m| m.body == "meet at the lighthouse")
+        {
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .expect("Ben got the group message");
+    let group_name = apps[1].groups().get(&id).await.unwrap().name;
+
+    let secrets: Vec<Vec<u8>> = [
+        "Anastasia".to_string(),
+        "Caietana".to_string(),
+        "Cousin Caterina".to_string(),
+        apps[0].peer_id().to_string(),
+        apps[2].peer_id().to_string(),
+        id.clone(),
+        group_name,
+        "the secret recipe is saffron".to_string(),
+        "meet at the lighthouse".to_string(),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .chain([
+        apps[0].peer_id().to_bytes(),
+        apps[2].peer_id().to_bytes(),
+        kiyeovo_core::group::store::parse_group_id(&id)
+            .unwrap()
+            .to_vec(),
+    ])
+    .collect();
+    let ben_dir = profiles[1].db_path().parent().unwrap().to_path_buf();
+    let look = |when: &str| {
+        let files = every_file(&ben_dir);
+        assert!(files.iter().any(|(p, _)| p.ends_with("kiyeovo.db")));
+        for (path, bytes) in &files {
+            for secret in &secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                    "{when}: {} holds {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(secret)
+                );
+            }
+        }
+    };
+    look("while running");
+    for app in apps {
+        app.shutdown().await;
+    }
+    look("after closing");
+    boot.shutdown().await;
+}
+
 /// The harness for attacks on what storing nodes keep: two storing nodes hold the owner's
 /// record `v2` (version 2); a plain-Kademlia attacker pushes `(key, value)` pairs made from it
 /// to both; a control record pushed last proves each node handled them. Afterwards every node

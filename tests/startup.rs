@@ -266,13 +266,16 @@ async fn a_saved_contact_with_a_weak_key_is_blocked_at_start() {
     };
     let peer = mallory.peer_id();
     {
-        let db = kiyeovo_core::storage::Database::open(&profile.db_path())
+        let key = profile.keystore().load_storage_key().unwrap().unwrap();
+        let db = kiyeovo_core::storage::Database::open(&profile.db_path(), &key)
             .await
             .unwrap();
         store::upsert_card(db.pool(), &card, &peer, 1)
             .await
             .unwrap();
-        let mut tx = db.pool().begin().await.unwrap();
+        let mut tx = kiyeovo_core::storage::db::write_tx(db.pool())
+            .await
+            .unwrap();
         store::set_trusted(&mut tx, &peer, 2).await.unwrap();
         tx.commit().await.unwrap();
         db.close().await;

@@ -116,4 +116,26 @@ async fn a_profile_written_by_the_previous_version_opens_with_everything() {
         assert_eq!(mode(&db), 0o600);
     }
     app.shutdown().await;
+
+    // The plaintext file v0.1 wrote is encrypted now: the contact's name and peer id, the group's
+    // id are nowhere in it.
+    let fixture = std::fs::read(Path::new(FIXTURE).join("kiyeovo.db")).unwrap();
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let now = std::fs::read(&db).unwrap();
+    assert!(!kiyeovo_core::storage::cipher::is_plaintext(&db).unwrap());
+    // (The group's name was sealed already.)
+    for secret in [peer.to_string().as_str(), name, id] {
+        assert!(
+            contains(&fixture, secret),
+            "the fixture had {secret:?} in the clear"
+        );
+        assert!(!contains(&now, secret), "{secret:?} still readable");
+    }
+    assert!(!contains(&now, gname));
+
+    // It opens again, encrypted, with everything.
+    let again = App::start(profile.config(&[])).await.expect("reopens");
+    assert_eq!(again.groups().get(id).await.unwrap().name, gname);
+    again.shutdown().await;
 }

@@ -3,9 +3,12 @@
 //!
 //! Start-up order matters for "never lose data":
 //! 1. lock the profile, so a second instance cannot open the same files;
-//! 2. open the database (a damaged file stops here, untouched);
-//! 3. read the keyring and reconcile it with the database: an identity is created only when
-//!    *both* are empty, so a locked or wiped keyring can never silently orphan existing data;
+//! 2. read the keyring: an identity and storage key are created only when there is no data
+//!    directory content they could be missing for, so a locked or wiped keyring can never
+//!    silently orphan existing data (whose data it is: the `peer-id` file beside the database);
+//! 3. open the database, encrypted under the storage key (a damaged file, or one that does not
+//!    open with this key, stops here, untouched; a plaintext one from 0.1 is checked against
+//!    the key, then encrypted) and check it belongs to the identity;
 //! 4. start the node.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -27,7 +30,7 @@ use crate::node::NodeEvent;
 use crate::node::{self, Client, NodeConfig, Role};
 use crate::pairwise::channel::{Channel, ChannelConfig};
 use crate::profile::{self, ProfileLock};
-use crate::storage::{db::DB_FILE, seal, Database};
+use crate::storage::{cipher, db::DB_FILE, seal, Database, DbError};
 
 const META_PEER_ID: &str = "peer_id";
 const META_STORAGE_CHECK: &str = "storage_check";
@@ -121,11 +124,13 @@ impl App {
         // Before the database opens (and migrations copy rows), and again after (its -wal and
         // -shm files exist only then).
         profile::make_private(&dir);
-        let db = Database::open(&dir.join(DB_FILE)).await?;
+        let db_path = dir.join(DB_FILE);
+        let keys = load_keys(&config.profile, &dir, &db_path).await?;
+        let db = Database::open(&db_path, &keys.storage_key).await?;
         profile::make_private(&dir);
-        crate::contacts::store::block_weak_keys(db.pool()).await?;
         let mut warnings = Vec::new();
-        let (identity, storage_key) = reconcile_keys(&config.profile, &db, &mut warnings).await?;
+        let (identity, storage_key) = reconcile_keys(keys, &dir, &db, &mut warnings).await?;
+        crate::contacts::store::block_weak_keys(db.pool()).await?;
         tracing::info!(profile = %config.profile, peer_id = %identity.peer_id(), dir = %dir.display(), "profile opened");
 
         let display_name: String = db.setting(SETTING_DISPLAY_NAME).await?.unwrap_or_default();
@@ -488,25 +493,69 @@ fn validate_display_name(name: &str) -> Result<String, ServiceError> {
     Ok(name.to_string())
 }
 
-/// Loads the identity and storage key and checks they belong to this database (see module docs).
-async fn reconcile_keys(
-    profile: &str,
-    db: &Database,
-    warnings: &mut Vec<String>,
-) -> Result<(Identity, StorageKey), StartupError> {
+/// Our own peer id, in the clear beside the encrypted database: it names whose data this is when
+/// the keyring has lost the keys that would open it (our card carries it anyway).
+const PEER_ID_FILE: &str = "peer-id";
+
+/// Writes a file only its owner can read (like everything in the data directory).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+/// The keys from the keyring, before the database opens (it is encrypted under the storage key).
+struct Keys {
+    identity: Identity,
+    /// Made on this start: there was none, and no data it could belong to.
+    new_identity: bool,
+    storage_key: StorageKey,
+}
+
+/// Loads the identity and storage key, making them on a first start, and refuses to make new
+/// ones over existing data (see module docs). A plaintext database (version 0.1) is checked
+/// against the storage key here, before it is encrypted under it.
+async fn load_keys(profile: &str, dir: &Path, db_path: &Path) -> Result<Keys, StartupError> {
     let store = Keystore::new(profile);
-    let db_peer = db.meta(META_PEER_ID).await?;
     let s = store.clone();
     let existing = keyring(move || s.load_identity()).await?;
-    let identity = match (existing, db_peer) {
-        (None, Some(peer_id)) => {
+    let s = store.clone();
+    let stored_key = keyring(move || s.load_storage_key()).await?;
+    let has_data = db_path.exists();
+    let plaintext = has_data
+        && cipher::is_plaintext(db_path).map_err(|e| DbError::Open {
+            path: db_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let meta = |key: &'static str| async move {
+        if plaintext {
+            cipher::plaintext_meta(db_path, key).await
+        } else {
+            Ok(None)
+        }
+    };
+    let data_owner = match meta(META_PEER_ID).await? {
+        Some(peer) => Some(peer),
+        None => std::fs::read_to_string(dir.join(PEER_ID_FILE))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+    };
+    // A plaintext file without our peer id never finished a first start: nothing to protect.
+    let owned = has_data && (!plaintext || data_owner.is_some());
+    let (identity, new_identity) = match existing {
+        Some(identity) => (identity, false),
+        None if owned => {
             return Err(StartupError::IdentityMissing {
                 profile: profile.to_string(),
-                peer_id,
-                path: db.path().to_path_buf(),
+                peer_id: data_owner.unwrap_or_else(|| "(unknown)".into()),
+                path: db_path.to_path_buf(),
             })
         }
-        (None, None) => {
+        None => {
             let s = store.clone();
             let identity = keyring(move || {
                 let identity = Identity::generate();
@@ -514,30 +563,13 @@ async fn reconcile_keys(
             })
             .await?;
             tracing::info!(peer_id = %identity.peer_id(), "created a new identity");
-            identity
-        }
-        (Some(identity), Some(peer_id)) if identity.peer_id().to_string() != peer_id => {
-            return Err(StartupError::IdentityMismatch {
-                keyring: identity.peer_id().to_string(),
-                database: peer_id,
-                path: db.path().to_path_buf(),
-            })
-        }
-        (Some(identity), Some(_)) => identity,
-        (Some(identity), None) => {
-            if db.was_created() {
-                let notice = "The database was missing, so a new empty one was created. Your identity is unchanged.";
-                tracing::warn!("{notice}");
-                warnings.push(notice.to_string());
-            }
-            identity
+            (identity, true)
         }
     };
-
-    let s = store.clone();
-    let storage_key = match keyring(move || s.load_storage_key()).await? {
+    let storage_check = meta(META_STORAGE_CHECK).await?;
+    let storage_key = match stored_key {
         Some(key) => key,
-        None if db.meta(META_STORAGE_CHECK).await?.is_some() => {
+        None if owned && (!plaintext || storage_check.is_some()) => {
             return Err(StartupError::StorageKeyMissing {
                 profile: profile.to_string(),
             })
@@ -547,25 +579,62 @@ async fn reconcile_keys(
             keyring(move || s.create_storage_key()).await?
         }
     };
-    match db.meta(META_STORAGE_CHECK).await? {
-        Some(check) => {
-            let sealed = data_encoding::BASE64
-                .decode(check.as_bytes())
-                .unwrap_or_default();
-            if seal::open(&storage_key, STORAGE_CHECK_AAD, &sealed).is_err() {
-                return Err(StartupError::StorageKeyMismatch {
-                    path: db.path().to_path_buf(),
-                });
-            }
-        }
-        None => {
-            let sealed = seal::seal(&storage_key, STORAGE_CHECK_AAD, b"ok");
-            db.set_meta(META_STORAGE_CHECK, &data_encoding::BASE64.encode(&sealed))
-                .await?;
+    if let Some(check) = storage_check {
+        let sealed = data_encoding::BASE64
+            .decode(check.as_bytes())
+            .unwrap_or_default();
+        if seal::open(&storage_key, STORAGE_CHECK_AAD, &sealed).is_err() {
+            return Err(StartupError::StorageKeyMismatch {
+                path: db_path.to_path_buf(),
+            });
         }
     }
-    db.set_meta(META_PEER_ID, &identity.peer_id().to_string())
-        .await?;
+    Ok(Keys {
+        identity,
+        new_identity,
+        storage_key,
+    })
+}
+
+/// Checks the open database belongs to the identity in the keyring, and records whose it is.
+async fn reconcile_keys(
+    keys: Keys,
+    dir: &Path,
+    db: &Database,
+    warnings: &mut Vec<String>,
+) -> Result<(Identity, StorageKey), StartupError> {
+    let Keys {
+        identity,
+        new_identity,
+        storage_key,
+    } = keys;
+    match db.meta(META_PEER_ID).await? {
+        Some(peer_id) if identity.peer_id().to_string() != peer_id => {
+            return Err(StartupError::IdentityMismatch {
+                keyring: identity.peer_id().to_string(),
+                database: peer_id,
+                path: db.path().to_path_buf(),
+            })
+        }
+        Some(_) => {}
+        None => {
+            if db.was_created() && !new_identity {
+                let notice = "The database was missing, so a new empty one was created. Your identity is unchanged.";
+                tracing::warn!("{notice}");
+                warnings.push(notice.to_string());
+            }
+        }
+    }
+    if db.meta(META_STORAGE_CHECK).await?.is_none() {
+        let sealed = seal::seal(&storage_key, STORAGE_CHECK_AAD, b"ok");
+        db.set_meta(META_STORAGE_CHECK, &data_encoding::BASE64.encode(&sealed))
+            .await?;
+    }
+    let peer = identity.peer_id().to_string();
+    db.set_meta(META_PEER_ID, &peer).await?;
+    if let Err(e) = write_private(&dir.join(PEER_ID_FILE), format!("{peer}\n").as_bytes()) {
+        tracing::warn!(error = %e, "could not write the profile's peer-id file");
+    }
     Ok((identity, storage_key))
 }
 

@@ -144,7 +144,7 @@ pub async fn upsert_card(
     peer: &PeerId,
     now: u64,
 ) -> Result<CardUpdate, DbError> {
-    let mut tx = pool.begin().await.map_err(q)?;
+    let mut tx = crate::storage::db::write_tx(pool).await.map_err(q)?;
     let existing = contact(&mut *tx, peer).await?;
     let update = match &existing {
         None => CardUpdate::New,

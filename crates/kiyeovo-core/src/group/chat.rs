@@ -390,7 +390,9 @@ impl GroupChat {
         let sent_at = now_ms();
         let (sealed, seq) = {
             let _guard = self.write.lock().await;
-            let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
+                .await
+                .map_err(tx_err)?;
             let seq = cs::next_out_seq(&mut tx, &ep.gid, ep.epoch).await?;
             let sealed = envelope::seal(
                 &Sealing {
@@ -598,7 +600,9 @@ impl GroupChat {
                     cursor: inbox.cursor,
                 });
             }
-            let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
+                .await
+                .map_err(tx_err)?;
             cs::insert_message(
                 &mut tx,
                 &self.storage_key,
@@ -920,7 +924,7 @@ impl GroupChat {
                     let before = fresh.missed;
                     fresh.evicted_below(*first);
                     let lost = fresh.missed - before;
-                    if let Ok(mut tx) = self.db.pool().begin().await {
+                    if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
                         let ok = cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &fresh)
                             .await
                             .is_ok()

@@ -187,7 +187,9 @@ impl Groups {
     }
 
     async fn save(&self, group: &Group) -> Result<(), DbError> {
-        let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+        let mut tx = crate::storage::db::write_tx(self.db.pool())
+            .await
+            .map_err(tx_err)?;
         gstore::save(&mut tx, &self.storage_key, group).await?;
         tx.commit().await.map_err(tx_err)
     }
@@ -366,7 +368,9 @@ impl Groups {
 
     async fn process_one(&self, row_id: i64, peer: &str, sealed: &[u8]) -> Result<(), DropReason> {
         let _guard = self.write.lock().await;
-        let mut tx = self.db.pool().begin().await.map_err(tx_err)?;
+        let mut tx = crate::storage::db::write_tx(self.db.pool())
+            .await
+            .map_err(tx_err)?;
         // Whatever happens below, the row is consumed in this transaction (once: a concurrent
         // caller of `process_inbox` may have taken it already).
         if !gstore::remove_inbox(&mut tx, row_id).await? {

@@ -421,10 +421,7 @@ impl Channel {
         let sent_at = now_ms();
         let sealed = {
             let _guard = self.write.lock().await;
-            let mut tx = self
-                .db
-                .pool()
-                .begin()
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
                 .await
                 .map_err(|e| DbError::Query(e.to_string()))?;
             let seq = store::next_out_seq(&mut tx, peer).await?;
@@ -641,7 +638,7 @@ impl Channel {
                     let before = fresh.inbox.missed;
                     fresh.inbox.evicted_below(first.seq);
                     let missed = fresh.inbox.missed - before;
-                    if let Ok(mut tx) = self.db.pool().begin().await {
+                    if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
                         if store::save_inbox(&mut tx, peer, &fresh.inbox).await.is_ok()
                             && tx.commit().await.is_ok()
                             && missed > 0
@@ -748,10 +745,7 @@ impl Channel {
             if row.inbox.check(header.seq) == Arrival::Duplicate {
                 return Err(DropReason::Duplicate);
             }
-            let mut tx = self
-                .db
-                .pool()
-                .begin()
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
                 .await
                 .map_err(|e| DbError::Query(e.to_string()))?;
             if row.blocked {

@@ -1,6 +1,6 @@
-//! The profile's SQLite database: WAL mode (readers never block the writer, and a crash loses at
-//! most the last uncommitted transaction), migrations embedded in the binary, runtime queries
-//! only (no build-time database needed).
+//! The profile's SQLite database: encrypted as a whole ([`super::cipher`]), WAL mode (readers
+//! never block the writer, and a crash loses at most the last uncommitted transaction),
+//! migrations embedded in the binary, runtime queries only (no build-time database needed).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,6 +11,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
+
+use super::cipher::pragma_key;
 
 /// The database file inside a profile's data directory.
 pub const DB_FILE: &str = "kiyeovo.db";
@@ -32,8 +34,18 @@ pub enum DbError {
     BadSetting { key: String, reason: String },
 }
 
-/// SQLite result codes that mean "this file is not (or no longer) a database".
-fn is_corruption(e: &sqlx::Error) -> bool {
+/// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, waiting up to
+/// the busy timeout; a deferred transaction that reads and then writes fails at once with
+/// "database is locked" whenever another connection wrote in between (its snapshot is stale).
+pub async fn write_tx(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// SQLite result codes that mean "this file is not (or no longer) a database" — for an encrypted
+/// file, also "not with this key".
+pub(crate) fn is_corruption(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("11") | Some("26")),
         _ => false,
@@ -49,14 +61,25 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens (creating if missing) the database at `path` and applies pending migrations.
-    pub async fn open(path: &Path) -> Result<Self, DbError> {
+    /// Opens (creating if missing) the database at `path`, encrypted under a key derived from
+    /// `storage_key`, and applies pending migrations. A plaintext file (version 0.1) is encrypted
+    /// first; the caller has checked it belongs to this storage key.
+    pub async fn open(path: &Path, storage_key: &[u8; 32]) -> Result<Self, DbError> {
         let created = !path.exists();
+        let plaintext = !created
+            && super::cipher::is_plaintext(path).map_err(|e| DbError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        if plaintext {
+            super::cipher::encrypt_in_place(path, storage_key).await?;
+        }
         let classify = |e: sqlx::Error| {
             if is_corruption(&e) {
+                // SQLCipher cannot tell a damaged file from one encrypted under another key.
                 DbError::Corrupt {
                     path: path.to_path_buf(),
-                    reason: e.to_string(),
+                    reason: format!("{e}: it does not open with this profile's key"),
                 }
             } else {
                 DbError::Open {
@@ -68,6 +91,8 @@ impl Database {
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(classify)?
             .filename(path)
+            // First, before anything reads the file (sqlx runs `key` before other pragmas).
+            .pragma("key", pragma_key(storage_key).to_string())
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -78,6 +103,17 @@ impl Database {
             .connect_with(options)
             .await
             .map_err(classify)?;
+        // Without SQLCipher linked, `key` would be ignored and the file written in the clear.
+        let cipher: Option<String> = sqlx::query_scalar("PRAGMA cipher_version")
+            .fetch_optional(&pool)
+            .await
+            .map_err(classify)?;
+        if cipher.is_none_or(|v| v.is_empty()) {
+            return Err(DbError::Open {
+                path: path.to_path_buf(),
+                reason: "this build's SQLite cannot encrypt (SQLCipher is missing)".into(),
+            });
+        }
         // A damaged file sometimes opens fine and only fails on first read: check it now, before
         // anything writes, so a bad file is reported instead of half-migrated.
         let check: Result<String, _> = sqlx::query_scalar("PRAGMA quick_check")
@@ -187,11 +223,13 @@ impl Database {
 mod tests {
     use super::*;
 
+    const KEY: [u8; 32] = [7; 32];
+
     #[tokio::test]
     async fn creates_migrates_and_persists_settings() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
-        let db = Database::open(&path).await.unwrap();
+        let db = Database::open(&path, &KEY).await.unwrap();
         assert!(db.was_created());
         db.set_setting("display_name", &"Alice").await.unwrap();
         db.set_meta("peer_id", "12D3").await.unwrap();
@@ -207,7 +245,7 @@ mod tests {
             .unwrap_or(0);
         assert_eq!(wal, 0);
 
-        let again = Database::open(&path).await.unwrap();
+        let again = Database::open(&path, &KEY).await.unwrap();
         assert!(!again.was_created());
         assert_eq!(
             again
@@ -223,13 +261,112 @@ mod tests {
         );
     }
 
+    /// Everything the file holds, WAL included.
+    fn file_bytes(path: &Path) -> Vec<u8> {
+        let mut all = std::fs::read(path).unwrap();
+        all.extend(std::fs::read(format!("{}-wal", path.display())).unwrap_or_default());
+        all
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[tokio::test]
+    async fn the_file_is_encrypted_and_opens_only_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let db = Database::open(&path, &KEY).await.unwrap();
+        db.set_setting("display_name", &"Alice Liddell")
+            .await
+            .unwrap();
+        let on_disk = file_bytes(&path);
+        assert!(!contains(&on_disk, b"Alice Liddell"));
+        assert!(!contains(&on_disk, b"SQLite format 3"));
+        assert!(!contains(&on_disk, b"display_name"));
+        db.close().await;
+        assert!(!super::super::cipher::is_plaintext(&path).unwrap());
+
+        let before = std::fs::read(&path).unwrap();
+        let err = Database::open(&path, &[8; 32]).await.unwrap_err();
+        assert!(matches!(err, DbError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("this profile's key"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the file was changed"
+        );
+        let again = Database::open(&path, &KEY).await.unwrap();
+        assert_eq!(
+            again
+                .setting::<String>("display_name")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("Alice Liddell")
+        );
+    }
+
+    /// Version 0.1 wrote a plaintext file: it is encrypted in place, rows and all, with what was
+    /// still in its WAL.
+    #[tokio::test]
+    async fn a_plaintext_database_is_encrypted_in_place() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let mut plain = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await
+            .unwrap();
+        MIGRATOR.run(&mut plain).await.unwrap();
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('display_name', '\"Alice Liddell\"')",
+        )
+        .execute(&mut plain)
+        .await
+        .unwrap();
+        // The files as a crash would leave them (the row only in the WAL): copied while the
+        // connection is still open.
+        let crashed = tempfile::tempdir().unwrap();
+        let copy = crashed.path().join(DB_FILE);
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::copy(
+            format!("{}-wal", path.display()),
+            format!("{}-wal", copy.display()),
+        )
+        .unwrap();
+        plain.close().await.unwrap();
+        assert!(super::super::cipher::is_plaintext(&copy).unwrap());
+        assert!(!contains(&std::fs::read(&copy).unwrap(), b"Alice Liddell"));
+        assert!(contains(&file_bytes(&copy), b"Alice Liddell"));
+        let (path, dir) = (copy, crashed);
+
+        let db = Database::open(&path, &KEY).await.unwrap();
+        assert!(!db.was_created());
+        assert_eq!(
+            db.setting::<String>("display_name")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("Alice Liddell")
+        );
+        db.close().await;
+        assert!(!super::super::cipher::is_plaintext(&path).unwrap());
+        assert!(!contains(&file_bytes(&path), b"Alice Liddell"));
+        assert!(!dir.path().join(format!("{DB_FILE}.encrypting")).exists());
+    }
+
     #[tokio::test]
     async fn garbage_file_is_reported_corrupt_and_left_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
         let garbage = b"this is not a database, but it is the user's file".repeat(100);
         std::fs::write(&path, &garbage).unwrap();
-        let err = Database::open(&path).await.unwrap_err();
+        let err = Database::open(&path, &KEY).await.unwrap_err();
         assert!(matches!(err, DbError::Corrupt { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), garbage);
     }

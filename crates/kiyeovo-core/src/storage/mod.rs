@@ -1,6 +1,7 @@
-//! Local storage: one SQLite database per profile ([`db`]) and the AEAD that seals anything
-//! sensitive before it reaches the disk ([`seal`]).
+//! Local storage: one SQLite database per profile ([`db`]), encrypted as a whole ([`cipher`]),
+//! and the AEAD that seals bodies and keys on top ([`seal`]).
 
+pub mod cipher;
 pub mod db;
 pub mod seal;
 
