@@ -16,7 +16,21 @@ unset GNOME_KEYRING_CONTROL
 # Should D-Bus ever start a keyring daemon itself (after ours exited), it must use these
 # directories too, not the session's defaults (where it finds no keyring of ours at all).
 dbus-update-activation-environment XDG_DATA_HOME XDG_RUNTIME_DIR >/dev/null 2>&1 || true
-printf 'kiyeovo-test' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+# The daemon runs in the foreground under a small supervisor: GNOME Keyring was seen to exit
+# under many parallel clients, and D-Bus then starts a new daemon on the next request — locked,
+# which fails whatever test comes next. The supervisor puts an unlocked one back (replacing any
+# locked one D-Bus started meanwhile) and logs each exit.
+KEYRING_LOG="$XDG_RUNTIME_DIR/keyring.log"
+(
+  while :; do
+    printf 'kiyeovo-test' | gnome-keyring-daemon --foreground --replace --unlock \
+      --components=secrets >>"$KEYRING_LOG" 2>&1 || true
+    [ -e "$XDG_RUNTIME_DIR/stop-keyring" ] && exit 0
+    echo "with-keyring: the test keyring daemon exited; starting it again (log: $KEYRING_LOG)" >&2
+    sleep 0.2
+  done
+) &
+SUPERVISOR=$!
 # Wait (bounded) until our daemon owns the Secret Service name: a client asking before that makes
 # D-Bus start a second daemon, seen on a loaded machine as "no result found".
 i=0
@@ -26,4 +40,9 @@ until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedes
   if [ "$i" -gt 100 ]; then echo "with-keyring: the test keyring did not start" >&2; exit 1; fi
   sleep 0.1
 done
-exec "$@"
+status=0
+"$@" || status=$?
+touch "$XDG_RUNTIME_DIR/stop-keyring"
+pkill -P "$SUPERVISOR" 2>/dev/null || true
+wait "$SUPERVISOR" 2>/dev/null || true
+exit "$status"

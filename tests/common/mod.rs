@@ -195,7 +195,8 @@ pub async fn start_online(config: AppConfig) -> App {
         // so has no default collection at all: both are replaced by an unlocked daemon.
         Err(e)
             if e.to_string().contains("locked collection")
-                || e.to_string().contains("no result found") =>
+                || e.to_string().contains("no result found")
+                || e.to_string().contains("prompt was dismissed") =>
         {
             restart_test_keyring_unlocked();
             App::start(config).await.expect("app starts")
