@@ -547,6 +547,18 @@ async fn load_keys(profile: &str, dir: &Path, db_path: &Path) -> Result<Keys, St
     // A plaintext file without our peer id never finished a first start: nothing to protect.
     let owned = has_data && (!plaintext || data_owner.is_some());
     let (identity, new_identity) = match existing {
+        // Checked before anything touches the file (a plaintext one is encrypted next).
+        Some(identity)
+            if data_owner
+                .as_ref()
+                .is_some_and(|p| *p != identity.peer_id().to_string()) =>
+        {
+            return Err(StartupError::IdentityMismatch {
+                keyring: identity.peer_id().to_string(),
+                database: data_owner.unwrap_or_default(),
+                path: db_path.to_path_buf(),
+            })
+        }
         Some(identity) => (identity, false),
         None if owned => {
             return Err(StartupError::IdentityMissing {

@@ -862,6 +862,7 @@ impl GroupChat {
                 continue;
             };
             let mut envelopes = main.envelopes.clone();
+            let mut complete = true;
             // Older messages are in pages: read them only if we have not got that far.
             let cursor = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &peer.to_string())
                 .await
@@ -872,15 +873,16 @@ impl GroupChat {
                     .oldest_seq(|b| envelope::peek(b, &ep.key))
                     .is_some_and(|s| s > cursor + 1)
             {
-                for page in join_all(main.pages.iter().map(|p| self.fetch_bucket(p)))
-                    .await
-                    .into_iter()
-                    .flatten()
-                {
+                let pages = join_all(main.pages.iter().map(|p| self.fetch_bucket(p))).await;
+                // A page that could not be read now may hold exactly the messages after our
+                // cursor: what we did read is taken, but nothing is written off as evicted (the
+                // hole stays "missing": asked of members, read again next round).
+                complete = pages.iter().all(Option::is_some);
+                for page in pages.into_iter().flatten() {
                     envelopes.extend(page.envelopes);
                 }
             }
-            self.take_from_bucket(ep, peer, &BucketContent { envelopes })
+            self.take_from_bucket(ep, peer, &BucketContent { envelopes }, complete)
                 .await;
         }
     }
@@ -900,7 +902,15 @@ impl GroupChat {
         }
     }
 
-    async fn take_from_bucket(&self, ep: &Epoch, peer: &PeerId, content: &BucketContent) {
+    /// Takes a sender's bucket. Only a `complete` read (every page that was needed arrived) may
+    /// count messages before the oldest one as evicted.
+    async fn take_from_bucket(
+        &self,
+        ep: &Epoch,
+        peer: &PeerId,
+        content: &BucketContent,
+        complete: bool,
+    ) {
         let sender = peer.to_string();
         let Ok(inbox) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await else {
             return;
@@ -917,7 +927,7 @@ impl GroupChat {
                     .unwrap_or(false)
             })
             .collect();
-        if let Some((first, _)) = authentic.first() {
+        if let Some((first, _)) = authentic.first().filter(|_| complete) {
             if *first > inbox.cursor + 1 {
                 let _guard = self.write.lock().await;
                 if let Ok(mut fresh) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await {

@@ -427,11 +427,10 @@ impl Groups {
                 }
                 let contact = cstore::contact(&mut **tx, &peer).await?;
                 let blocked_here = contact.is_none_or(|c| c.invites_blocked || c.blocked);
-                let blocked_all: bool = self
-                    .db
-                    .setting(SETTING_BLOCK_INVITES)
-                    .await?
-                    .unwrap_or(false);
+                let blocked_all: bool =
+                    crate::storage::db::read_setting(&mut **tx, SETTING_BLOCK_INVITES)
+                        .await?
+                        .unwrap_or(false);
                 if blocked_here || blocked_all {
                     // Silently: the creator learns nothing, the user sees nothing.
                     return Err(DropReason::InvitesBlocked);
@@ -440,7 +439,7 @@ impl Groups {
                 // Unanswered invitations from this contact: open ones, and ones that expired
                 // in the last day (an invitation that arrives already expired is shown as such,
                 // so it counts too — else a modified client could send those without limit).
-                let pending = gstore::all(self.db.pool(), &self.storage_key)
+                let pending = gstore::all(&mut **tx, &self.storage_key)
                     .await?
                     .iter()
                     .filter(|g| {

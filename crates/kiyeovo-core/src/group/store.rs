@@ -95,9 +95,12 @@ where
 }
 
 /// Every group, newest first.
-pub async fn all(pool: &SqlitePool, key: &[u8; 32]) -> Result<Vec<Group>, DbError> {
+pub async fn all<'e, E>(exec: E, key: &[u8; 32]) -> Result<Vec<Group>, DbError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
     let rows = sqlx::query("SELECT group_id, state FROM groups ORDER BY created_at DESC")
-        .fetch_all(pool)
+        .fetch_all(exec)
         .await
         .map_err(q)?;
     let mut out = Vec::new();

@@ -28,8 +28,16 @@ pub fn pragma_key(storage_key: &[u8; 32]) -> Zeroizing<String> {
     let mut key = Zeroizing::new([0u8; 32]);
     hk.expand(b"sqlcipher", &mut *key)
         .expect("32-byte HKDF output is always valid");
-    let hex: Zeroizing<String> = Zeroizing::new(key.iter().map(|b| format!("{b:02x}")).collect());
-    Zeroizing::new(format!("\"x'{}'\"", hex.as_str()))
+    // Written into one buffer of the final size: no partial copies of the key left behind.
+    let mut value = Zeroizing::new(String::with_capacity(2 + 2 + 64 + 2));
+    value.push_str("\"x'");
+    for b in key.iter() {
+        for nibble in [b >> 4, b & 0xf] {
+            value.push(char::from_digit(u32::from(nibble), 16).expect("a nibble is a hex digit"));
+        }
+    }
+    value.push_str("'\"");
+    value
 }
 
 /// Whether the file at `path` is a plaintext SQLite database (written by version 0.1).
@@ -125,6 +133,19 @@ pub async fn encrypt_in_place(path: &Path, storage_key: &[u8; 32]) -> Result<(),
             reason: check,
         });
     }
+    // Everything into the main file first, with the WAL emptied: then the old WAL holds nothing
+    // the copy could lack, and removing it below cannot lose a page. If another program holds
+    // the file open (a `sqlite3` shell, a backup tool), stop here and change nothing.
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(&err)?;
+    if busy != 0 {
+        return Err(DbError::Open {
+            path: path.to_path_buf(),
+            reason: "another program has the database open; close it and start again".into(),
+        });
+    }
     let key = pragma_key(storage_key);
     // The pragma's quoting is for statements; ATTACH takes the key as a plain value.
     let raw = Zeroizing::new(key.trim_matches('"').to_string());
@@ -142,8 +163,6 @@ pub async fn encrypt_in_place(path: &Path, storage_key: &[u8; 32]) -> Result<(),
         .execute(&mut conn)
         .await
         .map_err(&err)?;
-    // Everything in the old WAL is in the copy (the export read through it); closing the last
-    // connection folds and removes it.
     conn.close().await.map_err(&err)?;
     std::fs::File::open(&partial)
         .and_then(|f| f.sync_all())

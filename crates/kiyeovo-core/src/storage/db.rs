@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{ConnectOptions, Row};
 
 use super::cipher::pragma_key;
 
@@ -32,6 +32,27 @@ pub enum DbError {
     Query(String),
     #[error("setting {key} holds unreadable data: {reason}")]
     BadSetting { key: String, reason: String },
+}
+
+/// A setting, read through `exec` (a transaction reads its own connection: asking the pool for
+/// another while holding the write lock can wait on connections that wait on that lock).
+pub async fn read_setting<'e, T, E>(exec: E, key: &str) -> Result<Option<T>, DbError>
+where
+    T: DeserializeOwned,
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+        .bind(key)
+        .fetch_optional(exec)
+        .await
+        .map_err(|e| DbError::Query(e.to_string()))?;
+    row.map(|r| {
+        serde_json::from_str(&r.get::<String, _>(0)).map_err(|e| DbError::BadSetting {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
 }
 
 /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, waiting up to
@@ -93,6 +114,8 @@ impl Database {
             .filename(path)
             // First, before anything reads the file (sqlx runs `key` before other pragmas).
             .pragma("key", pragma_key(storage_key).to_string())
+            // sqlx logs statements (at debug, and slow ones at warn): `PRAGMA key` is one.
+            .disable_statement_logging()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -181,18 +204,7 @@ impl Database {
     }
 
     pub async fn setting<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DbError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| DbError::Query(e.to_string()))?;
-        row.map(|r| {
-            serde_json::from_str(&r.get::<String, _>(0)).map_err(|e| DbError::BadSetting {
-                key: key.to_string(),
-                reason: e.to_string(),
-            })
-        })
-        .transpose()
+        read_setting(&self.pool, key).await
     }
 
     pub async fn set_setting<T: Serialize>(&self, key: &str, value: &T) -> Result<(), DbError> {
@@ -358,6 +370,48 @@ mod tests {
         assert!(!super::super::cipher::is_plaintext(&path).unwrap());
         assert!(!contains(&file_bytes(&path), b"Alice Liddell"));
         assert!(!dir.path().join(format!("{DB_FILE}.encrypting")).exists());
+    }
+
+    /// Everything logged anywhere in this process while the test runs (sqlx logs from its
+    /// connection threads, so a thread-local subscriber would miss it).
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_database_key_is_never_logged() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let installed = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .is_ok();
+        assert!(installed, "another test installed a global subscriber");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let db = Database::open(&path, &KEY).await.unwrap();
+        db.set_setting("display_name", &"Alice").await.unwrap();
+        db.close().await;
+        let _ = Database::open(&path, &KEY).await.unwrap();
+        let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        let key = pragma_key(&KEY);
+        let hex = key
+            .trim_matches('"')
+            .trim_start_matches("x'")
+            .trim_end_matches('\'');
+        assert_eq!(hex.len(), 64);
+        assert!(!logs.contains(hex), "the key is in the log");
+        assert!(!logs.contains("PRAGMA key"), "{logs}");
     }
 
     #[tokio::test]
