@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, Mutex};
 use super::chat_store::{self as cs, NewMessage};
 use super::control::{GroupId, GroupKey, InviteeStatus, MemberKey};
 use super::envelope::{self, GroupEnvelopeError, Sealing};
-use super::machine::{Group, Status, CLOCK_SKEW_MS};
+use super::machine::{FlagKind, Group, Status, CLOCK_SKEW_MS};
 use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
@@ -238,7 +238,8 @@ fn epochs_of(g: &Group) -> Vec<Epoch> {
             topic: topic_for(&g.group_id, temp),
             senders,
             my_seed: my_seed.clone(),
-            roster_hash: [0; 32],
+            // The window's "roster" is the invitation: members shown different ones notice.
+            roster_hash: g.list_hash(),
             live: in_window,
             sent_until: Some(g.invite.expires_at.saturating_add(CLOCK_SKEW_MS)),
             closed: established,
@@ -623,8 +624,15 @@ impl GroupChat {
             cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &inbox).await?;
             tx.commit().await.map_err(tx_err)?;
         }
-        if ep.epoch > 0 && header.roster_hash != ep.roster_hash {
-            self.groups.flag_roster(&ep.group_id, header.sender).await;
+        if header.roster_hash != ep.roster_hash {
+            let kind = if ep.epoch == 0 {
+                FlagKind::InvitationListDiffers
+            } else {
+                FlagKind::RosterDiffers
+            };
+            self.groups
+                .flag_roster(&ep.group_id, header.sender, kind)
+                .await;
         }
         self.emit(ChatEvent::Received {
             group_id: ep.group_id,

@@ -102,18 +102,25 @@ pub struct Invite {
 }
 
 impl Invite {
-    /// The hash each invitee reports back: what it was shown (PROTOCOL.md §4 step 3). The
-    /// temporary key is left out: it is not part of "who was invited".
+    /// The hash each invitee reports back and every window message carries: what it was shown
+    /// (PROTOCOL.md §4 step 3). It covers the whole invitation — names, window, invitees, the
+    /// creator's keys — so a creator who shows invitees different invitations (another creator
+    /// window bucket, another temporary key) is caught; the temporary key enters as a hash.
     pub fn list_hash(&self, group_id: &GroupId, creator: &MemberKey) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(b"kiyeovo/v1/invite-list");
+        h.update(b"kiyeovo/v2/invitation");
         h.update(group_id);
         h.update(creator);
         h.update(codec::encode(&(
             &self.name,
+            &self.creator_name,
             self.created_at,
             self.expires_at,
             &self.invitees,
+            self.admin_pub,
+            self.creator_x25519,
+            self.creator_window_bucket,
+            <[u8; 32]>::from(Sha256::digest(self.temp_key.0)),
         )));
         h.finalize().into()
     }
@@ -542,17 +549,43 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn list_hash_changes_with_the_list_but_not_the_key() {
+    fn the_invitation_hash_covers_everything_shown() {
         let creator = Identity::generate();
         let (a, b) = (Identity::generate(), Identity::generate());
         let gid = random_id();
         let c = creator.public().ed25519;
         let one = invite_for(&[&a], 5);
-        let mut other_key = one.clone();
-        other_key.temp_key = GroupKey::random();
-        assert_eq!(one.list_hash(&gid, &c), other_key.list_hash(&gid, &c));
-        let two = invite_for(&[&a, &b], 5);
-        assert_ne!(one.list_hash(&gid, &c), two.list_hash(&gid, &c));
+        let variants: Vec<Invite> = vec![
+            Invite {
+                temp_key: GroupKey::random(),
+                ..one.clone()
+            },
+            Invite {
+                creator_window_bucket: [9; 32],
+                ..one.clone()
+            },
+            Invite {
+                creator_x25519: Identity::generate().public().x25519,
+                ..one.clone()
+            },
+            Invite {
+                creator_name: "Not Ana".into(),
+                ..one.clone()
+            },
+            Invite {
+                admin_pub: [3; 32],
+                ..one.clone()
+            },
+            invite_for(&[&a, &b], 5),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(
+                one.list_hash(&gid, &c),
+                v.list_hash(&gid, &c),
+                "variant {i}"
+            );
+        }
         assert_ne!(one.list_hash(&gid, &c), one.list_hash(&random_id(), &c));
+        assert_eq!(one.list_hash(&gid, &c), one.clone().list_hash(&gid, &c));
     }
 }

@@ -341,7 +341,8 @@ impl Group {
         });
     }
 
-    fn list_hash(&self) -> [u8; 32] {
+    /// What this member was shown as the invitation ([`Invite::list_hash`]).
+    pub fn list_hash(&self) -> [u8; 32] {
         self.invite.list_hash(&self.group_id, &self.creator)
     }
 
@@ -655,9 +656,18 @@ impl Group {
             .iter()
             .filter(|(_, s)| *s == InviteeStatus::Accepted);
         let mut windows = Vec::new();
+        let mut mismatch = Vec::new();
+        let ours = self.list_hash();
         for ((who, _), raw) in accepted.zip(&roster.acceptances) {
             let (_, r) = self.check_acceptance(who, raw)?;
             windows.push((*who, r.window_bucket_pub));
+            if r.list_hash != ours {
+                mismatch.push(*who);
+            }
+        }
+        // Seen now, during the window, not only at establishment.
+        for who in mismatch {
+            self.flag(Some(who), FlagKind::InvitationListDiffers, now);
         }
         for (who, window) in windows {
             if let Some(window) = window {

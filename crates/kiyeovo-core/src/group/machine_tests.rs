@@ -948,3 +948,74 @@ fn an_acceptance_with_a_weak_x25519_key_is_not_counted() {
     assert_ne!(c.statuses[&a.public().ed25519], InviteeStatus::Accepted);
     let _ = creator;
 }
+
+/// A creator (modified) shows B another invitation than A — here another temporary key, so it
+/// could show them different window messages. A learns it from the roster during the window,
+/// not only at establishment: B's signed answer reports another invitation hash.
+#[test]
+fn a_different_invitation_is_flagged_from_the_roster_during_the_window() {
+    let creator = Identity::generate();
+    let (a, b) = (Identity::generate(), Identity::generate());
+    let mut c = Group::create(
+        creator.public().ed25519,
+        invite_for(&[&a, &b], 0),
+        random_id(),
+        GroupKey::random(),
+        0,
+    );
+    let invites = c.take_unsent();
+    let invite_of = |who: &Identity| {
+        invites
+            .iter()
+            .find(|o| o.to == who.public().ed25519)
+            .unwrap()
+            .control
+            .clone()
+    };
+    let mut for_b = invite_of(&b);
+    if let Body::Invite(i) = &mut for_b.body {
+        i.temp_key = GroupKey::random();
+    }
+    let mut ga = Group::from_invite(
+        a.public().ed25519,
+        &invite_of(&a).sign(&creator),
+        random_id(),
+        5,
+    )
+    .unwrap();
+    let mut gb =
+        Group::from_invite(b.public().ed25519, &for_b.sign(&creator), random_id(), 5).unwrap();
+    assert_ne!(ga.list_hash(), gb.list_hash());
+    for (who, g) in [(&a, &mut ga), (&b, &mut gb)] {
+        g.respond(
+            true,
+            GroupKey::random(),
+            who.public().x25519,
+            random_id(),
+            10,
+        )
+        .unwrap();
+        let r = g
+            .take_unsent()
+            .into_iter()
+            .find(|o| matches!(o.control.body, Body::Response(_)))
+            .unwrap()
+            .control
+            .sign(who);
+        let _ = c.receive(&r, &r.encode(), &mut random_id, 20);
+    }
+    let roster = c
+        .take_unsent()
+        .into_iter()
+        .rfind(|o| o.to == a.public().ed25519 && matches!(o.control.body, Body::Roster(_)))
+        .unwrap()
+        .control
+        .sign(&creator);
+    assert!(!ga.flagged());
+    ga.receive(&roster, &roster.encode(), &mut random_id, 30)
+        .unwrap();
+    assert_eq!(
+        ga.flags.iter().map(|f| (f.who, f.kind)).collect::<Vec<_>>(),
+        vec![(Some(b.public().ed25519), FlagKind::InvitationListDiffers)]
+    );
+}

@@ -588,13 +588,13 @@ impl Groups {
     }
 
     /// A member's envelope carried another roster hash than ours: flag the group, naming them.
-    pub async fn flag_roster(&self, id: &GroupId, sender: MemberKey) {
+    pub async fn flag_roster(&self, id: &GroupId, sender: MemberKey, kind: FlagKind) {
         let _guard = self.write.lock().await;
         let Ok(mut group) = self.load(id).await else {
             return;
         };
         let before = group.flags.len();
-        group.flag(Some(sender), FlagKind::RosterDiffers, now_ms());
+        group.flag(Some(sender), kind, now_ms());
         if group.flags.len() == before {
             return;
         }
