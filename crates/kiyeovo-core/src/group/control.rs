@@ -351,7 +351,8 @@ fn check_roster(roster: &RosterUpdate) -> Result<(), ControlError> {
         .iter()
         .filter(|(_, s)| *s == InviteeStatus::Accepted)
         .count();
-    if roster.acceptances.len() != accepted {
+    // All of them (for those who accepted) or none (for those who have not answered yet).
+    if !roster.acceptances.is_empty() && roster.acceptances.len() != accepted {
         return Err(bad("one acceptance per accepted invitee"));
     }
     if roster
@@ -518,11 +519,14 @@ pub(crate) mod tests {
                 |e| *e == ControlError::BadInvite("creator's X25519 key"),
             ),
             (
-                "a roster claiming an acceptance it does not carry",
+                "a roster carrying some of its acceptances but not all",
                 signed(Body::Roster(RosterUpdate {
                     version: 2,
-                    statuses: vec![(a.public().ed25519, InviteeStatus::Accepted)],
-                    acceptances: vec![],
+                    statuses: vec![
+                        (a.public().ed25519, InviteeStatus::Accepted),
+                        (ten[0].public().ed25519, InviteeStatus::Accepted),
+                    ],
+                    acceptances: vec![vec![1, 2, 3]],
                 })),
                 |e| *e == ControlError::BadRoster("one acceptance per accepted invitee"),
             ),

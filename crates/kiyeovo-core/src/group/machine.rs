@@ -609,25 +609,35 @@ impl Group {
                 .collect(),
             acceptances: Vec::new(),
         };
-        let mut roster = roster;
+        // The signed acceptances (and the bucket keys in them) go only to those who accepted:
+        // an invitee who never joins learns who answered what, not where members write.
         // Stored only after it verified as an acceptance, so every Accepted has one.
-        roster.acceptances = roster
-            .statuses
-            .iter()
-            .filter(|(_, s)| *s == InviteeStatus::Accepted)
-            .filter_map(|(k, _)| self.responses.get(k).cloned())
-            .collect();
+        let with_acceptances = RosterUpdate {
+            acceptances: roster
+                .statuses
+                .iter()
+                .filter(|(_, s)| *s == InviteeStatus::Accepted)
+                .filter_map(|(k, _)| self.responses.get(k).cloned())
+                .collect(),
+            ..roster.clone()
+        };
         // Superseded roster updates need not go out any more.
         self.outbox
             .retain(|o| !matches!(o.control.body, Body::Roster(_)) || o.sent);
-        let targets: Vec<MemberKey> = self
+        // Nobody who dropped out gets further versions.
+        let targets: Vec<(MemberKey, InviteeStatus)> = self
             .statuses
             .iter()
-            .filter(|(_, s)| **s != InviteeStatus::Rejected)
-            .map(|(k, _)| *k)
+            .filter(|(_, s)| !matches!(s, InviteeStatus::Rejected | InviteeStatus::Expired))
+            .map(|(k, s)| (*k, *s))
             .collect();
-        for to in targets {
-            self.queue(to, fresh_ids(), now, Body::Roster(roster.clone()), false);
+        for (to, status) in targets {
+            let body = if status == InviteeStatus::Accepted {
+                with_acceptances.clone()
+            } else {
+                roster.clone()
+            };
+            self.queue(to, fresh_ids(), now, Body::Roster(body), false);
         }
     }
 
@@ -650,7 +660,8 @@ impl Group {
             return Err(GroupError::BadResponse("roster lists other invitees"));
         }
         // Every acceptance shown must be the invitee's own: that is where its window bucket key
-        // comes from, so the creator cannot hand anyone's window bucket to someone else.
+        // comes from, so the creator cannot hand anyone's window bucket to someone else. (A
+        // roster sent before the creator counted our acceptance carries none.)
         let accepted = roster
             .statuses
             .iter()
@@ -913,7 +924,8 @@ impl Group {
             let Some(raw) = self.responses.get(&p.id) else {
                 continue;
             };
-            // Stored only after it verified as this invitee's acceptance, so this holds.
+            // Stored only after it verified as this invitee's acceptance, so this holds — but
+            // for answers stored by 0.1 (below).
             let response = SignedControl::decode(raw)
                 .ok()
                 .and_then(|s| match s.control.body {
@@ -930,6 +942,10 @@ impl Group {
                     x25519,
                     response: raw.clone(),
                 });
+            } else {
+                // An answer kept in the 0.1 wire format (a window open across the upgrade):
+                // it cannot be relayed in a Welcome others would check. Told, not left waiting.
+                self.statuses.insert(p.id, InviteeStatus::Expired);
             }
         }
         self.publish_roster(fresh_ids, now);
@@ -983,7 +999,12 @@ impl Group {
             h.update((m.name.len() as u32).to_be_bytes());
             h.update(m.name.as_bytes());
             h.update(m.bucket_pub);
-            h.update(m.x25519);
+            // Groups from 0.1 know no X25519 keys (all zeros, see `store_legacy`): left out, so
+            // their safety codes stay what members compared before the upgrade. A real key can
+            // never be all zeros (it must be contributory).
+            if m.x25519 != [0; 32] {
+                h.update(m.x25519);
+            }
         }
         h.finalize().into()
     }

@@ -1019,3 +1019,68 @@ fn a_different_invitation_is_flagged_from_the_roster_during_the_window() {
         vec![(Some(b.public().ed25519), FlagKind::InvitationListDiffers)]
     );
 }
+
+/// Bucket keys go only to those who accepted: an invitee who has not answered gets the roster's
+/// statuses without the signed acceptances (and so without where members write); one who
+/// rejected gets no further roster at all.
+#[test]
+fn acceptances_reach_only_those_who_accepted() {
+    let creator = Identity::generate();
+    let people: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
+    let mut c = Group::create(
+        creator.public().ed25519,
+        invite_for(&people.iter().collect::<Vec<_>>(), 0),
+        random_id(),
+        GroupKey::random(),
+        0,
+    );
+    let invites = c.take_unsent();
+    let answer = |who: &Identity, accept: bool| {
+        let signed = invites
+            .iter()
+            .find(|o| o.to == who.public().ed25519)
+            .unwrap()
+            .control
+            .clone()
+            .sign(&creator);
+        let mut g = Group::from_invite(who.public().ed25519, &signed, random_id(), 5).unwrap();
+        g.respond(
+            accept,
+            GroupKey::random(),
+            who.public().x25519,
+            random_id(),
+            10,
+        )
+        .unwrap();
+        g.take_unsent()
+            .into_iter()
+            .find(|o| matches!(o.control.body, Body::Response(_)))
+            .unwrap()
+            .control
+            .sign(who)
+    };
+    let (accepted, rejected, silent) = (&people[0], &people[1], &people[2]);
+    for r in [answer(accepted, true), answer(rejected, false)] {
+        c.receive(&r, &r.encode(), &mut random_id, 20).unwrap();
+    }
+    let rosters = c.take_unsent();
+    let last_roster_to = |who: &Identity| {
+        rosters.iter().rev().find_map(|o| match &o.control.body {
+            Body::Roster(r) if o.to == who.public().ed25519 => Some(r.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(last_roster_to(accepted).unwrap().acceptances.len(), 1);
+    let bare = last_roster_to(silent).unwrap();
+    assert!(bare.acceptances.is_empty());
+    assert!(bare
+        .statuses
+        .contains(&(accepted.public().ed25519, InviteeStatus::Accepted)));
+    assert!(
+        rosters
+            .iter()
+            .filter(|o| o.to == rejected.public().ed25519)
+            .all(|o| !matches!(o.control.body, Body::Roster(_))),
+        "the rejecter got a roster after rejecting"
+    );
+}
