@@ -706,23 +706,8 @@ async fn a_rejecter_cannot_post_in_the_closed_window() {
     assert!(matches!(err, ChatDrop::WindowClosed), "{err}");
 
     // A real message in the established epoch still arrives, and nothing of the above shows.
-    let mut rx = ben.chat().subscribe();
     ana.chat().send(&id, "welcome").await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !ben
-            .chat()
-            .chat(&id)
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .any(|m| m.body == "welcome")
-        {
-            let _ = rx.recv().await;
-        }
-    })
-    .await
-    .expect("the real message arrived");
+    wait_group_message(ben, &id, "welcome").await;
     let bodies: Vec<String> = ben
         .chat()
         .chat(&id)
@@ -790,23 +775,11 @@ async fn an_invitee_cannot_empty_another_members_window_bucket() {
     assert_ne!(bucket_public(&derived), ben_window);
 
     // Ben writes in the window; his bucket holds it.
-    let mut rx = ben.chat().subscribe();
     ben.chat().send(&id, "ben in the window").await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !ben
-            .chat()
-            .chat(&id)
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .any(|m| m.body == "ben in the window" && m.stored)
-        {
-            let _ = rx.recv().await;
-        }
+    wait_group_message_where(ben, &id, "Ben's window message in his bucket", |m| {
+        m.body == "ben in the window" && m.stored
     })
-    .await
-    .expect("Ben's window message stored in his bucket");
+    .await;
 
     let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &ben_window);
     let empty = GroupBucket::default().encode();
@@ -888,27 +861,12 @@ async fn a_reader_of_the_data_directory_learns_no_contact_group_or_message() {
         .await
         .unwrap();
     let id = form_group(&apps).await;
-    let mut rx = apps[1].chat().subscribe();
     apps[0]
         .chat()
         .send(&id, "meet at the lighthouse")
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, async {
-        while !apps[1]
-            .chat()
-            .chat(&id)
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .any(|m| m.body == "meet at the lighthouse")
-        {
-            let _ = rx.recv().await;
-        }
-    })
-    .await
-    .expect("Ben got the group message");
+    wait_group_message(&apps[1], &id, "meet at the lighthouse").await;
     let group_name = apps[1].groups().get(&id).await.unwrap().name;
 
     let secrets: Vec<Vec<u8>> = [
@@ -1318,6 +1276,16 @@ fn tcp_of(app: &kiyeovo_core::service::App) -> (PeerId, Multiaddr) {
 
 /// Waits until `app` shows `body` from `from` (a group message of `id`).
 async fn wait_group_message(app: &kiyeovo_core::service::App, id: &str, body: &str) {
+    wait_group_message_where(app, id, body, |m| m.body == body).await
+}
+
+/// Waits until `app` shows a message of group `id` that `pred` accepts.
+async fn wait_group_message_where(
+    app: &kiyeovo_core::service::App,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&kiyeovo_core::api::GroupMessageView) -> bool,
+) {
     let mut rx = app.chat().subscribe();
     tokio::time::timeout(WAIT, async {
         while !app
@@ -1327,13 +1295,13 @@ async fn wait_group_message(app: &kiyeovo_core::service::App, id: &str, body: &s
             .unwrap()
             .messages
             .iter()
-            .any(|m| m.body == body)
+            .any(&pred)
         {
             let _ = rx.recv().await;
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("{body:?} never arrived"));
+    .unwrap_or_else(|_| panic!("{what:?} never arrived"));
 }
 
 /// Attack: a plain client sends a direct payload over the size limit (to exhaust memory or

@@ -724,6 +724,43 @@ fn a_welcome_leaving_out_an_acceptor_is_flagged_and_one_with_a_late_answer_is_re
     );
 }
 
+/// The invitation queued for `who` among `invites`, not yet signed.
+fn invitation_to(invites: &[Outgoing], who: &Identity) -> Control {
+    invites
+        .iter()
+        .find(|o| o.to == who.public().ed25519)
+        .unwrap()
+        .control
+        .clone()
+}
+
+/// `who` receives `invitation` (signed by `creator`) and answers: its group and signed answer.
+fn answer(
+    creator: &Identity,
+    invitation: Control,
+    who: &Identity,
+    accept: bool,
+) -> (Group, SignedControl) {
+    let signed = invitation.sign(creator);
+    let mut g = Group::from_invite(who.public().ed25519, &signed, random_id(), 5).unwrap();
+    g.respond(
+        accept,
+        GroupKey::random(),
+        who.public().x25519,
+        random_id(),
+        10,
+    )
+    .unwrap();
+    let r = g
+        .take_unsent()
+        .into_iter()
+        .find(|o| matches!(o.control.body, Body::Response(_)))
+        .unwrap()
+        .control
+        .sign(who);
+    (g, r)
+}
+
 /// A creator `c` and two invitees who both accepted (`ga`, `gb` with their signed answers).
 struct Trio {
     creator: Identity,
@@ -746,34 +783,8 @@ fn trio_accepted() -> Trio {
         0,
     );
     let invites = c.take_unsent();
-    let join = |who: &Identity| {
-        let signed = invites
-            .iter()
-            .find(|o| o.to == who.public().ed25519)
-            .unwrap()
-            .control
-            .clone()
-            .sign(&creator);
-        let mut g = Group::from_invite(who.public().ed25519, &signed, random_id(), 5).unwrap();
-        g.respond(
-            true,
-            GroupKey::random(),
-            who.public().x25519,
-            random_id(),
-            10,
-        )
-        .unwrap();
-        let r = g
-            .take_unsent()
-            .into_iter()
-            .find(|o| matches!(o.control.body, Body::Response(_)))
-            .unwrap()
-            .control
-            .sign(who);
-        (g, r)
-    };
-    let (ga, ra) = join(&a);
-    let (_, rb) = join(&b);
+    let (ga, ra) = answer(&creator, invitation_to(&invites, &a), &a, true);
+    let (_, rb) = answer(&creator, invitation_to(&invites, &b), &b, true);
     for r in [&ra, &rb] {
         c.receive(r, &r.encode(), &mut random_id, 20).unwrap();
     }
@@ -964,44 +975,14 @@ fn a_different_invitation_is_flagged_from_the_roster_during_the_window() {
         0,
     );
     let invites = c.take_unsent();
-    let invite_of = |who: &Identity| {
-        invites
-            .iter()
-            .find(|o| o.to == who.public().ed25519)
-            .unwrap()
-            .control
-            .clone()
-    };
-    let mut for_b = invite_of(&b);
+    let mut for_b = invitation_to(&invites, &b);
     if let Body::Invite(i) = &mut for_b.body {
         i.temp_key = GroupKey::random();
     }
-    let mut ga = Group::from_invite(
-        a.public().ed25519,
-        &invite_of(&a).sign(&creator),
-        random_id(),
-        5,
-    )
-    .unwrap();
-    let mut gb =
-        Group::from_invite(b.public().ed25519, &for_b.sign(&creator), random_id(), 5).unwrap();
+    let (mut ga, ra) = answer(&creator, invitation_to(&invites, &a), &a, true);
+    let (gb, rb) = answer(&creator, for_b, &b, true);
     assert_ne!(ga.list_hash(), gb.list_hash());
-    for (who, g) in [(&a, &mut ga), (&b, &mut gb)] {
-        g.respond(
-            true,
-            GroupKey::random(),
-            who.public().x25519,
-            random_id(),
-            10,
-        )
-        .unwrap();
-        let r = g
-            .take_unsent()
-            .into_iter()
-            .find(|o| matches!(o.control.body, Body::Response(_)))
-            .unwrap()
-            .control
-            .sign(who);
+    for r in [ra, rb] {
         let _ = c.receive(&r, &r.encode(), &mut random_id, 20);
     }
     let roster = c
@@ -1035,32 +1016,9 @@ fn acceptances_reach_only_those_who_accepted() {
         0,
     );
     let invites = c.take_unsent();
-    let answer = |who: &Identity, accept: bool| {
-        let signed = invites
-            .iter()
-            .find(|o| o.to == who.public().ed25519)
-            .unwrap()
-            .control
-            .clone()
-            .sign(&creator);
-        let mut g = Group::from_invite(who.public().ed25519, &signed, random_id(), 5).unwrap();
-        g.respond(
-            accept,
-            GroupKey::random(),
-            who.public().x25519,
-            random_id(),
-            10,
-        )
-        .unwrap();
-        g.take_unsent()
-            .into_iter()
-            .find(|o| matches!(o.control.body, Body::Response(_)))
-            .unwrap()
-            .control
-            .sign(who)
-    };
     let (accepted, rejected, silent) = (&people[0], &people[1], &people[2]);
-    for r in [answer(accepted, true), answer(rejected, false)] {
+    for (who, accept) in [(accepted, true), (rejected, false)] {
+        let (_, r) = answer(&creator, invitation_to(&invites, who), who, accept);
         c.receive(&r, &r.encode(), &mut random_id, 20).unwrap();
     }
     let rosters = c.take_unsent();
