@@ -1,0 +1,314 @@
+//! Offline delivery through the DHT: reading every other member's bucket of an epoch (pages
+//! included), writing ours (coalesced, merged with what is there), re-publishing.
+
+use super::*;
+
+impl GroupChat {
+    /// Reads every other member's bucket of `ep` in parallel and stores what is new.
+    pub(super) async fn poll_epoch(&self, ep: &Epoch) {
+        let others: Vec<_> = ep
+            .senders
+            .iter()
+            .filter(|(k, _)| **k != self.me)
+            .map(|(_, (peer, _, bucket_pub))| (*peer, *bucket_pub))
+            .collect();
+        let fetched = join_all(
+            others
+                .iter()
+                .map(|(_, bucket_pub)| self.fetch_bucket(bucket_pub)),
+        )
+        .await;
+        for ((peer, _), main) in others.iter().zip(fetched) {
+            let Some(main) = main else {
+                continue;
+            };
+            let mut envelopes = main.envelopes.clone();
+            let mut complete = true;
+            // Older messages are in pages: read them only if we have not got that far.
+            let cursor = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &peer.to_string())
+                .await
+                .map(|i| i.cursor)
+                .unwrap_or(0);
+            if !main.pages.is_empty()
+                && main
+                    .oldest_seq(|b| envelope::peek(b, &ep.key))
+                    .is_some_and(|s| s > cursor + 1)
+            {
+                let pages = join_all(main.pages.iter().map(|p| self.fetch_bucket(p))).await;
+                // A page that could not be read now may hold exactly the messages after our
+                // cursor: what we did read is taken, but nothing is written off as evicted (the
+                // hole stays "missing": asked of members, read again next round).
+                complete = pages.iter().all(Option::is_some);
+                for page in pages.into_iter().flatten() {
+                    envelopes.extend(page.envelopes);
+                }
+            }
+            self.take_from_bucket(ep, peer, &BucketContent { envelopes }, complete)
+                .await;
+        }
+    }
+
+    /// One bucket record (main or page) by its public key, decoded; `None` if absent or bad.
+    pub(super) async fn fetch_bucket(&self, public: &[u8; 32]) -> Option<GroupBucket> {
+        let key = RecordKey::for_public_key(RecordKind::GroupBucket, public);
+        match self.client.get_record(key.to_bytes()).await {
+            Ok(bytes) => SignedRecord::decode(&bytes, self.config.max_record_bytes)
+                .ok()
+                .and_then(|r| GroupBucket::decode(&r.payload, self.config.max_record_bytes).ok()),
+            Err(NodeError::NotFound) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read a group bucket");
+                None
+            }
+        }
+    }
+
+    /// Takes a sender's bucket. Only a `complete` read (every page that was needed arrived) may
+    /// count messages before the oldest one as evicted.
+    pub(super) async fn take_from_bucket(
+        &self,
+        ep: &Epoch,
+        peer: &PeerId,
+        content: &BucketContent,
+        complete: bool,
+    ) {
+        let sender = peer.to_string();
+        let Ok(inbox) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await else {
+            return;
+        };
+        let unread = bucket::read_after_with(content, inbox.cursor, |b| envelope::peek(b, &ep.key));
+        // Only authentic envelopes from this sender may move the cursor over a loss.
+        let authentic: Vec<(u64, Vec<u8>)> = unread
+            .envelopes
+            .into_iter()
+            .filter(|(_, env)| {
+                envelope::open(env, &ep.group_id, ep.epoch, &ep.key)
+                    .ok()
+                    .and_then(|(h, _)| ep.senders.get(&h.sender).map(|(p, _, _)| p == peer))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if let Some((first, _)) = authentic.first().filter(|_| complete) {
+            if *first > inbox.cursor + 1 {
+                let _guard = self.write.lock().await;
+                if let Ok(mut fresh) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await {
+                    let before = fresh.missed;
+                    fresh.evicted_below(*first);
+                    let lost = fresh.missed - before;
+                    if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
+                        let ok = cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &fresh)
+                            .await
+                            .is_ok()
+                            && (lost == 0
+                                || cs::add_missed(
+                                    &mut tx, &ep.gid, ep.epoch, &sender, *first, lost,
+                                )
+                                .await
+                                .is_ok())
+                            && tx.commit().await.is_ok();
+                        if ok && lost > 0 {
+                            tracing::info!(group = %ep.gid, %peer, lost, "messages were evicted before we could read them");
+                            self.emit(ChatEvent::Changed {
+                                group_id: ep.group_id,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for (_, env) in authentic {
+            match self.accept(ep, &env, false).await {
+                Ok(_) | Err(ChatDrop::Duplicate) => {}
+                Err(reason) => {
+                    tracing::info!(group = %ep.gid, %peer, %reason, "dropped a bucket envelope")
+                }
+            }
+        }
+    }
+
+    /// Reads all buckets of every epoch we hold a key for, and keeps connections to members.
+    /// One polling round in the background: DHT reads and dials can take seconds, and the loop
+    /// must meanwhile join a new epoch's topic at once (or its first live messages are missed).
+    /// A round still running when the next is due makes that one a no-op.
+    pub(super) fn spawn_poll_round(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(_round) = this.polling.try_lock() else {
+                return;
+            };
+            this.poll_all().await;
+        });
+    }
+
+    pub async fn poll_all(&self) {
+        let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
+        for ep in &epochs {
+            for (k, (peer, _, _)) in &ep.senders {
+                if *k != self.me && !self.client.is_connected(*peer).await.unwrap_or(true) {
+                    let _ = self.client.connect_peer(*peer).await;
+                }
+            }
+        }
+        join_all(epochs.iter().map(|ep| self.poll_epoch(ep))).await;
+        self.ask_for_missing().await;
+    }
+
+    /// Writes our bucket for `ep` in the background, coalesced (see the pairwise channel).
+    pub(super) async fn schedule_publish(self: &Arc<Self>, ep: &Epoch) {
+        let slot = (ep.group_id, ep.epoch);
+        if !self.publishing.request(&slot).await {
+            return;
+        }
+        let (this, ep) = (self.clone(), ep.clone());
+        tokio::spawn(async move {
+            loop {
+                // Gather a burst into one write: every write re-signs the whole bucket and
+                // every storing node re-validates it.
+                tokio::time::sleep(this.config.bucket_write_delay).await;
+                match this.publish_bucket(&ep).await {
+                    Ok(upto) => {
+                        if let Ok(n) = cs::mark_stored_up_to(
+                            this.db.pool(),
+                            &ep.gid,
+                            ep.epoch,
+                            &this.me_peer,
+                            upto,
+                        )
+                        .await
+                        {
+                            if n > 0 {
+                                this.emit(ChatEvent::Changed {
+                                    group_id: ep.group_id,
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; the next re-publish retries")
+                    }
+                }
+                if !this.publishing.again(&slot).await {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Re-reads our bucket (main record and pages), merges our outbox in, and writes it back one
+    /// version higher: the newest envelopes in the main record, older ones in pages (see
+    /// [`super::pages`]). Returns the highest seq now in it.
+    pub(super) async fn publish_bucket(&self, ep: &Epoch) -> Result<u64, NodeError> {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&ep.my_seed.0);
+        let public = signing.verifying_key().to_bytes();
+        let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &public);
+        let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
+            Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
+                Ok(r) => (
+                    GroupBucket::decode(&r.payload, self.config.max_record_bytes)
+                        .unwrap_or_default(),
+                    r.version,
+                ),
+                Err(_) => (GroupBucket::default(), 0),
+            },
+            Err(NodeError::NotFound) => (GroupBucket::default(), 0),
+            Err(e) => return Err(e),
+        };
+        let mut existing = current.envelopes.clone();
+        for page in join_all(current.pages.iter().map(|p| self.fetch_bucket(p)))
+            .await
+            .into_iter()
+            .flatten()
+        {
+            existing.extend(page.envelopes);
+        }
+        let (upto, stored_version) = cs::own(self.db.pool(), &ep.gid, ep.epoch)
+            .await
+            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        let outbox = cs::outbox(self.db.pool(), &ep.gid, ep.epoch, self.config.bucket_cap)
+            .await
+            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        let everything = BucketLimits {
+            cap: self.config.bucket_cap,
+            max_bytes: usize::MAX,
+        };
+        // Only envelopes that are ours and verify are kept: what we read back is untrusted (a
+        // group from before v2 still has window buckets whose key every invitee can derive).
+        let merged = bucket::merge_with(&existing, &outbox, everything, |b| {
+            envelope::open(b, &ep.group_id, ep.epoch, &ep.key)
+                .ok()
+                .filter(|(h, _)| h.sender == self.me)
+                .map(|(h, _)| (h.seq, h.msg_id))
+        });
+        // Room in each record for the record envelope and the list of pages.
+        let per_record = self
+            .config
+            .max_record_bytes
+            .saturating_sub(1024 + 40 * pages::MAX_PAGES);
+        let mut chunks = pages::split(&merged, per_record).into_iter();
+        let newest = chunks.next().unwrap_or_default();
+        // Checked: the version read back is untrusted (see above).
+        let version = version
+            .max(stored_version)
+            .checked_add(1)
+            .ok_or_else(|| NodeError::PutFailed("bucket version exhausted".into()))?;
+        let now = now_ms();
+        let mut page_keys = Vec::new();
+        let mut puts = Vec::new();
+        for (n, chunk) in chunks.enumerate() {
+            let page_signing = ed25519_dalek::SigningKey::from_bytes(
+                &pages::page_seed(&ep.my_seed, n as u32 + 1).0,
+            );
+            let page_public = page_signing.verifying_key().to_bytes();
+            let key = RecordKey::for_public_key(RecordKind::GroupBucket, &page_public);
+            let record = SignedRecord::sign(
+                &page_signing,
+                &key,
+                version,
+                now,
+                GroupBucket {
+                    envelopes: chunk,
+                    pages: Vec::new(),
+                }
+                .encode(),
+            );
+            page_keys.push(page_public);
+            puts.push(self.client.put_record(key.to_bytes(), record.encode()));
+        }
+        // Pages first: a reader who sees the new main record finds its pages.
+        for result in join_all(puts).await {
+            result?;
+        }
+        let record = SignedRecord::sign(
+            &signing,
+            &record_key,
+            version,
+            now,
+            GroupBucket {
+                envelopes: newest,
+                pages: page_keys,
+            }
+            .encode(),
+        );
+        self.client
+            .put_record(record_key.to_bytes(), record.encode())
+            .await?;
+        cs::set_bucket_version(self.db.pool(), &ep.gid, ep.epoch, version)
+            .await
+            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        Ok(upto)
+    }
+
+    /// Re-publishes every bucket we wrote in (PROTOCOL.md §3).
+    pub async fn republish_all(self: &Arc<Self>) {
+        let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
+        let Ok(own) = cs::own_epochs(self.db.pool()).await else {
+            return;
+        };
+        for ep in epochs
+            .iter()
+            .filter(|e| own.contains(&(e.gid.clone(), e.epoch)))
+        {
+            self.schedule_publish(ep).await;
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The user's side of a group conversation: sending (local commit first, then live and
+//! bucket in the background) and the conversation view with its gaps.
+
+use super::*;
+
+impl GroupChat {
+    /// Sends a message to the group.
+    pub async fn send(
+        self: &Arc<Self>,
+        id: &str,
+        body: &str,
+    ) -> Result<GroupMessageView, ChatError> {
+        if body.trim().is_empty() {
+            return Err(ChatError::Empty);
+        }
+        let group = self.group(id).await?;
+        let ep = writable(&group).ok_or(ChatError::NotAMember)?;
+        let msg_id = crate::group::control::random_id();
+        let sent_at = now_ms();
+        let (sealed, seq) = {
+            let _guard = self.write.lock().await;
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
+                .await
+                .map_err(tx_err)?;
+            let seq = cs::next_out_seq(&mut tx, &ep.gid, ep.epoch).await?;
+            let sealed = envelope::seal(
+                &Sealing {
+                    identity: &self.identity,
+                    key: &ep.key,
+                    group_id: ep.group_id,
+                    epoch: ep.epoch,
+                    seq,
+                    msg_id,
+                    sent_at,
+                    roster_hash: ep.roster_hash,
+                },
+                body,
+            )?;
+            cs::push_outbox(&mut tx, &ep.gid, ep.epoch, seq, &sealed).await?;
+            cs::insert_message(
+                &mut tx,
+                &self.storage_key,
+                &NewMessage {
+                    group: &ep.gid,
+                    epoch: ep.epoch,
+                    sender: &self.me_peer,
+                    seq,
+                    msg_id: &msg_id,
+                    sent_at,
+                    body,
+                    outgoing: true,
+                    envelope: &sealed,
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(tx_err)?;
+            (sealed, seq)
+        };
+        let published = match self.client.publish(ep.topic.clone(), sealed).await {
+            Ok(()) => {
+                cs::mark_published(self.db.pool(), &ep.gid, &self.me_peer, &msg_id).await?;
+                true
+            }
+            // Nobody online on the topic: the bucket carries it.
+            Err(e) => {
+                tracing::debug!(group = %ep.gid, error = %e, "not published live");
+                false
+            }
+        };
+        self.schedule_publish(&ep).await;
+        self.emit(ChatEvent::Changed {
+            group_id: ep.group_id,
+        });
+        Ok(GroupMessageView {
+            msg_id: hex(&msg_id),
+            epoch: ep.epoch,
+            sender_peer_id: self.me_peer.clone(),
+            sender_name: "You".into(),
+            outgoing: true,
+            body: body.to_string(),
+            sent_at,
+            seq,
+            published,
+            stored: false,
+            order_uncertain: false,
+        })
+    }
+
+    /// The conversation, with gaps where they are.
+    pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
+        let group = self.group(id).await?;
+        let gid = hex(&group.group_id);
+        let contact_names = self.groups.names().await;
+        let names: HashMap<String, String> = epochs_of(&group)
+            .iter()
+            .flat_map(|e| {
+                e.senders
+                    .values()
+                    .map(|(p, n, _)| (p.to_string(), n.clone()))
+            })
+            .chain(
+                std::iter::once((group.creator, group.invite.creator_name.clone()))
+                    .chain(group.invite.invitees.iter().map(|p| (p.id, p.name.clone())))
+                    .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
+            )
+            // Contacts by the user's own name for them, whatever the creator called them.
+            .chain(
+                contact_names
+                    .into_iter()
+                    .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
+            )
+            .collect();
+        let name = |peer: &str| {
+            names
+                .get(peer)
+                .cloned()
+                .unwrap_or_else(|| "former member".into())
+        };
+        let messages = crate::group::order::order(
+            cs::messages(self.db.pool(), &self.storage_key, &gid).await?,
+        )
+        .into_iter()
+        .map(|(m, order_uncertain)| GroupMessageView {
+            order_uncertain,
+            msg_id: hex(&m.msg_id),
+            epoch: m.epoch,
+            sender_name: if m.outgoing {
+                "You".into()
+            } else {
+                name(&m.sender)
+            },
+            sender_peer_id: m.sender,
+            outgoing: m.outgoing,
+            body: m.body,
+            sent_at: m.sent_at,
+            seq: m.seq,
+            published: m.published,
+            stored: m.stored,
+        })
+        .collect();
+        let mut gaps: Vec<GroupGapView> = cs::missed(self.db.pool(), &gid)
+            .await?
+            .into_iter()
+            .map(|(sender, epoch, before_seq, count)| GroupGapView {
+                sender_name: name(&sender),
+                sender_peer_id: sender,
+                epoch,
+                before_seq,
+                count,
+                lost: true,
+            })
+            .collect();
+        // Holes above a cursor: seqs we have not got although later ones arrived.
+        for (sender, epoch, inbox) in cs::inboxes(self.db.pool(), &gid).await? {
+            let mut expected = inbox.cursor + 1;
+            for &seq in &inbox.above {
+                if seq > expected {
+                    gaps.push(GroupGapView {
+                        sender_name: name(&sender),
+                        sender_peer_id: sender.clone(),
+                        epoch,
+                        before_seq: seq,
+                        count: seq - expected,
+                        lost: false,
+                    });
+                }
+                expected = seq + 1;
+            }
+        }
+        let current = writable(&group);
+        let bucket_fill = match &current {
+            Some(ep) => cs::own(self.db.pool(), &gid, ep.epoch).await?.0,
+            None => 0,
+        };
+        // Members of the current epoch with no open connection: they read our bucket later.
+        let mut away_members = Vec::new();
+        if let Some(ep) = &current {
+            for (k, (peer, name, _)) in &ep.senders {
+                if *k != self.me && !self.client.is_connected(*peer).await.unwrap_or(false) {
+                    away_members.push(name.clone());
+                }
+            }
+        }
+        Ok(GroupChatView {
+            messages,
+            gaps,
+            bucket_fill: bucket_fill.min(self.config.bucket_cap as u64) as u32,
+            bucket_cap: self.config.bucket_cap as u32,
+            can_send: current.is_some(),
+            away_members,
+        })
+    }
+
+    pub async fn mark_read(&self, id: &str) -> Result<(), ChatError> {
+        let group = self.group(id).await?;
+        cs::mark_read(self.db.pool(), &hex(&group.group_id)).await?;
+        self.groups.touch(&group.group_id);
+        Ok(())
+    }
+}

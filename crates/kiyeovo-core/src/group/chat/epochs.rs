@@ -1,0 +1,135 @@
+//! Which key epochs of a group a member uses, and how (PROTOCOL.md §5): who may write in each,
+//! with which bucket keys, whether it is still live, and the gossip verdict for a refusal.
+
+use super::*;
+
+/// One key epoch of one group, as this member uses it.
+#[derive(Clone)]
+pub(super) struct Epoch {
+    pub(super) group_id: GroupId,
+    pub(super) gid: String,
+    pub(super) epoch: u32,
+    pub(super) key: GroupKey,
+    pub(super) topic: String,
+    /// Who may write: identity key → (peer id, name, bucket verifying key).
+    pub(super) senders: BTreeMap<MemberKey, (PeerId, String, [u8; 32])>,
+    pub(super) my_seed: GroupKey,
+    pub(super) roster_hash: [u8; 32],
+    /// Whether we subscribe to and poll this epoch. The window (epoch 0) closes at
+    /// establishment: afterwards its key only opens what was written in it.
+    pub(super) live: bool,
+    /// Envelopes claiming a later `sent_at` are refused (epoch 0: the window's end).
+    pub(super) sent_until: Option<u64>,
+    /// No new envelope is taken (the window after establishment): its key only names who
+    /// wrote what we already have.
+    pub(super) closed: bool,
+}
+
+/// How gossip validation reports a refused message. Reject costs the peer that forwarded it
+/// (peer scoring), so it is kept for what no honest peer forwards: bad cryptography or format,
+/// a non-member in an established epoch, a window message dated after the window. Refusals that
+/// depend on what *we* know yet (a roster update still on its way during the window, a cursor
+/// far behind after an absence) are ignored instead.
+pub(super) fn gossip_verdict(ep: &Epoch, reason: &ChatDrop) -> Verdict {
+    match reason {
+        ChatDrop::NotAMember if ep.epoch == 0 => Verdict::Ignore,
+        ChatDrop::BeyondBoundary { .. } | ChatDrop::Duplicate | ChatDrop::Database(_) => {
+            Verdict::Ignore
+        }
+        ChatDrop::Envelope(_)
+        | ChatDrop::NotAMember
+        | ChatDrop::AfterWindow { .. }
+        | ChatDrop::WindowClosed => Verdict::Reject,
+    }
+}
+
+/// The topic name only members can compute (PROTOCOL.md §5).
+pub fn topic_for(group_id: &GroupId, key: &GroupKey) -> String {
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v1/topic");
+    h.update(group_id);
+    h.update(key.0);
+    hex(&h.finalize())
+}
+
+pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
+    let gid = hex(&g.group_id);
+    let mut out = Vec::new();
+    let in_window = matches!(g.status, Status::Inviting | Status::Accepted);
+    let established = g.status == Status::Active;
+    if let (true, Some(my_seed)) = (in_window || established, &g.window_seed) {
+        let temp = &g.invite.temp_key;
+        // Window messages come from the creator and those who accepted, and nobody else: not
+        // from an invitee who rejected or never answered, even though it holds the temporary
+        // key (PROTOCOL.md §4.5). Once established, the members *are* those who accepted.
+        let accepted = |id: &MemberKey| {
+            *id == g.creator
+                // We know our own answer before the creator's roster says it back.
+                || (*id == g.me && g.my_response.as_ref().is_some_and(|r| r.accept))
+                || if established {
+                    g.members.iter().any(|m| m.id == *id)
+                } else {
+                    g.statuses.get(id) == Some(&InviteeStatus::Accepted)
+                }
+        };
+        let mut senders = BTreeMap::new();
+        let people = std::iter::once((g.creator, g.invite.creator_name.clone()))
+            .chain(g.invite.invitees.iter().map(|p| (p.id, p.name.clone())));
+        for (id, name) in people.filter(|(id, _)| accepted(id)) {
+            // Every acceptor's window bucket key came with its signed acceptance.
+            if let (Some(peer), Some(bucket)) = (peer_id_of(&id), g.window_buckets.get(&id)) {
+                senders.insert(id, (peer, name, *bucket));
+            }
+        }
+        out.push(Epoch {
+            group_id: g.group_id,
+            gid: gid.clone(),
+            epoch: 0,
+            key: temp.clone(),
+            topic: topic_for(&g.group_id, temp),
+            senders,
+            my_seed: my_seed.clone(),
+            // The window's "roster" is the invitation: members shown different ones notice.
+            roster_hash: g.list_hash(),
+            live: in_window,
+            sent_until: Some(g.invite.expires_at.saturating_add(CLOCK_SKEW_MS)),
+            closed: established,
+        });
+    }
+    if let (Status::Active, Some(key), Some(seed)) = (g.status, &g.epoch_key, &g.bucket_seed) {
+        let senders = g
+            .members
+            .iter()
+            .filter_map(|m| Some((m.id, (peer_id_of(&m.id)?, m.name.clone(), m.bucket_pub))))
+            .collect();
+        out.push(Epoch {
+            group_id: g.group_id,
+            gid,
+            epoch: g.epoch,
+            key: key.clone(),
+            topic: topic_for(&g.group_id, key),
+            senders,
+            my_seed: seed.clone(),
+            roster_hash: g.roster_hash(),
+            live: true,
+            sent_until: None,
+            closed: false,
+        });
+    }
+    out
+}
+
+/// The epoch a member writes in now, if any: the established epoch, or the window for the
+/// creator and acceptors.
+pub(super) fn writable(g: &Group) -> Option<Epoch> {
+    let can = match g.status {
+        Status::Active => true,
+        Status::Inviting => true,
+        Status::Accepted => !g.window_over(crate::time::now_ms()),
+        _ => false,
+    };
+    if !can {
+        return None;
+    }
+    epochs_of(g).pop()
+}
