@@ -116,8 +116,19 @@ impl GroupChat {
                 }
             }
         }
+        let mut checked = Vec::new();
         for (_, env) in authentic {
-            match self.accept(ep, &env, false).await {
+            match self.check(ep, &env) {
+                Ok(c) => checked.push(c),
+                Err(ChatDrop::Duplicate) => {}
+                Err(reason) => {
+                    tracing::info!(group = %ep.gid, %peer, %reason, "dropped a bucket envelope")
+                }
+            }
+        }
+        // The whole bucket in one transaction.
+        for result in self.store(ep, checked, false).await {
+            match result {
                 Ok(_) | Err(ChatDrop::Duplicate) => {}
                 Err(reason) => {
                     tracing::info!(group = %ep.gid, %peer, %reason, "dropped a bucket envelope")

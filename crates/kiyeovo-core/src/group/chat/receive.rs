@@ -2,6 +2,15 @@
 //! acceptance path, and the repair requests (`Want`) members send each other for holes.
 
 use super::*;
+use crate::group::envelope::GroupHeader;
+
+/// An envelope that passed every check that needs no database.
+pub(super) struct Checked {
+    pub(super) peer: PeerId,
+    pub(super) header: GroupHeader,
+    pub(super) body: String,
+    pub(super) bytes: Vec<u8>,
+}
 
 impl GroupChat {
     /// Checks and stores one envelope of epoch `ep`. `Ok(true)` if it was new.
@@ -11,6 +20,16 @@ impl GroupChat {
         bytes: &[u8],
         live: bool,
     ) -> Result<bool, ChatDrop> {
+        let checked = self.check(ep, bytes)?;
+        self.store(ep, vec![checked], live)
+            .await
+            .pop()
+            .expect("one result per envelope")
+    }
+
+    /// Everything about one envelope that needs no database: it opens with the epoch's key,
+    /// names a sender of that epoch, and fits the epoch's window.
+    pub(super) fn check(&self, ep: &Epoch, bytes: &[u8]) -> Result<Checked, ChatDrop> {
         let (header, body) = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
         let (peer, _, _) = ep.senders.get(&header.sender).ok_or(ChatDrop::NotAMember)?;
         if ep.closed {
@@ -28,60 +47,109 @@ impl GroupChat {
             // stored when it was sent from here.
             return Err(ChatDrop::Duplicate);
         }
-        let sender = peer.to_string();
-        {
+        Ok(Checked {
+            peer: *peer,
+            header,
+            body,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Stores checked envelopes of one sender (a bucket read passes a whole bucket) in one
+    /// transaction: each is de-duplicated and bounded against the sender's cursor as it moves,
+    /// the cursor is saved once. One commit for a bucket instead of one per message (every
+    /// page written is encrypted, so commits are what catch-up pays for). Nothing is kept if the
+    /// commit fails: the next read takes them all again. One result per envelope, in order.
+    pub(super) async fn store(
+        &self,
+        ep: &Epoch,
+        items: Vec<Checked>,
+        live: bool,
+    ) -> Vec<Result<bool, ChatDrop>> {
+        let Some(first) = items.first() else {
+            return Vec::new();
+        };
+        let sender = first.peer.to_string();
+        debug_assert!(items.iter().all(|c| c.peer == first.peer));
+        let mut results: Vec<Result<bool, ChatDrop>> = Vec::with_capacity(items.len());
+        let committed = {
             let _guard = self.write.lock().await;
-            let mut inbox = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await?;
-            if inbox.check(header.seq) == Arrival::Duplicate {
-                return Err(ChatDrop::Duplicate);
+            let outcome: Result<(), ChatDrop> = async {
+                let mut inbox = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await?;
+                let mut tx = crate::storage::db::write_tx(self.db.pool())
+                    .await
+                    .map_err(tx_err)?;
+                for c in &items {
+                    if inbox.check(c.header.seq) == Arrival::Duplicate {
+                        results.push(Err(ChatDrop::Duplicate));
+                        continue;
+                    }
+                    if c.header.seq > inbox.cursor + MAX_SEQ_AHEAD {
+                        results.push(Err(ChatDrop::BeyondBoundary {
+                            seq: c.header.seq,
+                            cursor: inbox.cursor,
+                        }));
+                        continue;
+                    }
+                    cs::insert_message(
+                        &mut tx,
+                        &self.storage_key,
+                        &NewMessage {
+                            group: &ep.gid,
+                            epoch: ep.epoch,
+                            sender: &sender,
+                            seq: c.header.seq,
+                            msg_id: &c.header.msg_id,
+                            sent_at: c.header.sent_at,
+                            body: &c.body,
+                            outgoing: false,
+                            envelope: &c.bytes,
+                        },
+                    )
+                    .await?;
+                    inbox.processed(c.header.seq);
+                    results.push(Ok(true));
+                }
+                if results.iter().any(|r| r.is_ok()) {
+                    cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &inbox).await?;
+                    tx.commit().await.map_err(tx_err)?;
+                }
+                Ok(())
             }
-            if header.seq > inbox.cursor + MAX_SEQ_AHEAD {
-                return Err(ChatDrop::BeyondBoundary {
-                    seq: header.seq,
-                    cursor: inbox.cursor,
-                });
+            .await;
+            outcome
+        };
+        if let Err(e) = committed {
+            // Nothing of this batch is stored; each envelope reports why.
+            let reason = e.to_string();
+            return items
+                .iter()
+                .map(|_| Err(ChatDrop::Database(DbError::Query(reason.clone()))))
+                .collect();
+        }
+        for (c, result) in items.iter().zip(&results) {
+            if result.is_err() {
+                continue;
             }
-            let mut tx = crate::storage::db::write_tx(self.db.pool())
-                .await
-                .map_err(tx_err)?;
-            cs::insert_message(
-                &mut tx,
-                &self.storage_key,
-                &NewMessage {
-                    group: &ep.gid,
-                    epoch: ep.epoch,
-                    sender: &sender,
-                    seq: header.seq,
-                    msg_id: &header.msg_id,
-                    sent_at: header.sent_at,
-                    body: &body,
-                    outgoing: false,
-                    envelope: bytes,
-                },
-            )
-            .await?;
-            inbox.processed(header.seq);
-            cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &inbox).await?;
-            tx.commit().await.map_err(tx_err)?;
+            if c.header.roster_hash != ep.roster_hash {
+                let kind = if ep.epoch == 0 {
+                    FlagKind::InvitationListDiffers
+                } else {
+                    FlagKind::RosterDiffers
+                };
+                self.groups
+                    .flag_roster(&ep.group_id, c.header.sender, kind)
+                    .await;
+            }
+            self.emit(ChatEvent::Received {
+                group_id: ep.group_id,
+                sender: c.peer,
+                epoch: ep.epoch,
+                seq: c.header.seq,
+                live,
+            });
         }
-        if header.roster_hash != ep.roster_hash {
-            let kind = if ep.epoch == 0 {
-                FlagKind::InvitationListDiffers
-            } else {
-                FlagKind::RosterDiffers
-            };
-            self.groups
-                .flag_roster(&ep.group_id, header.sender, kind)
-                .await;
-        }
-        self.emit(ChatEvent::Received {
-            group_id: ep.group_id,
-            sender: *peer,
-            epoch: ep.epoch,
-            seq: header.seq,
-            live,
-        });
-        Ok(true)
+        results
     }
 
     /// Checks and stores an envelope of group `id` that came from anywhere (a relay by another
