@@ -40,7 +40,6 @@ use crate::identity::{peer_id_of, Identity};
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError, Verdict};
 use crate::pairwise::bucket::{self, BucketContent, BucketLimits};
-use crate::pairwise::inbox::Arrival;
 use crate::records::{RecordKey, RecordKind, SignedRecord};
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
@@ -49,6 +48,7 @@ mod buckets;
 mod conversation;
 mod epochs;
 mod receive;
+mod rules;
 
 pub use epochs::topic_for;
 use epochs::{epochs_of, gossip_verdict, writable, Epoch};

@@ -1,16 +1,8 @@
 //! Taking envelopes in — from gossip, from a member's relay, from a bucket read — through one
 //! acceptance path, and the repair requests (`Want`) members send each other for holes.
 
+use super::rules::{self, Checked};
 use super::*;
-use crate::group::envelope::GroupHeader;
-
-/// An envelope that passed every check that needs no database.
-pub(super) struct Checked {
-    pub(super) peer: PeerId,
-    pub(super) header: GroupHeader,
-    pub(super) body: String,
-    pub(super) bytes: Vec<u8>,
-}
 
 impl GroupChat {
     /// Checks and stores one envelope of epoch `ep`. `Ok(true)` if it was new.
@@ -27,32 +19,9 @@ impl GroupChat {
             .expect("one result per envelope")
     }
 
-    /// Everything about one envelope that needs no database: it opens with the epoch's key,
-    /// names a sender of that epoch, and fits the epoch's window.
+    /// The rules about the envelope itself ([`rules::admit`]).
     pub(super) fn check(&self, ep: &Epoch, bytes: &[u8]) -> Result<Checked, ChatDrop> {
-        let (header, body) = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
-        let (peer, _, _) = ep.senders.get(&header.sender).ok_or(ChatDrop::NotAMember)?;
-        if ep.closed {
-            // An acceptor could otherwise still add backdated window messages.
-            return Err(ChatDrop::WindowClosed);
-        }
-        if let Some(end) = ep.sent_until.filter(|end| header.sent_at > *end) {
-            return Err(ChatDrop::AfterWindow {
-                sent_at: header.sent_at,
-                end,
-            });
-        }
-        if header.sender == self.me {
-            // Our own envelope coming back (another session of ours, or a relay): already
-            // stored when it was sent from here.
-            return Err(ChatDrop::Duplicate);
-        }
-        Ok(Checked {
-            peer: *peer,
-            header,
-            body,
-            bytes: bytes.to_vec(),
-        })
+        rules::admit(ep, &self.me, bytes)
     }
 
     /// Stores checked envelopes of one sender (a bucket read passes a whole bucket) in one
@@ -80,15 +49,8 @@ impl GroupChat {
                     .await
                     .map_err(tx_err)?;
                 for c in &items {
-                    if inbox.check(c.header.seq) == Arrival::Duplicate {
-                        results.push(Err(ChatDrop::Duplicate));
-                        continue;
-                    }
-                    if c.header.seq > inbox.cursor + MAX_SEQ_AHEAD {
-                        results.push(Err(ChatDrop::BeyondBoundary {
-                            seq: c.header.seq,
-                            cursor: inbox.cursor,
-                        }));
+                    if let Err(refused) = rules::against_cursor(&inbox, c.header.seq) {
+                        results.push(Err(refused));
                         continue;
                     }
                     cs::insert_message(
