@@ -48,12 +48,13 @@ impl GroupChat {
                 let mut tx = crate::storage::db::write_tx(self.db.pool())
                     .await
                     .map_err(tx_err)?;
+                let mut moved = false;
                 for c in &items {
                     if let Err(refused) = rules::against_cursor(&inbox, c.header.seq) {
                         results.push(Err(refused));
                         continue;
                     }
-                    cs::insert_message(
+                    let stored = cs::insert_message(
                         &mut tx,
                         &self.storage_key,
                         &NewMessage {
@@ -69,10 +70,17 @@ impl GroupChat {
                         },
                     )
                     .await?;
+                    // The seq is taken either way; a msg id this sender already used (same
+                    // message again under another seq) is not stored twice.
                     inbox.processed(c.header.seq);
-                    results.push(Ok(true));
+                    moved = true;
+                    results.push(if stored {
+                        Ok(true)
+                    } else {
+                        Err(ChatDrop::Duplicate)
+                    });
                 }
-                if results.iter().any(|r| r.is_ok()) {
+                if moved {
                     cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &inbox).await?;
                     tx.commit().await.map_err(tx_err)?;
                 }
