@@ -364,6 +364,34 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
         ),
         "replayed"
     );
+    // The same sender re-uses its own msg id under its next seq: not a second message (the seq
+    // is taken all the same).
+    let again = envelope::seal(
+        &Sealing {
+            identity: &creator,
+            key: &key,
+            group_id: gid,
+            epoch,
+            seq: 2,
+            msg_id: envelope::unseal(&squatter, &key).unwrap().header.msg_id,
+            sent_at: 3,
+            roster_hash: apps[0]
+                .groups()
+                .load_group(&gid)
+                .await
+                .unwrap()
+                .roster_hash(),
+        },
+        "same id, same sender, next seq",
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            apps[2].chat().ingest(&id, &again).await,
+            Err(ChatDrop::Duplicate)
+        ),
+        "a sender's msg id used twice"
+    );
     let bodies: Vec<String> = apps[2]
         .chat()
         .chat(&id)

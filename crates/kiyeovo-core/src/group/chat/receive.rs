@@ -28,26 +28,36 @@ impl GroupChat {
     /// transaction: each is de-duplicated and bounded against the sender's cursor as it moves,
     /// the cursor is saved once. One commit for a bucket instead of one per message (every
     /// page written is encrypted, so commits are what catch-up pays for). Nothing is kept if the
-    /// commit fails: the next read takes them all again. One result per envelope, in order.
+    /// commit fails: the next read takes them all again. One result per envelope, in seq order.
     pub(super) async fn store(
         &self,
         ep: &Epoch,
-        items: Vec<Checked>,
+        mut items: Vec<Checked>,
         live: bool,
     ) -> Vec<Result<bool, ChatDrop>> {
         let Some(first) = items.first() else {
             return Vec::new();
         };
-        let sender = first.peer.to_string();
-        debug_assert!(items.iter().all(|c| c.peer == first.peer));
+        let peer = first.peer;
+        if items.iter().any(|c| c.peer != peer) {
+            // One sender's cursor per batch: anything else is a caller's mistake, refused whole.
+            tracing::error!(group = %ep.gid, "a batch mixing senders was refused");
+            return items
+                .iter()
+                .map(|_| Err(ChatDrop::Database(DbError::Query("mixed senders".into()))))
+                .collect();
+        }
+        // In seq order, so the bound is measured from the cursor as it moves.
+        items.sort_by_key(|c| c.header.seq);
+        let sender = peer.to_string();
         let mut results: Vec<Result<bool, ChatDrop>> = Vec::with_capacity(items.len());
         let committed = {
             let _guard = self.write.lock().await;
             let outcome: Result<(), ChatDrop> = async {
-                let mut inbox = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await?;
                 let mut tx = crate::storage::db::write_tx(self.db.pool())
                     .await
                     .map_err(tx_err)?;
+                let mut inbox = cs::inbox(&mut *tx, &ep.gid, ep.epoch, &sender).await?;
                 let mut moved = false;
                 for c in &items {
                     if let Err(refused) = rules::against_cursor(&inbox, c.header.seq) {
@@ -91,7 +101,10 @@ impl GroupChat {
         };
         if let Err(e) = committed {
             // Nothing of this batch is stored; each envelope reports why.
-            let reason = e.to_string();
+            let reason = match e {
+                ChatDrop::Database(DbError::Query(q)) => q,
+                other => other.to_string(),
+            };
             return items
                 .iter()
                 .map(|_| Err(ChatDrop::Database(DbError::Query(reason.clone()))))
@@ -270,6 +283,7 @@ impl GroupChat {
         }
     }
 
+    /// A gossip message on one of our topics: validate, store, report the verdict.
     pub async fn handle_gossip(
         &self,
         source: PeerId,
