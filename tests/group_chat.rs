@@ -333,6 +333,12 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
     // A modified member (the creator here) copies the msg id of member 1's message into its
     // own envelope and gets it to member 2 first: both messages are kept (keyed by sender too).
     let creator = profiles[0].keystore().load_identity().unwrap().unwrap();
+    let creator_roster = apps[0]
+        .groups()
+        .load_group(&gid)
+        .await
+        .unwrap()
+        .roster_hash();
     let squatter = envelope::seal(
         &Sealing {
             identity: &creator,
@@ -342,12 +348,7 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
             seq: 1,
             msg_id: envelope::unseal(&good, &key).unwrap().header.msg_id,
             sent_at: 2,
-            roster_hash: apps[0]
-                .groups()
-                .load_group(&gid)
-                .await
-                .unwrap()
-                .roster_hash(),
+            roster_hash: creator_roster,
         },
         "same id, other sender",
     )
@@ -375,12 +376,7 @@ async fn outsiders_cannot_inject_or_read_and_bad_envelopes_are_refused() {
             seq: 2,
             msg_id: envelope::unseal(&squatter, &key).unwrap().header.msg_id,
             sent_at: 3,
-            roster_hash: apps[0]
-                .groups()
-                .load_group(&gid)
-                .await
-                .unwrap()
-                .roster_hash(),
+            roster_hash: creator_roster,
         },
         "same id, same sender, next seq",
     )
