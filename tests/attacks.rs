@@ -20,8 +20,8 @@ use kiyeovo_core::sign::Domain;
 use kiyeovo_node::Headless;
 use kiyeovo_tests::attacker::{attacker, push, signed, Attacker, DirectPeer, Spy};
 use kiyeovo_tests::{
-    befriend, bootstrap_node, bootstrap_node_with, form_group, group_config, start_group_app,
-    start_online, wait_event, wait_for, wait_group, TestProfile, WAIT,
+    befriend, bootstrap_node, bootstrap_node_with, form_group, group_config, group_of,
+    start_group_app, start_online, wait_event, wait_for, wait_group, TestProfile, WAIT,
 };
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::multiaddr::Protocol;
@@ -1108,14 +1108,7 @@ async fn a_non_member_flooding_a_group_topic_is_scored_out() {
     use kiyeovo_core::group::envelope::{self, Sealing};
     use kiyeovo_core::node::scoring;
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..2)
-        .map(|i| TestProfile::new(&format!("flood{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start_group_app(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (_profiles, apps, id) = group_of("flood", 2, &addr).await;
     let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
     let (epoch, key) = apps[0].groups().key(&id).await.unwrap();
     let topic = apps[0].chat().topic(&id).await.unwrap();
@@ -1405,14 +1398,7 @@ fn want(id: &str, epoch: u32, sender: [u8; 32], seqs: Vec<u64>) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_member_asking_for_missing_envelopes_gets_nothing() {
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..2)
-        .map(|i| TestProfile::new(&format!("want{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start_group_app(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (profiles, apps, id) = group_of("want", 2, &addr).await;
     kiyeovo_tests::wait_connected(&apps).await;
     for i in 1..=3 {
         apps[0].chat().send(&id, &format!("m{i}")).await.unwrap();
@@ -1452,14 +1438,7 @@ async fn a_non_member_asking_for_missing_envelopes_gets_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_requests_for_missing_envelopes_are_answered_once() {
     let (boot, addr) = bootstrap_node().await;
-    let profiles: Vec<TestProfile> = (0..3)
-        .map(|i| TestProfile::new(&format!("rwant{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start_group_app(p, &addr).await);
-    }
-    let id = form_group(&apps).await;
+    let (profiles, apps, id) = group_of("rwant", 3, &addr).await;
     kiyeovo_tests::wait_connected(&apps[..2]).await;
     for i in 1..=3 {
         apps[0].chat().send(&id, &format!("m{i}")).await.unwrap();

@@ -9,26 +9,13 @@ use kiyeovo_core::group::ChatEvent;
 use kiyeovo_core::identity::Identity;
 use kiyeovo_core::service::App;
 use kiyeovo_tests::{
-    bootstrap_node, form_group, start_group_app as start, wait_connected, TestProfile, WAIT,
+    bootstrap_node, group_of, start_group_app as start, wait_connected, TestProfile, WAIT,
 };
 use rand::Rng;
 
 /// The ten-member tests run one at a time: three of them side by side (30 nodes on a 2-core
 /// machine) measure the machine, not the protocol.
 static TEN_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `n` fresh profiles started and formed into an established group (`apps[0]` created it).
-async fn group_of(tag: &str, n: usize, addr: &str) -> (Vec<TestProfile>, Vec<App>, String) {
-    let profiles: Vec<TestProfile> = (0..n)
-        .map(|i| TestProfile::new(&format!("{tag}-{i}")))
-        .collect();
-    let mut apps = Vec::new();
-    for p in &profiles {
-        apps.push(start(p, addr).await);
-    }
-    let id = form_group(&apps).await;
-    (profiles, apps, id)
-}
 
 /// Waits until every message `app` wrote is in its offline bucket.
 async fn wait_all_stored(app: &App, id: &str) {

@@ -281,6 +281,20 @@ pub async fn start_group_app(profile: &TestProfile, boot: &str) -> App {
     start_online(c).await
 }
 
+/// `n` fresh profiles started against `boot` and formed into an established group (`apps[0]`
+/// created it).
+pub async fn group_of(tag: &str, n: usize, boot: &str) -> (Vec<TestProfile>, Vec<App>, String) {
+    let profiles: Vec<TestProfile> = (0..n)
+        .map(|i| TestProfile::new(&format!("{tag}-{i}")))
+        .collect();
+    let mut apps = Vec::new();
+    for p in &profiles {
+        apps.push(start_group_app(p, boot).await);
+    }
+    let id = form_group(&apps).await;
+    (profiles, apps, id)
+}
+
 /// The creator (`apps[0]`) befriends everyone, invites them, all accept, it establishes.
 pub async fn form_group(apps: &[App]) -> String {
     let creator = &apps[0];
