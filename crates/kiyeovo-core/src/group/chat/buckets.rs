@@ -77,23 +77,27 @@ impl GroupChat {
             return;
         };
         let unread = bucket::read_after_with(content, inbox.cursor, |b| envelope::peek(b, &ep.key));
-        // Only authentic envelopes from this sender may move the cursor over a loss.
-        let authentic: Vec<(u64, Vec<u8>)> = unread
-            .envelopes
-            .into_iter()
-            .filter(|(_, env)| {
-                envelope::open(env, &ep.group_id, ep.epoch, &ep.key)
-                    .ok()
-                    .and_then(|(h, _)| ep.senders.get(&h.sender).map(|(p, _, _)| p == peer))
-                    .unwrap_or(false)
-            })
-            .collect();
-        if let Some((first, _)) = authentic.first().filter(|_| complete) {
-            if *first > inbox.cursor + 1 {
+        // Each envelope opened and verified once, here (`rules::admit`); only this sender's own
+        // may move the cursor over a loss, and only those are stored.
+        let mut checked = Vec::new();
+        for (_, env) in unread.envelopes {
+            match self.check(ep, &env) {
+                Ok(c) if c.peer == *peer => checked.push(c),
+                Ok(c) => {
+                    tracing::info!(group = %ep.gid, %peer, other = %c.peer, "dropped another sender's envelope found in a bucket")
+                }
+                Err(ChatDrop::Duplicate) => {}
+                Err(reason) => {
+                    tracing::info!(group = %ep.gid, %peer, %reason, "dropped a bucket envelope")
+                }
+            }
+        }
+        if let Some(first) = checked.first().map(|c| c.header.seq).filter(|_| complete) {
+            if first > inbox.cursor + 1 {
                 let _guard = self.write.lock().await;
                 if let Ok(mut fresh) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await {
                     let before = fresh.missed;
-                    fresh.evicted_below(*first);
+                    fresh.evicted_below(first);
                     let lost = fresh.missed - before;
                     if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
                         let ok = cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &fresh)
@@ -101,7 +105,7 @@ impl GroupChat {
                             .is_ok()
                             && (lost == 0
                                 || cs::add_missed(
-                                    &mut tx, &ep.gid, ep.epoch, &sender, *first, lost,
+                                    &mut tx, &ep.gid, ep.epoch, &sender, first, lost,
                                 )
                                 .await
                                 .is_ok())
@@ -116,16 +120,6 @@ impl GroupChat {
                 }
             }
         }
-        let mut checked = Vec::new();
-        for (_, env) in authentic {
-            match self.check(ep, &env) {
-                Ok(c) => checked.push(c),
-                Err(ChatDrop::Duplicate) => {}
-                Err(reason) => {
-                    tracing::info!(group = %ep.gid, %peer, %reason, "dropped a bucket envelope")
-                }
-            }
-        }
         // The whole bucket in one transaction.
         for result in self.store(ep, checked, false).await {
             match result {
@@ -137,7 +131,6 @@ impl GroupChat {
         }
     }
 
-    /// Reads all buckets of every epoch we hold a key for, and keeps connections to members.
     /// One polling round in the background: DHT reads and dials can take seconds, and the loop
     /// must meanwhile join a new epoch's topic at once (or its first live messages are missed).
     /// A round still running when the next is due makes that one a no-op.
@@ -151,6 +144,7 @@ impl GroupChat {
         });
     }
 
+    /// Reads all buckets of every epoch we hold a key for, and keeps connections to members.
     pub async fn poll_all(&self) {
         let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
         for ep in &epochs {
