@@ -14,6 +14,7 @@ pub enum Domain {
     PairwiseEnvelope,
     GroupControl,
     GroupMessage,
+    GroupInfo,
 }
 
 impl Domain {
@@ -25,6 +26,7 @@ impl Domain {
             Domain::PairwiseEnvelope => b"kiyeovo/v2/pairwise-envelope",
             Domain::GroupControl => b"kiyeovo/v1/group-control",
             Domain::GroupMessage => b"kiyeovo/v2/group-message",
+            Domain::GroupInfo => b"kiyeovo/v2/group-info",
         }
     }
 }

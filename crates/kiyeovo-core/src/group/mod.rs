@@ -2,6 +2,8 @@
 //!
 //! * [`control`] — the signed control messages and their strict decoding.
 //! * [`envelope`] — sealed, signed group messages (PROTOCOL.md §5).
+//! * [`info`] — the group-info chain after establishment: signed, hash-chained versions with the
+//!   epoch key sealed to each member.
 //! * [`machine`] — one group's pure state machine: every legal transition, the rest are errors.
 //! * [`store`] — groups sealed in SQLite (format versioned in the sealing label), and the inbox of
 //!   control messages from the channel; [`store_legacy`] reads the layouts earlier versions wrote.
@@ -14,6 +16,7 @@ pub mod chat;
 pub mod chat_store;
 pub mod control;
 pub mod envelope;
+pub mod info;
 pub mod machine;
 pub mod order;
 pub mod pages;
