@@ -1797,7 +1797,7 @@ async fn an_acceptance_from_someone_not_invited_is_not_counted() {
         .load_group(&gid)
         .await
         .unwrap()
-        .members
+        .members()
         .iter()
         .all(|m| m.id != cai_id.public().ed25519));
     for app in apps {

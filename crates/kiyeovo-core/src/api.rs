@@ -247,6 +247,12 @@ pub enum GroupStatus {
     Expired,
     /// Established: we hold the group key.
     Active,
+    /// We left; the history stays, read-only.
+    Left,
+    /// The admin removed us; the history stays, read-only.
+    Removed,
+    /// The admin ended the group; the history stays, read-only.
+    Disbanded,
 }
 
 /// One person on the shared roster.

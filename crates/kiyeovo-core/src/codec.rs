@@ -28,7 +28,7 @@ pub static BASE32_LOWER: LazyLock<Encoding> = LazyLock::new(|| {
 });
 
 /// Why bytes from the network were not decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("input is {len} bytes, over the {limit}-byte limit")]
     TooLarge { len: usize, limit: usize },

@@ -198,6 +198,7 @@ impl App {
             db.clone(),
             storage_key.clone(),
             channel.clone(),
+            node.client.clone(),
             config.group,
         );
         let chat = GroupChat::new(

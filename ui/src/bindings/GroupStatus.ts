@@ -3,4 +3,4 @@
 /**
  * Where a group stands, from this member's point of view.
  */
-export type GroupStatus = "inviting" | "invited" | "accepted" | "waiting_for_creator" | "rejected" | "expired" | "active";
+export type GroupStatus = "inviting" | "invited" | "accepted" | "waiting_for_creator" | "rejected" | "expired" | "active" | "left" | "removed" | "disbanded";

@@ -213,6 +213,15 @@ pub enum Body {
     Ack {
         of: ControlId,
     },
+    /// A member leaves (PROTOCOL.md §4.7): to the admin, who writes the next version without it.
+    /// `last_seq` is the last seq it wrote in `epoch` (its boundary there).
+    Leave {
+        epoch: u32,
+        last_seq: u64,
+    },
+    /// A group-info record (PROTOCOL.md §4.8) pushed live; the same bytes are in the DHT. The
+    /// receiver checks it like one it read there.
+    Info(Vec<u8>),
 }
 
 impl Body {
@@ -224,6 +233,8 @@ impl Body {
             Body::Welcome(_) => "welcome",
             Body::Closed(_) => "closed",
             Body::Ack { .. } => "ack",
+            Body::Leave { .. } => "leave",
+            Body::Info(_) => "group info",
         }
     }
 }

@@ -38,8 +38,9 @@ use crate::storage::seal;
 
 /// The layout of [`InfoRecord`] (bumped when it changes).
 pub const INFO_FORMAT: u8 = 1;
-/// Largest group-info record accepted (ten members with their signed acceptances fit easily).
-pub const MAX_INFO_BYTES: usize = 48 * 1024;
+/// Largest group-info record accepted: ten members with their signed acceptances take about
+/// 6 KiB, and the record must fit in a control message when pushed live.
+pub const MAX_INFO_BYTES: usize = 14 * 1024;
 
 /// What a version changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +129,7 @@ pub struct Head {
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
     #[error("group info does not decode: {0}")]
     Malformed(DecodeError),

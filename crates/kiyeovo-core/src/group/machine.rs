@@ -37,6 +37,8 @@ use super::control::{
     group_id_for, Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus,
     Member, MemberKey, Response, RosterUpdate, SignedControl, Welcome,
 };
+use super::info::genesis_hash;
+use super::membership::ChangeNote;
 
 /// The verifying key of a bucket signing seed.
 pub fn bucket_public(seed: &GroupKey) -> [u8; 32] {
@@ -56,6 +58,31 @@ pub fn window_seed_of(bucket_seed: &GroupKey) -> GroupKey {
     hk.expand(b"epoch 0", &mut seed)
         .expect("32-byte HKDF output is always valid");
     GroupKey(seed)
+}
+
+/// Hash of one epoch's roster (who holds the key), carried in every group envelope so members
+/// who see different rosters notice (PROTOCOL.md §5).
+pub fn roster_hash(group_id: &GroupId, epoch: u32, members: &[Member]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v2/roster");
+    h.update(group_id);
+    h.update(epoch.to_be_bytes());
+    // Names and X25519 keys too (PROTOCOL.md §5): a creator who labels someone differently for
+    // different members shows them different rosters, and the hash (and safety code) differ.
+    for m in members {
+        h.update(m.id);
+        h.update((m.name.len() as u32).to_be_bytes());
+        h.update(m.name.as_bytes());
+        h.update(m.bucket_pub);
+        // Groups from 0.1 know no X25519 keys (all zeros, see `store_legacy`): left out, so
+        // their safety codes stay what members compared before the upgrade. A real key can
+        // never be all zeros (it must be contributory).
+        if m.x25519 != [0; 32] {
+            h.update(m.x25519);
+        }
+    }
+    h.finalize().into()
 }
 
 /// How far a response's signed time may lie before the invitation was created.
@@ -82,6 +109,12 @@ pub enum Status {
     Expired,
     /// Holds the epoch key.
     Active,
+    /// We left (history stays, read-only).
+    Left,
+    /// The admin wrote a version without us.
+    Removed,
+    /// The admin ended the group.
+    Disbanded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +153,14 @@ pub enum GroupError {
     NotInRoster,
     #[error("a member's response in the roster is invalid: {0}")]
     BadResponse(&'static str),
+    #[error("only the group's admin can do that")]
+    NotAdmin,
+    #[error("that person is not a member of the group")]
+    NotAMember,
+    #[error("the admin hands the group over (or disbands it) before leaving")]
+    AdminMustHandOver,
+    #[error(transparent)]
+    Chain(#[from] super::info::ChainError),
     #[error("{event} is not allowed while {status:?}")]
     Illegal { status: Status, event: &'static str },
 }
@@ -152,13 +193,20 @@ pub struct Group {
     /// Invitee: what we answered.
     pub my_response: Option<Response>,
     pub my_response_id: Option<ControlId>,
-    /// Our bucket key for epoch 1 (seed), made when accepting / creating.
+    /// Our group-bucket key (seed), made when accepting / creating, kept for every epoch of our
+    /// membership; the admin's also signs the group-info chain.
     pub bucket_seed: Option<GroupKey>,
-    /// 0 during the window; 1 once established.
-    pub epoch: u32,
-    pub epoch_key: Option<GroupKey>,
-    /// The established roster (creator first).
-    pub members: Vec<Member>,
+    /// Every established epoch we held the key of, oldest first (none during the window).
+    pub epochs: Vec<EpochState>,
+    /// Where our copy of the group-info chain stands (from establishment on).
+    pub chain: Option<ChainPos>,
+    /// The group-info records we hold (exact signed bytes, newest last), re-published so the
+    /// chain outlives any one member's absence.
+    pub chain_records: Vec<(u64, Vec<u8>)>,
+    /// Admin: members who asked to leave, with their last seq, not yet written out.
+    pub leaving: BTreeMap<MemberKey, u64>,
+    /// What the last membership change was, for the conversation ("Ben left").
+    pub changes: Vec<ChangeNote>,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
     /// The invitee noticed the end of the window (so the change is reported once).
@@ -174,6 +222,31 @@ pub struct Group {
     pub window_buckets: BTreeMap<MemberKey, [u8; 32]>,
 }
 
+/// One established key epoch as this member holds it (PROTOCOL.md §4.8–4.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochState {
+    pub epoch: u32,
+    pub key: GroupKey,
+    /// Who holds the key (the creator first at epoch 1).
+    pub members: Vec<Member>,
+    /// Set when the next epoch began without them: the last seq each departed member may have
+    /// used in this epoch. Their envelopes above it are refused.
+    pub boundaries: BTreeMap<MemberKey, u64>,
+    /// When it began (by our clock): scheduled rotation counts from here.
+    pub started_at: u64,
+    /// When the next epoch began (or we left it): its buckets are read for a while after.
+    pub ended_at: Option<u64>,
+}
+
+/// The head of our group-info chain: what the next version must build on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPos {
+    pub version: u64,
+    pub hash: [u8; 32],
+    /// Who writes the next version.
+    pub admin: MemberKey,
+}
+
 /// What looked like a split view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlagKind {
@@ -183,6 +256,8 @@ pub enum FlagKind {
     RosterDiffers,
     /// The group was established without someone the creator had shown as accepted.
     AcceptedMemberLeftOut,
+    /// The admin wrote two different versions of the group info with the same number.
+    ChainFork,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,9 +318,11 @@ impl Group {
             my_response: None,
             my_response_id: None,
             bucket_seed: Some(bucket_seed),
-            epoch: 0,
-            epoch_key: None,
-            members: Vec::new(),
+            epochs: Vec::new(),
+            chain: None,
+            chain_records: Vec::new(),
+            leaving: BTreeMap::new(),
+            changes: Vec::new(),
             seen: BTreeSet::from([invite_id]),
             outbox,
             window_passed: false,
@@ -303,9 +380,11 @@ impl Group {
             my_response: None,
             my_response_id: None,
             bucket_seed: None,
-            epoch: 0,
-            epoch_key: None,
-            members: Vec::new(),
+            epochs: Vec::new(),
+            chain: None,
+            chain_records: Vec::new(),
+            leaving: BTreeMap::new(),
+            changes: Vec::new(),
             seen: BTreeSet::from([control.id]),
             // "It arrived": the creator shows the invitation as delivered.
             outbox: vec![Outgoing {
@@ -327,7 +406,14 @@ impl Group {
         })
     }
 
-    fn queue(&mut self, to: MemberKey, id: ControlId, now: u64, body: Body, until_ack: bool) {
+    pub(super) fn queue(
+        &mut self,
+        to: MemberKey,
+        id: ControlId,
+        now: u64,
+        body: Body,
+        until_ack: bool,
+    ) {
         self.outbox.push(Outgoing {
             to,
             control: Control {
@@ -453,7 +539,7 @@ impl Group {
             // re-sends forever.
             if matches!(
                 control.body,
-                Body::Invite(_) | Body::Response(_) | Body::Welcome(_)
+                Body::Invite(_) | Body::Response(_) | Body::Welcome(_) | Body::Leave { .. }
             ) && (signed.signer == self.creator || self.statuses.contains_key(&signed.signer))
             {
                 self.queue(
@@ -467,6 +553,20 @@ impl Group {
             return Err(GroupError::Duplicate);
         }
         let result = match (&self.role, &control.body) {
+            // After establishment the admin (possibly not the creator) hears leaves.
+            (_, Body::Leave { epoch, last_seq }) => {
+                let r = self.on_leave(signed.signer, *epoch, *last_seq);
+                if r.is_ok() {
+                    self.queue(
+                        signed.signer,
+                        fresh_ids(),
+                        now,
+                        Body::Ack { of: control.id },
+                        false,
+                    );
+                }
+                r
+            }
             (Role::Creator, Body::Response(r)) => {
                 self.on_response(signed.signer, control.id, r, raw, fresh_ids, now)
             }
@@ -703,17 +803,17 @@ impl Group {
         fresh_ids: &mut dyn FnMut() -> ControlId,
         now: u64,
     ) -> Result<(), GroupError> {
-        if welcome.epoch <= self.epoch {
+        if welcome.epoch <= self.epoch() {
             return Err(GroupError::StaleEpoch {
                 got: welcome.epoch,
-                have: self.epoch,
+                have: self.epoch(),
             });
         }
         if self.status != Status::Accepted {
             return Err(match self.status {
                 Status::Active => GroupError::StaleEpoch {
                     got: welcome.epoch,
-                    have: self.epoch,
+                    have: self.epoch(),
                 },
                 _ => GroupError::NotAccepted,
             });
@@ -771,9 +871,12 @@ impl Group {
             self.flag(Some(who), FlagKind::AcceptedMemberLeftOut, now);
         }
         self.window_buckets.extend(windows);
-        self.epoch = welcome.epoch;
-        self.epoch_key = Some(welcome.key.clone());
-        self.members = welcome.members.clone();
+        self.begin(
+            welcome.epoch,
+            welcome.key.clone(),
+            welcome.members.clone(),
+            now,
+        );
         self.status = Status::Active;
         for m in &welcome.members[1..] {
             self.statuses.insert(m.id, InviteeStatus::Accepted);
@@ -977,36 +1080,52 @@ impl Group {
         for m in &members[1..] {
             self.queue(m.id, fresh_ids(), now, Body::Welcome(welcome.clone()), true);
         }
-        self.epoch = 1;
-        self.epoch_key = Some(key);
-        self.members = members;
+        self.begin(1, key, members, now);
         self.status = Status::Active;
         Ok(())
+    }
+
+    /// Epoch 1 begins (establishment): version 1 of the chain, with the creator as admin.
+    fn begin(&mut self, epoch: u32, key: GroupKey, members: Vec<Member>, now: u64) {
+        self.epochs.push(EpochState {
+            epoch,
+            key,
+            members,
+            boundaries: BTreeMap::new(),
+            ended_at: None,
+            started_at: now,
+        });
+        self.chain = Some(ChainPos {
+            version: 1,
+            hash: genesis_hash(&self.group_id, &self.creator, &self.roster_hash()),
+            admin: self.creator,
+        });
+    }
+
+    /// The epoch we write in: the newest established one (0 during the window).
+    pub fn epoch(&self) -> u32 {
+        self.epochs.last().map_or(0, |e| e.epoch)
+    }
+
+    /// The newest established epoch, if any.
+    pub fn current(&self) -> Option<&EpochState> {
+        self.epochs.last()
+    }
+
+    /// The current epoch's members (none during the window).
+    pub fn members(&self) -> &[Member] {
+        self.current().map_or(&[], |e| e.members.as_slice())
+    }
+
+    /// The admin now: the creator until it hands over.
+    pub fn admin(&self) -> MemberKey {
+        self.chain.as_ref().map_or(self.creator, |c| c.admin)
     }
 
     /// Hash of this epoch's roster (who holds the key), carried in every group envelope so
     /// members who see different rosters notice (PROTOCOL.md §5).
     pub fn roster_hash(&self) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(b"kiyeovo/v2/roster");
-        h.update(self.group_id);
-        h.update(self.epoch.to_be_bytes());
-        // Names and X25519 keys too (PROTOCOL.md §5): a creator who labels someone differently for different
-        // members shows them different rosters, and the hash (and safety code) differ.
-        for m in &self.members {
-            h.update(m.id);
-            h.update((m.name.len() as u32).to_be_bytes());
-            h.update(m.name.as_bytes());
-            h.update(m.bucket_pub);
-            // Groups from 0.1 know no X25519 keys (all zeros, see `store_legacy`): left out, so
-            // their safety codes stay what members compared before the upgrade. A real key can
-            // never be all zeros (it must be contributory).
-            if m.x25519 != [0; 32] {
-                h.update(m.x25519);
-            }
-        }
-        h.finalize().into()
+        roster_hash(&self.group_id, self.epoch(), self.members())
     }
 
     /// Messages never sent yet; marks them sent (those not awaiting an ack leave the outbox).

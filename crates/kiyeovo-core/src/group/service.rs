@@ -23,6 +23,7 @@ use crate::config::MAX_MEMBERS;
 use crate::contacts::store as cstore;
 use crate::identity::{peer_id_of, Identity};
 use crate::keystore::StorageKey;
+use crate::node::Client;
 use crate::pairwise::channel::{Channel, ChannelError, ChannelEvent};
 use crate::storage::{seal, Database, DbError};
 use crate::time::now_ms;
@@ -45,6 +46,9 @@ pub struct GroupConfig {
     /// Unanswered invitations one contact may have open with us at once; more are dropped
     /// (a contact running modified code cannot bury the user in invitations).
     pub max_pending_invites_per_contact: usize,
+    /// The admin writes a new key this long after the last one (PROTOCOL.md §6: weekly);
+    /// zero turns scheduled rotation off.
+    pub rotate_every: Duration,
 }
 
 impl Default for GroupConfig {
@@ -55,6 +59,7 @@ impl Default for GroupConfig {
             resend: crate::config::Timing::default().republish,
             auto_establish: false,
             max_pending_invites_per_contact: 3,
+            rotate_every: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -130,15 +135,17 @@ enum DropReason {
 }
 
 pub struct Groups {
-    identity: Arc<Identity>,
+    pub(super) identity: Arc<Identity>,
     me: [u8; 32],
-    db: Database,
-    storage_key: Arc<StorageKey>,
+    pub(super) db: Database,
+    pub(super) storage_key: Arc<StorageKey>,
     channel: Arc<Channel>,
-    config: GroupConfig,
+    /// The DHT, for the group-info chain.
+    pub(super) client: Client,
+    pub(super) config: GroupConfig,
     events: broadcast::Sender<GroupEvent>,
     /// Serialises every group change.
-    write: Mutex<()>,
+    pub(super) write: Mutex<()>,
 }
 
 fn tx_err(e: sqlx::Error) -> DbError {
@@ -151,6 +158,7 @@ impl Groups {
         db: Database,
         storage_key: Arc<StorageKey>,
         channel: Arc<Channel>,
+        client: Client,
         config: GroupConfig,
     ) -> Arc<Self> {
         let me = identity.public().ed25519;
@@ -160,6 +168,7 @@ impl Groups {
             db,
             storage_key,
             channel,
+            client,
             config,
             events: broadcast::channel(256).0,
             write: Mutex::new(()),
@@ -170,7 +179,7 @@ impl Groups {
         self.events.subscribe()
     }
 
-    fn emit(&self, event: GroupEvent) {
+    pub(super) fn emit(&self, event: GroupEvent) {
         let _ = self.events.send(event);
     }
 
@@ -186,7 +195,7 @@ impl Groups {
         self.db.set_setting(SETTING_BLOCK_INVITES, &blocked).await
     }
 
-    async fn save(&self, group: &Group) -> Result<(), DbError> {
+    pub(super) async fn save(&self, group: &Group) -> Result<(), DbError> {
         let mut tx = crate::storage::db::write_tx(self.db.pool())
             .await
             .map_err(tx_err)?;
@@ -194,13 +203,13 @@ impl Groups {
         tx.commit().await.map_err(tx_err)
     }
 
-    async fn load(&self, id: &GroupId) -> Result<Group, GroupServiceError> {
+    pub(super) async fn load(&self, id: &GroupId) -> Result<Group, GroupServiceError> {
         gstore::load(self.db.pool(), &self.storage_key, id)
             .await?
             .ok_or(GroupServiceError::UnknownGroup)
     }
 
-    fn parse(id: &str) -> Result<GroupId, GroupServiceError> {
+    pub(super) fn parse(id: &str) -> Result<GroupId, GroupServiceError> {
         parse_group_id(id).ok_or(GroupServiceError::UnknownGroup)
     }
 
@@ -314,7 +323,7 @@ impl Groups {
 
     /// Hands the group's unsent control messages to the channel, then saves it with them marked
     /// sent (see the module docs for why in this order). Caller holds the write lock.
-    async fn flush(&self, mut group: Group) -> Result<(), DbError> {
+    pub(super) async fn flush(&self, mut group: Group) -> Result<(), DbError> {
         let out = group.take_unsent();
         if out.is_empty() {
             return Ok(());
@@ -459,6 +468,15 @@ impl Groups {
             }
             Some(mut group) => {
                 let before = group.clone();
+                if let Body::Info(record) = &signed.control.body {
+                    // Anyone may pass a version on: what counts is the admin's signatures in it.
+                    let result = self
+                        .apply_record(&mut group, record)
+                        .map(|_| ())
+                        .map_err(GroupError::Chain);
+                    let changed = (group != before).then_some(group);
+                    return Ok((changed, None, result));
+                }
                 let result = group.receive(&signed, &raw, &mut random_id, now);
                 let changed = (group != before).then_some(group);
                 Ok((changed, None, result))
@@ -549,8 +567,8 @@ impl Groups {
     /// The group's current key and epoch (what a member can decrypt with), for messaging.
     pub async fn key(&self, id: &str) -> Result<(u32, GroupKey), GroupServiceError> {
         let group = self.load(&Self::parse(id)?).await?;
-        match (&group.status, &group.epoch_key) {
-            (Status::Active, Some(key)) => Ok((group.epoch, key.clone())),
+        match (&group.status, group.current()) {
+            (Status::Active, Some(e)) => Ok((e.epoch, e.key.clone())),
             (Status::Inviting | Status::Accepted, _) => Ok((0, group.invite.temp_key.clone())),
             _ => Err(GroupServiceError::InvalidInput(
                 "You are not a member of this group.".into(),
@@ -627,13 +645,11 @@ impl Groups {
     }
 
     /// Every key this member holds for the group, with its epoch: the temporary key once
-    /// invited, the epoch key once established.
+    /// invited, each epoch key it was given since.
     pub async fn keys_held(&self, id: &str) -> Result<Vec<(u32, GroupKey)>, GroupServiceError> {
         let group = self.load(&Self::parse(id)?).await?;
         let mut keys = vec![(0, group.invite.temp_key.clone())];
-        if let Some(k) = &group.epoch_key {
-            keys.push((group.epoch, k.clone()));
-        }
+        keys.extend(group.epochs.iter().map(|e| (e.epoch, e.key.clone())));
         Ok(keys)
     }
 
@@ -704,6 +720,9 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
         Status::Rejected => GroupStatus::Rejected,
         Status::Expired => GroupStatus::Expired,
         Status::Active => GroupStatus::Active,
+        Status::Left => GroupStatus::Left,
+        Status::Removed => GroupStatus::Removed,
+        Status::Disbanded => GroupStatus::Disbanded,
     };
     let (creator_name, creator_is_contact) = shown(g, names, &g.creator, &g.invite.creator_name);
     let mut members = vec![GroupMemberView {
@@ -740,7 +759,7 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
         status,
         created_at: g.invite.created_at,
         expires_at: g.invite.expires_at,
-        epoch: g.epoch,
+        epoch: g.epoch(),
         members,
         can_respond: g.status == Status::Invited && !g.window_over(now),
         can_establish: g.role == Role::Creator
@@ -783,6 +802,9 @@ fn flag_views(g: &Group, names: &Names) -> Vec<GroupFlagView> {
                 FlagKind::AcceptedMemberLeftOut => format!(
                     "{who} accepted but was left out when the group was set up. Ask them, and the creator, what happened."
                 ),
+                FlagKind::ChainFork => format!(
+                    "{who}, the admin, wrote two different versions of the group's member list. Members may see different groups: compare the safety code in person."
+                ),
             };
             GroupFlagView {
                 index: i as u32,
@@ -799,10 +821,7 @@ fn flag_views(g: &Group, names: &Names) -> Vec<GroupFlagView> {
 /// members with the same code hold the same key for the same member list.
 pub fn safety_code(g: &Group) -> Option<String> {
     use sha2::{Digest, Sha256};
-    let key = g
-        .epoch_key
-        .as_ref()
-        .filter(|_| g.status == Status::Active)?;
+    let key = &g.current().filter(|_| g.status == Status::Active)?.key;
     let mut h = Sha256::new();
     h.update(b"kiyeovo/v1/safety-code");
     h.update(g.roster_hash());

@@ -5,6 +5,7 @@
 //!
 //! - Layout 1: version 0.1 (before protocol v2).
 //! - Layout 2: layout 1 with split-view flags instead of one "list differs" bit.
+//! - Layout 3: protocol v2 (X25519 keys, owner-only window buckets), one epoch key field.
 //!
 //! Both carry control messages of the first wire format: no X25519 keys in invitations,
 //! responses and rosters, and window buckets derived from the temporary key. A converted group
@@ -22,7 +23,10 @@ use super::control::{
     Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus, Member,
     MemberKey, Person, Response, RosterUpdate, Welcome,
 };
-use super::machine::{bucket_public, Flag, FlagKind, Group, Outgoing, Role, Status};
+use super::info::genesis_hash;
+use super::machine::{
+    bucket_public, roster_hash, ChainPos, EpochState, Flag, FlagKind, Group, Outgoing, Role, Status,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InviteV1 {
@@ -195,6 +199,10 @@ fn member(m: MemberV1) -> Member {
 
 impl GroupV2 {
     fn convert(self) -> Group {
+        self.convert_v3().into()
+    }
+
+    fn convert_v3(self) -> GroupV3 {
         let temp = self.invite.temp_key.clone();
         let creator = self.creator;
         let me = self.me;
@@ -240,7 +248,7 @@ impl GroupV2 {
                 sent: o.sent,
             })
             .collect();
-        Group {
+        GroupV3 {
             group_id: self.group_id,
             role: self.role,
             me,
@@ -264,6 +272,88 @@ impl GroupV2 {
             flags: self.flags,
             window_seed,
             window_buckets,
+        }
+    }
+}
+
+/// Layout 3: the state before membership changes, with one epoch key and roster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupV3 {
+    pub group_id: GroupId,
+    pub role: Role,
+    pub me: MemberKey,
+    pub creator: MemberKey,
+    pub invite_id: ControlId,
+    pub invite: Invite,
+    pub status: Status,
+    pub roster_version: u64,
+    pub statuses: BTreeMap<MemberKey, InviteeStatus>,
+    pub responses: BTreeMap<MemberKey, Vec<u8>>,
+    pub my_response: Option<Response>,
+    pub my_response_id: Option<ControlId>,
+    pub bucket_seed: Option<GroupKey>,
+    pub epoch: u32,
+    pub epoch_key: Option<GroupKey>,
+    pub members: Vec<Member>,
+    pub seen: BTreeSet<ControlId>,
+    pub outbox: Vec<Outgoing>,
+    pub window_passed: bool,
+    pub updated_at: u64,
+    pub flags: Vec<Flag>,
+    pub window_seed: Option<GroupKey>,
+    pub window_buckets: BTreeMap<MemberKey, [u8; 32]>,
+}
+
+impl From<GroupV3> for Group {
+    /// The one epoch becomes the first of the list, and establishment version 1 of the chain
+    /// (its hash from the roster every member holds, so members agree without a message).
+    fn from(g: GroupV3) -> Group {
+        let epochs: Vec<EpochState> = match (g.status, g.epoch_key) {
+            (Status::Active, Some(key)) => vec![EpochState {
+                epoch: g.epoch,
+                key,
+                members: g.members,
+                boundaries: BTreeMap::new(),
+                ended_at: None,
+                started_at: g.updated_at,
+            }],
+            _ => Vec::new(),
+        };
+        let chain = epochs.first().map(|e| ChainPos {
+            version: 1,
+            hash: genesis_hash(
+                &g.group_id,
+                &g.creator,
+                &roster_hash(&g.group_id, e.epoch, &e.members),
+            ),
+            admin: g.creator,
+        });
+        Group {
+            group_id: g.group_id,
+            role: g.role,
+            me: g.me,
+            creator: g.creator,
+            invite_id: g.invite_id,
+            invite: g.invite,
+            status: g.status,
+            roster_version: g.roster_version,
+            statuses: g.statuses,
+            responses: g.responses,
+            my_response: g.my_response,
+            my_response_id: g.my_response_id,
+            bucket_seed: g.bucket_seed,
+            epochs,
+            chain,
+            chain_records: Vec::new(),
+            leaving: BTreeMap::new(),
+            changes: Vec::new(),
+            seen: g.seen,
+            outbox: g.outbox,
+            window_passed: g.window_passed,
+            updated_at: g.updated_at,
+            flags: g.flags,
+            window_seed: g.window_seed,
+            window_buckets: g.window_buckets,
         }
     }
 }

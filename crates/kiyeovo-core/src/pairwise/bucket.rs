@@ -66,14 +66,15 @@ pub fn merge(
 }
 
 /// [`merge`] for any envelope type (group buckets use the same rules); `peek` gives an
-/// envelope's `(seq, msg_id)`, or `None` to drop it.
-pub fn merge_with(
+/// envelope's order (its seq; for a group bucket shared by several epochs, epoch then seq) and
+/// `msg_id`, or `None` to drop it.
+pub fn merge_with<K: Ord + Copy>(
     current: &[Vec<u8>],
     incoming: &[Vec<u8>],
     limits: BucketLimits,
-    peek: impl Fn(&[u8]) -> Option<(u64, MsgId)>,
+    peek: impl Fn(&[u8]) -> Option<(K, MsgId)>,
 ) -> Vec<Vec<u8>> {
-    let mut by_order: BTreeMap<(u64, MsgId), &Vec<u8>> = BTreeMap::new();
+    let mut by_order: BTreeMap<(K, MsgId), &Vec<u8>> = BTreeMap::new();
     let mut seen: BTreeMap<MsgId, ()> = BTreeMap::new();
     for bytes in current.iter().chain(incoming) {
         let Some((seq, msg_id)) = peek(bytes) else {

@@ -29,10 +29,12 @@ impl GroupChat {
                 .await
                 .map(|i| i.cursor)
                 .unwrap_or(0);
+            // (None of this epoch's in the main record: they may all be in pages, the main
+            // record holding a newer epoch's.)
             if !main.pages.is_empty()
                 && main
                     .oldest_seq(|b| envelope::peek(b, &ep.key))
-                    .is_some_and(|s| s > cursor + 1)
+                    .is_none_or(|s| s > cursor + 1)
             {
                 let pages = join_all(main.pages.iter().map(|p| self.fetch_bucket(p))).await;
                 // A page that could not be read now may hold exactly the messages after our
@@ -145,7 +147,10 @@ impl GroupChat {
     }
 
     /// Reads all buckets of every epoch we hold a key for, and keeps connections to members.
+    /// First the group-info chains: a change made while we were away gives us its epoch (whose
+    /// buckets the next round reads; its topic is joined at once).
     pub async fn poll_all(&self) {
+        self.groups.walk_chains().await;
         let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
         for ep in &epochs {
             for (k, (peer, _, _)) in &ep.senders {
@@ -238,11 +243,14 @@ impl GroupChat {
         };
         // Only envelopes that are ours and verify are kept: what we read back is untrusted (a
         // group from before v2 still has window buckets whose key every invitee can derive).
+        // The bucket holds our envelopes of every established epoch (newest first to try).
         let merged = bucket::merge_with(&existing, &outbox, everything, |b| {
-            envelope::open(b, &ep.group_id, ep.epoch, &ep.key)
-                .ok()
-                .filter(|(h, _)| h.sender == self.me)
-                .map(|(h, _)| (h.seq, h.msg_id))
+            ep.shared.iter().rev().find_map(|(epoch, key)| {
+                envelope::open(b, &ep.group_id, *epoch, key)
+                    .ok()
+                    .filter(|(h, _)| h.sender == self.me)
+                    .map(|(h, _)| ((*epoch, h.seq), h.msg_id))
+            })
         });
         // Room in each record for the record envelope and the list of pages.
         let per_record = self
@@ -305,6 +313,7 @@ impl GroupChat {
 
     /// Re-publishes every bucket we wrote in (PROTOCOL.md §3).
     pub async fn republish_all(self: &Arc<Self>) {
+        self.groups.republish_chains().await;
         let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
         let Ok(own) = cs::own_epochs(self.db.pool()).await else {
             return;

@@ -15,15 +15,27 @@ pub(super) struct Epoch {
     pub(super) senders: BTreeMap<MemberKey, (PeerId, String, [u8; 32])>,
     pub(super) my_seed: GroupKey,
     pub(super) roster_hash: [u8; 32],
-    /// Whether we subscribe to and poll this epoch. The window (epoch 0) closes at
-    /// establishment: afterwards its key only opens what was written in it.
+    /// Whether we subscribe to this epoch's topic and write in it: the window until
+    /// establishment, then the newest epoch while we are a member.
     pub(super) live: bool,
+    /// Whether we read its buckets: live, or ended less than [`READ_ENDED_EPOCHS_MS`] ago. The
+    /// window (epoch 0) closes at establishment: afterwards its key only opens what we hold.
+    pub(super) polled: bool,
     /// Envelopes claiming a later `sent_at` are refused (epoch 0: the window's end).
     pub(super) sent_until: Option<u64>,
     /// No new envelope is taken (the window after establishment): its key only names who
     /// wrote what we already have.
     pub(super) closed: bool,
+    /// Members gone at the end of this epoch: the last seq each may have used in it.
+    pub(super) boundaries: BTreeMap<MemberKey, u64>,
+    /// Every epoch whose envelopes share our bucket with this one (established epochs share
+    /// one bucket per member), with its key: writing the bucket keeps them all.
+    pub(super) shared: Vec<(u32, GroupKey)>,
 }
+
+/// How long the buckets of an ended epoch are still read: as long as storing nodes keep a
+/// record (its last envelopes may still be on their way to us).
+pub const READ_ENDED_EPOCHS_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// How gossip validation reports a refused message. Reject costs the peer that forwarded it
 /// (peer scoring), so it is kept for what no honest peer forwards: bad cryptography or format,
@@ -33,9 +45,12 @@ pub(super) struct Epoch {
 pub(super) fn gossip_verdict(ep: &Epoch, reason: &ChatDrop) -> Verdict {
     match reason {
         ChatDrop::NotAMember if ep.epoch == 0 => Verdict::Ignore,
-        ChatDrop::BeyondBoundary { .. } | ChatDrop::Duplicate | ChatDrop::Database(_) => {
-            Verdict::Ignore
-        }
+        // A member who has not yet learned of a removal still forwards the removed member's
+        // last words: not its fault.
+        ChatDrop::BeyondBoundary { .. }
+        | ChatDrop::AfterBoundary { .. }
+        | ChatDrop::Duplicate
+        | ChatDrop::Database(_) => Verdict::Ignore,
         ChatDrop::Envelope(_)
         | ChatDrop::NotAMember
         | ChatDrop::AfterWindow { .. }
@@ -67,7 +82,7 @@ pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
                 // We know our own answer before the creator's roster says it back.
                 || (*id == g.me && g.my_response.as_ref().is_some_and(|r| r.accept))
                 || if established {
-                    g.members.iter().any(|m| m.id == *id)
+                    g.epochs.first().is_some_and(|e| e.members.iter().any(|m| m.id == *id))
                 } else {
                     g.statuses.get(id) == Some(&InviteeStatus::Accepted)
                 }
@@ -92,29 +107,47 @@ pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
             // The window's "roster" is the invitation: members shown different ones notice.
             roster_hash: g.list_hash(),
             live: in_window,
+            polled: in_window,
             sent_until: Some(g.invite.expires_at.saturating_add(CLOCK_SKEW_MS)),
             closed: established,
+            boundaries: BTreeMap::new(),
+            // The window bucket is its own record.
+            shared: vec![(0, temp.clone())],
         });
     }
-    if let (Status::Active, Some(key), Some(seed)) = (g.status, &g.epoch_key, &g.bucket_seed) {
-        let senders = g
-            .members
-            .iter()
-            .filter_map(|m| Some((m.id, (peer_id_of(&m.id)?, m.name.clone(), m.bucket_pub))))
-            .collect();
-        out.push(Epoch {
-            group_id: g.group_id,
-            gid,
-            epoch: g.epoch,
-            key: key.clone(),
-            topic: topic_for(&g.group_id, key),
-            senders,
-            my_seed: seed.clone(),
-            roster_hash: g.roster_hash(),
-            live: true,
-            sent_until: None,
-            closed: false,
-        });
+    // Established epochs share our one group bucket (PROTOCOL.md §4.3: the envelopes carry their
+    // epoch inside), so writing any of them keeps the others' envelopes.
+    let shared: Vec<(u32, GroupKey)> = g.epochs.iter().map(|e| (e.epoch, e.key.clone())).collect();
+    let now = crate::time::now_ms();
+    if let Some(seed) = &g.bucket_seed {
+        for (i, e) in g.epochs.iter().enumerate() {
+            let current = i + 1 == g.epochs.len() && g.status == Status::Active;
+            // An ended epoch is still read while its buckets can hold something new for us.
+            let recent = e
+                .ended_at
+                .is_none_or(|end| now.saturating_sub(end) < READ_ENDED_EPOCHS_MS);
+            let senders = e
+                .members
+                .iter()
+                .filter_map(|m| Some((m.id, (peer_id_of(&m.id)?, m.name.clone(), m.bucket_pub))))
+                .collect();
+            out.push(Epoch {
+                group_id: g.group_id,
+                gid: gid.clone(),
+                epoch: e.epoch,
+                key: e.key.clone(),
+                topic: topic_for(&g.group_id, &e.key),
+                senders,
+                my_seed: seed.clone(),
+                roster_hash: roster_hash(&g.group_id, e.epoch, &e.members),
+                live: current,
+                polled: current || recent,
+                sent_until: None,
+                closed: false,
+                boundaries: e.boundaries.clone(),
+                shared: shared.clone(),
+            });
+        }
     }
     out
 }
@@ -124,6 +157,7 @@ pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
 pub(super) fn writable(g: &Group) -> Option<Epoch> {
     let can = match g.status {
         Status::Active => true,
+        Status::Left | Status::Removed | Status::Disbanded => false,
         Status::Inviting => true,
         Status::Accepted => !g.window_over(crate::time::now_ms()),
         _ => false,

@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, Mutex};
 use super::chat_store::{self as cs, NewMessage};
 use super::control::{GroupId, GroupKey, InviteeStatus, MemberKey};
 use super::envelope::{self, GroupEnvelopeError, Sealing};
-use super::machine::{FlagKind, Group, Status, CLOCK_SKEW_MS};
+use super::machine::{roster_hash, FlagKind, Group, Status, CLOCK_SKEW_MS};
 use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
@@ -154,6 +154,8 @@ pub enum ChatDrop {
     WindowClosed,
     #[error("sequence number {seq} is too far beyond {cursor}")]
     BeyondBoundary { seq: u64, cursor: u64 },
+    #[error("the sender was gone from this epoch after seq {boundary} (got {seq})")]
+    AfterBoundary { seq: u64, boundary: u64 },
     #[error("already stored")]
     Duplicate,
     #[error(transparent)]
@@ -235,17 +237,25 @@ impl GroupChat {
                 return;
             }
         };
+        // Every epoch we read; of those, the live ones' topics joined.
         let wanted: HashMap<String, Epoch> = groups
             .iter()
             .flat_map(epochs_of)
-            .filter(|e| e.live)
+            .filter(|e| e.polled)
             .map(|e| (e.topic.clone(), e))
             .collect();
+        let joined = |m: &HashMap<String, Epoch>, t: &str| m.get(t).is_some_and(|e| e.live);
         let mut topics = self.topics.lock().await;
-        for topic in topics.keys().filter(|t| !wanted.contains_key(*t)) {
+        for topic in topics
+            .keys()
+            .filter(|t| joined(&topics, t) && !joined(&wanted, t))
+        {
             let _ = self.client.unsubscribe(topic.clone()).await;
         }
-        for topic in wanted.keys().filter(|t| !topics.contains_key(*t)) {
+        for topic in wanted
+            .keys()
+            .filter(|t| joined(&wanted, t) && !joined(&topics, t))
+        {
             if let Err(e) = self.client.subscribe(topic.clone()).await {
                 tracing::warn!(error = %e, "cannot join a group topic");
             }

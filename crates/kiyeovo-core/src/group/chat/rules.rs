@@ -8,6 +8,7 @@
 //! | the sender writes in this epoch (creator and acceptors in the window; the roster after) | `NotAMember` |
 //! | the window is still taking messages (not after establishment) | `WindowClosed` |
 //! | a window message is dated inside the window (+ clock allowance) | `AfterWindow` |
+//! | a member gone at the end of the epoch wrote at most up to its boundary | `AfterBoundary` |
 //! | not our own envelope coming back | `Duplicate` |
 //! | not already taken from this sender in this epoch (cursor and seqs above it) | `Duplicate` |
 //! | at most [`MAX_SEQ_AHEAD`] beyond the sender's cursor | `BeyondBoundary` |
@@ -39,6 +40,17 @@ pub(crate) fn admit(ep: &Epoch, me: &MemberKey, bytes: &[u8]) -> Result<Checked,
         return Err(ChatDrop::AfterWindow {
             sent_at: header.sent_at,
             end,
+        });
+    }
+    // PROTOCOL.md §4.9: a member gone at the end of this epoch wrote up to its boundary.
+    if let Some(boundary) = ep
+        .boundaries
+        .get(&header.sender)
+        .filter(|b| header.seq > **b)
+    {
+        return Err(ChatDrop::AfterBoundary {
+            seq: header.seq,
+            boundary: *boundary,
         });
     }
     if header.sender == *me {
@@ -113,8 +125,11 @@ mod tests {
                 my_seed: GroupKey::random(),
                 roster_hash: [0; 32],
                 live: true,
+                polled: true,
                 sent_until: None,
                 closed: false,
+                boundaries: BTreeMap::new(),
+                shared: Vec::new(),
             }
         }
 

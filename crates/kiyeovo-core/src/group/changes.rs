@@ -1,0 +1,312 @@
+//! Membership changes as the user and the network drive them (PROTOCOL.md §4.7–4.8): the admin's
+//! commands write the next group-info version (signed, sealed, stored in the DHT, pushed to
+//! members); every member applies versions it is pushed or finds by walking the chain, and
+//! re-publishes the versions it holds so the chain outlives anyone's absence.
+//!
+//! Crash safety: the new version and the new epoch are saved in one transaction before anything
+//! is sent, and the record is re-published from the saved bytes; an admin killed between saving
+//! and storing finishes on restart (the first re-publish), and nothing it wrote is lost.
+
+use std::collections::BTreeMap;
+
+use super::control::{random_id, GroupKey, MemberKey};
+use super::info::{self, ChainError, Change, Next};
+use super::machine::{FlagKind, Group, GroupError, Status};
+use super::service::{GroupEvent, GroupServiceError, Groups};
+use super::store::{self as gstore, hex};
+use crate::api::GroupView;
+use crate::group::chat_store as cs;
+use crate::identity::peer_id_of;
+use crate::node::NodeError;
+use crate::records::SignedRecord;
+use crate::time::now_ms;
+
+/// What the admin asks for in the member panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    Rotate,
+    Remove(MemberKey),
+    HandOver(MemberKey),
+    Disband,
+}
+
+/// What applying one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new epoch (or the end of the group) for us.
+    Advanced,
+    /// We are out.
+    Excluded,
+    /// Nothing new (a copy of what we hold).
+    Nothing,
+}
+
+impl Groups {
+    /// Admin: rotate the key, remove a member, hand over, or disband.
+    pub async fn admin_action(
+        &self,
+        id: &str,
+        action: AdminAction,
+    ) -> Result<GroupView, GroupServiceError> {
+        let gid = Self::parse(id)?;
+        let change = match action {
+            AdminAction::Rotate => Change::Rotated,
+            AdminAction::Remove(who) => Change::Removed(who),
+            AdminAction::HandOver(who) => Change::AdminTo(who),
+            AdminAction::Disband => Change::Disbanded,
+        };
+        self.write_version(&gid, change).await?;
+        self.view(&gid).await
+    }
+
+    /// Member: leave at once; the admin is told (and writes us out).
+    pub async fn leave(&self, id: &str) -> Result<GroupView, GroupServiceError> {
+        let gid = Self::parse(id)?;
+        {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(&gid).await?;
+            let (last_seq, _) = cs::own(self.db.pool(), &hex(&gid), group.epoch()).await?;
+            group.leave(last_seq, random_id(), now_ms())?;
+            self.save(&group).await?;
+            self.flush(group).await?;
+        }
+        tracing::info!(group = %hex(&gid), "left the group");
+        self.emit(GroupEvent::Changed { group_id: gid });
+        self.view(&gid).await
+    }
+
+    /// Admin: writes the next version for `change` — saved with the new epoch first, then
+    /// pushed to members and stored in the DHT.
+    pub(super) async fn write_version(
+        &self,
+        gid: &super::control::GroupId,
+        change: Change,
+    ) -> Result<(), GroupServiceError> {
+        let record = {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(gid).await?;
+            let last_seqs = self.last_seqs(&group).await?;
+            let now = now_ms();
+            let next = group.next_info(change.clone(), &last_seqs, now)?;
+            let seed = group.bucket_seed.clone().ok_or(GroupError::NotAdmin)?;
+            let key = GroupKey::random();
+            let (_, record) = info::write(&self.identity, &seed, next.clone(), &key);
+            let hash = record_hash(&record).ok_or(GroupError::NotAdmin)?;
+            group.advance(&next, key, hash, record.clone(), now);
+            self.save(&group).await?;
+            self.flush(group).await?;
+            record
+        };
+        tracing::info!(group = %hex(gid), change = change.kind(), "group membership changed");
+        self.emit(GroupEvent::Changed { group_id: *gid });
+        self.store_record(&record).await;
+        Ok(())
+    }
+
+    /// The last seq we hold of each member in the current epoch (a removed member's boundary).
+    async fn last_seqs(
+        &self,
+        group: &Group,
+    ) -> Result<BTreeMap<MemberKey, u64>, GroupServiceError> {
+        let gid = hex(&group.group_id);
+        let mut out = BTreeMap::new();
+        for m in group.members() {
+            let Some(peer) = peer_id_of(&m.id) else {
+                continue;
+            };
+            let inbox = cs::inbox(self.db.pool(), &gid, group.epoch(), &peer.to_string()).await?;
+            let last = inbox.above.last().copied().unwrap_or(0).max(inbox.cursor);
+            out.insert(m.id, last);
+        }
+        Ok(out)
+    }
+
+    /// Puts one record into the DHT (a failure is retried by the next re-publish).
+    async fn store_record(&self, record: &[u8]) {
+        let Some(key) = record_dht_key(record) else {
+            return;
+        };
+        if let Err(e) = self
+            .client
+            .put_record(key.to_bytes(), record.to_vec())
+            .await
+        {
+            tracing::info!(error = %e, "group info not stored yet; the next re-publish retries");
+        }
+    }
+
+    /// Checks a record offered as our group's next version (pushed live or read from the DHT)
+    /// and applies it. A second, different version of one we hold is flagged as a fork.
+    pub(super) fn apply_record(
+        &self,
+        group: &mut Group,
+        bytes: &[u8],
+    ) -> Result<Applied, ChainError> {
+        let Some(head) = group.head() else {
+            return Ok(Applied::Nothing);
+        };
+        if matches!(group.status, Status::Removed | Status::Disbanded) {
+            return Ok(Applied::Nothing);
+        }
+        let now = now_ms();
+        match info::check_next(&head, &self.identity, bytes) {
+            Ok(Next::Member { info, key, hash }) => {
+                group.advance(&info, key, hash, bytes.to_vec(), now);
+                Ok(Applied::Advanced)
+            }
+            Ok(Next::Excluded { version, hash }) => {
+                group.excluded(version, hash, bytes.to_vec(), now);
+                Ok(Applied::Excluded)
+            }
+            Err(ChainError::Stale { got, .. }) => {
+                if is_fork_of_ours(group, got, bytes) {
+                    let admin = group.admin();
+                    group.flag(Some(admin), FlagKind::ChainFork, now);
+                    return Err(ChainError::Fork { version: got });
+                }
+                Ok(Applied::Nothing)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Walks every group's chain in the DHT to its head (a member back from an absence becomes
+    /// current with no action), and as admin writes the leaves members asked for and the
+    /// scheduled rotation.
+    pub async fn walk_chains(&self) {
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
+        for g in groups
+            .iter()
+            .filter(|g| g.status == Status::Active || g.status == Status::Left)
+        {
+            let gid = g.group_id;
+            // Bounded: a chain cannot keep us walking forever.
+            for _ in 0..64 {
+                let Some(head) = g_head(self, &gid).await else {
+                    break;
+                };
+                let key = info::record_key(&head.chain_pub, head.version + 1);
+                let bytes = match self.client.get_record(key.to_bytes()).await {
+                    Ok(b) => b,
+                    Err(NodeError::NotFound) => break,
+                    Err(e) => {
+                        tracing::debug!(group = %hex(&gid), error = %e, "cannot read group info");
+                        break;
+                    }
+                };
+                match self.apply_and_save(&gid, &bytes).await {
+                    Ok(Applied::Advanced) => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::info!(group = %hex(&gid), error = %e, "refused group info from the DHT");
+                        break;
+                    }
+                }
+            }
+        }
+        self.admin_duties().await;
+    }
+
+    /// Applies a record to the stored group and saves it (under the write lock).
+    pub(super) async fn apply_and_save(
+        &self,
+        gid: &super::control::GroupId,
+        bytes: &[u8],
+    ) -> Result<Applied, GroupServiceError> {
+        let applied = {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(gid).await?;
+            let applied = self
+                .apply_record(&mut group, bytes)
+                .map_err(|e| GroupServiceError::InvalidInput(e.to_string()))?;
+            if applied != Applied::Nothing {
+                self.save(&group).await?;
+                self.flush(group).await?;
+            }
+            applied
+        };
+        if applied != Applied::Nothing {
+            tracing::info!(group = %hex(gid), ?applied, "group info applied");
+            self.emit(GroupEvent::Changed { group_id: *gid });
+        }
+        Ok(applied)
+    }
+
+    /// Admin: leaves to write out, and the scheduled rotation.
+    async fn admin_duties(&self) {
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
+        let now = now_ms();
+        let every = self.config.rotate_every.as_millis() as u64;
+        for g in groups.iter().filter(|g| g.is_admin()) {
+            let change = if let Some(who) = g.next_leaver() {
+                Change::Left(who)
+            } else if every > 0
+                && g.current()
+                    .is_some_and(|e| now.saturating_sub(e.started_at) >= every)
+            {
+                Change::Rotated
+            } else {
+                continue;
+            };
+            if let Err(e) = self.write_version(&g.group_id, change).await {
+                tracing::warn!(group = %hex(&g.group_id), error = %e, "membership change not written");
+            }
+        }
+    }
+
+    /// Re-publishes every group-info record we hold (exact bytes), so the chain stays
+    /// readable while any member is around.
+    pub async fn republish_chains(&self) {
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
+        for g in &groups {
+            for (_, record) in &g.chain_records {
+                self.store_record(record).await;
+            }
+        }
+    }
+}
+
+async fn g_head(groups: &Groups, gid: &super::control::GroupId) -> Option<info::Head> {
+    let g = groups.load(gid).await.ok()?;
+    if !matches!(g.status, Status::Active | Status::Left) {
+        return None;
+    }
+    g.head()
+}
+
+/// The chain hash of an encoded record (over its version and payload).
+pub fn record_hash(record: &[u8]) -> Option<[u8; 32]> {
+    let r = SignedRecord::decode(record, info::MAX_INFO_BYTES).ok()?;
+    Some(info::version_hash(r.version, &r.payload))
+}
+
+/// The DHT key an encoded group-info record was signed for.
+pub fn record_dht_key(record: &[u8]) -> Option<crate::records::RecordKey> {
+    let r = SignedRecord::decode(record, info::MAX_INFO_BYTES).ok()?;
+    let key = info::record_key(&r.public_key, r.version);
+    r.verify_signature(&key).ok()?;
+    Some(key)
+}
+
+/// Whether `bytes` is a validly signed version `version` under the same chain key as the one
+/// we hold, with other content: its admin wrote two versions `version`.
+fn is_fork_of_ours(group: &Group, version: u64, bytes: &[u8]) -> bool {
+    let Some((_, ours)) = group.chain_records.iter().find(|(v, _)| *v == version) else {
+        return false;
+    };
+    let Ok(r) = SignedRecord::decode(ours, info::MAX_INFO_BYTES) else {
+        return false;
+    };
+    info::is_fork(
+        &r.public_key,
+        version,
+        &info::version_hash(version, &r.payload),
+        bytes,
+    )
+}
