@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 
 use super::control::{random_id, GroupKey, MemberKey};
-use super::info::{self, ChainError, Change, Next};
-use super::machine::{FlagKind, Group, GroupError, Status};
+use super::info::{self, ChainError, Change};
+use super::machine::{Group, GroupError, Status};
+use super::membership::{record_hash, Applied};
 use super::service::{GroupEvent, GroupServiceError, Groups};
 use super::store::{self as gstore, hex};
 use crate::api::GroupView;
@@ -28,17 +29,6 @@ pub enum AdminAction {
     Remove(MemberKey),
     HandOver(MemberKey),
     Disband,
-}
-
-/// What applying one record did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// A new epoch (or the end of the group) for us.
-    Advanced,
-    /// We are out.
-    Excluded,
-    /// Nothing new (a copy of what we hold).
-    Nothing,
 }
 
 impl Groups {
@@ -136,38 +126,13 @@ impl Groups {
     }
 
     /// Checks a record offered as our group's next version (pushed live or read from the DHT)
-    /// and applies it. A second, different version of one we hold is flagged as a fork.
+    /// and applies it ([`Group::apply`]).
     pub(super) fn apply_record(
         &self,
         group: &mut Group,
         bytes: &[u8],
     ) -> Result<Applied, ChainError> {
-        let Some(head) = group.head() else {
-            return Ok(Applied::Nothing);
-        };
-        if matches!(group.status, Status::Removed | Status::Disbanded) {
-            return Ok(Applied::Nothing);
-        }
-        let now = now_ms();
-        match info::check_next(&head, &self.identity, bytes) {
-            Ok(Next::Member { info, key, hash }) => {
-                group.advance(&info, key, hash, bytes.to_vec(), now);
-                Ok(Applied::Advanced)
-            }
-            Ok(Next::Excluded { version, hash }) => {
-                group.excluded(version, hash, bytes.to_vec(), now);
-                Ok(Applied::Excluded)
-            }
-            Err(ChainError::Stale { got, .. }) => {
-                if is_fork_of_ours(group, got, bytes) {
-                    let admin = group.admin();
-                    group.flag(Some(admin), FlagKind::ChainFork, now);
-                    return Err(ChainError::Fork { version: got });
-                }
-                Ok(Applied::Nothing)
-            }
-            Err(e) => Err(e),
-        }
+        group.apply(&self.identity, bytes, now_ms())
     }
 
     /// Walks every group's chain in the DHT to its head (a member back from an absence becomes
@@ -241,15 +206,8 @@ impl Groups {
         };
         let now = now_ms();
         let every = self.config.rotate_every.as_millis() as u64;
-        for g in groups.iter().filter(|g| g.is_admin()) {
-            let change = if let Some(who) = g.next_leaver() {
-                Change::Left(who)
-            } else if every > 0
-                && g.current()
-                    .is_some_and(|e| now.saturating_sub(e.started_at) >= every)
-            {
-                Change::Rotated
-            } else {
+        for g in &groups {
+            let Some(change) = g.duty(every, now) else {
                 continue;
             };
             if let Err(e) = self.write_version(&g.group_id, change).await {
@@ -280,33 +238,10 @@ async fn g_head(groups: &Groups, gid: &super::control::GroupId) -> Option<info::
     g.head()
 }
 
-/// The chain hash of an encoded record (over its version and payload).
-pub fn record_hash(record: &[u8]) -> Option<[u8; 32]> {
-    let r = SignedRecord::decode(record, info::MAX_INFO_BYTES).ok()?;
-    Some(info::version_hash(r.version, &r.payload))
-}
-
 /// The DHT key an encoded group-info record was signed for.
 pub fn record_dht_key(record: &[u8]) -> Option<crate::records::RecordKey> {
     let r = SignedRecord::decode(record, info::MAX_INFO_BYTES).ok()?;
     let key = info::record_key(&r.public_key, r.version);
     r.verify_signature(&key).ok()?;
     Some(key)
-}
-
-/// Whether `bytes` is a validly signed version `version` under the same chain key as the one
-/// we hold, with other content: its admin wrote two versions `version`.
-fn is_fork_of_ours(group: &Group, version: u64, bytes: &[u8]) -> bool {
-    let Some((_, ours)) = group.chain_records.iter().find(|(v, _)| *v == version) else {
-        return false;
-    };
-    let Ok(r) = SignedRecord::decode(ours, info::MAX_INFO_BYTES) else {
-        return false;
-    };
-    info::is_fork(
-        &r.public_key,
-        version,
-        &info::version_hash(version, &r.payload),
-        bytes,
-    )
 }

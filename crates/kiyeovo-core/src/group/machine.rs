@@ -205,8 +205,14 @@ pub struct Group {
     pub chain_records: Vec<(u64, Vec<u8>)>,
     /// Admin: members who asked to leave, with their last seq, not yet written out.
     pub leaving: BTreeMap<MemberKey, u64>,
-    /// What the last membership change was, for the conversation ("Ben left").
+    /// The membership changes, for the conversation ("Ben left").
     pub changes: Vec<ChangeNote>,
+    /// The epoch we left in: later epochs (we follow the chain until the admin writes us out)
+    /// are neither read nor written.
+    pub left_in: Option<u32>,
+    /// We left and were then made admin (a hand-over crossing our leave): we hand back to
+    /// this member, who then writes us out.
+    pub hand_back: Option<MemberKey>,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
     /// The invitee noticed the end of the window (so the change is reported once).
@@ -323,6 +329,8 @@ impl Group {
             chain_records: Vec::new(),
             leaving: BTreeMap::new(),
             changes: Vec::new(),
+            left_in: None,
+            hand_back: None,
             seen: BTreeSet::from([invite_id]),
             outbox,
             window_passed: false,
@@ -385,6 +393,8 @@ impl Group {
             chain_records: Vec::new(),
             leaving: BTreeMap::new(),
             changes: Vec::new(),
+            left_in: None,
+            hand_back: None,
             seen: BTreeSet::from([control.id]),
             // "It arrived": the creator shows the invitation as delivered.
             outbox: vec![Outgoing {
@@ -540,7 +550,9 @@ impl Group {
             if matches!(
                 control.body,
                 Body::Invite(_) | Body::Response(_) | Body::Welcome(_) | Body::Leave { .. }
-            ) && (signed.signer == self.creator || self.statuses.contains_key(&signed.signer))
+            ) && (signed.signer == self.creator
+                || self.statuses.contains_key(&signed.signer)
+                || self.is_member(&signed.signer))
             {
                 self.queue(
                     signed.signer,
@@ -584,7 +596,11 @@ impl Group {
             }),
         };
         // Refused messages are remembered too: a re-sent copy is refused the same way, silently.
-        self.seen.insert(control.id);
+        // Not a refused Leave: it may have reached us before we learned we are the admin, and
+        // its re-send must count then.
+        if result.is_ok() || !matches!(control.body, Body::Leave { .. }) {
+            self.seen.insert(control.id);
+        }
         while self.seen.len() > MAX_SEEN {
             let first = *self.seen.iter().next().expect("non-empty");
             self.seen.remove(&first);

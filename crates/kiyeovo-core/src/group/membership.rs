@@ -20,12 +20,33 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::control::{Body, ControlId, GroupKey, MemberKey};
-use super::info::{Change, GroupInfo, Head};
-use super::machine::{ChainPos, EpochState, Group, GroupError, Status};
+use super::info::{
+    check_next, is_fork, version_hash, ChainError, Change, GroupInfo, Head, Next, MAX_INFO_BYTES,
+};
+use super::machine::{ChainPos, EpochState, FlagKind, Group, GroupError, Status};
+use crate::identity::Identity;
+use crate::records::SignedRecord;
 
 /// How many group-info records a member keeps (and re-publishes): a member offline across more
 /// changes than this, longer than the DHT keeps records, cannot walk the chain and is told so.
 pub const KEPT_RECORDS: usize = 16;
+
+/// What applying one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new epoch (or the end of the group) for us.
+    Advanced,
+    /// We are out.
+    Excluded,
+    /// Nothing new (a copy of what we hold, or we are out already).
+    Nothing,
+}
+
+/// The chain hash of an encoded record (over its version and payload).
+pub fn record_hash(record: &[u8]) -> Option<[u8; 32]> {
+    let r = SignedRecord::decode(record, MAX_INFO_BYTES).ok()?;
+    Some(version_hash(r.version, &r.payload))
+}
 
 /// A membership change as the conversation shows it ("Ana removed Dan").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,13 +77,64 @@ impl Group {
         })
     }
 
+    /// A record offered as our next version (pushed live, or read from the DHT), checked by
+    /// [`check_next`] with our identity's X25519 key and applied. A second, different version
+    /// of one we hold is flagged as a fork and refused.
+    pub fn apply(&mut self, me: &Identity, bytes: &[u8], now: u64) -> Result<Applied, ChainError> {
+        let Some(head) = self.head() else {
+            return Ok(Applied::Nothing);
+        };
+        if matches!(self.status, Status::Removed | Status::Disbanded) {
+            return Ok(Applied::Nothing);
+        }
+        match check_next(&head, me, bytes) {
+            Ok(Next::Member { info, key, hash }) => {
+                self.advance(&info, key, hash, bytes.to_vec(), now);
+                Ok(Applied::Advanced)
+            }
+            Ok(Next::Excluded { version, hash }) => {
+                self.excluded(version, hash, bytes.to_vec(), now);
+                Ok(Applied::Excluded)
+            }
+            Err(ChainError::Stale { got, .. }) => {
+                if self.is_fork_of_ours(got, bytes) {
+                    let admin = self.admin();
+                    self.flag(Some(admin), FlagKind::ChainFork, now);
+                    return Err(ChainError::Fork { version: got });
+                }
+                Ok(Applied::Nothing)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `bytes` is a validly signed version `version` under the chain key of the one we
+    /// hold, with other content: that admin wrote two versions `version`.
+    fn is_fork_of_ours(&self, version: u64, bytes: &[u8]) -> bool {
+        let Some((_, ours)) = self.chain_records.iter().find(|(v, _)| *v == version) else {
+            return false;
+        };
+        let Ok(r) = SignedRecord::decode(ours, MAX_INFO_BYTES) else {
+            return false;
+        };
+        is_fork(
+            &r.public_key,
+            version,
+            &version_hash(version, &r.payload),
+            bytes,
+        )
+    }
+
     /// Whether we are the admin of an active group.
     pub fn is_admin(&self) -> bool {
         self.status == Status::Active && self.admin() == self.me
     }
 
-    fn require_admin(&self) -> Result<(), GroupError> {
-        if self.status != Status::Active {
+    fn require_admin(&self, change: &Change) -> Result<(), GroupError> {
+        // A member who left and was then made admin may only pass the group on (or end it).
+        let handing_back =
+            self.status == Status::Left && matches!(change, Change::AdminTo(_) | Change::Disbanded);
+        if self.status != Status::Active && !handing_back {
             return Err(GroupError::Illegal {
                 status: self.status,
                 event: "changing the membership",
@@ -83,7 +155,7 @@ impl Group {
         last_seqs: &BTreeMap<MemberKey, u64>,
         now: u64,
     ) -> Result<GroupInfo, GroupError> {
-        self.require_admin()?;
+        self.require_admin(&change)?;
         let chain = self.chain.as_ref().ok_or(GroupError::NotAdmin)?;
         let mut members = self.members().to_vec();
         let mut admin = self.me;
@@ -177,6 +249,22 @@ impl Group {
         if info.change == Change::Disbanded {
             self.status = Status::Disbanded;
         }
+        if self.status == Status::Left {
+            // Our Leave goes to whoever is admin now; if that is us (a hand-over crossed our
+            // leave), we hand back first.
+            self.hand_back = (info.admin == self.me).then_some(by);
+            let admin = if info.admin == self.me {
+                by
+            } else {
+                info.admin
+            };
+            for o in &mut self.outbox {
+                if matches!(o.control.body, Body::Leave { .. }) && o.to != admin {
+                    o.to = admin;
+                    o.sent = false;
+                }
+            }
+        }
         self.note(ChangeNote {
             version: info.version,
             epoch: info.epoch,
@@ -252,6 +340,7 @@ impl Group {
             current.ended_at = Some(now);
         }
         self.status = Status::Left;
+        self.left_in = Some(epoch);
         let admin = self.admin();
         self.outbox.retain(|o| !o.until_ack);
         self.queue(admin, id, now, Body::Leave { epoch, last_seq }, true);
@@ -274,17 +363,52 @@ impl Group {
         epoch: u32,
         last_seq: u64,
     ) -> Result<(), GroupError> {
-        if self.status != Status::Active || self.admin() != self.me {
-            return Err(GroupError::NotAdmin);
-        }
         if !self.members().iter().any(|m| m.id == from) {
             return Err(GroupError::NotAMember);
         }
         // Its boundary in the epoch it left: only the current one counts (an old Leave
         // arriving late names an epoch whose boundary, if any, is already written).
         let seq = if epoch == self.epoch() { last_seq } else { 0 };
+        // Remembered even when we are not the admin (yet): we never hand the group to
+        // someone who is leaving. Only the admin acknowledges, so the leaver keeps re-sending.
         self.leaving.insert(from, seq);
+        if self.status != Status::Active || self.admin() != self.me {
+            return Err(GroupError::NotAdmin);
+        }
         Ok(())
+    }
+
+    /// Admin: the change that is due without anyone asking, if any — write out a leaver; as a
+    /// member who left but was made admin (a hand-over crossing our leave), pass the group on
+    /// to the member who handed it to us, or another who is staying, or end it if nobody is;
+    /// the scheduled rotation (`rotate_every` ms after the epoch began, 0 = never).
+    pub fn duty(&self, rotate_every: u64, now: u64) -> Option<Change> {
+        if self.admin() != self.me {
+            return None;
+        }
+        match self.status {
+            Status::Left => {
+                let staying = |k: &MemberKey| {
+                    *k != self.me && !self.leaving.contains_key(k) && self.is_member(k)
+                };
+                let to = self
+                    .hand_back
+                    .filter(staying)
+                    .or_else(|| self.members().iter().map(|m| m.id).find(staying));
+                Some(to.map_or(Change::Disbanded, Change::AdminTo))
+            }
+            Status::Active => {
+                if let Some(who) = self.next_leaver() {
+                    return Some(Change::Left(who));
+                }
+                let due = rotate_every > 0
+                    && self
+                        .current()
+                        .is_some_and(|e| now.saturating_sub(e.started_at) >= rotate_every);
+                due.then_some(Change::Rotated)
+            }
+            _ => None,
+        }
     }
 
     /// Admin: the next member whose leave is still to be written, if any.
@@ -293,6 +417,11 @@ impl Group {
             .keys()
             .find(|k| self.members().iter().any(|m| m.id == **k))
             .copied()
+    }
+
+    /// Whether `member` is in the current epoch.
+    pub fn is_member(&self, member: &MemberKey) -> bool {
+        self.members().iter().any(|m| m.id == *member)
     }
 
     fn keep_record(&mut self, version: u64, record: Vec<u8>) {
@@ -327,3 +456,7 @@ impl Group {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "membership_tests.rs"]
+mod tests;

@@ -136,7 +136,7 @@ enum DropReason {
 
 pub struct Groups {
     pub(super) identity: Arc<Identity>,
-    me: [u8; 32],
+    pub(super) me: [u8; 32],
     pub(super) db: Database,
     pub(super) storage_key: Arc<StorageKey>,
     channel: Arc<Channel>,

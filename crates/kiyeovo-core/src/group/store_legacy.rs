@@ -347,6 +347,8 @@ impl From<GroupV3> for Group {
             chain_records: Vec::new(),
             leaving: BTreeMap::new(),
             changes: Vec::new(),
+            left_in: None,
+            hand_back: None,
             seen: g.seen,
             outbox: g.outbox,
             window_passed: g.window_passed,

@@ -121,6 +121,10 @@ pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
     let now = crate::time::now_ms();
     if let Some(seed) = &g.bucket_seed {
         for (i, e) in g.epochs.iter().enumerate() {
+            if g.left_in.is_some_and(|left| e.epoch > left) {
+                // Followed only until the admin writes us out: not ours to read.
+                continue;
+            }
             let current = i + 1 == g.epochs.len() && g.status == Status::Active;
             // An ended epoch is still read while its buckets can hold something new for us.
             let recent = e
