@@ -267,6 +267,20 @@ pub enum MemberStatus {
     Accepted,
     Rejected,
     Expired,
+    /// In the current roster of an established group.
+    Member,
+    /// In the current roster, and its admin.
+    Admin,
+}
+
+/// A membership change, as the conversation shows it ("Ana removed Dan").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GroupChangeView {
+    #[ts(type = "number")]
+    pub at: u64,
+    pub epoch: u32,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -327,6 +341,13 @@ pub struct GroupView {
     pub unread: u32,
     /// Compare out of band: equal codes mean equal rosters and keys (changes every epoch).
     pub safety_code: Option<String>,
+    /// Once established: who holds the current key (for a member who is out, the last roster
+    /// it knew), the admin marked.
+    pub roster: Vec<GroupMemberView>,
+    /// We are the admin: rotate, remove, hand over, disband.
+    pub is_admin: bool,
+    /// Membership changes, oldest first.
+    pub changes: Vec<GroupChangeView>,
 }
 
 /// One group message.

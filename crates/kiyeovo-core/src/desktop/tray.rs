@@ -128,6 +128,9 @@ pub(crate) mod tests {
             flags: Vec::new(),
             unread: 0,
             safety_code: None,
+            roster: Vec::new(),
+            is_admin: false,
+            changes: Vec::new(),
         }
     }
 

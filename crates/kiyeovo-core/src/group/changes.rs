@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use libp2p::PeerId;
+
 use super::control::{random_id, GroupKey, MemberKey};
 use super::info::{self, ChainError, Change};
 use super::machine::{Group, GroupError, Status};
@@ -22,12 +24,12 @@ use crate::node::NodeError;
 use crate::records::SignedRecord;
 use crate::time::now_ms;
 
-/// What the admin asks for in the member panel.
+/// What the admin asks for in the member panel (members named by peer id, as the UI has them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAction {
     Rotate,
-    Remove(MemberKey),
-    HandOver(MemberKey),
+    Remove(PeerId),
+    HandOver(PeerId),
     Disband,
 }
 
@@ -39,10 +41,19 @@ impl Groups {
         action: AdminAction,
     ) -> Result<GroupView, GroupServiceError> {
         let gid = Self::parse(id)?;
-        let change = match action {
+        let group = self.load(&gid).await?;
+        let member = |peer: &PeerId| {
+            group
+                .members()
+                .iter()
+                .find(|m| peer_id_of(&m.id).as_ref() == Some(peer))
+                .map(|m| m.id)
+                .ok_or(GroupServiceError::Transition(GroupError::NotAMember))
+        };
+        let change = match &action {
             AdminAction::Rotate => Change::Rotated,
-            AdminAction::Remove(who) => Change::Removed(who),
-            AdminAction::HandOver(who) => Change::AdminTo(who),
+            AdminAction::Remove(who) => Change::Removed(member(who)?),
+            AdminAction::HandOver(who) => Change::AdminTo(member(who)?),
             AdminAction::Disband => Change::Disbanded,
         };
         self.write_version(&gid, change).await?;

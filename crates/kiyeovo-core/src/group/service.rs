@@ -16,9 +16,13 @@ use tokio::sync::{broadcast, Mutex};
 use super::control::{
     random_id, Body, GroupId, GroupKey, Invite, InviteeStatus, MemberKey, Person, SignedControl,
 };
+use super::info::Change;
 use super::machine::{FlagKind, Group, GroupError, Role, Status};
+use super::membership::ChangeNote;
 use super::store::{self as gstore, hex, parse_group_id};
-use crate::api::{GroupFlagView, GroupMemberView, GroupStatus, GroupView, MemberStatus};
+use crate::api::{
+    GroupChangeView, GroupFlagView, GroupMemberView, GroupStatus, GroupView, MemberStatus,
+};
 use crate::config::MAX_MEMBERS;
 use crate::contacts::store as cstore;
 use crate::identity::{peer_id_of, Identity};
@@ -769,6 +773,77 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
         flags: flag_views(g, names),
         unread: 0,
         safety_code: safety_code(g),
+        roster: g
+            .current()
+            .map(|e| {
+                e.members
+                    .iter()
+                    .map(|m| {
+                        let (display_name, is_contact) = shown(g, names, &m.id, &m.name);
+                        GroupMemberView {
+                            peer_id: peer_text(&m.id),
+                            display_name,
+                            is_contact,
+                            status: if m.id == g.admin() {
+                                MemberStatus::Admin
+                            } else {
+                                MemberStatus::Member
+                            },
+                            is_me: m.id == g.me,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        is_admin: g.is_admin(),
+        changes: g
+            .changes
+            .iter()
+            .map(|c| GroupChangeView {
+                at: c.at,
+                epoch: c.epoch,
+                text: change_text(g, names, c),
+            })
+            .collect(),
+    }
+}
+
+/// A membership change in words, with the names the user knows people by.
+fn change_text(g: &Group, names: &Names, c: &ChangeNote) -> String {
+    let name = |k: &MemberKey| {
+        if *k == g.me {
+            return "You".to_string();
+        }
+        let given = c
+            .names
+            .iter()
+            .find(|(id, _)| id == k)
+            .map(|(_, n)| n.clone())
+            .or_else(|| {
+                g.epochs
+                    .iter()
+                    .rev()
+                    .flat_map(|e| e.members.iter())
+                    .find(|m| m.id == *k)
+                    .map(|m| m.name.clone())
+            })
+            .unwrap_or_else(|| "Someone".into());
+        shown(g, names, k, &given).0
+    };
+    let by = name(&c.by);
+    match &c.change {
+        Change::Rotated => "New group key — the safety code changed".into(),
+        Change::Added(who) => {
+            let list: Vec<String> = who.iter().map(name).collect();
+            format!("{by} added {}", list.join(", "))
+        }
+        Change::Removed(who) if *who == g.me => format!("{by} removed you from the group"),
+        Change::Removed(who) => format!("{by} removed {}", name(who)),
+        Change::Left(who) if *who == g.me => "You left the group".into(),
+        Change::Left(who) => format!("{} left", name(who)),
+        Change::AdminTo(who) if *who == g.me => "You are now the admin".into(),
+        Change::AdminTo(who) => format!("{} is now the admin", name(who)),
+        Change::Disbanded => format!("{by} ended the group"),
     }
 }
 

@@ -1,0 +1,327 @@
+//! Membership after establishment between real app profiles on 127.0.0.1 (PROTOCOL.md
+//! §4.7–4.9): remove, leave, hand over, disband, rotate, and a member offline across changes.
+//! Versions reach members pushed over the pairwise channel when they are the admin's contacts,
+//! and by walking the chain in the DHT otherwise.
+
+use std::collections::BTreeMap;
+
+use kiyeovo_core::api::{GroupStatus, GroupView, MemberStatus};
+use kiyeovo_core::group::changes::AdminAction;
+use kiyeovo_core::group::chat::ChatDrop;
+use kiyeovo_core::group::envelope::{self, Sealing};
+use kiyeovo_core::group::machine::roster_hash;
+use kiyeovo_core::group::store::parse_group_id;
+use kiyeovo_core::service::App;
+use kiyeovo_tests::{bootstrap_node, group_of, start_group_app, wait_connected, wait_group, WAIT};
+
+/// The peer ids in `v`'s current roster.
+fn roster(v: &GroupView) -> Vec<String> {
+    v.roster.iter().map(|m| m.peer_id.clone()).collect()
+}
+
+/// Waits until `app` holds messages with exactly these bodies (in any order, each once).
+async fn wait_bodies(app: &App, id: &str, want: &[&str]) {
+    let mut rx = app.chat().subscribe();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let outcome = tokio::time::timeout(WAIT * 2, async {
+        loop {
+            let mut have: Vec<String> = app
+                .chat()
+                .chat(id)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .map(|m| m.body.clone())
+                .collect();
+            have.sort();
+            if have == want {
+                return;
+            }
+            assert!(
+                have.iter().all(|b| want.contains(b)),
+                "{} holds a message it should not: {have:?}",
+                app.profile()
+            );
+            let _ = rx.recv().await;
+        }
+    })
+    .await;
+    if outcome.is_err() {
+        let have: Vec<String> = app
+            .chat()
+            .chat(id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.body.clone())
+            .collect();
+        panic!("{}: timed out; has {have:?}, wants {want:?}", app.profile());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch() {
+    let (boot, addr) = bootstrap_node().await;
+    let (profiles, apps, id) = group_of("rm", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let gid = parse_group_id(&id).unwrap();
+    cai.chat().send(&id, "cai before").await.unwrap();
+    wait_bodies(ben, &id, &["cai before"]).await;
+    wait_bodies(ana, &id, &["cai before"]).await;
+    let before = ben.groups().get(&id).await.unwrap().safety_code;
+
+    let v = ana
+        .groups()
+        .admin_action(&id, AdminAction::Remove(cai.peer_id()))
+        .await
+        .unwrap();
+    assert_eq!(v.epoch, 2);
+    assert!(!roster(&v).contains(&cai.peer_id().to_string()));
+    let v = wait_group(ben, &id, "the new epoch", |v| v.epoch == 2).await;
+    assert!(!roster(&v).contains(&cai.peer_id().to_string()));
+    assert_ne!(v.safety_code, before, "the safety code follows the epoch");
+    assert_eq!(
+        v.safety_code,
+        ana.groups().get(&id).await.unwrap().safety_code
+    );
+    assert!(
+        v.changes.iter().any(|c| c.text.contains(" removed ")),
+        "{:?}",
+        v.changes
+    );
+    let v = wait_group(cai, &id, "told it was removed", |v| {
+        v.status == GroupStatus::Removed
+    })
+    .await;
+    assert!(
+        v.changes.iter().any(|c| c.text.contains("removed you")),
+        "{:?}",
+        v.changes
+    );
+    // Its own app no longer writes.
+    assert!(cai.chat().send(&id, "still here?").await.is_err());
+
+    // Modified code: Cai writes in epoch 1 after its boundary, with a valid signature and the
+    // roster hash everyone holds for epoch 1: every remaining member refuses it.
+    let cai_identity = profiles[2].keystore().load_identity().unwrap().unwrap();
+    let keys: BTreeMap<u32, _> = cai
+        .groups()
+        .keys_held(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(
+        !keys.contains_key(&2),
+        "a removed member holds no key of the new epoch"
+    );
+    let cai_group = cai.groups().load_group(&gid).await.unwrap();
+    let late = envelope::seal(
+        &Sealing {
+            identity: &cai_identity,
+            key: &keys[&1],
+            group_id: gid,
+            epoch: 1,
+            seq: 2,
+            msg_id: kiyeovo_core::group::control::random_id(),
+            sent_at: kiyeovo_core::time::now_ms(),
+            roster_hash: roster_hash(&gid, 1, &cai_group.epochs[0].members),
+        },
+        "after removal",
+    )
+    .unwrap();
+    for app in [ana, ben] {
+        let refused = app.chat().ingest(&id, &late).await;
+        assert!(
+            matches!(
+                refused,
+                Err(ChatDrop::AfterBoundary {
+                    seq: 2,
+                    boundary: 1
+                })
+            ),
+            "{}: {refused:?}",
+            app.profile()
+        );
+    }
+
+    // The new epoch: Ana and Ben read each other; Cai reads none of it.
+    ana.chat().send(&id, "ana after").await.unwrap();
+    ben.chat().send(&id, "ben after").await.unwrap();
+    wait_bodies(ben, &id, &["cai before", "ana after", "ben after"]).await;
+    wait_bodies(ana, &id, &["cai before", "ana after", "ben after"]).await;
+    cai.chat().poll_all().await;
+    wait_bodies(cai, &id, &["cai before"]).await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_hand_over_leave_remove_and_disband() {
+    let (boot, addr) = bootstrap_node().await;
+    let (_profiles, apps, id) = group_of("lh", 5, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai, dan, eve) = (&apps[0], &apps[1], &apps[2], &apps[3], &apps[4]);
+    let peer = |a: &App| a.peer_id().to_string();
+
+    // Ben leaves: at once for him; Ana (admin) writes him out; everyone sees "… left".
+    let v = ben.groups().leave(&id).await.unwrap();
+    assert_eq!(v.status, GroupStatus::Left);
+    assert!(ben.chat().send(&id, "after leaving").await.is_err());
+    for app in [ana, cai, dan, eve] {
+        let v = wait_group(app, &id, "Ben written out", |v| v.epoch == 2).await;
+        assert!(!roster(&v).contains(&peer(ben)));
+        assert!(
+            v.changes.iter().any(|c| c.text.ends_with(" left")),
+            "{:?}",
+            v.changes
+        );
+    }
+    assert_eq!(
+        ben.groups().get(&id).await.unwrap().status,
+        GroupStatus::Left
+    );
+    // The admin cannot just leave.
+    assert!(ana.groups().leave(&id).await.is_err());
+
+    // Ana hands over to Cai, then leaves; Cai (not a contact of Dan or Eve: they learn from
+    // the chain in the DHT) writes her out and removes Dan, then ends the group.
+    ana.groups()
+        .admin_action(&id, AdminAction::HandOver(cai.peer_id()))
+        .await
+        .unwrap();
+    for app in [cai, dan, eve] {
+        let v = wait_group(app, &id, "Cai is admin", |v| v.epoch == 3).await;
+        let admin: Vec<&str> = v
+            .roster
+            .iter()
+            .filter(|m| m.status == MemberStatus::Admin)
+            .map(|m| m.peer_id.as_str())
+            .collect();
+        assert_eq!(admin, [peer(cai).as_str()]);
+    }
+    assert!(wait_group(cai, &id, "admin", |v| v.is_admin).await.is_admin);
+    assert!(
+        ana.groups()
+            .admin_action(&id, AdminAction::Rotate)
+            .await
+            .is_err(),
+        "the old admin can no longer change anything"
+    );
+    ana.groups().leave(&id).await.unwrap();
+    for app in [cai, dan, eve] {
+        let v = wait_group(app, &id, "Ana written out", |v| v.epoch == 4).await;
+        assert!(!roster(&v).contains(&peer(ana)));
+    }
+    cai.groups()
+        .admin_action(&id, AdminAction::Remove(dan.peer_id()))
+        .await
+        .unwrap();
+    wait_group(dan, &id, "Dan removed", |v| {
+        v.status == GroupStatus::Removed
+    })
+    .await;
+    let v = wait_group(eve, &id, "Dan gone", |v| v.epoch == 5).await;
+    let mut left = roster(&v);
+    left.sort();
+    let mut want = vec![peer(cai), peer(eve)];
+    want.sort();
+    assert_eq!(left, want);
+    eve.chat().send(&id, "eve in 5").await.unwrap();
+    wait_bodies(cai, &id, &["eve in 5"]).await;
+    cai.groups()
+        .admin_action(&id, AdminAction::Disband)
+        .await
+        .unwrap();
+    let v = wait_group(eve, &id, "ended", |v| v.status == GroupStatus::Disbanded).await;
+    assert!(
+        v.changes
+            .iter()
+            .any(|c| c.text.ends_with("ended the group")),
+        "{:?}",
+        v.changes
+    );
+    assert!(eve.chat().send(&id, "anyone?").await.is_err());
+    // History stays readable.
+    wait_bodies(eve, &id, &["eve in 5"]).await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_offline_across_three_changes_comes_back_current() {
+    let (boot, addr) = bootstrap_node().await;
+    let (profiles, mut apps, id) = group_of("off", 4, &addr).await;
+    wait_connected(&apps).await;
+    // Dan goes away.
+    let dan = apps.pop().unwrap();
+    dan.shutdown().await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    ana.chat().send(&id, "e1 ana").await.unwrap();
+    ana.groups()
+        .admin_action(&id, AdminAction::Rotate)
+        .await
+        .unwrap();
+    wait_group(ben, &id, "epoch 2", |v| v.epoch == 2).await;
+    ben.chat().send(&id, "e2 ben").await.unwrap();
+    ana.groups()
+        .admin_action(&id, AdminAction::Remove(cai.peer_id()))
+        .await
+        .unwrap();
+    wait_group(ben, &id, "epoch 3", |v| v.epoch == 3).await;
+    ben.chat().send(&id, "e3 ben").await.unwrap();
+    ana.groups()
+        .admin_action(&id, AdminAction::Rotate)
+        .await
+        .unwrap();
+    wait_group(ben, &id, "epoch 4", |v| v.epoch == 4).await;
+    ana.chat().send(&id, "e4 ana").await.unwrap();
+    let all = ["e1 ana", "e2 ben", "e3 ben", "e4 ana"];
+    wait_bodies(ben, &id, &all).await;
+    wait_bodies(cai, &id, &["e1 ana", "e2 ben"]).await;
+
+    // Dan is back: no action, and it is current with every message it was entitled to.
+    let dan = start_group_app(&profiles[3], &addr).await;
+    let v = wait_group(&dan, &id, "current", |v| v.epoch == 4).await;
+    assert_eq!(v.status, GroupStatus::Active);
+    assert_eq!(
+        v.safety_code,
+        ana.groups().get(&id).await.unwrap().safety_code
+    );
+    wait_bodies(&dan, &id, &all).await;
+    let held: Vec<u32> = dan
+        .groups()
+        .keys_held(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| *e)
+        .collect();
+    assert_eq!(held, [0, 1, 2, 3, 4]);
+    let cai_held: Vec<u32> = cai
+        .groups()
+        .keys_held(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| *e)
+        .collect();
+    assert_eq!(
+        cai_held,
+        [0, 1, 2],
+        "the removed member holds nothing after its epochs"
+    );
+    dan.shutdown().await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
