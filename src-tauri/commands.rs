@@ -279,6 +279,81 @@ pub async fn establish_group(
         .map_err(|e| e.to_ui())
 }
 
+/// Admin: a membership change from the member panel.
+async fn admin_action(
+    state: &State<'_, ShellState>,
+    group_id: &str,
+    action: kiyeovo_core::group::changes::AdminAction,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.groups()
+        .admin_action(group_id, action)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+fn member_peer(peer_id: &str) -> Result<PeerId, UiError> {
+    peer_id.parse().map_err(|_| UiError {
+        code: kiyeovo_core::api::ErrorCode::InvalidInput,
+        message: "That is not a member of this group.".into(),
+        hint: "Pick a member from the list.".into(),
+    })
+}
+
+/// Admin: a new group key now (the safety code changes).
+#[tauri::command]
+pub async fn rotate_group_key(
+    state: State<'_, ShellState>,
+    group_id: String,
+) -> Result<GroupView, UiError> {
+    use kiyeovo_core::group::changes::AdminAction;
+    admin_action(&state, &group_id, AdminAction::Rotate).await
+}
+
+/// Admin: removes a member (it keeps what it already read, nothing after).
+#[tauri::command]
+pub async fn remove_group_member(
+    state: State<'_, ShellState>,
+    group_id: String,
+    peer_id: String,
+) -> Result<GroupView, UiError> {
+    use kiyeovo_core::group::changes::AdminAction;
+    let peer = member_peer(&peer_id)?;
+    admin_action(&state, &group_id, AdminAction::Remove(peer)).await
+}
+
+/// Admin: makes another member the admin.
+#[tauri::command]
+pub async fn hand_over_group(
+    state: State<'_, ShellState>,
+    group_id: String,
+    peer_id: String,
+) -> Result<GroupView, UiError> {
+    use kiyeovo_core::group::changes::AdminAction;
+    let peer = member_peer(&peer_id)?;
+    admin_action(&state, &group_id, AdminAction::HandOver(peer)).await
+}
+
+/// Admin: ends the group for everyone (history stays, read-only).
+#[tauri::command]
+pub async fn disband_group(
+    state: State<'_, ShellState>,
+    group_id: String,
+) -> Result<GroupView, UiError> {
+    use kiyeovo_core::group::changes::AdminAction;
+    admin_action(&state, &group_id, AdminAction::Disband).await
+}
+
+/// Leaves a group (history stays, read-only).
+#[tauri::command]
+pub async fn leave_group(
+    state: State<'_, ShellState>,
+    group_id: String,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.groups().leave(&group_id).await.map_err(|e| e.to_ui())
+}
+
 /// The user read a split-view flag of a group and dismisses it.
 #[tauri::command]
 pub async fn dismiss_group_flag(

@@ -3,4 +3,4 @@
 /**
  * One person on the shared roster.
  */
-export type MemberStatus = "creator" | "not_delivered" | "delivered" | "accepted" | "rejected" | "expired";
+export type MemberStatus = "creator" | "not_delivered" | "delivered" | "accepted" | "rejected" | "expired" | "member" | "admin";

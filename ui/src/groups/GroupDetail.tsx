@@ -6,6 +6,7 @@ import { useNow } from "../lib/useNow";
 import { useSnapshot } from "../lib/store";
 import { GROUP_STATUS_TEXT, MEMBER_STATUS_TEXT, timeLeft } from "./format";
 import { GroupChat } from "./GroupChat";
+import { ChangeLines, MemberPanel } from "./MemberPanel";
 
 /** The invite card / group info: roster with each member's status, countdown, actions. */
 export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged: (g: GroupView) => void }) {
@@ -65,7 +66,8 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
           </ul>
         </div>
       )}
-      <h3>Members</h3>
+      {group.roster.length > 0 && <MemberPanel group={group} onChanged={onChanged} />}
+      <h3>{group.roster.length > 0 ? "Invited at the start" : "Members"}</h3>
       <ul className="roster" id="roster">
         {group.members.map((m) => (
           <li key={m.peer_id} data-peer={m.peer_id}>
@@ -94,14 +96,16 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
       {group.status === "waiting_for_creator" && (
         <p className="muted">The window is over. The creator's app establishes the group the next time it is online; only the creator can.</p>
       )}
-      {group.status === "active" && <p className="muted">The group is established (epoch {group.epoch}): only the members above hold its key.</p>}
+      {group.status === "active" && <p className="muted">The group is established (key {group.epoch}): only the members now hold its key.</p>}
       {group.safety_code && (
         <p className="muted">
           Safety code: <code id="safety-code">{group.safety_code}</code> — compare it with the others in person or on a call; equal codes mean you all see the same members and key.
         </p>
       )}
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
+      <ChangeLines group={group} />
       {(group.status === "active" || group.status === "inviting" || group.status === "accepted") && <GroupChat groupId={group.group_id} />}
+      {(group.status === "left" || group.status === "removed" || group.status === "disbanded") && <GroupChat groupId={group.group_id} />}
     </div>
   );
 }

@@ -9,6 +9,9 @@ export const GROUP_STATUS_TEXT: Record<GroupStatus, string> = {
   rejected: "you declined",
   expired: "closed: the invitation expired",
   active: "active",
+  left: "you left (read-only)",
+  removed: "you were removed (read-only)",
+  disbanded: "ended (read-only)",
 };
 
 export const MEMBER_STATUS_TEXT: Record<MemberStatus, string> = {
@@ -18,6 +21,8 @@ export const MEMBER_STATUS_TEXT: Record<MemberStatus, string> = {
   accepted: "accepted",
   rejected: "rejected",
   expired: "expired",
+  member: "member",
+  admin: "admin",
 };
 
 /** "5 h 59 min", "12 min 3 s", "closed". */

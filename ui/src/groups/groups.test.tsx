@@ -43,8 +43,26 @@ function invite(over: Partial<GroupView> = {}): GroupView {
     flags: [],
     unread: 0,
     safety_code: null,
+    roster: [],
+    is_admin: false,
+    changes: [],
     ...over,
   };
+}
+
+/** An established group of Ana (admin, us when `admin`), Ben and Cai. */
+function established(admin: boolean, over: Partial<GroupView> = {}): GroupView {
+  return invite({
+    status: "active", can_respond: false, epoch: 2, expires_at: Date.now() - HOUR,
+    is_admin: admin, is_creator: admin,
+    roster: [
+      { peer_id: "12D3KooWCreator", display_name: "Ana", status: "admin", is_me: admin, is_contact: true },
+      { peer_id: "12D3KooWMe", display_name: "Ben", status: "member", is_me: !admin, is_contact: true },
+      { peer_id: "12D3KooWCai", display_name: "Cai", status: "member", is_me: false, is_contact: false },
+    ],
+    changes: [{ at: Date.now(), epoch: 2, text: "Ana removed Dee" }],
+    ...over,
+  });
 }
 
 describe("GroupDetail", () => {
@@ -81,6 +99,43 @@ describe("GroupDetail", () => {
     expect((document.getElementById("establish-group") as HTMLButtonElement).disabled).toBe(true);
     rerender(<GroupDetail group={invite({ is_creator: true, status: "inviting", can_respond: false, can_establish: true })} onChanged={() => {}} />);
     expect((document.getElementById("establish-group") as HTMLButtonElement).disabled).toBe(false);
+  });
+});
+
+describe("MemberPanel", () => {
+  it("gives the admin remove, make admin, rotate and end, each change confirmed in words", async () => {
+    render(<GroupDetail group={established(true)} onChanged={() => {}} />);
+    const rows = Array.from(document.querySelectorAll("#current-roster li")).map((li) => li.getAttribute("data-status"));
+    expect(rows).toEqual(["admin", "member", "member"]);
+    expect(document.querySelectorAll(".remove-member").length).toBe(2);
+    expect(screen.getByText("Ana removed Dee")).toBeTruthy();
+    fireEvent.click(document.querySelector('li[data-peer="12D3KooWCai"] .remove-member')!);
+    expect(document.getElementById("confirm-change")?.textContent).toContain("Remove Cai? They get a new key no more");
+    fireEvent.click(document.getElementById("confirm-ok")!);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("remove_group_member", { groupId: "00".repeat(16), peerId: "12D3KooWCai" }));
+    fireEvent.click(document.getElementById("rotate-key")!);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("rotate_group_key", { groupId: "00".repeat(16) }));
+  });
+
+  it("asks an admin who leaves to hand over first, or end the group", async () => {
+    render(<GroupDetail group={established(true)} onChanged={() => {}} />);
+    fireEvent.click(document.getElementById("leave-group")!);
+    expect(document.getElementById("confirm-change")?.textContent).toContain("Make another member the admin first");
+    expect(document.getElementById("confirm-ok")?.textContent).toBe("End the group for everyone");
+    fireEvent.click(document.getElementById("confirm-ok")!);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("disband_group", { groupId: "00".repeat(16) }));
+  });
+
+  it("gives a member only Leave, and a removed member the history read-only", async () => {
+    const { rerender } = render(<GroupDetail group={established(false)} onChanged={() => {}} />);
+    expect(document.querySelectorAll(".remove-member").length).toBe(0);
+    expect(document.getElementById("rotate-key")).toBeNull();
+    fireEvent.click(document.getElementById("leave-group")!);
+    fireEvent.click(document.getElementById("confirm-ok")!);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("leave_group", { groupId: "00".repeat(16) }));
+    rerender(<GroupDetail group={established(false, { status: "removed" })} onChanged={() => {}} />);
+    expect(document.getElementById("read-only")?.textContent).toContain("You were removed");
+    expect(document.getElementById("leave-group")).toBeNull();
   });
 });
 

@@ -47,6 +47,11 @@ export const api = {
   createGroup: (name: string, peerIds: string[]) => invoke<GroupView>("create_group", { name, peerIds }),
   respondInvite: (groupId: string, accept: boolean) => invoke<GroupView>("respond_invite", { groupId, accept }),
   establishGroup: (groupId: string) => invoke<GroupView>("establish_group", { groupId }),
+  rotateGroupKey: (groupId: string) => invoke<GroupView>("rotate_group_key", { groupId }),
+  removeGroupMember: (groupId: string, peerId: string) => invoke<GroupView>("remove_group_member", { groupId, peerId }),
+  handOverGroup: (groupId: string, peerId: string) => invoke<GroupView>("hand_over_group", { groupId, peerId }),
+  disbandGroup: (groupId: string) => invoke<GroupView>("disband_group", { groupId }),
+  leaveGroup: (groupId: string) => invoke<GroupView>("leave_group", { groupId }),
   dismissGroupFlag: (groupId: string, index: number) => invoke<GroupView>("dismiss_group_flag", { groupId, index }),
   onGroupChanged: (cb: (g: GroupChanged) => void): Promise<UnlistenFn> =>
     listen<GroupChanged>(EVENT_GROUP_CHANGED, (e) => cb(e.payload)),

@@ -199,7 +199,8 @@ fn box_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> Zer
 
 const BOX_AAD: &[u8] = b"kiyeovo/v2/key-box";
 
-fn content_aad(version: u64, prev_hash: &[u8; 32]) -> Vec<u8> {
+/// Associated data of the sealed content: binds it to its version and previous hash.
+pub fn content_aad(version: u64, prev_hash: &[u8; 32]) -> Vec<u8> {
     let mut aad = b"kiyeovo/v2/group-info-content".to_vec();
     aad.extend_from_slice(&version.to_be_bytes());
     aad.extend_from_slice(prev_hash);

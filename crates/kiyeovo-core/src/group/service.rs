@@ -103,6 +103,21 @@ impl GroupServiceError {
                 message: self.to_string(),
                 hint: "Check free disk space, then try again.".into(),
             },
+            GroupServiceError::Transition(GroupError::AdminMustHandOver) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "You are the admin: the group would be left without one.".into(),
+                hint: "Make another member the admin first, or end the group for everyone.".into(),
+            },
+            GroupServiceError::Transition(GroupError::NotAdmin) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "Only the group's admin can change its members or key.".into(),
+                hint: "Ask the admin (marked in the member list).".into(),
+            },
+            GroupServiceError::Transition(GroupError::NotAMember) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "That person is not a member of this group (any more).".into(),
+                hint: "The member list shows who is in it now.".into(),
+            },
             GroupServiceError::Transition(GroupError::WindowClosed) => UiError {
                 code: ErrorCode::InvalidInput,
                 message: "The invitation has expired: its 6-hour window is over.".into(),

@@ -168,6 +168,11 @@ mod tests {
             key: GroupKey::random(),
             ..w.epoch(1)
         };
+        // Ana was removed at the end of epoch 1 after her seq 3.
+        let bounded = Epoch {
+            boundaries: BTreeMap::from([(w.ana.public().ed25519, 3)]),
+            ..w.epoch(1)
+        };
         type Case<'a> = (
             &'a str,
             &'a Epoch,
@@ -184,6 +189,18 @@ mod tests {
                 &ep,
                 w.sealed(&w.stranger, 1, 1, 5),
                 |r| matches!(r, Err(ChatDrop::NotAMember)),
+            ),
+            (
+                "a departed member's last words, at its boundary",
+                &bounded,
+                w.sealed(&w.ana, 1, 3, 5),
+                |r| r.is_ok(),
+            ),
+            (
+                "a departed member's words after its boundary",
+                &bounded,
+                w.sealed(&w.ana, 1, 4, 5),
+                |r| matches!(r, Err(ChatDrop::AfterBoundary { seq: 4, boundary: 3 })),
             ),
             ("our own coming back", &ep, w.sealed(&w.ben, 1, 1, 5), |r| {
                 matches!(r, Err(ChatDrop::Duplicate))
