@@ -1864,3 +1864,242 @@ async fn already_expired_invitations_count_toward_the_limit() {
     }
     boot.shutdown().await;
 }
+
+/// Ana, Ben and Cai (contacts of each other) in an established group; Ana is its admin.
+async fn established_trio(
+    tag: &str,
+) -> (
+    kiyeovo_node::Headless,
+    [TestProfile; 3],
+    Vec<kiyeovo_core::service::App>,
+    String,
+) {
+    let (boot, profiles, apps, id) = invited_trio(tag).await;
+    apps[1].groups().respond(&id, true).await.unwrap();
+    apps[2].groups().respond(&id, true).await.unwrap();
+    wait_group(&apps[0], &id, "everyone accepted", |v| v.can_establish).await;
+    apps[0].groups().establish(&id).await.unwrap();
+    for app in &apps {
+        wait_group(app, &id, "active", |v| v.epoch == 1).await;
+    }
+    (boot, profiles, apps, id)
+}
+
+/// A version `change` of the group info as `who`'s modified client writes it: on top of its
+/// own head, naming `admin`, signed by its identity and its own chain (bucket) key.
+async fn forged_version(
+    profiles: &[TestProfile; 3],
+    apps: &[kiyeovo_core::service::App],
+    who: usize,
+    id: &str,
+    change: kiyeovo_core::group::info::Change,
+    admin: [u8; 32],
+) -> Vec<u8> {
+    use kiyeovo_core::group::control::GroupKey;
+    use kiyeovo_core::group::info;
+    let gid = kiyeovo_core::group::store::parse_group_id(id).unwrap();
+    let g = apps[who].groups().load_group(&gid).await.unwrap();
+    let chain = g.chain.clone().unwrap();
+    let identity = profiles[who].keystore().load_identity().unwrap().unwrap();
+    let next = info::GroupInfo {
+        group_id: gid,
+        creator: g.creator,
+        version: chain.version + 1,
+        prev_hash: chain.hash,
+        admin,
+        epoch: g.epoch() + 1,
+        members: g.members().to_vec(),
+        boundaries: Vec::new(),
+        change,
+        made_at: kiyeovo_core::time::now_ms(),
+    };
+    let (key, record) = info::write(
+        &identity,
+        g.bucket_seed.as_ref().unwrap(),
+        next,
+        &GroupKey::random(),
+    );
+    // Also where a storing node would serve it.
+    let _ = apps[who]
+        .client()
+        .put_record(key.to_bytes(), record.clone())
+        .await;
+    record
+}
+
+/// `from`'s modified client pushes a group-info record to `to` (as an admin's app does live).
+async fn push_info(
+    profiles: &[TestProfile; 3],
+    apps: &[kiyeovo_core::service::App],
+    from: usize,
+    to: usize,
+    id: &str,
+    record: Vec<u8>,
+) {
+    use kiyeovo_core::group::control::{Body, Control};
+    let gid = kiyeovo_core::group::store::parse_group_id(id).unwrap();
+    let identity = profiles[from].keystore().load_identity().unwrap().unwrap();
+    let control =
+        Control::new(gid, kiyeovo_core::time::now_ms(), Body::Info(record)).sign(&identity);
+    let (from, to) = (&apps[from], &apps[to]);
+    from.channel()
+        .send_group(&to.peer_id(), control.encode())
+        .await
+        .unwrap();
+    // A marker of its own each time: an earlier push's marker must not stand in for this one.
+    let marker = format!("after push {}", rand::random::<u64>());
+    from.channel()
+        .send_chat(&to.peer_id(), &marker)
+        .await
+        .unwrap();
+    wait_chat(to, &from.peer_id(), &marker).await;
+    to.groups().process_inbox().await;
+}
+
+/// Attack: Cai, a member, writes the next group-info version making herself admin (signed with
+/// her keys, stored in the DHT) and pushes it to Ben. Stopped by: a version counts only at the
+/// admin's chain location, signed by the admin named in the version before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_write_the_next_group_info_version() {
+    let (boot, profiles, apps, id) = established_trio("gi-member").await;
+    let cai = profiles[2]
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let forged = forged_version(
+        &profiles,
+        &apps,
+        2,
+        &id,
+        kiyeovo_core::group::info::Change::AdminTo(cai),
+        cai,
+    )
+    .await;
+    push_info(&profiles, &apps, 2, 1, &id, forged).await;
+    let v = apps[1].groups().get(&id).await.unwrap();
+    assert_eq!(v.epoch, 1, "{v:#?}");
+    assert!(v
+        .roster
+        .iter()
+        .any(|m| m.status == kiyeovo_core::api::MemberStatus::Admin
+            && m.peer_id == apps[0].peer_id().to_string()));
+    // The real admin's next version still applies.
+    apps[0]
+        .groups()
+        .admin_action(&id, kiyeovo_core::group::changes::AdminAction::Rotate)
+        .await
+        .unwrap();
+    wait_group(&apps[1], &id, "Ana's version 2", |v| v.epoch == 2).await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Ana hands the group to Ben, then (modified) goes on writing versions as if still
+/// admin, under her own chain key, and pushes one to Cai; later she replays an old version.
+/// Stopped by: after the hand-over the chain continues at Ben's key; versions not newer than
+/// the head are never applied (no rollback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_admin_cannot_write_after_handing_over_nor_roll_anyone_back() {
+    use kiyeovo_core::group::changes::AdminAction;
+    use kiyeovo_core::group::info::Change;
+    let (boot, profiles, apps, id) = established_trio("gi-old").await;
+    apps[0]
+        .groups()
+        .admin_action(&id, AdminAction::HandOver(apps[1].peer_id()))
+        .await
+        .unwrap();
+    wait_group(&apps[2], &id, "Ben is admin", |v| v.epoch == 2).await;
+    let ana = profiles[0]
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let forged = forged_version(&profiles, &apps, 0, &id, Change::AdminTo(ana), ana).await;
+    push_info(&profiles, &apps, 0, 2, &id, forged).await;
+    let v = apps[2].groups().get(&id).await.unwrap();
+    assert_eq!(v.epoch, 2);
+    assert!(!v
+        .roster
+        .iter()
+        .any(|m| m.status == kiyeovo_core::api::MemberStatus::Admin
+            && m.peer_id == apps[0].peer_id().to_string()));
+    // Ben rotates; then Ana replays version 2 (the hand-over) to Cai.
+    apps[1]
+        .groups()
+        .admin_action(&id, AdminAction::Rotate)
+        .await
+        .unwrap();
+    wait_group(&apps[2], &id, "Ben's version 3", |v| v.epoch == 3).await;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let old = apps[0]
+        .groups()
+        .load_group(&gid)
+        .await
+        .unwrap()
+        .chain_records
+        .iter()
+        .find(|(v, _)| *v == 2)
+        .unwrap()
+        .1
+        .clone();
+    push_info(&profiles, &apps, 0, 2, &id, old).await;
+    let v = apps[2].groups().get(&id).await.unwrap();
+    assert_eq!(v.epoch, 3, "rolled back");
+    assert!(
+        v.flags.is_empty(),
+        "a copy of a version it holds is no fork: {:?}",
+        v.flags
+    );
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: the admin (modified) writes two different versions 2 — one for Ben, one for Cai —
+/// to split the group. Stopped by: whoever sees both (pushed, or read from the DHT) flags the
+/// fork and keeps the one it applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_versions_with_one_number_are_flagged_as_a_fork() {
+    use kiyeovo_core::group::info::Change;
+    let (boot, profiles, apps, id) = established_trio("gi-fork").await;
+    let ana = profiles[0]
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let for_ben = forged_version(&profiles, &apps, 0, &id, Change::Rotated, ana).await;
+    let for_cai = forged_version(&profiles, &apps, 0, &id, Change::Rotated, ana).await;
+    push_info(&profiles, &apps, 0, 1, &id, for_ben).await;
+    push_info(&profiles, &apps, 0, 2, &id, for_cai.clone()).await;
+    assert_eq!(apps[1].groups().get(&id).await.unwrap().epoch, 2);
+    let cai_code = apps[2].groups().get(&id).await.unwrap().safety_code;
+    assert_ne!(
+        apps[1].groups().get(&id).await.unwrap().safety_code,
+        cai_code,
+        "split"
+    );
+    // Ben sees Cai's version 2.
+    push_info(&profiles, &apps, 0, 1, &id, for_cai).await;
+    let v = apps[1].groups().get(&id).await.unwrap();
+    assert!(
+        v.flags
+            .iter()
+            .any(|f| f.what.contains("two different versions")),
+        "{:?}",
+        v.flags
+    );
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

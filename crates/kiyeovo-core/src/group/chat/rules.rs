@@ -200,7 +200,15 @@ mod tests {
                 "a departed member's words after its boundary",
                 &bounded,
                 w.sealed(&w.ana, 1, 4, 5),
-                |r| matches!(r, Err(ChatDrop::AfterBoundary { seq: 4, boundary: 3 })),
+                |r| {
+                    matches!(
+                        r,
+                        Err(ChatDrop::AfterBoundary {
+                            seq: 4,
+                            boundary: 3
+                        })
+                    )
+                },
             ),
             ("our own coming back", &ep, w.sealed(&w.ben, 1, 1, 5), |r| {
                 matches!(r, Err(ChatDrop::Duplicate))
