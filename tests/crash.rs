@@ -243,3 +243,90 @@ async fn group_receiver_killed_mid_stream_gets_everything_once() {
     creator.shutdown().await;
     boot.shutdown().await;
 }
+
+/// The admin runs in its own process and is killed with SIGKILL at a different moment of each
+/// of five key rotations (right after the request is saved, then later each round: before or
+/// after the record is written, pushed, stored). Each time it is started again the rotation
+/// completes, the member follows, and no message of either side is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_killed_during_rotations_completes_them_and_loses_nothing() {
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb) = (
+        TestProfile::new("rcrash-admin"),
+        TestProfile::new("rcrash-member"),
+    );
+    let ben = start_group_app(&pb, &addr).await;
+    let mut a = Peer::start(&pa, &addr);
+    let card_a = a.ask("card", "card ");
+    ben.channel().add_contact(&card_a).await.unwrap();
+    a.ask(&format!("add {}", ben.my_card()), "added ");
+    a.ask(&format!("wait-trusted {}", ben.peer_id()), "trusted");
+    let id = a.ask(&format!("create-group {}", ben.peer_id()), "created ");
+    wait_group(&ben, &id, "the invitation", |v| v.can_respond).await;
+    ben.groups().respond(&id, true).await.unwrap();
+    a.ask(&format!("establish-when-ready {id}"), "established");
+    wait_group(&ben, &id, "active", |v| v.status == GroupStatus::Active).await;
+
+    for round in 0..5u64 {
+        a.ask(&format!("group-send {id} {round} {}", round + 1), "gsent ");
+        ben.chat().send(&id, &format!("b{round}")).await.unwrap();
+        a.send(&format!("rotate {id}"));
+        a.expect("requested");
+        // Where the kill lands: a different point of the write each round (fault injection,
+        // not a wait for anything).
+        tokio::time::sleep(std::time::Duration::from_millis(round * 15)).await;
+        a.kill();
+        a = Peer::start(&pa, &addr);
+        let epoch = round as u32 + 2;
+        wait_group(
+            &ben,
+            &id,
+            "the rotation, completed after the restart",
+            |v| v.epoch == epoch,
+        )
+        .await;
+        assert_eq!(
+            a.ask(&format!("group-epoch {id}"), "epoch "),
+            epoch.to_string()
+        );
+    }
+    // Everything written on both sides arrives, once.
+    a.ask(&format!("group-send {id} 5 6"), "gsent ");
+    ben.chat().send(&id, "b5").await.unwrap();
+    let want_at_ben: Vec<String> = (0..6).map(|i| format!("g{i}")).collect();
+    let mut rx = ben.chat().subscribe();
+    loop {
+        let mut have: Vec<String> = ben
+            .chat()
+            .chat(&id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| !m.outgoing)
+            .map(|m| m.body.clone())
+            .collect();
+        have.sort();
+        if have == want_at_ben {
+            break;
+        }
+        assert!(have.len() <= 6, "a message arrived twice: {have:?}");
+        let waited = tokio::time::timeout(kiyeovo_tests::WAIT, rx.recv()).await;
+        assert!(waited.is_ok(), "the admin's messages: Ben has {have:?}");
+    }
+    // The admin: Ben's six, once each (some may have arrived before its last restart).
+    loop {
+        let incoming = a.ask(&format!("group-incoming {id}"), "gincoming ");
+        let n = incoming.split(',').filter(|s| !s.is_empty()).count();
+        assert!(n <= 6, "a message of Ben's arrived twice: {incoming}");
+        if n == 6 {
+            break;
+        }
+        let bodies = a.ask(&format!("group-bodies {id}"), "gbodies ");
+        eprintln!("the admin has Ben's {bodies}; waiting for more");
+        a.expect("grecv ");
+    }
+    drop(a);
+    ben.shutdown().await;
+    boot.shutdown().await;
+}

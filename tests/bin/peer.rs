@@ -13,6 +13,9 @@
 //! * `bodies <peer>` → `bodies m0,m1,…` (incoming 1:1 messages in order)
 //! * `wait-invite` → `invite <group id>`; `accept <group id>` → `accepted`;
 //!   `wait-active <group id>` → `active`; `group-incoming <group id>` → `gincoming 1,2,…` (seqs)
+//! * `create-group <peer>` → `created <group id>`; `establish-when-ready <group id>` →
+//!   `established`; `rotate <group id>` → `requested` once saved, then `rotated <epoch>`;
+//!   `group-epoch <group id>` → `epoch <n>`; `group-bodies <group id>` → `gbodies b0@1,…`
 //!
 //! Unprompted: `ready <peer id>` once online, `recv <body> <stored total>` for every new 1:1
 //! message and `grecv <seq> <stored total>` for every new group message.
@@ -44,6 +47,13 @@ async fn main() {
         std::slice::from_ref(bootstrap),
     );
     config.group = group_config();
+    // Logs to stderr (stdout is the line protocol), when asked for.
+    if let Ok(filter) = std::env::var("PEER_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let app = start_online(config).await;
 
     let channel = app.channel().clone();
@@ -179,6 +189,47 @@ async fn main() {
                     let _ = rx.recv().await;
                 }
                 say("active".into());
+            }
+            ["create-group", peer] => {
+                let peer: PeerId = peer.parse().expect("peer id");
+                let v = app
+                    .groups()
+                    .create("Crash club", &[peer], "Admin")
+                    .await
+                    .expect("create");
+                say(format!("created {}", v.group_id));
+            }
+            ["establish-when-ready", id] => {
+                let mut rx = app.groups().subscribe();
+                while !app.groups().get(id).await.expect("group").can_establish {
+                    let _ = rx.recv().await;
+                }
+                app.groups().establish(id).await.expect("establish");
+                say("established".into());
+            }
+            ["rotate", id] => {
+                use kiyeovo_core::group::changes::AdminAction;
+                // The request is saved, then said: the test kills us somewhere after this.
+                app.groups()
+                    .request_change(id, AdminAction::Rotate)
+                    .await
+                    .expect("request");
+                say("requested".into());
+                let v = app.groups().complete_pending(id).await.expect("rotate");
+                say(format!("rotated {}", v.epoch));
+            }
+            ["group-epoch", id] => {
+                let v = app.groups().get(id).await.expect("group");
+                say(format!("epoch {}", v.epoch));
+            }
+            ["group-bodies", id] => {
+                let msgs = app.chat().chat(id).await.expect("chat").messages;
+                let bodies: Vec<String> = msgs
+                    .iter()
+                    .filter(|m| !m.outgoing)
+                    .map(|m| format!("{}@{}", m.body, m.epoch))
+                    .collect();
+                say(format!("gbodies {}", bodies.join(",")));
             }
             ["group-incoming", id] => {
                 let msgs = app.chat().chat(id).await.expect("chat").messages;

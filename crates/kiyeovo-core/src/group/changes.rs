@@ -34,12 +34,36 @@ pub enum AdminAction {
 }
 
 impl Groups {
-    /// Admin: rotate the key, remove a member, hand over, or disband.
+    /// Admin: rotate the key, remove a member, hand over, or disband — saved as a request,
+    /// then written ([`Groups::request_change`], then the write).
     pub async fn admin_action(
         &self,
         id: &str,
         action: AdminAction,
     ) -> Result<GroupView, GroupServiceError> {
+        let gid = Self::parse(id)?;
+        let change = self.request_change(id, action).await?;
+        self.write_version(&gid, change, false).await?;
+        self.view(&gid).await
+    }
+
+    /// Admin: writes the saved request, if it is still pending (see [`Groups::request_change`]).
+    pub async fn complete_pending(&self, id: &str) -> Result<GroupView, GroupServiceError> {
+        let gid = Self::parse(id)?;
+        let group = self.load(&gid).await?;
+        if let Some(change) = group.pending_change {
+            self.write_version(&gid, change, true).await?;
+        }
+        self.view(&gid).await
+    }
+
+    /// Admin: checks and saves a change; from here on it is written even if the app stops
+    /// first (at the next start). Returns the change.
+    pub async fn request_change(
+        &self,
+        id: &str,
+        action: AdminAction,
+    ) -> Result<Change, GroupServiceError> {
         let gid = Self::parse(id)?;
         let group = self.load(&gid).await?;
         let member = |peer: &PeerId| {
@@ -56,8 +80,12 @@ impl Groups {
             AdminAction::HandOver(who) => Change::AdminTo(member(who)?),
             AdminAction::Disband => Change::Disbanded,
         };
-        self.write_version(&gid, change).await?;
-        self.view(&gid).await
+        let _guard = self.write.lock().await;
+        let mut group = self.load(&gid).await?;
+        group.next_info(change.clone(), &BTreeMap::new(), now_ms())?;
+        group.pending_change = Some(change.clone());
+        self.save(&group).await?;
+        Ok(change)
     }
 
     /// Member: leave at once; the admin is told (and writes us out).
@@ -78,17 +106,30 @@ impl Groups {
 
     /// Admin: writes the next version for `change` — saved with the new epoch first, then
     /// pushed to members and stored in the DHT.
+    /// `as_duty`: written only if, under the lock, it is still the group's due change (another
+    /// task may have written it meanwhile — never twice).
     pub(super) async fn write_version(
         &self,
         gid: &super::control::GroupId,
         change: Change,
+        as_duty: bool,
     ) -> Result<(), GroupServiceError> {
         let record = {
             let _guard = self.write.lock().await;
             let mut group = self.load(gid).await?;
-            let last_seqs = self.last_seqs(&group).await?;
             let now = now_ms();
+            let every = self.config.rotate_every.as_millis() as u64;
+            if as_duty && group.duty(every, now).as_ref() != Some(&change) {
+                return Ok(());
+            }
+            let last_seqs = self.last_seqs(&group).await?;
             let next = group.next_info(change.clone(), &last_seqs, now)?;
+            // The request first, on its own: a stop from here on still ends with the change
+            // written (at the next start), never with half of it.
+            if group.pending_change.as_ref() != Some(&change) {
+                group.pending_change = Some(change.clone());
+                self.save(&group).await?;
+            }
             let seed = group.bucket_seed.clone().ok_or(GroupError::NotAdmin)?;
             let key = GroupKey::random();
             let (_, record) = info::write(&self.identity, &seed, next.clone(), &key);
@@ -221,8 +262,18 @@ impl Groups {
             let Some(change) = g.duty(every, now) else {
                 continue;
             };
-            if let Err(e) = self.write_version(&g.group_id, change).await {
+            if let Err(e) = self.write_version(&g.group_id, change, true).await {
                 tracing::warn!(group = %hex(&g.group_id), error = %e, "membership change not written");
+                // A saved request that can no longer be made (the member is gone meanwhile)
+                // is dropped, not retried forever.
+                if let GroupServiceError::Transition(_) = e {
+                    let _guard = self.write.lock().await;
+                    if let Ok(mut fresh) = self.load(&g.group_id).await {
+                        if fresh.pending_change.take().is_some() {
+                            let _ = self.save(&fresh).await;
+                        }
+                    }
+                }
             }
         }
     }

@@ -37,7 +37,7 @@ use super::control::{
     group_id_for, Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus,
     Member, MemberKey, Response, RosterUpdate, SignedControl, Welcome,
 };
-use super::info::genesis_hash;
+use super::info::{genesis_hash, Change};
 use super::membership::ChangeNote;
 
 /// The verifying key of a bucket signing seed.
@@ -213,6 +213,9 @@ pub struct Group {
     /// We left and were then made admin (a hand-over crossing our leave): we hand back to
     /// this member, who then writes us out.
     pub hand_back: Option<MemberKey>,
+    /// Admin: a change the user asked for that is saved but not yet written (the app was
+    /// stopped in between): written at the next start. A newer request replaces it.
+    pub pending_change: Option<Change>,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
     /// The invitee noticed the end of the window (so the change is reported once).
@@ -331,6 +334,7 @@ impl Group {
             changes: Vec::new(),
             left_in: None,
             hand_back: None,
+            pending_change: None,
             seen: BTreeSet::from([invite_id]),
             outbox,
             window_passed: false,
@@ -395,6 +399,7 @@ impl Group {
             changes: Vec::new(),
             left_in: None,
             hand_back: None,
+            pending_change: None,
             seen: BTreeSet::from([control.id]),
             // "It arrived": the creator shows the invitation as delivered.
             outbox: vec![Outgoing {

@@ -243,6 +243,7 @@ impl Group {
             admin: info.admin,
         });
         self.keep_record(info.version, record);
+        self.pending_change = None;
         for (who, _) in &info.boundaries {
             self.leaving.remove(who);
         }
@@ -385,6 +386,9 @@ impl Group {
     pub fn duty(&self, rotate_every: u64, now: u64) -> Option<Change> {
         if self.admin() != self.me {
             return None;
+        }
+        if let Some(change) = self.pending_change.clone().filter(|_| self.is_admin()) {
+            return Some(change);
         }
         match self.status {
             Status::Left => {

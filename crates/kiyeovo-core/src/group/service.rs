@@ -543,6 +543,21 @@ impl Groups {
         }
     }
 
+    /// Sends every group's queued, never-sent control messages.
+    async fn flush_all(&self) {
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
+        for g in groups.iter().filter(|g| g.outbox.iter().any(|o| !o.sent)) {
+            let _guard = self.write.lock().await;
+            if let Ok(fresh) = self.load(&g.group_id).await {
+                if let Err(e) = self.flush(fresh).await {
+                    tracing::warn!(error = %e, "cannot save group");
+                }
+            }
+        }
+    }
+
     /// Sends again what still waits for an acknowledgement.
     pub async fn resend_unacked(&self) {
         let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
@@ -678,6 +693,9 @@ impl Groups {
         // first establishment check, so answers given in time count.
         self.channel.poll_all().await;
         self.process_inbox().await;
+        // Anything saved but not sent when the app last stopped (a stop between saving a
+        // change and pushing it): sent now.
+        self.flush_all().await;
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resend = tokio::time::interval(self.config.resend);

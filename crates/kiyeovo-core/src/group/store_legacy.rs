@@ -349,6 +349,7 @@ impl From<GroupV3> for Group {
             changes: Vec::new(),
             left_in: None,
             hand_back: None,
+            pending_change: None,
             seen: g.seen,
             outbox: g.outbox,
             window_passed: g.window_passed,

@@ -165,7 +165,9 @@ impl GroupChat {
 
     /// Writes our bucket for `ep` in the background, coalesced (see the pairwise channel).
     pub(super) async fn schedule_publish(self: &Arc<Self>, ep: &Epoch) {
-        let slot = (ep.group_id, ep.epoch);
+        // One slot per bucket record: the window's, and the one all established epochs share
+        // (two writers of one record at once would each drop the other's new envelopes).
+        let slot = (ep.group_id, ep.epoch.min(1));
         if !self.publishing.request(&slot).await {
             return;
         }
@@ -176,21 +178,23 @@ impl GroupChat {
                 // every storing node re-validates it.
                 tokio::time::sleep(this.config.bucket_write_delay).await;
                 match this.publish_bucket(&ep).await {
-                    Ok(upto) => {
-                        if let Ok(n) = cs::mark_stored_up_to(
-                            this.db.pool(),
-                            &ep.gid,
-                            ep.epoch,
-                            &this.me_peer,
-                            upto,
-                        )
-                        .await
-                        {
-                            if n > 0 {
-                                this.emit(ChatEvent::Changed {
-                                    group_id: ep.group_id,
-                                });
-                            }
+                    Ok(uptos) => {
+                        let mut marked = 0;
+                        for (epoch, upto) in uptos {
+                            marked += cs::mark_stored_up_to(
+                                this.db.pool(),
+                                &ep.gid,
+                                epoch,
+                                &this.me_peer,
+                                upto,
+                            )
+                            .await
+                            .unwrap_or(0);
+                        }
+                        if marked > 0 {
+                            this.emit(ChatEvent::Changed {
+                                group_id: ep.group_id,
+                            });
                         }
                     }
                     Err(e) => {
@@ -206,8 +210,21 @@ impl GroupChat {
 
     /// Re-reads our bucket (main record and pages), merges our outbox in, and writes it back one
     /// version higher: the newest envelopes in the main record, older ones in pages (see
-    /// [`super::pages`]). Returns the highest seq now in it.
-    pub(super) async fn publish_bucket(&self, ep: &Epoch) -> Result<u64, NodeError> {
+    /// [`super::pages`]). The outboxes of every epoch sharing the record go in together.
+    /// Returns, per epoch, the highest seq now in it.
+    pub(super) async fn publish_bucket(&self, ep: &Epoch) -> Result<Vec<(u32, u64)>, NodeError> {
+        // The epochs sharing the record as they are now, not when the write was first asked
+        // for: a write queued behind another may be for an epoch that began meanwhile.
+        let fresh = if ep.epoch == 0 {
+            None
+        } else {
+            self.groups
+                .load_group(&ep.group_id)
+                .await
+                .ok()
+                .and_then(|g| epochs_of(&g).into_iter().rfind(|e| e.epoch >= 1))
+        };
+        let ep = fresh.as_ref().unwrap_or(ep);
         let signing = ed25519_dalek::SigningKey::from_bytes(&ep.my_seed.0);
         let public = signing.verifying_key().to_bytes();
         let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &public);
@@ -231,12 +248,27 @@ impl GroupChat {
         {
             existing.extend(page.envelopes);
         }
-        let (upto, stored_version) = cs::own(self.db.pool(), &ep.gid, ep.epoch)
-            .await
-            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
-        let outbox = cs::outbox(self.db.pool(), &ep.gid, ep.epoch, self.config.bucket_cap)
-            .await
-            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
+        let epochs: Vec<u32> = if ep.epoch == 0 {
+            vec![0]
+        } else {
+            ep.shared.iter().map(|(e, _)| *e).collect()
+        };
+        let db_err = |e: DbError| NodeError::PutFailed(e.to_string());
+        let mut uptos = Vec::new();
+        let mut stored_version = 0;
+        let mut outbox = Vec::new();
+        for epoch in &epochs {
+            let (upto, v) = cs::own(self.db.pool(), &ep.gid, *epoch)
+                .await
+                .map_err(db_err)?;
+            uptos.push((*epoch, upto));
+            stored_version = stored_version.max(v);
+            outbox.extend(
+                cs::outbox(self.db.pool(), &ep.gid, *epoch, self.config.bucket_cap)
+                    .await
+                    .map_err(db_err)?,
+            );
+        }
         let everything = BucketLimits {
             cap: self.config.bucket_cap,
             max_bytes: usize::MAX,
@@ -305,10 +337,12 @@ impl GroupChat {
         self.client
             .put_record(record_key.to_bytes(), record.encode())
             .await?;
-        cs::set_bucket_version(self.db.pool(), &ep.gid, ep.epoch, version)
-            .await
-            .map_err(|e| NodeError::PutFailed(e.to_string()))?;
-        Ok(upto)
+        for epoch in &epochs {
+            cs::set_bucket_version(self.db.pool(), &ep.gid, *epoch, version)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(uptos)
     }
 
     /// Re-publishes every bucket we wrote in (PROTOCOL.md §3).
