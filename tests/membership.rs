@@ -325,3 +325,40 @@ async fn a_member_offline_across_three_changes_comes_back_current() {
     }
     boot.shutdown().await;
 }
+
+/// The first message after a change reaches a member online at once, over gossip: the new
+/// topic has no subscribers yet when the admin writes, so it is published again as they join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_message_after_a_change_arrives_live() {
+    use kiyeovo_core::group::ChatEvent;
+    let (boot, addr) = bootstrap_node().await;
+    let (_profiles, apps, id) = group_of("live", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let mut ben_rx = ben.chat().subscribe();
+    let mut cai_rx = cai.chat().subscribe();
+    ana.groups()
+        .admin_action(&id, AdminAction::Rotate)
+        .await
+        .unwrap();
+    // At once: before Ben or Cai have even applied the new version.
+    let sent = ana.chat().send(&id, "first in epoch 2").await.unwrap();
+    assert_eq!(sent.epoch, 2);
+    for rx in [&mut ben_rx, &mut cai_rx] {
+        kiyeovo_tests::wait_event(rx, "the first message, live", |e| {
+            matches!(
+                e,
+                ChatEvent::Received {
+                    epoch: 2,
+                    live: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    }
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

@@ -387,12 +387,57 @@ def group_flow(wd, ana, ben, args, cards):
         wd.screenshot(OUT / "group-chat-ben.png")
 
     def carol_catches_up():
+        cards["carol_peer"] = wait_until("peer id", lambda: wd.text("#peer-id"))
         open_tab("#tab-groups")
         wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
         wd.click("#group-list button[data-status=active]")
         wait_until("both messages", lambda: "hello from ana" in wd.text("#group-messages")
                    and "hi from ben" in wd.text("#group-messages"))
         wd.screenshot(OUT / "group-chat-carol.png")
+
+    def open_group():
+        open_tab("#tab-groups")
+        wait_until("the group listed", lambda: wd.find("#group-list button.contact"))
+        wd.click("#group-list button.contact")
+        wait_until("the group", lambda: "Book club" in wd.text("#group-title"))
+
+    def ana_removes_carol():
+        """The admin's member panel: Remove next to Carol, confirmed in words."""
+        open_group()
+        wait_until("the member panel", lambda: len(wd.call("POST", wd.s("/elements"), {
+            "using": "css selector", "value": "#current-roster li"})) == 3)
+        code_before = wd.text("#safety-code")
+        wd.click(f'#current-roster li[data-peer="{cards["carol_peer"]}"] .remove-member')
+        confirm = wait_until("the confirmation", lambda: wd.text("#confirm-change"))
+        assert "nothing written from now on reaches them" in confirm, confirm
+        wd.screenshot(OUT / "member-remove-confirm-ana.png")
+        wd.click("#confirm-ok")
+        wait_until("the change shown", lambda: " removed " in wd.text("#changes"))
+        wait_until("two members now", lambda: len(wd.call("POST", wd.s("/elements"), {
+            "using": "css selector", "value": "#current-roster li"})) == 2)
+        assert wd.text("#safety-code") != code_before, "the safety code follows the key"
+        wd.screenshot(OUT / "member-removed-ana.png")
+
+    def ben_sees_it_and_leaves():
+        open_group()
+        wait_until("Ana's change", lambda: " removed " in wd.text("#changes"))
+        wd.click("#leave-group")
+        confirm = wait_until("the confirmation", lambda: wd.text("#confirm-change"))
+        assert confirm.startswith("Leave “Book club”?"), confirm
+        wd.click("#confirm-ok")
+        wait_until("left", lambda: "you left" in wd.text("#group-status"))
+        assert "read-only" in wd.text("#read-only")
+        assert "hello from ana" in wd.text("#group-messages"), "the history stays"
+        wd.screenshot(OUT / "member-left-ben.png")
+
+    def carol_sees_she_was_removed():
+        open_tab("#tab-groups")
+        wait_until("removed", lambda: wd.find("#group-list button[data-status=removed]"))
+        wd.click("#group-list button[data-status=removed]")
+        wait_until("told", lambda: "removed you" in wd.text("#changes"))
+        assert "You were removed" in wd.text("#read-only")
+        assert "hi from ben" in wd.text("#group-messages"), "what it had stays"
+        wd.screenshot(OUT / "member-removed-carol.png")
 
     session(wd, carol, args, carol_adds_ana)
     session(wd, ana, args, ana_adds_carol)
@@ -428,6 +473,9 @@ def group_flow(wd, ana, ben, args, cards):
     session(wd, ana, args, ana_establishes_and_writes)
     session(wd, ben, args, ben_reads_and_answers)
     session(wd, carol, args, carol_catches_up)
+    session(wd, ana, args, ana_removes_carol)
+    session(wd, ben, args, ben_sees_it_and_leaves)
+    session(wd, carol, args, carol_sees_she_was_removed)
 
 
 TRAY_REGION = (1280 - 240, 0, 240, 40)

@@ -154,7 +154,7 @@ pub enum ChainError {
 pub enum Next {
     /// We are in the new epoch: its info and key.
     Member {
-        info: GroupInfo,
+        info: Box<GroupInfo>,
         key: GroupKey,
         hash: [u8; 32],
     },
@@ -237,7 +237,7 @@ pub fn write(
         })
         .collect();
     // In ephemeral-key order, not roster order: the position names nobody.
-    boxes.sort_by(|a, b| a.ephemeral.cmp(&b.ephemeral));
+    boxes.sort_by_key(|b| b.ephemeral);
     let plain = Zeroizing::new(codec::encode(&SignedInfo { info, signature }));
     let (nonce, sealed) = seal::seal_parts(&key.0, &content_aad(version, &prev_hash), &plain);
     let payload = codec::encode(&InfoRecord {
@@ -339,7 +339,7 @@ pub fn check_next(head: &Head, me: &Identity, bytes: &[u8]) -> Result<Next, Chai
         return Err(ChainError::Invalid("a key box per member"));
     }
     Ok(Next::Member {
-        info,
+        info: Box::new(info),
         key: epoch_key,
         hash,
     })

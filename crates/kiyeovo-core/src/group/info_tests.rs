@@ -95,7 +95,7 @@ fn every_member_opens_the_next_version_and_gets_the_new_key() {
                 key: k,
                 hash,
             } => {
-                assert_eq!(got, info);
+                assert_eq!(*got, info);
                 assert_eq!(k, key);
                 let record = SignedRecord::decode(&bytes, MAX_INFO_BYTES).unwrap();
                 assert_eq!(hash, version_hash(2, &record.payload));

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How often a message nobody was subscribed to is published again (about 15 s in all).
+const LIVE_RETRIES: usize = 10;
+
 impl GroupChat {
     /// Sends a message to the group.
     pub async fn send(
@@ -56,14 +59,18 @@ impl GroupChat {
             tx.commit().await.map_err(tx_err)?;
             (sealed, seq)
         };
-        let published = match self.client.publish(ep.topic.clone(), sealed).await {
+        let published = match self.client.publish(ep.topic.clone(), sealed.clone()).await {
             Ok(()) => {
                 cs::mark_published(self.db.pool(), &ep.gid, &self.me_peer, &msg_id).await?;
                 true
             }
-            // Nobody online on the topic: the bucket carries it.
+            // Nobody on the topic yet. Right after a membership change that is the normal
+            // case: members join the new epoch's topic as its version reaches them, a moment
+            // after us. Published again in the background while they arrive; the bucket
+            // carries it to anyone who stays away.
             Err(e) => {
-                tracing::debug!(group = %ep.gid, error = %e, "not published live");
+                tracing::debug!(group = %ep.gid, error = %e, "not published live yet");
+                self.republish_live(&ep, sealed, msg_id);
                 false
             }
         };
@@ -84,6 +91,29 @@ impl GroupChat {
             stored: false,
             order_uncertain: false,
         })
+    }
+
+    /// Tries to publish `sealed` on `ep`'s topic again for a few seconds (see [`Self::send`]).
+    fn republish_live(self: &Arc<Self>, ep: &Epoch, sealed: Vec<u8>, msg_id: [u8; 16]) {
+        let (this, topic, gid, group_id) =
+            (self.clone(), ep.topic.clone(), ep.gid.clone(), ep.group_id);
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            for _ in 0..LIVE_RETRIES {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+                if this
+                    .client
+                    .publish(topic.clone(), sealed.clone())
+                    .await
+                    .is_ok()
+                {
+                    let _ = cs::mark_published(this.db.pool(), &gid, &this.me_peer, &msg_id).await;
+                    this.emit(ChatEvent::Changed { group_id });
+                    return;
+                }
+            }
+        });
     }
 
     /// The conversation, with gaps where they are.
