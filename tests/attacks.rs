@@ -2043,6 +2043,7 @@ async fn an_old_admin_cannot_write_after_handing_over_nor_roll_anyone_back() {
         .load_group(&gid)
         .await
         .unwrap()
+        .life
         .chain_records
         .iter()
         .find(|(v, _)| *v == 2)

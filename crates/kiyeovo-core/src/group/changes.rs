@@ -51,7 +51,7 @@ impl Groups {
     pub async fn complete_pending(&self, id: &str) -> Result<GroupView, GroupServiceError> {
         let gid = Self::parse(id)?;
         let group = self.load(&gid).await?;
-        if let Some(change) = group.pending_change {
+        if let Some(change) = group.life.pending_change {
             self.write_version(&gid, change, true).await?;
         }
         self.view(&gid).await
@@ -83,7 +83,7 @@ impl Groups {
         let _guard = self.write.lock().await;
         let mut group = self.load(&gid).await?;
         group.next_info(change.clone(), &BTreeMap::new(), now_ms())?;
-        group.pending_change = Some(change.clone());
+        group.life.pending_change = Some(change.clone());
         self.save(&group).await?;
         Ok(change)
     }
@@ -126,8 +126,8 @@ impl Groups {
             let next = group.next_info(change.clone(), &last_seqs, now)?;
             // The request first, on its own: a stop from here on still ends with the change
             // written (at the next start), never with half of it.
-            if group.pending_change.as_ref() != Some(&change) {
-                group.pending_change = Some(change.clone());
+            if group.life.pending_change.as_ref() != Some(&change) {
+                group.life.pending_change = Some(change.clone());
                 self.save(&group).await?;
             }
             let seed = group.bucket_seed.clone().ok_or(GroupError::NotAdmin)?;
@@ -269,7 +269,7 @@ impl Groups {
                 if let GroupServiceError::Transition(_) = e {
                     let _guard = self.write.lock().await;
                     if let Ok(mut fresh) = self.load(&g.group_id).await {
-                        if fresh.pending_change.take().is_some() {
+                        if fresh.life.pending_change.take().is_some() {
                             let _ = self.save(&fresh).await;
                         }
                     }
@@ -285,7 +285,7 @@ impl Groups {
             return;
         };
         for g in &groups {
-            for (_, record) in &g.chain_records {
+            for (_, record) in &g.life.chain_records {
                 self.store_record(record).await;
             }
         }

@@ -200,22 +200,8 @@ pub struct Group {
     pub epochs: Vec<EpochState>,
     /// Where our copy of the group-info chain stands (from establishment on).
     pub chain: Option<ChainPos>,
-    /// The group-info records we hold (exact signed bytes, newest last), re-published so the
-    /// chain outlives any one member's absence.
-    pub chain_records: Vec<(u64, Vec<u8>)>,
-    /// Admin: members who asked to leave, with their last seq, not yet written out.
-    pub leaving: BTreeMap<MemberKey, u64>,
-    /// The membership changes, for the conversation ("Ben left").
-    pub changes: Vec<ChangeNote>,
-    /// The epoch we left in: later epochs (we follow the chain until the admin writes us out)
-    /// are neither read nor written.
-    pub left_in: Option<u32>,
-    /// We left and were then made admin (a hand-over crossing our leave): we hand back to
-    /// this member, who then writes us out.
-    pub hand_back: Option<MemberKey>,
-    /// Admin: a change the user asked for that is saved but not yet written (the app was
-    /// stopped in between): written at the next start. A newer request replaces it.
-    pub pending_change: Option<Change>,
+    /// What happened after establishment (membership changes), and what is in flight.
+    pub life: GroupLife,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
     /// The invitee noticed the end of the window (so the change is reported once).
@@ -245,6 +231,27 @@ pub struct EpochState {
     pub started_at: u64,
     /// When the next epoch began (or we left it): its buckets are read for a while after.
     pub ended_at: Option<u64>,
+}
+
+/// A group's life after establishment, beyond its epochs and chain head (PROTOCOL.md §4.7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLife {
+    /// The group-info records we hold (exact signed bytes, newest last), re-published so the
+    /// chain outlives any one member's absence.
+    pub chain_records: Vec<(u64, Vec<u8>)>,
+    /// Admin: members who asked to leave, with their last seq, not yet written out.
+    pub leaving: BTreeMap<MemberKey, u64>,
+    /// The membership changes, for the conversation ("Ben left").
+    pub changes: Vec<ChangeNote>,
+    /// The epoch we left in: later epochs (we follow the chain until the admin writes us out)
+    /// are neither read nor written.
+    pub left_in: Option<u32>,
+    /// We left and were then made admin (a hand-over crossing our leave): we hand back to
+    /// this member, who then writes us out.
+    pub hand_back: Option<MemberKey>,
+    /// Admin: a change the user asked for that is saved but not yet written (the app was
+    /// stopped in between): written at the next start. A newer request replaces it.
+    pub pending_change: Option<Change>,
 }
 
 /// The head of our group-info chain: what the next version must build on.
@@ -329,12 +336,7 @@ impl Group {
             bucket_seed: Some(bucket_seed),
             epochs: Vec::new(),
             chain: None,
-            chain_records: Vec::new(),
-            leaving: BTreeMap::new(),
-            changes: Vec::new(),
-            left_in: None,
-            hand_back: None,
-            pending_change: None,
+            life: GroupLife::default(),
             seen: BTreeSet::from([invite_id]),
             outbox,
             window_passed: false,
@@ -394,12 +396,7 @@ impl Group {
             bucket_seed: None,
             epochs: Vec::new(),
             chain: None,
-            chain_records: Vec::new(),
-            leaving: BTreeMap::new(),
-            changes: Vec::new(),
-            left_in: None,
-            hand_back: None,
-            pending_change: None,
+            life: GroupLife::default(),
             seen: BTreeSet::from([control.id]),
             // "It arrived": the creator shows the invitation as delivered.
             outbox: vec![Outgoing {

@@ -111,7 +111,7 @@ impl Group {
     /// Whether `bytes` is a validly signed version `version` under the chain key of the one we
     /// hold, with other content: that admin wrote two versions `version`.
     fn is_fork_of_ours(&self, version: u64, bytes: &[u8]) -> bool {
-        let Some((_, ours)) = self.chain_records.iter().find(|(v, _)| *v == version) else {
+        let Some((_, ours)) = self.life.chain_records.iter().find(|(v, _)| *v == version) else {
             return false;
         };
         let Ok(r) = SignedRecord::decode(ours, MAX_INFO_BYTES) else {
@@ -190,6 +190,7 @@ impl Group {
             .iter()
             .map(|who| {
                 let seq = self
+                    .life
                     .leaving
                     .get(who)
                     .or_else(|| last_seqs.get(who))
@@ -243,9 +244,9 @@ impl Group {
             admin: info.admin,
         });
         self.keep_record(info.version, record);
-        self.pending_change = None;
+        self.life.pending_change = None;
         for (who, _) in &info.boundaries {
-            self.leaving.remove(who);
+            self.life.leaving.remove(who);
         }
         if info.change == Change::Disbanded {
             self.status = Status::Disbanded;
@@ -253,7 +254,7 @@ impl Group {
         if self.status == Status::Left {
             // Our Leave goes to whoever is admin now; if that is us (a hand-over crossed our
             // leave), we hand back first.
-            self.hand_back = (info.admin == self.me).then_some(by);
+            self.life.hand_back = (info.admin == self.me).then_some(by);
             let admin = if info.admin == self.me {
                 by
             } else {
@@ -275,7 +276,7 @@ impl Group {
             at: now,
         });
         // Everyone we were told of, live too, gets the record (the DHT holds it for the rest).
-        let record = self.chain_records.last().map(|(_, r)| r.clone());
+        let record = self.life.chain_records.last().map(|(_, r)| r.clone());
         if info.admin == self.me || by == self.me {
             if let Some(record) = record {
                 let to: Vec<MemberKey> = self
@@ -341,7 +342,7 @@ impl Group {
             current.ended_at = Some(now);
         }
         self.status = Status::Left;
-        self.left_in = Some(epoch);
+        self.life.left_in = Some(epoch);
         let admin = self.admin();
         self.outbox.retain(|o| !o.until_ack);
         self.queue(admin, id, now, Body::Leave { epoch, last_seq }, true);
@@ -372,7 +373,7 @@ impl Group {
         let seq = if epoch == self.epoch() { last_seq } else { 0 };
         // Remembered even when we are not the admin (yet): we never hand the group to
         // someone who is leaving. Only the admin acknowledges, so the leaver keeps re-sending.
-        self.leaving.insert(from, seq);
+        self.life.leaving.insert(from, seq);
         if self.status != Status::Active || self.admin() != self.me {
             return Err(GroupError::NotAdmin);
         }
@@ -387,15 +388,16 @@ impl Group {
         if self.admin() != self.me {
             return None;
         }
-        if let Some(change) = self.pending_change.clone().filter(|_| self.is_admin()) {
+        if let Some(change) = self.life.pending_change.clone().filter(|_| self.is_admin()) {
             return Some(change);
         }
         match self.status {
             Status::Left => {
                 let staying = |k: &MemberKey| {
-                    *k != self.me && !self.leaving.contains_key(k) && self.is_member(k)
+                    *k != self.me && !self.life.leaving.contains_key(k) && self.is_member(k)
                 };
                 let to = self
+                    .life
                     .hand_back
                     .filter(staying)
                     .or_else(|| self.members().iter().map(|m| m.id).find(staying));
@@ -417,7 +419,8 @@ impl Group {
 
     /// Admin: the next member whose leave is still to be written, if any.
     pub fn next_leaver(&self) -> Option<MemberKey> {
-        self.leaving
+        self.life
+            .leaving
             .keys()
             .find(|k| self.members().iter().any(|m| m.id == **k))
             .copied()
@@ -429,13 +432,13 @@ impl Group {
     }
 
     fn keep_record(&mut self, version: u64, record: Vec<u8>) {
-        if self.chain_records.iter().any(|(v, _)| *v == version) {
+        if self.life.chain_records.iter().any(|(v, _)| *v == version) {
             return;
         }
-        self.chain_records.push((version, record));
-        self.chain_records.sort_by_key(|(v, _)| *v);
-        let excess = self.chain_records.len().saturating_sub(KEPT_RECORDS);
-        self.chain_records.drain(..excess);
+        self.life.chain_records.push((version, record));
+        self.life.chain_records.sort_by_key(|(v, _)| *v);
+        let excess = self.life.chain_records.len().saturating_sub(KEPT_RECORDS);
+        self.life.chain_records.drain(..excess);
     }
 
     fn push_record(&mut self, to: MemberKey, record: Vec<u8>, now: u64) {
@@ -444,7 +447,7 @@ impl Group {
     }
 
     fn note(&mut self, note: ChangeNote) {
-        self.changes.push(note);
+        self.life.changes.push(note);
     }
 
     fn names_of(&self, change: &Change) -> Vec<(MemberKey, String)> {

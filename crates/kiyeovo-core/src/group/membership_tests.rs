@@ -201,7 +201,7 @@ fn a_rotation_gives_every_member_the_same_new_key_and_keeps_the_old_one() {
         assert_eq!(g.epochs[0].key, old);
         assert_eq!(net.current_key(i), net.current_key(0));
         assert_eq!(g.roster_hash(), net.groups[0].roster_hash());
-        assert_eq!(g.changes.last().unwrap().change, Change::Rotated);
+        assert_eq!(g.life.changes.last().unwrap().change, Change::Rotated);
     }
     assert_ne!(net.current_key(0).unwrap(), old);
 }
@@ -222,7 +222,7 @@ fn a_removed_member_gets_no_new_key_and_its_later_words_are_beyond_its_boundary(
     assert_eq!(removed.status, Status::Removed);
     assert_eq!(removed.epoch(), 1, "no key of the new epoch");
     assert_eq!(
-        removed.changes.last().unwrap().change,
+        removed.life.changes.last().unwrap().change,
         Change::Removed(dan),
         "it is told it was removed"
     );

@@ -830,6 +830,7 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
             .unwrap_or_default(),
         is_admin: g.is_admin(),
         changes: g
+            .life
             .changes
             .iter()
             .map(|c| GroupChangeView {

@@ -25,7 +25,8 @@ use super::control::{
 };
 use super::info::genesis_hash;
 use super::machine::{
-    bucket_public, roster_hash, ChainPos, EpochState, Flag, FlagKind, Group, Outgoing, Role, Status,
+    bucket_public, roster_hash, ChainPos, EpochState, Flag, FlagKind, Group, GroupLife, Outgoing,
+    Role, Status,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,12 +345,7 @@ impl From<GroupV3> for Group {
             bucket_seed: g.bucket_seed,
             epochs,
             chain,
-            chain_records: Vec::new(),
-            leaving: BTreeMap::new(),
-            changes: Vec::new(),
-            left_in: None,
-            hand_back: None,
-            pending_change: None,
+            life: GroupLife::default(),
             seen: g.seen,
             outbox: g.outbox,
             window_passed: g.window_passed,

@@ -121,7 +121,7 @@ pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
     let now = crate::time::now_ms();
     if let Some(seed) = &g.bucket_seed {
         for (i, e) in g.epochs.iter().enumerate() {
-            if g.left_in.is_some_and(|left| e.epoch > left) {
+            if g.life.left_in.is_some_and(|left| e.epoch > left) {
                 // Followed only until the admin writes us out: not ours to read.
                 continue;
             }
