@@ -72,6 +72,13 @@ async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch()
     cai.chat().send(&id, "cai before").await.unwrap();
     wait_bodies(ben, &id, &["cai before"]).await;
     wait_bodies(ana, &id, &["cai before"]).await;
+    // A rotation first: Cai then holds two epoch keys when she is removed.
+    ana.groups()
+        .admin_action(&id, AdminAction::Rotate)
+        .await
+        .unwrap();
+    wait_group(ben, &id, "epoch 2", |v| v.epoch == 2).await;
+    wait_group(cai, &id, "epoch 2", |v| v.epoch == 2).await;
     let before = ben.groups().get(&id).await.unwrap().safety_code;
 
     let v = ana
@@ -79,9 +86,9 @@ async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch()
         .admin_action(&id, AdminAction::Remove(cai.peer_id()))
         .await
         .unwrap();
-    assert_eq!(v.epoch, 2);
+    assert_eq!(v.epoch, 3);
     assert!(!roster(&v).contains(&cai.peer_id().to_string()));
-    let v = wait_group(ben, &id, "the new epoch", |v| v.epoch == 2).await;
+    let v = wait_group(ben, &id, "the new epoch", |v| v.epoch == 3).await;
     assert!(!roster(&v).contains(&cai.peer_id().to_string()));
     assert_ne!(v.safety_code, before, "the safety code follows the epoch");
     assert_eq!(
@@ -105,8 +112,9 @@ async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch()
     // Its own app no longer writes.
     assert!(cai.chat().send(&id, "still here?").await.is_err());
 
-    // Modified code: Cai writes in epoch 1 after its boundary, with a valid signature and the
-    // roster hash everyone holds for epoch 1: every remaining member refuses it.
+    // Modified code: Cai writes in the epochs she still has keys for — epoch 2 (just ended,
+    // bounded by the version that removed her) and epoch 1 (older: bounded by what each member
+    // holds of her) — validly signed, with the roster hash everyone holds: all refused.
     let cai_identity = profiles[2].keystore().load_identity().unwrap().unwrap();
     let keys: BTreeMap<u32, _> = cai
         .groups()
@@ -116,7 +124,7 @@ async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch()
         .into_iter()
         .collect();
     assert!(
-        !keys.contains_key(&2),
+        !keys.contains_key(&3),
         "a removed member holds no key of the new epoch"
     );
     let cai_group = cai.groups().load_group(&gid).await.unwrap();
@@ -134,6 +142,20 @@ async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch()
         "after removal",
     )
     .unwrap();
+    let late_in_2 = envelope::seal(
+        &Sealing {
+            identity: &cai_identity,
+            key: &keys[&2],
+            group_id: gid,
+            epoch: 2,
+            seq: 1,
+            msg_id: kiyeovo_core::group::control::random_id(),
+            sent_at: kiyeovo_core::time::now_ms(),
+            roster_hash: roster_hash(&gid, 2, &cai_group.epochs[1].members),
+        },
+        "after removal, in epoch 2",
+    )
+    .unwrap();
     for app in [ana, ben] {
         let refused = app.chat().ingest(&id, &late).await;
         assert!(
@@ -145,6 +167,18 @@ async fn a_removed_member_is_refused_by_all_and_reads_nothing_of_the_new_epoch()
                 })
             ),
             "{}: {refused:?}",
+            app.profile()
+        );
+        let refused = app.chat().ingest(&id, &late_in_2).await;
+        assert!(
+            matches!(
+                refused,
+                Err(ChatDrop::AfterBoundary {
+                    seq: 1,
+                    boundary: 0
+                })
+            ),
+            "{} (epoch 2): {refused:?}",
             app.profile()
         );
     }

@@ -22,6 +22,7 @@ use crate::group::chat_store as cs;
 use crate::identity::peer_id_of;
 use crate::node::NodeError;
 use crate::records::SignedRecord;
+use crate::storage::DbError;
 use crate::time::now_ms;
 
 /// What the admin asks for in the member panel (members named by peer id, as the UI has them).
@@ -43,7 +44,8 @@ impl Groups {
     ) -> Result<GroupView, GroupServiceError> {
         let gid = Self::parse(id)?;
         let change = self.request_change(id, action).await?;
-        self.write_version(&gid, change, false).await?;
+        // As a duty: if the poll round's duties wrote it meanwhile, not again.
+        self.write_version(&gid, change, true).await?;
         self.view(&gid).await
     }
 
@@ -135,6 +137,7 @@ impl Groups {
             let (_, record) = info::write(&self.identity, &seed, next.clone(), &key);
             let hash = record_hash(&record).ok_or(GroupError::NotAdmin)?;
             group.advance(&next, key, hash, record.clone(), now);
+            self.freeze_departed(&mut group).await?;
             self.save(&group).await?;
             self.flush(group).await?;
             record
@@ -161,6 +164,22 @@ impl Groups {
             out.insert(m.id, last);
         }
         Ok(out)
+    }
+
+    /// Gives every departed member a boundary in each earlier epoch it was in: its last seq
+    /// as we hold it ([`Group::unbounded_departed`]).
+    pub(super) async fn freeze_departed(&self, group: &mut Group) -> Result<(), DbError> {
+        let gid = hex(&group.group_id);
+        for (i, who) in group.unbounded_departed() {
+            let Some(peer) = peer_id_of(&who) else {
+                continue;
+            };
+            let epoch = group.epochs[i].epoch;
+            let inbox = cs::inbox(self.db.pool(), &gid, epoch, &peer.to_string()).await?;
+            let last = inbox.above.last().copied().unwrap_or(0).max(inbox.cursor);
+            group.epochs[i].boundaries.insert(who, last);
+        }
+        Ok(())
     }
 
     /// Puts one record into the DHT (a failure is retried by the next re-publish).
@@ -235,10 +254,15 @@ impl Groups {
         let applied = {
             let _guard = self.write.lock().await;
             let mut group = self.load(gid).await?;
-            let applied = self
-                .apply_record(&mut group, bytes)
-                .map_err(|e| GroupServiceError::InvalidInput(e.to_string()))?;
+            let applied = self.apply_record(&mut group, bytes);
+            if let Err(e) = &applied {
+                // A flag may have been raised: kept.
+                self.save(&group).await?;
+                return Err(GroupServiceError::InvalidInput(e.to_string()));
+            }
+            let applied = applied.expect("checked above");
             if applied != Applied::Nothing {
+                self.freeze_departed(&mut group).await?;
                 self.save(&group).await?;
                 self.flush(group).await?;
             }
@@ -294,10 +318,7 @@ impl Groups {
 
 async fn g_head(groups: &Groups, gid: &super::control::GroupId) -> Option<info::Head> {
     let g = groups.load(gid).await.ok()?;
-    if !matches!(g.status, Status::Active | Status::Left) {
-        return None;
-    }
-    g.head()
+    g.follows_chain().then(|| g.head()).flatten()
 }
 
 /// The DHT key an encoded group-info record was signed for.

@@ -295,7 +295,7 @@ pub fn check_next(head: &Head, me: &Identity, bytes: &[u8]) -> Result<Next, Chai
             have: head.version,
         });
     }
-    if version > head.version + 1 {
+    if version > head.version.saturating_add(1) {
         return Err(ChainError::Skips {
             got: version,
             have: head.version,
@@ -358,7 +358,7 @@ fn open_box(me: &Identity, b: &KeyBox) -> Option<GroupKey> {
 /// keeps their entry exactly.
 pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(), ChainError> {
     use ChainError::Invalid;
-    if info.epoch != head.epoch + 1 {
+    if Some(info.epoch) != head.epoch.checked_add(1) {
         return Err(Invalid("the epoch must move by one"));
     }
     if info.members.is_empty() || info.members.len() > MAX_MEMBERS {
@@ -369,6 +369,15 @@ pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(),
     ids.dedup();
     if ids.len() != info.members.len() {
         return Err(Invalid("a member listed twice"));
+    }
+    // Every key must be one a secret can be sealed to (a low-order or zero key would let
+    // anyone open that member's box).
+    if info
+        .members
+        .iter()
+        .any(|m| !crate::identity::x25519_contributory(&m.x25519))
+    {
+        return Err(Invalid("a member's X25519 key is weak"));
     }
     if !info.members.iter().any(|m| m.id == *me) {
         return Err(Invalid("our key box opened but we are not listed"));

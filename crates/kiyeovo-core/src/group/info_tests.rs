@@ -328,6 +328,19 @@ fn the_roster_may_change_only_as_the_change_says() {
             true,
         ),
         (
+            "a member's key weak",
+            w.next(
+                Change::Rotated,
+                {
+                    let mut weak = all.clone();
+                    weak[1].x25519 = [0; 32];
+                    weak
+                },
+                ana,
+            ),
+            false,
+        ),
+        (
             "a member twice",
             w.next(
                 Change::Rotated,

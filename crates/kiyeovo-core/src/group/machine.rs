@@ -161,6 +161,8 @@ pub enum GroupError {
     AdminMustHandOver,
     #[error(transparent)]
     Chain(#[from] super::info::ChainError),
+    #[error("this group was made before members' keys were shared: it cannot get a new key")]
+    NoMemberKeys,
     #[error("{event} is not allowed while {status:?}")]
     Illegal { status: Status, event: &'static str },
 }
@@ -821,6 +823,10 @@ impl Group {
         fresh_ids: &mut dyn FnMut() -> ControlId,
         now: u64,
     ) -> Result<(), GroupError> {
+        // Establishment is epoch 1, always (a larger number would leave no room to count on).
+        if welcome.epoch > 1 && self.epoch() == 0 {
+            return Err(GroupError::BadResponse("establishment is epoch 1"));
+        }
         if welcome.epoch <= self.epoch() {
             return Err(GroupError::StaleEpoch {
                 got: welcome.epoch,

@@ -30,6 +30,9 @@ use crate::records::SignedRecord;
 /// How many group-info records a member keeps (and re-publishes): a member offline across more
 /// changes than this, longer than the DHT keeps records, cannot walk the chain and is told so.
 pub const KEPT_RECORDS: usize = 16;
+/// How far beyond what the admin holds of a leaver its own reported last seq may reach (a
+/// bucket's worth: what it wrote that did not reach the admin yet).
+pub const LEAVE_SLACK: u64 = 100;
 
 /// What applying one record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,7 @@ impl Group {
         let Some(head) = self.head() else {
             return Ok(Applied::Nothing);
         };
-        if matches!(self.status, Status::Removed | Status::Disbanded) {
+        if !self.follows_chain() {
             return Ok(Applied::Nothing);
         }
         match check_next(&head, me, bytes) {
@@ -95,6 +98,15 @@ impl Group {
             Ok(Next::Excluded { version, hash }) => {
                 self.excluded(version, hash, bytes.to_vec(), now);
                 Ok(Applied::Excluded)
+            }
+            // Signed with the admin's chain key (checked before these can occur), yet not a
+            // version we can take: the admin shows us something the rest may not see.
+            Err(
+                e @ (ChainError::Fork { .. } | ChainError::Invalid(_) | ChainError::Undecryptable),
+            ) => {
+                let admin = self.admin();
+                self.flag(Some(admin), FlagKind::ChainFork, now);
+                Err(e)
             }
             Err(ChainError::Stale { got, .. }) => {
                 if self.is_fork_of_ours(got, bytes) {
@@ -123,6 +135,52 @@ impl Group {
             &version_hash(version, &r.payload),
             bytes,
         )
+    }
+
+    /// Whether we still follow the chain: as a member, or having left until our Leave is
+    /// written (we may meanwhile be made admin and must pass the group on).
+    pub fn follows_chain(&self) -> bool {
+        match self.status {
+            Status::Active => true,
+            Status::Left => {
+                self.admin() == self.me
+                    || self
+                        .outbox
+                        .iter()
+                        .any(|o| matches!(o.control.body, Body::Leave { .. }))
+            }
+            _ => false,
+        }
+    }
+
+    /// Members gone from the group (or, once it ended, everyone) who have no boundary yet in
+    /// an earlier epoch they were in: `(epoch index, member)`. The service gives each its last
+    /// seq as held here, so a removed member cannot go on writing in any epoch it still has a
+    /// key for (the version that removed it bounds only the epoch just ended).
+    pub fn unbounded_departed(&self) -> Vec<(usize, MemberKey)> {
+        let last = self.epochs.len().saturating_sub(1);
+        let staying = |k: &MemberKey| self.status != Status::Disbanded && self.is_member(k);
+        let mut out = Vec::new();
+        for (i, e) in self.epochs.iter().enumerate() {
+            let ended = i < last || self.status == Status::Disbanded;
+            if !ended {
+                continue;
+            }
+            for m in &e.members {
+                if !staying(&m.id) && !e.boundaries.contains_key(&m.id) {
+                    out.push((i, m.id));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether every member's X25519 key can be sealed to (not so in a group made before
+    /// protocol v2, whose roster knows no keys).
+    pub fn has_member_keys(&self) -> bool {
+        self.members()
+            .iter()
+            .all(|m| crate::identity::x25519_contributory(&m.x25519))
     }
 
     /// Whether we are the admin of an active group.
@@ -157,6 +215,19 @@ impl Group {
     ) -> Result<GroupInfo, GroupError> {
         self.require_admin(&change)?;
         let chain = self.chain.as_ref().ok_or(GroupError::NotAdmin)?;
+        // A group from before protocol v2 knows no X25519 keys (all zeros): a key sealed to one
+        // would open for anyone. Such a group keeps its epoch-1 key; to change it, re-create it.
+        if !self.has_member_keys() {
+            return Err(GroupError::NoMemberKeys);
+        }
+        let (Some(version), Some(epoch)) =
+            (chain.version.checked_add(1), self.epoch().checked_add(1))
+        else {
+            return Err(GroupError::Illegal {
+                status: self.status,
+                event: "a change after the last possible version",
+            });
+        };
         let mut members = self.members().to_vec();
         let mut admin = self.me;
         let is_member = |id: &MemberKey| members.iter().any(|m| m.id == *id);
@@ -189,23 +260,24 @@ impl Group {
         let boundaries = gone
             .iter()
             .map(|who| {
-                let seq = self
-                    .life
-                    .leaving
-                    .get(who)
-                    .or_else(|| last_seqs.get(who))
-                    .copied()
-                    .unwrap_or(0);
+                // A leaver reports its own last seq (it may have written what we have not
+                // received yet), but may not free itself from a boundary: at most
+                // LEAVE_SLACK beyond what we hold of it.
+                let held = last_seqs.get(who).copied().unwrap_or(0);
+                let seq = match self.life.leaving.get(who) {
+                    Some(reported) => (*reported).min(held.saturating_add(LEAVE_SLACK)),
+                    None => held,
+                };
                 (*who, seq)
             })
             .collect();
         Ok(GroupInfo {
             group_id: self.group_id,
             creator: self.creator,
-            version: chain.version + 1,
+            version,
             prev_hash: chain.hash,
             admin,
-            epoch: self.epoch() + 1,
+            epoch,
             members,
             boundaries,
             change,
@@ -250,6 +322,9 @@ impl Group {
         }
         if info.change == Change::Disbanded {
             self.status = Status::Disbanded;
+            if let Some(last) = self.epochs.last_mut() {
+                last.ended_at = Some(now);
+            }
         }
         if self.status == Status::Left {
             // Our Leave goes to whoever is admin now; if that is us (a hand-over crossed our
@@ -314,7 +389,7 @@ impl Group {
             self.status = Status::Removed;
             self.note(ChangeNote {
                 version,
-                epoch: self.epoch() + 1,
+                epoch: self.epoch().saturating_add(1),
                 by,
                 change: Change::Removed(self.me),
                 names: Vec::new(),
@@ -408,6 +483,7 @@ impl Group {
                     return Some(Change::Left(who));
                 }
                 let due = rotate_every > 0
+                    && self.has_member_keys()
                     && self
                         .current()
                         .is_some_and(|e| now.saturating_sub(e.started_at) >= rotate_every);

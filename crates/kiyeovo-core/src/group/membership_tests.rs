@@ -443,6 +443,59 @@ fn a_layout_3_group_becomes_epoch_1_and_chain_version_1() {
     );
 }
 
+#[test]
+fn a_group_without_member_keys_cannot_get_a_new_key() {
+    // As a group from before protocol v2 is converted: X25519 keys all zero.
+    let mut net = Net::new(3);
+    for g in &mut net.groups {
+        for m in &mut g.epochs[0].members {
+            m.x25519 = [0; 32];
+        }
+    }
+    assert_eq!(net.write(0, Change::Rotated), Err(GroupError::NoMemberKeys));
+    assert_eq!(
+        net.groups[0].duty(1, u64::MAX),
+        None,
+        "no scheduled rotation either"
+    );
+}
+
+#[test]
+fn a_departed_member_is_bounded_in_every_earlier_epoch() {
+    let mut net = Net::new(3);
+    let carol = net.key(2);
+    net.write(0, Change::Rotated).unwrap();
+    net.write(0, Change::Removed(carol)).unwrap();
+    let ana = &net.groups[0];
+    // Epoch 2 is bounded by the version that removed her; epoch 1 is left to the service,
+    // which gives it her last seq as held here.
+    assert!(ana.epochs[1].boundaries.contains_key(&carol));
+    assert_eq!(ana.unbounded_departed(), vec![(0, carol)]);
+    // Once the group ends, everyone is bounded everywhere.
+    let mut ended = ana.clone();
+    ended.epochs[0].boundaries.insert(carol, 0);
+    net.groups[0] = ended;
+    net.write(0, Change::Disbanded).unwrap();
+    let left = net.groups[0].unbounded_departed();
+    assert!(
+        left.contains(&(3, net.key(0))) && left.contains(&(0, net.key(1))),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn a_leaver_cannot_free_itself_from_its_boundary() {
+    let mut net = Net::new(3);
+    let carol = net.key(2);
+    net.groups[2].leave(u64::MAX, random_id(), net.now).unwrap();
+    net.flush(2);
+    let held = BTreeMap::from([(carol, 7)]);
+    let next = net.groups[0]
+        .next_info(Change::Left(carol), &held, net.now)
+        .unwrap();
+    assert_eq!(next.boundaries, vec![(carol, 7 + LEAVE_SLACK)]);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Rotate,

@@ -108,6 +108,11 @@ impl GroupServiceError {
                 message: "You are the admin: the group would be left without one.".into(),
                 hint: "Make another member the admin first, or end the group for everyone.".into(),
             },
+            GroupServiceError::Transition(GroupError::NoMemberKeys) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "This group was made with an earlier version of Kiyeovo and cannot get a new key or change its members.".into(),
+                hint: "Create a new group with the same people; this one stays readable.".into(),
+            },
             GroupServiceError::Transition(GroupError::NotAdmin) => UiError {
                 code: ErrorCode::InvalidInput,
                 message: "Only the group's admin can change its members or key.".into(),
@@ -493,6 +498,9 @@ impl Groups {
                         .apply_record(&mut group, record)
                         .map(|_| ())
                         .map_err(GroupError::Chain);
+                    if result.is_ok() {
+                        self.freeze_departed(&mut group).await?;
+                    }
                     let changed = (group != before).then_some(group);
                     return Ok((changed, None, result));
                 }
