@@ -13,7 +13,7 @@ use libp2p::PeerId;
 
 use super::control::{random_id, GroupKey, MemberKey};
 use super::info::{self, ChainError, Change};
-use super::machine::{Group, GroupError, Status};
+use super::machine::{Group, GroupError};
 use super::membership::{record_hash, Applied};
 use super::service::{GroupEvent, GroupServiceError, Groups};
 use super::store::{self as gstore, hex};
@@ -213,17 +213,14 @@ impl Groups {
         let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
             return;
         };
-        for g in groups
-            .iter()
-            .filter(|g| g.status == Status::Active || g.status == Status::Left)
-        {
+        for g in groups.iter().filter(|g| g.follows_chain()) {
             let gid = g.group_id;
             // Bounded: a chain cannot keep us walking forever.
             for _ in 0..64 {
                 let Some(head) = g_head(self, &gid).await else {
                     break;
                 };
-                let key = info::record_key(&head.chain_pub, head.version + 1);
+                let key = info::record_key(&head.chain_pub, head.version.saturating_add(1));
                 let bytes = match self.client.get_record(key.to_bytes()).await {
                     Ok(b) => b,
                     Err(NodeError::NotFound) => break,

@@ -350,7 +350,9 @@ impl Group {
             names,
             at: now,
         });
-        // Everyone we were told of, live too, gets the record (the DHT holds it for the rest).
+        // The admin who wrote it (or the new admin it names) pushes the record live to the
+        // members of this epoch and the one before (so a removed member learns of it at once);
+        // the send reaches its contacts, the DHT holds it for everyone.
         let record = self.life.chain_records.last().map(|(_, r)| r.clone());
         if info.admin == self.me || by == self.me {
             if let Some(record) = record {
