@@ -251,13 +251,18 @@ impl Groups {
         let applied = {
             let _guard = self.write.lock().await;
             let mut group = self.load(gid).await?;
-            let applied = self.apply_record(&mut group, bytes);
-            if let Err(e) = &applied {
-                // A flag may have been raised: kept.
-                self.save(&group).await?;
-                return Err(GroupServiceError::InvalidInput(e.to_string()));
-            }
-            let applied = applied.expect("checked above");
+            let before = group.flags.len();
+            let applied = match self.apply_record(&mut group, bytes) {
+                Ok(applied) => applied,
+                Err(e) => {
+                    // Refused; a flag it raised is kept (saved only then: the walk meets a
+                    // refused version again every round).
+                    if group.flags.len() != before {
+                        self.save(&group).await?;
+                    }
+                    return Err(GroupError::Chain(e).into());
+                }
+            };
             if applied != Applied::Nothing {
                 self.freeze_departed(&mut group).await?;
                 self.save(&group).await?;
