@@ -348,6 +348,25 @@ pub struct GroupView {
     pub is_admin: bool,
     /// Membership changes, oldest first.
     pub changes: Vec<GroupChangeView>,
+    /// Admin: the open add round (who was invited, how each stands, when its window ends).
+    pub add_round: Option<AddRoundView>,
+    /// Admin: how many more people may be invited now (0 while a round is open or the group
+    /// is full).
+    pub can_add: u32,
+    /// This invitation is into a running group (by its admin): `members` lists who is in it
+    /// and who else is invited; there is no window chat.
+    pub joining: bool,
+}
+
+/// The admin's open add round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AddRoundView {
+    #[ts(type = "number")]
+    pub expires_at: u64,
+    pub invitees: Vec<GroupMemberView>,
+    /// The window is over (or everyone answered): the acceptors are being added.
+    pub closed: bool,
 }
 
 /// One group message.

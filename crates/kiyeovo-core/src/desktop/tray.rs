@@ -131,6 +131,9 @@ pub(crate) mod tests {
             roster: Vec::new(),
             is_admin: false,
             changes: Vec::new(),
+            add_round: None,
+            can_add: 0,
+            joining: false,
         }
     }
 

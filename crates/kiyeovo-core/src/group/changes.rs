@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use libp2p::PeerId;
 
-use super::control::{random_id, GroupKey, MemberKey};
+use super::control::{random_id, GroupKey, MemberKey, Person};
 use super::info::{self, ChainError, Change};
 use super::machine::{Group, GroupError};
 use super::membership::{record_hash, Applied};
@@ -88,6 +88,46 @@ impl Groups {
         group.life.pending_change = Some(change.clone());
         self.save(&group).await?;
         Ok(change)
+    }
+
+    /// Admin: invites `invitees` (trusted contacts) into the running group, with its own window
+    /// (PROTOCOL.md §4.7 Add). Those who accept join at the next epoch when the window ends or
+    /// everyone answered ([`Groups::walk_chains`] writes it).
+    pub async fn add_members(
+        &self,
+        id: &str,
+        invitees: &[PeerId],
+        admin_name: &str,
+    ) -> Result<GroupView, GroupServiceError> {
+        let gid = Self::parse(id)?;
+        if invitees.is_empty() {
+            return Err(GroupServiceError::InvalidInput(
+                "Pick at least one contact to add.".into(),
+            ));
+        }
+        let mut people = Vec::new();
+        for peer in invitees {
+            let row = self.channel.trusted_contact(peer).await?;
+            people.push(Person {
+                id: row.card.identity.ed25519,
+                name: row.card.display_name.clone(),
+            });
+        }
+        let admin_name = match admin_name.trim() {
+            "" => "Kiyeovo user",
+            name => name,
+        };
+        {
+            let _guard = self.write.lock().await;
+            let mut group = self.load(&gid).await?;
+            let window = self.config.window.as_millis() as u64;
+            group.open_round(people, admin_name, random_id(), window, now_ms())?;
+            self.save(&group).await?;
+            self.flush(group).await?;
+        }
+        tracing::info!(group = %hex(&gid), invitees = invitees.len(), "add round opened");
+        self.emit(GroupEvent::Changed { group_id: gid });
+        self.view(&gid).await
     }
 
     /// Member: leave at once; the admin is told (and writes us out).
@@ -239,6 +279,7 @@ impl Groups {
                 }
             }
         }
+        self.walk_joins().await;
         self.admin_duties().await;
     }
 
@@ -284,6 +325,12 @@ impl Groups {
         };
         let now = now_ms();
         let every = self.config.rotate_every.as_millis() as u64;
+        for g in groups.iter().filter(|g| g.round_due(now)) {
+            self.finish_round(&g.group_id).await;
+        }
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
         for g in &groups {
             let Some(change) = g.duty(every, now) else {
                 continue;
@@ -298,6 +345,55 @@ impl Groups {
                         if fresh.life.pending_change.take().is_some() {
                             let _ = self.save(&fresh).await;
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Admin: closes a due add round (its acceptors become the pending change, written next).
+    async fn finish_round(&self, gid: &super::control::GroupId) {
+        let _guard = self.write.lock().await;
+        let Ok(mut group) = self.load(gid).await else {
+            return;
+        };
+        if !group.finish_round(&mut random_id, now_ms()) {
+            return;
+        }
+        tracing::info!(group = %hex(gid), joining = ?group.life.pending_change.as_ref().map(|c| c.kind()), "add round closed");
+        if let Err(e) = async {
+            self.save(&group).await?;
+            self.flush(group).await
+        }
+        .await
+        {
+            tracing::warn!(group = %hex(gid), error = %e, "cannot save group");
+        }
+        self.emit(GroupEvent::Changed { group_id: *gid });
+    }
+
+    /// Someone who accepted an add round and missed the version that adds it (pushed while it
+    /// was away): looks for it after the version the invitation named.
+    async fn walk_joins(&self) {
+        let Ok(groups) = gstore::all(self.db.pool(), &self.storage_key).await else {
+            return;
+        };
+        for g in &groups {
+            let Some(point) = g.join_point() else {
+                continue;
+            };
+            // Versions written while the round was open come first; bounded.
+            for version in point.version.saturating_add(1)..point.version.saturating_add(64) {
+                let key = info::record_key(&point.chain_pub, version);
+                let Ok(bytes) = self.client.get_record(key.to_bytes()).await else {
+                    break;
+                };
+                match self.apply_and_save(&g.group_id, &bytes).await {
+                    Ok(Applied::Advanced) => break,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::info!(group = %hex(&g.group_id), error = %e, "refused group info while joining");
+                        break;
                     }
                 }
             }

@@ -222,6 +222,43 @@ pub enum Body {
     /// A group-info record (PROTOCOL.md §4.8) pushed live; the same bytes are in the DHT. The
     /// receiver checks it like one it read there.
     Info(Vec<u8>),
+    /// An invitation into the established group, from its admin (PROTOCOL.md §4.7 Add).
+    Add(AddInvite),
+}
+
+/// An invitation into an established group (PROTOCOL.md §4.7 Add): its own window, the current
+/// members listed. The control message's id is the round's id, which each acceptance names and
+/// the group-info version that adds them carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddInvite {
+    /// The group's first invitation id: with `creator` it proves the group id
+    /// ([`group_id_for`]), so nobody can invite into a group id of someone else's making.
+    pub origin: ControlId,
+    pub creator: MemberKey,
+    pub name: String,
+    pub admin_name: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// Those invited in this round: sorted by key, no duplicates, none a member.
+    pub invitees: Vec<Person>,
+    /// Who is in the group now (names as the admin knows them); the admin among them.
+    pub members: Vec<Person>,
+    /// The admin's chain key (its group-bucket key) and its chain head when the round opened:
+    /// where the version that adds the acceptors will be.
+    pub chain_pub: [u8; 32],
+    pub version: u64,
+    pub head_hash: [u8; 32],
+}
+
+impl AddInvite {
+    /// What each invitee reports back in its answer: the whole invitation, bound to its group.
+    pub fn hash(&self, group_id: &GroupId) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"kiyeovo/v2/add-invitation");
+        h.update(group_id);
+        h.update(codec::encode(self));
+        h.finalize().into()
+    }
 }
 
 impl Body {
@@ -235,6 +272,7 @@ impl Body {
             Body::Ack { .. } => "ack",
             Body::Leave { .. } => "leave",
             Body::Info(_) => "group info",
+            Body::Add(_) => "add invitation",
         }
     }
 }
@@ -328,6 +366,52 @@ fn check_invite(invite: &Invite, creator: &MemberKey) -> Result<(), ControlError
     Ok(())
 }
 
+fn check_add(add: &AddInvite, admin: &MemberKey) -> Result<(), ControlError> {
+    use crate::contacts::card::check_display_name;
+    let bad = ControlError::BadInvite;
+    if check_display_name(&add.name).is_err() || add.name.chars().count() > MAX_GROUP_NAME_CHARS {
+        return Err(bad("group name"));
+    }
+    if check_display_name(&add.admin_name).is_err() {
+        return Err(bad("admin name"));
+    }
+    if add.invitees.is_empty() || add.members.is_empty() {
+        return Err(bad("nobody invited, or no members"));
+    }
+    if add.invitees.len() + add.members.len() > MAX_MEMBERS {
+        return Err(bad("more than the group's cap"));
+    }
+    if !add.invitees.windows(2).all(|w| w[0].id < w[1].id) {
+        return Err(bad("invitees not sorted or duplicated"));
+    }
+    let mut all: Vec<MemberKey> = add
+        .members
+        .iter()
+        .chain(&add.invitees)
+        .map(|p| p.id)
+        .collect();
+    all.sort();
+    all.dedup();
+    if all.len() != add.members.len() + add.invitees.len() {
+        return Err(bad("someone listed twice, or invited while a member"));
+    }
+    if !add.members.iter().any(|p| p.id == *admin) {
+        return Err(bad("the admin is not a member"));
+    }
+    if add
+        .members
+        .iter()
+        .chain(&add.invitees)
+        .any(|p| check_display_name(&p.name).is_err())
+    {
+        return Err(bad("a name"));
+    }
+    if add.expires_at <= add.created_at || add.expires_at - add.created_at > MAX_WINDOW_MS {
+        return Err(bad("window"));
+    }
+    Ok(())
+}
+
 fn check_welcome(welcome: &Welcome, signer: &MemberKey) -> Result<(), ControlError> {
     let bad = ControlError::BadRoster;
     if welcome.members.is_empty() || welcome.members.len() > MAX_MEMBERS {
@@ -398,6 +482,7 @@ impl SignedControl {
             Body::Invite(invite) => check_invite(invite, &signed.signer)?,
             Body::Welcome(welcome) => check_welcome(welcome, &signed.signer)?,
             Body::Roster(roster) => check_roster(roster)?,
+            Body::Add(add) => check_add(add, &signed.signer)?,
             _ => {}
         }
         Ok(signed)

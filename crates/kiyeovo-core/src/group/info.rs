@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
 
-use super::control::{GroupId, GroupKey, Member, MemberKey};
+use super::control::{Body, ControlId, GroupId, GroupKey, Member, MemberKey, SignedControl};
 use crate::codec::{self, DecodeError};
 use crate::config::MAX_MEMBERS;
 use crate::identity::{serde_sig, Identity};
@@ -47,8 +47,12 @@ pub const MAX_INFO_BYTES: usize = 14 * 1024;
 pub enum Change {
     /// A new key, the same members (on demand or on schedule).
     Rotated,
-    /// These joined (each with its own signed acceptance in its roster entry).
-    Added(Vec<MemberKey>),
+    /// These joined, having accepted the add round `round` (each with its own signed
+    /// acceptance in its roster entry, which every member checks).
+    Added {
+        who: Vec<MemberKey>,
+        round: ControlId,
+    },
     /// The admin removed this member.
     Removed(MemberKey),
     /// This member left (its signed Leave reached the admin).
@@ -63,7 +67,7 @@ impl Change {
     pub fn kind(&self) -> &'static str {
         match self {
             Change::Rotated => "rotated",
-            Change::Added(_) => "added",
+            Change::Added { .. } => "added",
             Change::Removed(_) => "removed",
             Change::Left(_) => "left",
             Change::AdminTo(_) => "admin",
@@ -127,6 +131,9 @@ pub struct Head {
     pub chain_pub: [u8; 32],
     pub epoch: u32,
     pub members: Vec<Member>,
+    /// Invitation rounds this group already used (its first invitation, each add round): an
+    /// acceptance given in one of them cannot add anyone again.
+    pub rounds: Vec<ControlId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -301,14 +308,45 @@ pub fn check_next(head: &Head, me: &Identity, bytes: &[u8]) -> Result<Next, Chai
             have: head.version,
         });
     }
-    let key = record_key(&head.chain_pub, version);
-    let (record, payload) = outer(bytes, &key)?;
-    if payload.prev_hash != head.hash {
+    let (prev_hash, opened) = open_version(&head.chain_pub, &head.admin, me, version, bytes)?;
+    if prev_hash != head.hash {
         return Err(ChainError::Fork { version });
     }
+    let (info, key, hash) = match opened {
+        Opened::NotOurs { hash } => return Ok(Next::Excluded { version, hash }),
+        Opened::Ours { info, key, hash } => (info, key, hash),
+    };
+    check_change(head, &info, &me.public().ed25519)?;
+    Ok(Next::Member { info, key, hash })
+}
+
+/// A version, opened as far as we can.
+enum Opened {
+    /// None of its key boxes is ours.
+    NotOurs { hash: [u8; 32] },
+    /// Ours: its content, signed by the admin, naming its own version and previous hash, with a
+    /// key box per member.
+    Ours {
+        info: Box<GroupInfo>,
+        key: GroupKey,
+        hash: [u8; 32],
+    },
+}
+
+/// Checks version `version` at `chain_pub`'s chain location and opens it if a box is ours:
+/// returns its previous hash (as the outer record says) and what it holds for us.
+fn open_version(
+    chain_pub: &[u8; 32],
+    admin: &MemberKey,
+    me: &Identity,
+    version: u64,
+    bytes: &[u8],
+) -> Result<([u8; 32], Opened), ChainError> {
+    let key = record_key(chain_pub, version);
+    let (record, payload) = outer(bytes, &key)?;
     let hash = version_hash(version, &record.payload);
     let Some(epoch_key) = payload.boxes.iter().find_map(|b| open_box(me, b)) else {
-        return Ok(Next::Excluded { version, hash });
+        return Ok((payload.prev_hash, Opened::NotOurs { hash }));
     };
     let plain = Zeroizing::new(
         seal::open_parts(
@@ -321,8 +359,7 @@ pub fn check_next(head: &Head, me: &Identity, bytes: &[u8]) -> Result<Next, Chai
     );
     let signed: SignedInfo =
         codec::decode_bounded(&plain, MAX_INFO_BYTES).map_err(ChainError::Malformed)?;
-    let admin =
-        ed25519_dalek::VerifyingKey::from_bytes(&head.admin).map_err(|_| ChainError::NotAdmin)?;
+    let admin = ed25519_dalek::VerifyingKey::from_bytes(admin).map_err(|_| ChainError::NotAdmin)?;
     sign::verify(
         &admin,
         Domain::GroupInfo,
@@ -331,18 +368,78 @@ pub fn check_next(head: &Head, me: &Identity, bytes: &[u8]) -> Result<Next, Chai
     )
     .map_err(|_| ChainError::NotAdmin)?;
     let info = signed.info;
-    if info.version != version || info.prev_hash != head.hash {
+    if info.version != version || info.prev_hash != payload.prev_hash {
         return Err(ChainError::Invalid("the content names another version"));
     }
-    check_change(head, &info, &me.public().ed25519)?;
     if payload.boxes.len() != info.members.len() {
         return Err(ChainError::Invalid("a key box per member"));
     }
-    Ok(Next::Member {
-        info: Box::new(info),
-        key: epoch_key,
-        hash,
-    })
+    Ok((
+        payload.prev_hash,
+        Opened::Ours {
+            info: Box::new(info),
+            key: epoch_key,
+            hash,
+        },
+    ))
+}
+
+/// Where someone invited in an add round stands before its first version: what the admin's
+/// signed invitation named (PROTOCOL.md §4.7 Add).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPoint {
+    pub admin: MemberKey,
+    pub chain_pub: [u8; 32],
+    /// The admin's chain head when the round opened: the version that adds us comes later.
+    pub version: u64,
+    pub round: ControlId,
+    /// The group-bucket key we gave in our acceptance.
+    pub bucket_pub: [u8; 32],
+}
+
+/// Checks `bytes` for someone who accepted an add round: `Member` if it is the version that
+/// adds us (signed by the inviting admin under the chain key it named, the change the round we
+/// accepted, our entry with our own keys, every joiner's acceptance its own); `Excluded` for a
+/// valid version of that chain that does not (one written while the round was open). We hold
+/// no earlier key and never learn one: the group's history before us stays closed to us.
+pub fn check_join(join: &JoinPoint, me: &Identity, bytes: &[u8]) -> Result<Next, ChainError> {
+    use ChainError::Invalid;
+    let any: SignedRecord =
+        SignedRecord::decode(bytes, MAX_INFO_BYTES).map_err(ChainError::Malformed)?;
+    let version = any.version;
+    if version <= join.version {
+        return Err(ChainError::Stale {
+            got: version,
+            have: join.version,
+        });
+    }
+    let (_, opened) = open_version(&join.chain_pub, &join.admin, me, version, bytes)?;
+    let (info, key, hash) = match opened {
+        Opened::NotOurs { hash } => return Ok(Next::Excluded { version, hash }),
+        Opened::Ours { info, key, hash } => (info, key, hash),
+    };
+    let mine = me.public();
+    check_roster_shape(&info, &mine.ed25519)?;
+    let Change::Added { who, round } = &info.change else {
+        return Err(Invalid("our first version must be the one that adds us"));
+    };
+    if *round != join.round || !who.contains(&mine.ed25519) || info.admin != join.admin {
+        return Err(Invalid("not the round we accepted"));
+    }
+    let me_listed = info.members.iter().find(|m| m.id == mine.ed25519);
+    if me_listed.is_none_or(|m| m.bucket_pub != join.bucket_pub || m.x25519 != mine.x25519) {
+        return Err(Invalid("our entry does not carry our keys"));
+    }
+    if !info.members.iter().any(|m| m.id == info.admin) {
+        return Err(Invalid("the admin is not a member"));
+    }
+    for m in info.members.iter().filter(|m| who.contains(&m.id)) {
+        check_acceptance(&info, m, round)?;
+    }
+    if who.iter().any(|w| !info.members.iter().any(|m| m.id == *w)) {
+        return Err(Invalid("a joiner is not listed"));
+    }
+    Ok(Next::Member { info, key, hash })
 }
 
 fn open_box(me: &Identity, b: &KeyBox) -> Option<GroupKey> {
@@ -353,14 +450,11 @@ fn open_box(me: &Identity, b: &KeyBox) -> Option<GroupKey> {
     Some(GroupKey(key))
 }
 
-/// The roster rules of a next version (PROTOCOL.md §4.7): the epoch moves by one, the admin is a
-/// member (or hands over to one), members change only as `change` says, and everyone who stays
-/// keeps their entry exactly.
-pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(), ChainError> {
+/// What every roster must be: 1 to MAX_MEMBERS members, each once, every X25519 key one a
+/// secret can be sealed to (a low-order or zero key would let anyone open that member's box),
+/// and we among them (our box opened).
+fn check_roster_shape(info: &GroupInfo, me: &MemberKey) -> Result<(), ChainError> {
     use ChainError::Invalid;
-    if Some(info.epoch) != head.epoch.checked_add(1) {
-        return Err(Invalid("the epoch must move by one"));
-    }
     if info.members.is_empty() || info.members.len() > MAX_MEMBERS {
         return Err(Invalid("member count"));
     }
@@ -370,8 +464,6 @@ pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(),
     if ids.len() != info.members.len() {
         return Err(Invalid("a member listed twice"));
     }
-    // Every key must be one a secret can be sealed to (a low-order or zero key would let
-    // anyone open that member's box).
     if info
         .members
         .iter()
@@ -382,6 +474,18 @@ pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(),
     if !info.members.iter().any(|m| m.id == *me) {
         return Err(Invalid("our key box opened but we are not listed"));
     }
+    Ok(())
+}
+
+/// The roster rules of a next version (PROTOCOL.md §4.7): the epoch moves by one, the admin is a
+/// member (or hands over to one), members change only as `change` says, and everyone who stays
+/// keeps their entry exactly.
+pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(), ChainError> {
+    use ChainError::Invalid;
+    if Some(info.epoch) != head.epoch.checked_add(1) {
+        return Err(Invalid("the epoch must move by one"));
+    }
+    check_roster_shape(info, me)?;
     let was = |id: &MemberKey| head.members.iter().find(|m| m.id == *id);
     let is = |id: &MemberKey| info.members.iter().any(|m| m.id == *id);
     // Whoever stays keeps their entry: same keys, same name.
@@ -407,11 +511,17 @@ pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(),
     let admin_kept = info.admin == head.admin;
     let ok = match &info.change {
         Change::Rotated | Change::Disbanded => added.is_empty() && gone.is_empty() && admin_kept,
-        Change::Added(who) => {
+        Change::Added { who, round } => {
             let mut who = who.clone();
             who.sort();
             let mut added = added.clone();
             added.sort();
+            if head.rounds.contains(round) {
+                return Err(Invalid("an add round that was used before"));
+            }
+            for m in info.members.iter().filter(|m| added.contains(&m.id)) {
+                check_acceptance(info, m, round)?;
+            }
             !who.is_empty() && who == added && gone.is_empty() && admin_kept
         }
         Change::Removed(who) => {
@@ -434,6 +544,31 @@ pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(),
     bounded.dedup();
     if bounded.len() != info.boundaries.len() || bounded.iter().any(|k| !gone.contains(k)) {
         return Err(Invalid("boundaries for members who stay"));
+    }
+    Ok(())
+}
+
+/// A joiner's roster entry must carry its own signed acceptance of add round `round` of this
+/// group, with the keys the entry lists: the admin cannot add someone who did not accept, nor
+/// give anyone keys of its own choosing.
+pub fn check_acceptance(info: &GroupInfo, m: &Member, round: &ControlId) -> Result<(), ChainError> {
+    use ChainError::Invalid;
+    if m.response.len() > super::control::MAX_RESPONSE_BYTES {
+        return Err(Invalid("a joiner's acceptance is too large"));
+    }
+    let signed = SignedControl::decode(&m.response)
+        .map_err(|_| Invalid("a joiner's acceptance does not verify"))?;
+    if signed.signer != m.id || signed.control.group_id != info.group_id {
+        return Err(Invalid("a joiner's acceptance is not its own"));
+    }
+    let Body::Response(r) = &signed.control.body else {
+        return Err(Invalid("a joiner's acceptance is not an answer"));
+    };
+    if !r.accept || r.invite_id != *round {
+        return Err(Invalid("a joiner did not accept this round"));
+    }
+    if r.bucket_pub != Some(m.bucket_pub) || r.x25519 != m.x25519 {
+        return Err(Invalid("a joiner's keys are not the ones it signed"));
     }
     Ok(())
 }

@@ -45,6 +45,7 @@ impl World {
             chain_pub: members[0].bucket_pub,
             epoch: 1,
             members,
+            rounds: Vec::new(),
         };
         World {
             ana,
@@ -225,8 +226,27 @@ fn the_roster_may_change_only_as_the_change_says() {
     let mut swapped_key = all.clone();
     swapped_key[1].bucket_pub = [3; 32];
     let eve = Identity::generate();
+    // Eve joins with her own signed acceptance of round 5 (checked by every member).
+    let round = [5; 16];
+    let mut eve_entry = member(&eve, &GroupKey::random(), "Eve");
+    eve_entry.response = crate::group::control::Control {
+        id: random_id(),
+        group_id: w.group_id,
+        sent_at: 0,
+        body: crate::group::control::Body::Response(crate::group::control::Response {
+            invite_id: round,
+            accept: true,
+            list_hash: [0; 32],
+            bucket_pub: Some(eve_entry.bucket_pub),
+            window_bucket_pub: None,
+            x25519: eve_entry.x25519,
+            responded_at: 0,
+        }),
+    }
+    .sign(&eve)
+    .encode();
     let mut with_eve = all.clone();
-    with_eve.push(member(&eve, &GroupKey::random(), "Eve"));
+    with_eve.push(eve_entry);
     let cases: Vec<(&str, GroupInfo, bool)> = vec![
         ("rotate", w.next(Change::Rotated, all.clone(), ana), true),
         (
@@ -257,7 +277,10 @@ fn the_roster_may_change_only_as_the_change_says() {
         (
             "add",
             w.next(
-                Change::Added(vec![eve.public().ed25519]),
+                Change::Added {
+                    who: vec![eve.public().ed25519],
+                    round,
+                },
                 with_eve.clone(),
                 ana,
             ),

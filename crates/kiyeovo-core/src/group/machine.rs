@@ -163,6 +163,12 @@ pub enum GroupError {
     Chain(#[from] super::info::ChainError),
     #[error("this group was made before members' keys were shared: it cannot get a new key")]
     NoMemberKeys,
+    #[error("an add round is open already")]
+    RoundOpen,
+    #[error("already a member")]
+    AlreadyMember,
+    #[error("a group has at most {} members", crate::config::MAX_MEMBERS)]
+    TooManyMembers,
     #[error("{event} is not allowed while {status:?}")]
     Illegal { status: Status, event: &'static str },
 }
@@ -217,6 +223,10 @@ pub struct Group {
     /// Window bucket verifying keys, each learned from its owner's own signature: the
     /// creator's from the invitation, an acceptor's from its signed response.
     pub window_buckets: BTreeMap<MemberKey, [u8; 32]>,
+    /// Admin: the open add round, if any (PROTOCOL.md §4.7 Add).
+    pub round: Option<super::add_round::AddRound>,
+    /// Invited into the running group by its admin (not by the creator's first invitation).
+    pub joining: Option<super::add_round::Joining>,
 }
 
 /// One established key epoch as this member holds it (PROTOCOL.md §4.8–4.9).
@@ -346,6 +356,8 @@ impl Group {
             flags: Vec::new(),
             window_seed: Some(window_seed),
             window_buckets,
+            round: None,
+            joining: None,
         }
     }
 
@@ -417,6 +429,8 @@ impl Group {
             flags: Vec::new(),
             window_seed: None,
             window_buckets: BTreeMap::from([(signed.signer, invite.creator_window_bucket)]),
+            round: None,
+            joining: None,
         })
     }
 
@@ -442,8 +456,12 @@ impl Group {
     }
 
     /// What this member was shown as the invitation ([`Invite::list_hash`]).
+    /// For an add round: the hash of the add invitation.
     pub fn list_hash(&self) -> [u8; 32] {
-        self.invite.list_hash(&self.group_id, &self.creator)
+        match &self.joining {
+            Some(j) => j.add.hash(&self.group_id),
+            None => self.invite.list_hash(&self.group_id, &self.creator),
+        }
     }
 
     /// The window is over by our clock.
@@ -493,12 +511,14 @@ impl Group {
             return Err(GroupError::WindowClosed);
         }
         let window_seed = window_seed_of(&bucket_seed);
+        // An add round has no window chat: no window bucket.
+        let windowed = accept && self.joining.is_none();
         let response = Response {
             invite_id: self.invite_id,
             accept,
             list_hash: self.list_hash(),
             bucket_pub: accept.then(|| bucket_public(&bucket_seed)),
-            window_bucket_pub: accept.then(|| bucket_public(&window_seed)),
+            window_bucket_pub: windowed.then(|| bucket_public(&window_seed)),
             x25519,
             responded_at: now,
         };
@@ -507,11 +527,13 @@ impl Group {
         } else {
             Status::Rejected
         };
-        if accept {
+        if windowed {
             self.window_buckets
                 .insert(self.me, bucket_public(&window_seed));
-            self.bucket_seed = Some(bucket_seed);
             self.window_seed = Some(window_seed);
+        }
+        if accept {
+            self.bucket_seed = Some(bucket_seed);
         }
         self.statuses.insert(
             self.me,
@@ -525,7 +547,7 @@ impl Group {
         self.my_response_id = Some(response_id);
         self.seen.insert(response_id);
         self.queue(
-            self.creator,
+            self.inviter(),
             response_id,
             now,
             Body::Response(response),
@@ -553,10 +575,18 @@ impl Group {
             // re-sends forever.
             if matches!(
                 control.body,
-                Body::Invite(_) | Body::Response(_) | Body::Welcome(_) | Body::Leave { .. }
-            ) && (signed.signer == self.creator
+                Body::Invite(_)
+                    | Body::Add(_)
+                    | Body::Response(_)
+                    | Body::Welcome(_)
+                    | Body::Leave { .. }
+            ) && (signed.signer == self.inviter()
                 || self.statuses.contains_key(&signed.signer)
-                || self.is_member(&signed.signer))
+                || self.is_member(&signed.signer)
+                || self
+                    .round
+                    .as_ref()
+                    .is_some_and(|r| r.statuses.contains_key(&signed.signer)))
             {
                 self.queue(
                     signed.signer,
@@ -583,13 +613,26 @@ impl Group {
                 }
                 r
             }
+            // An answer to our add round (the admin may be any member).
+            (_, Body::Response(r)) if self.round.as_ref().is_some_and(|x| x.id == r.invite_id) => {
+                self.on_round_response(signed.signer, control.id, r, raw, fresh_ids, now)
+            }
             (Role::Creator, Body::Response(r)) => {
                 self.on_response(signed.signer, control.id, r, raw, fresh_ids, now)
             }
             (_, Body::Ack { of }) => self.on_ack(signed.signer, *of, fresh_ids, now),
-            (Role::Invitee, body) if signed.signer != self.creator => {
+            (Role::Invitee, body) if signed.signer != self.inviter() => {
                 let _ = body;
                 Err(GroupError::NotFromCreator)
+            }
+            // An add round has no shared roster and no Welcome: the version that adds us does.
+            (Role::Invitee, body @ (Body::Roster(_) | Body::Welcome(_)))
+                if self.joining.is_some() =>
+            {
+                Err(GroupError::Illegal {
+                    status: self.status,
+                    event: body.kind(),
+                })
             }
             (Role::Invitee, Body::Roster(r)) => self.on_roster(r, now),
             (Role::Invitee, Body::Welcome(w)) => self.on_welcome(control.id, w, fresh_ids, now),
@@ -696,6 +739,9 @@ impl Group {
         let before = self.outbox.len();
         self.outbox
             .retain(|o| !(o.to == from && o.control.id == of));
+        if self.round_delivered(&from, &of) {
+            return Ok(());
+        }
         if self.role == Role::Creator
             && of == self.invite_id
             && self.statuses.get(&from) == Some(&InviteeStatus::NotDelivered)
@@ -706,7 +752,9 @@ impl Group {
             }
             return Ok(());
         }
-        if self.outbox.len() == before && !self.statuses.contains_key(&from) && from != self.creator
+        if self.outbox.len() == before
+            && !self.statuses.contains_key(&from)
+            && from != self.inviter()
         {
             return Err(GroupError::NotInvited);
         }

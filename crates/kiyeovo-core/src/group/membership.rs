@@ -77,6 +77,12 @@ impl Group {
             chain_pub: admin.bucket_pub,
             epoch: current.epoch,
             members: current.members.clone(),
+            rounds: std::iter::once(self.invite_id)
+                .chain(self.life.changes.iter().filter_map(|c| match &c.change {
+                    Change::Added { round, .. } => Some(*round),
+                    _ => None,
+                }))
+                .collect(),
         })
     }
 
@@ -85,7 +91,8 @@ impl Group {
     /// of one we hold is flagged as a fork and refused.
     pub fn apply(&mut self, me: &Identity, bytes: &[u8], now: u64) -> Result<Applied, ChainError> {
         let Some(head) = self.head() else {
-            return Ok(Applied::Nothing);
+            // Not a member yet: the version that adds us, if we accepted an add round.
+            return self.join(me, bytes, now);
         };
         if !self.follows_chain() {
             return Ok(Applied::Nothing);
@@ -250,12 +257,7 @@ impl Group {
                 }
                 admin = *who;
             }
-            Change::Added(_) => {
-                return Err(GroupError::Illegal {
-                    status: self.status,
-                    event: "adding without an invitation round",
-                })
-            }
+            Change::Added { who, round } => members.extend(self.joiners(who, round)?),
         }
         let boundaries = gone
             .iter()
@@ -297,7 +299,7 @@ impl Group {
         now: u64,
     ) {
         let by = self.admin();
-        let names = self.names_of(&info.change);
+        let names = self.names_of(info);
         if let Some(prev) = self.epochs.last_mut() {
             prev.boundaries = info.boundaries.iter().copied().collect();
             prev.ended_at = Some(now);
@@ -317,6 +319,7 @@ impl Group {
         });
         self.keep_record(info.version, record);
         self.life.pending_change = None;
+        self.after_version(&info.change, now);
         for (who, _) in &info.boundaries {
             self.life.leaving.remove(who);
         }
@@ -528,14 +531,16 @@ impl Group {
         self.life.changes.push(note);
     }
 
-    fn names_of(&self, change: &Change) -> Vec<(MemberKey, String)> {
-        let named: Vec<MemberKey> = match change {
+    fn names_of(&self, info: &GroupInfo) -> Vec<(MemberKey, String)> {
+        let named: Vec<MemberKey> = match &info.change {
             Change::Removed(k) | Change::Left(k) | Change::AdminTo(k) => vec![*k],
-            Change::Added(ks) => ks.clone(),
+            Change::Added { who, .. } => who.clone(),
             Change::Rotated | Change::Disbanded => Vec::new(),
         };
+        // Joiners are named by the new roster, the rest by ours.
         self.members()
             .iter()
+            .chain(info.members.iter().filter(|m| !self.is_member(&m.id)))
             .filter(|m| named.contains(&m.id) || m.id == self.admin())
             .map(|m| (m.id, m.name.clone()))
             .collect()
@@ -544,4 +549,4 @@ impl Group {
 
 #[cfg(test)]
 #[path = "membership_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -12,20 +12,27 @@ use crate::group::control::tests::invite_for;
 use crate::group::control::{random_id, Control, SignedControl};
 use crate::group::info;
 
-const HOUR: u64 = 3600 * 1000;
+pub(crate) const HOUR: u64 = 3600 * 1000;
 
 /// An established group: index 0 created it.
-struct Net {
-    ids: Vec<Identity>,
-    groups: Vec<Group>,
+pub(crate) struct Net {
+    pub(crate) ids: Vec<Identity>,
+    pub(crate) groups: Vec<Group>,
     /// Every record written so far, in order.
-    records: Vec<Vec<u8>>,
-    now: u64,
+    pub(crate) records: Vec<Vec<u8>>,
+    pub(crate) now: u64,
 }
 
 impl Net {
-    fn new(n: usize) -> Net {
-        let ids: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
+    pub(crate) fn new(n: usize) -> Net {
+        Net::with_rejecters(n, 0)
+    }
+
+    /// `n` members, and `rejecters` more who were invited and said no (they can be added
+    /// later): indexes `n..n + rejecters`.
+    pub(crate) fn with_rejecters(n: usize, rejecters: usize) -> Net {
+        let ids: Vec<Identity> = (0..n + rejecters).map(|_| Identity::generate()).collect();
+        let rejecting: Vec<MemberKey> = ids[n..].iter().map(|i| i.public().ed25519).collect();
         let mut invite = invite_for(&ids[1..].iter().collect::<Vec<_>>(), 0);
         invite.creator_x25519 = ids[0].public().x25519;
         let mut creator = Group::create(
@@ -41,7 +48,7 @@ impl Net {
             let signed = o.control.sign(&ids[0]);
             let mut g = Group::from_invite(o.to, &signed, random_id(), 1).unwrap();
             g.respond(
-                true,
+                !rejecting.contains(&o.to),
                 GroupKey::random(),
                 who.public().x25519,
                 random_id(),
@@ -54,13 +61,15 @@ impl Net {
             }
             groups.push((who.public().ed25519, g));
         }
+        // With everyone accepted at once, early; else when the window is over.
+        let at = if rejecting.is_empty() { 4 } else { 7 * HOUR };
         creator
-            .establish(GroupKey::random(), &mut random_id, 4)
+            .establish(GroupKey::random(), &mut random_id, at)
             .unwrap();
         for o in creator.take_unsent() {
             let s = o.control.sign(&ids[0]);
             if let Some((_, g)) = groups.iter_mut().find(|(k, _)| *k == o.to) {
-                let _ = g.receive(&s, &s.encode(), &mut random_id, 5);
+                let _ = g.receive(&s, &s.encode(), &mut random_id, at + 1);
             }
         }
         let mut all = vec![creator];
@@ -71,7 +80,8 @@ impl Net {
                 .unwrap()
                 .1
                 .clone();
-            assert_eq!(g.status, Status::Active);
+            let rejected = rejecting.contains(&i.public().ed25519);
+            assert_eq!(g.status == Status::Active, !rejected);
             all.push(g);
         }
         for g in &mut all {
@@ -81,24 +91,59 @@ impl Net {
             ids,
             groups: all,
             records: Vec::new(),
-            now: HOUR,
+            now: at + HOUR,
         }
     }
 
-    fn key(&self, i: usize) -> MemberKey {
+    pub(crate) fn key(&self, i: usize) -> MemberKey {
         self.ids[i].public().ed25519
     }
 
     /// The index of the member whose identity key is `k`.
-    fn index(&self, k: &MemberKey) -> usize {
+    pub(crate) fn index(&self, k: &MemberKey) -> usize {
         self.ids
             .iter()
             .position(|i| i.public().ed25519 == *k)
             .unwrap()
     }
 
+    /// Admin `a` adds `j` (not a member) in a whole add round, the way the services do: the
+    /// invitation, `j`'s acceptance, the round closing, the version. `j`'s old copy of the
+    /// group (if it was in it once) is replaced, its change notes kept. Returns the record,
+    /// which `j` gets like everyone else (through [`Net::deliver`]).
+    pub(crate) fn add(&mut self, a: usize, j: usize) -> Result<Vec<u8>, GroupError> {
+        let person = super::super::control::Person {
+            id: self.key(j),
+            name: format!("joiner {j}"),
+        };
+        if !self.groups[j].may_rejoin() {
+            return Err(GroupError::AlreadyMember);
+        }
+        self.groups[a].open_round(vec![person], "Admin", random_id(), 6 * HOUR, self.now)?;
+        for o in self.groups[a].take_unsent() {
+            if !matches!(o.control.body, Body::Add(_)) {
+                continue;
+            }
+            let s = o.control.sign(&self.ids[a]);
+            let mut g = Group::from_add(self.key(j), &s, random_id(), self.now).unwrap();
+            g.life.changes = self.groups[j].life.changes.clone();
+            let x = self.ids[j].public().x25519;
+            g.respond(true, GroupKey::random(), x, random_id(), self.now)
+                .unwrap();
+            for out in g.take_unsent() {
+                let s = out.control.sign(&self.ids[j]);
+                let _ = self.groups[a].receive(&s, &s.encode(), &mut random_id, self.now);
+            }
+            self.groups[j] = g;
+        }
+        assert!(self.groups[a].finish_round(&mut random_id, self.now));
+        self.groups[a].take_unsent();
+        let change = self.groups[a].life.pending_change.clone().unwrap();
+        self.write(a, change)
+    }
+
     /// Member `i`, as admin, writes `change` the way the service does. Returns the record.
-    fn write(&mut self, i: usize, change: Change) -> Result<Vec<u8>, GroupError> {
+    pub(crate) fn write(&mut self, i: usize, change: Change) -> Result<Vec<u8>, GroupError> {
         self.now += 1000;
         let g = &mut self.groups[i];
         let next = g.next_info(change, &BTreeMap::new(), self.now)?;
@@ -116,7 +161,7 @@ impl Net {
         Ok(record)
     }
 
-    fn deliver(&mut self, i: usize, record: &[u8]) -> Result<Applied, ChainError> {
+    pub(crate) fn deliver(&mut self, i: usize, record: &[u8]) -> Result<Applied, ChainError> {
         self.now += 1;
         let r = self.groups[i].apply(&self.ids[i], record, self.now);
         self.flush(i);
@@ -125,7 +170,7 @@ impl Net {
 
     /// What the service's flush does with member `i`'s queued controls: a Leave reaches its
     /// addressee (records travel separately, through [`Net::deliver`]).
-    fn flush(&mut self, i: usize) {
+    pub(crate) fn flush(&mut self, i: usize) {
         for o in self.groups[i].take_unsent() {
             if matches!(o.control.body, Body::Leave { .. }) {
                 let to = self.index(&o.to);
@@ -138,7 +183,7 @@ impl Net {
 
     /// What the service's admin duties do: write out leavers; a leaver made admin hands back.
     /// Unacknowledged Leaves are sent again first (the service's re-send).
-    fn duties(&mut self) {
+    pub(crate) fn duties(&mut self) {
         for i in 0..self.groups.len() {
             for o in self.groups[i].unacked() {
                 if matches!(o.control.body, Body::Leave { .. }) {
@@ -157,25 +202,25 @@ impl Net {
     }
 
     /// What the chain walk does: every record, in order, to member `i`.
-    fn walk(&mut self, i: usize) {
+    pub(crate) fn walk(&mut self, i: usize) {
         for r in self.records.clone() {
             let _ = self.deliver(i, &r);
         }
     }
 
     /// Every record to everyone (in order).
-    fn deliver_all(&mut self) {
+    pub(crate) fn deliver_all(&mut self) {
         for i in 0..self.groups.len() {
             self.walk(i);
         }
     }
 
-    fn current_key(&self, i: usize) -> Option<GroupKey> {
+    pub(crate) fn current_key(&self, i: usize) -> Option<GroupKey> {
         self.groups[i].current().map(|e| e.key.clone())
     }
 
     /// Nobody holds the key of an epoch whose roster lacks them.
-    fn no_key_outside_membership(&self) {
+    pub(crate) fn no_key_outside_membership(&self) {
         for g in &self.groups {
             for e in &g.epochs {
                 assert!(
@@ -502,6 +547,8 @@ enum Op {
     Remove(usize),
     Leave(usize),
     HandOver(usize),
+    /// The admin adds member `m` (someone who said no at first, or who is out).
+    Add(usize),
     /// Deliver record `r` (index into those written) to member `m`.
     Deliver(usize, usize),
 }
@@ -509,10 +556,11 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         1 => Just(Op::Rotate),
-        1 => (0usize..6).prop_map(Op::Remove),
-        1 => (0usize..6).prop_map(Op::Leave),
-        1 => (0usize..6).prop_map(Op::HandOver),
-        6 => (0usize..20, 0usize..6).prop_map(|(r, m)| Op::Deliver(r, m)),
+        1 => (0usize..7).prop_map(Op::Remove),
+        1 => (0usize..7).prop_map(Op::Leave),
+        1 => (0usize..7).prop_map(Op::HandOver),
+        1 => (0usize..7).prop_map(Op::Add),
+        6 => (0usize..20, 0usize..7).prop_map(|(r, m)| Op::Deliver(r, m)),
     ]
 }
 
@@ -524,8 +572,10 @@ proptest! {
     /// roster and key; nobody ever held a key of an epoch it was not in.
     #[test]
     fn members_converge_and_never_hold_a_key_they_were_not_given(ops in proptest::collection::vec(op(), 1..30)) {
-        let n = 5;
-        let mut net = Net::new(n);
+        // Five members and two who said no at first (and may be added later); anyone removed
+        // or gone may be added back.
+        let n = 7;
+        let mut net = Net::with_rejecters(5, 2);
         for op in ops {
             // The admin as the newest version names it (whoever holds the newest head).
             let admin_idx = (0..n)
@@ -554,6 +604,11 @@ proptest! {
                         net.flush(m);
                     }
                 }
+                Op::Add(m) => {
+                    if let Some(a) = admin_idx {
+                        let _ = net.add(a, m % n);
+                    }
+                }
                 Op::Deliver(r, m) => {
                     if !net.records.is_empty() {
                         let rec = net.records[r % net.records.len()].clone();
@@ -575,7 +630,7 @@ proptest! {
         if active.is_empty() {
             // Everyone left: the last admin ended the group.
             for g in &net.groups {
-                prop_assert!(matches!(g.status, Status::Left | Status::Removed | Status::Disbanded));
+                prop_assert!(matches!(g.status, Status::Left | Status::Removed | Status::Disbanded | Status::Rejected));
             }
             return Ok(());
         }

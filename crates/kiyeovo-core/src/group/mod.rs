@@ -9,12 +9,15 @@
 //!   what a new version of the chain does to a member's state.
 //! * [`store`] — groups sealed in SQLite (format versioned in the sealing label), and the inbox of
 //!   control messages from the channel; [`store_legacy`] reads the layouts earlier versions wrote.
+//! * [`add_round`] — adding members to a running group: the admin's invitation round, and the
+//!   invitee joining at the version that adds it (never with an older key).
 //! * [`changes`] — the admin's commands, applying and walking the group-info chain, re-publishing.
 //! * [`service`] — runs the machines against the channel, the clock and the user.
 //! * [`chat`], [`chat_store`] — group messages: gossipsub live, sender buckets offline, cursors.
 //! * [`pages`] — sender buckets larger than one DHT record.
 //! * [`order`] — the order a conversation is shown in, and where clocks make it uncertain.
 
+pub mod add_round;
 pub mod changes;
 pub mod chat;
 pub mod chat_store;

@@ -21,7 +21,8 @@ use super::machine::{FlagKind, Group, GroupError, Role, Status};
 use super::membership::ChangeNote;
 use super::store::{self as gstore, hex, parse_group_id};
 use crate::api::{
-    GroupChangeView, GroupFlagView, GroupMemberView, GroupStatus, GroupView, MemberStatus,
+    AddRoundView, GroupChangeView, GroupFlagView, GroupMemberView, GroupStatus, GroupView,
+    MemberStatus,
 };
 use crate::config::MAX_MEMBERS;
 use crate::contacts::store as cstore;
@@ -163,7 +164,7 @@ pub struct Groups {
     pub(super) me: [u8; 32],
     pub(super) db: Database,
     pub(super) storage_key: Arc<StorageKey>,
-    channel: Arc<Channel>,
+    pub(super) channel: Arc<Channel>,
     /// The DHT, for the group-info chain.
     pub(super) client: Client,
     pub(super) config: GroupConfig,
@@ -454,41 +455,10 @@ impl Groups {
         let now = now_ms();
         let existing = gstore::load(&mut **tx, &self.storage_key, &signed.control.group_id).await?;
         match existing {
-            None => {
-                if !matches!(signed.control.body, Body::Invite(_)) {
-                    return Err(DropReason::UnknownGroup);
-                }
-                let contact = cstore::contact(&mut **tx, &peer).await?;
-                let blocked_here = contact.is_none_or(|c| c.invites_blocked || c.blocked);
-                let blocked_all: bool =
-                    crate::storage::db::read_setting(&mut **tx, SETTING_BLOCK_INVITES)
-                        .await?
-                        .unwrap_or(false);
-                if blocked_here || blocked_all {
-                    // Silently: the creator learns nothing, the user sees nothing.
-                    return Err(DropReason::InvitesBlocked);
-                }
-                let group = Group::from_invite(self.me, &signed, random_id(), now)?;
-                // Unanswered invitations from this contact: open ones, and ones that expired
-                // in the last day (an invitation that arrives already expired is shown as such,
-                // so it counts too — else a modified client could send those without limit).
-                let pending = gstore::all(&mut **tx, &self.storage_key)
-                    .await?
-                    .iter()
-                    .filter(|g| {
-                        g.creator == signed.signer
-                            && matches!(g.status, Status::Invited | Status::Expired)
-                            && g.invite.expires_at.saturating_add(PENDING_MEMORY_MS) > now
-                    })
-                    .count();
-                if pending >= self.config.max_pending_invites_per_contact {
-                    return Err(DropReason::TooManyPendingInvites(pending));
-                }
-                tracing::info!(group = %hex(&group.group_id), %peer, "group invitation received");
-                let event = GroupEvent::Invited {
-                    group_id: group.group_id,
-                };
-                Ok((Some(group), Some(event), Ok(())))
+            None => self.new_invitation(tx, peer, &signed, None, now).await,
+            // Being added back to a group we are out of is an invitation like any other.
+            Some(old) if matches!(signed.control.body, Body::Add(_)) && old.may_rejoin() => {
+                self.new_invitation(tx, peer, &signed, Some(old), now).await
             }
             Some(mut group) => {
                 let before = group.clone();
@@ -509,6 +479,60 @@ impl Groups {
                 Ok((changed, None, result))
             }
         }
+    }
+
+    /// An invitation (the creator's, or an admin's into a running group) from a contact: kept
+    /// unless invitations are blocked or this contact has too many open. `old` is our copy of the
+    /// group if we were in it once: its history notes carry over.
+    #[allow(clippy::type_complexity)]
+    async fn new_invitation(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        peer: PeerId,
+        signed: &SignedControl,
+        old: Option<Group>,
+        now: u64,
+    ) -> Result<(Option<Group>, Option<GroupEvent>, Result<(), GroupError>), DropReason> {
+        if !matches!(signed.control.body, Body::Invite(_) | Body::Add(_)) {
+            return Err(DropReason::UnknownGroup);
+        }
+        let contact = cstore::contact(&mut **tx, &peer).await?;
+        let blocked_here = contact.is_none_or(|c| c.invites_blocked || c.blocked);
+        let blocked_all: bool = crate::storage::db::read_setting(&mut **tx, SETTING_BLOCK_INVITES)
+            .await?
+            .unwrap_or(false);
+        if blocked_here || blocked_all {
+            // Silently: the inviter learns nothing, the user sees nothing.
+            return Err(DropReason::InvitesBlocked);
+        }
+        let mut group = if matches!(signed.control.body, Body::Add(_)) {
+            Group::from_add(self.me, signed, random_id(), now)?
+        } else {
+            Group::from_invite(self.me, signed, random_id(), now)?
+        };
+        if let Some(old) = old {
+            group.life.changes = old.life.changes;
+        }
+        // Unanswered invitations from this contact: open ones, and ones that expired in the
+        // last day (an invitation that arrives already expired is shown as such, so it counts
+        // too — else a modified client could send those without limit).
+        let pending = gstore::all(&mut **tx, &self.storage_key)
+            .await?
+            .iter()
+            .filter(|g| {
+                g.inviter() == signed.signer
+                    && matches!(g.status, Status::Invited | Status::Expired)
+                    && g.invite.expires_at.saturating_add(PENDING_MEMORY_MS) > now
+            })
+            .count();
+        if pending >= self.config.max_pending_invites_per_contact {
+            return Err(DropReason::TooManyPendingInvites(pending));
+        }
+        tracing::info!(group = %hex(&group.group_id), %peer, kind = signed.control.body.kind(), "group invitation received");
+        let event = GroupEvent::Invited {
+            group_id: group.group_id,
+        };
+        Ok((Some(group), Some(event), Ok(())))
     }
 
     /// Time-driven steps: invitations expire; the creator establishes when the window is over
@@ -611,7 +635,9 @@ impl Groups {
         let group = self.load(&Self::parse(id)?).await?;
         match (&group.status, group.current()) {
             (Status::Active, Some(e)) => Ok((e.epoch, e.key.clone())),
-            (Status::Inviting | Status::Accepted, _) => Ok((0, group.invite.temp_key.clone())),
+            (Status::Inviting | Status::Accepted, _) if group.joining.is_none() => {
+                Ok((0, group.invite.temp_key.clone()))
+            }
             _ => Err(GroupServiceError::InvalidInput(
                 "You are not a member of this group.".into(),
             )),
@@ -769,36 +795,69 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
         Status::Removed => GroupStatus::Removed,
         Status::Disbanded => GroupStatus::Disbanded,
     };
-    let (creator_name, creator_is_contact) = shown(g, names, &g.creator, &g.invite.creator_name);
-    let mut members = vec![GroupMemberView {
-        peer_id: peer_text(&g.creator),
-        display_name: creator_name.clone(),
-        is_contact: creator_is_contact,
-        status: MemberStatus::Creator,
-        is_me: g.creator == g.me,
-    }];
-    for p in &g.invite.invitees {
-        let mut s = g
-            .statuses
-            .get(&p.id)
-            .copied()
-            .unwrap_or(InviteeStatus::NotDelivered);
-        if p.id == g.me && g.role == Role::Invitee && s == InviteeStatus::NotDelivered {
-            s = InviteeStatus::Delivered;
-        }
-        let (display_name, is_contact) = shown(g, names, &p.id, &p.name);
-        members.push(GroupMemberView {
-            peer_id: peer_text(&p.id),
+    // Who invited us: the creator, or the admin who invites us into the running group.
+    let (creator_name, _) = shown(g, names, &g.inviter(), &g.invite.creator_name);
+    let person = |id: &MemberKey, given: &str, status: MemberStatus| {
+        let (display_name, is_contact) = shown(g, names, id, given);
+        GroupMemberView {
+            peer_id: peer_text(id),
             display_name,
             is_contact,
-            status: member_status(s),
-            is_me: p.id == g.me,
-        });
+            status,
+            is_me: *id == g.me,
+        }
+    };
+    let invitee_status = |statuses: &std::collections::BTreeMap<MemberKey, InviteeStatus>,
+                          id: &MemberKey| {
+        let mut s = statuses
+            .get(id)
+            .copied()
+            .unwrap_or(InviteeStatus::NotDelivered);
+        if *id == g.me && g.role == Role::Invitee && s == InviteeStatus::NotDelivered {
+            s = InviteeStatus::Delivered;
+        }
+        member_status(s)
+    };
+    let mut members = Vec::new();
+    if let Some(j) = &g.joining {
+        // Invited into a running group: who is in it, then who else this round invites.
+        for p in &j.add.members {
+            let status = if p.id == j.admin {
+                MemberStatus::Admin
+            } else {
+                MemberStatus::Member
+            };
+            members.push(person(&p.id, &p.name, status));
+        }
+    } else {
+        members.push(person(
+            &g.creator,
+            &g.invite.creator_name,
+            MemberStatus::Creator,
+        ));
     }
+    for p in &g.invite.invitees {
+        members.push(person(&p.id, &p.name, invitee_status(&g.statuses, &p.id)));
+    }
+    let add_round = g.round.as_ref().map(|r| AddRoundView {
+        expires_at: r.add.expires_at,
+        invitees: r
+            .add
+            .invitees
+            .iter()
+            .map(|p| person(&p.id, &p.name, invitee_status(&r.statuses, &p.id)))
+            .collect(),
+        closed: r.closed,
+    });
+    let can_add = if g.is_admin() && g.round.is_none() && g.has_member_keys() {
+        MAX_MEMBERS.saturating_sub(g.members().len()) as u32
+    } else {
+        0
+    };
     GroupView {
         group_id: hex(&g.group_id),
         name: g.invite.name.clone(),
-        creator_peer_id: peer_text(&g.creator),
+        creator_peer_id: peer_text(&g.inviter()),
         creator_name,
         is_creator: g.role == Role::Creator,
         status,
@@ -847,6 +906,9 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
                 text: change_text(g, names, c),
             })
             .collect(),
+        add_round,
+        can_add,
+        joining: g.joining.is_some(),
     }
 }
 
@@ -875,7 +937,7 @@ fn change_text(g: &Group, names: &Names, c: &ChangeNote) -> String {
     let by = name(&c.by);
     match &c.change {
         Change::Rotated => "New group key — the safety code changed".into(),
-        Change::Added(who) => {
+        Change::Added { who, .. } => {
             let list: Vec<String> = who.iter().map(name).collect();
             format!("{by} added {}", list.join(", "))
         }

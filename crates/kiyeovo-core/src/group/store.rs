@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::control::GroupId;
 use super::machine::Group;
-use super::store_legacy::{GroupV1, GroupV2, GroupV3};
+use super::store_legacy::{GroupV1, GroupV2, GroupV3, GroupV4};
 use crate::codec;
 use crate::storage::{seal, DbError};
 
@@ -42,7 +42,7 @@ fn aad(version: u8, id: &GroupId) -> Vec<u8> {
 }
 
 /// The layout [`save`] writes.
-const FORMAT: u8 = 4;
+const FORMAT: u8 = 5;
 
 /// Opens a sealed state; the plaintext (it holds the group's keys) is wiped when dropped.
 fn open_state(
@@ -63,6 +63,10 @@ fn open_row(key: &[u8; 32], r: &sqlx::sqlite::SqliteRow) -> Result<Group, DbErro
     let sealed = r.get::<Vec<u8>, _>("state");
     let group: Group = if let Some(plain) = open_state(key, FORMAT, &id, &sealed) {
         codec::decode_bounded(&plain, MAX_GROUP_BYTES).map_err(|_| bad("state"))?
+    } else if let Some(plain) = open_state(key, 4, &id, &sealed) {
+        codec::decode_bounded::<GroupV4>(&plain, MAX_GROUP_BYTES)
+            .map_err(|_| bad("state (v4)"))?
+            .into()
     } else if let Some(plain) = open_state(key, 3, &id, &sealed) {
         codec::decode_bounded::<GroupV3>(&plain, MAX_GROUP_BYTES)
             .map_err(|_| bad("state (v3)"))?

@@ -6,6 +6,7 @@
 //! - Layout 1: version 0.1 (before protocol v2).
 //! - Layout 2: layout 1 with split-view flags instead of one "list differs" bit.
 //! - Layout 3: protocol v2 (X25519 keys, owner-only window buckets), one epoch key field.
+//! - Layout 4: epochs and the group-info chain (membership changes), before add rounds.
 //!
 //! Both carry control messages of the first wire format: no X25519 keys in invitations,
 //! responses and rosters, and window buckets derived from the temporary key. A converted group
@@ -353,6 +354,68 @@ impl From<GroupV3> for Group {
             flags: g.flags,
             window_seed: g.window_seed,
             window_buckets: g.window_buckets,
+            round: None,
+            joining: None,
+        }
+    }
+}
+
+/// Layout 4: membership changes, before adding members (no add round, no add invitation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupV4 {
+    pub group_id: GroupId,
+    pub role: Role,
+    pub me: MemberKey,
+    pub creator: MemberKey,
+    pub invite_id: ControlId,
+    pub invite: Invite,
+    pub status: Status,
+    pub roster_version: u64,
+    pub statuses: BTreeMap<MemberKey, InviteeStatus>,
+    pub responses: BTreeMap<MemberKey, Vec<u8>>,
+    pub my_response: Option<Response>,
+    pub my_response_id: Option<ControlId>,
+    pub bucket_seed: Option<GroupKey>,
+    pub epochs: Vec<EpochState>,
+    pub chain: Option<ChainPos>,
+    pub life: GroupLife,
+    pub seen: BTreeSet<ControlId>,
+    pub outbox: Vec<Outgoing>,
+    pub window_passed: bool,
+    pub updated_at: u64,
+    pub flags: Vec<Flag>,
+    pub window_seed: Option<GroupKey>,
+    pub window_buckets: BTreeMap<MemberKey, [u8; 32]>,
+}
+
+impl From<GroupV4> for Group {
+    fn from(g: GroupV4) -> Group {
+        Group {
+            group_id: g.group_id,
+            role: g.role,
+            me: g.me,
+            creator: g.creator,
+            invite_id: g.invite_id,
+            invite: g.invite,
+            status: g.status,
+            roster_version: g.roster_version,
+            statuses: g.statuses,
+            responses: g.responses,
+            my_response: g.my_response,
+            my_response_id: g.my_response_id,
+            bucket_seed: g.bucket_seed,
+            epochs: g.epochs,
+            chain: g.chain,
+            life: g.life,
+            seen: g.seen,
+            outbox: g.outbox,
+            window_passed: g.window_passed,
+            updated_at: g.updated_at,
+            flags: g.flags,
+            window_seed: g.window_seed,
+            window_buckets: g.window_buckets,
+            round: None,
+            joining: None,
         }
     }
 }
