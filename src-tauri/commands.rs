@@ -310,6 +310,25 @@ pub async fn rotate_group_key(
     admin_action(&state, &group_id, AdminAction::Rotate).await
 }
 
+/// Admin: invites `peer_ids` (trusted contacts) into the running group; those who accept join
+/// at the next key when the add window ends or everyone answered.
+#[tauri::command]
+pub async fn add_group_members(
+    state: State<'_, ShellState>,
+    group_id: String,
+    peer_ids: Vec<String>,
+) -> Result<GroupView, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    let peers = peer_ids
+        .iter()
+        .map(|p| peer(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    app.groups()
+        .add_members(&group_id, &peers, &app.display_name())
+        .await
+        .map_err(|e| e.to_ui())
+}
+
 /// Admin: removes a member (it keeps what it already read, nothing after).
 #[tauri::command]
 pub async fn remove_group_member(

@@ -63,6 +63,7 @@ fn main() {
             commands::respond_invite,
             commands::establish_group,
             commands::rotate_group_key,
+            commands::add_group_members,
             commands::remove_group_member,
             commands::hand_over_group,
             commands::disband_group,

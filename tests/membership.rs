@@ -397,3 +397,157 @@ async fn the_first_message_after_a_change_arrives_live() {
     }
     boot.shutdown().await;
 }
+
+/// Adding members (PROTOCOL.md §4.7 Add): an add round with its own window into the running
+/// group. Eve accepts and joins at the next epoch (never with an older key, reading nothing of
+/// before); Finn rejects; Gus never answers and the window closes on him; Ben (a member) sees
+/// "Ana added Eve". Carol, removed earlier, is added back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_accept_reject_expire_and_add_back() {
+    use kiyeovo_tests::{form_group, group_config, start_online, TestProfile};
+    let (boot, addr) = bootstrap_node().await;
+    let names = ["ana", "ben", "cai", "eve", "finn", "gus"];
+    let profiles: Vec<TestProfile> = names
+        .iter()
+        .map(|n| TestProfile::new(&format!("add-{n}")))
+        .collect();
+    // Ana's add window is short, so Gus's invitation expires inside the test.
+    let window = std::time::Duration::from_secs(20);
+    let mut apps = Vec::new();
+    for (i, p) in profiles.iter().enumerate() {
+        let mut c = p.config(std::slice::from_ref(&addr));
+        c.group = group_config();
+        if i == 0 {
+            c.group.window = window;
+        }
+        apps.push(start_online(c).await);
+    }
+    let id = form_group(&apps[..3]).await;
+    wait_connected(&apps[..3]).await;
+    let (ana, ben, cai, eve, finn, gus) =
+        (&apps[0], &apps[1], &apps[2], &apps[3], &apps[4], &apps[5]);
+    for app in [eve, finn, gus] {
+        kiyeovo_tests::befriend(ana, app).await;
+    }
+    ben.chat().send(&id, "before eve").await.unwrap();
+    wait_bodies(ana, &id, &["before eve"]).await;
+
+    // Round 1: Eve and Finn.
+    let v = ana
+        .groups()
+        .add_members(&id, &[eve.peer_id(), finn.peer_id()], "Ana")
+        .await
+        .unwrap();
+    assert_eq!(v.add_round.as_ref().unwrap().invitees.len(), 2);
+    assert_eq!(v.can_add, 0, "one round at a time");
+    let ev = wait_group(eve, &id, "the add invitation", |v| v.can_respond).await;
+    assert!(ev.joining);
+    let mut listed: Vec<(String, MemberStatus)> = ev
+        .members
+        .iter()
+        .map(|m| (m.peer_id.clone(), m.status))
+        .collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want = vec![
+        (ana.peer_id().to_string(), MemberStatus::Admin),
+        (ben.peer_id().to_string(), MemberStatus::Member),
+        (cai.peer_id().to_string(), MemberStatus::Member),
+        (eve.peer_id().to_string(), MemberStatus::Delivered),
+        (finn.peer_id().to_string(), MemberStatus::NotDelivered),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed, want,
+        "the current members are listed with the invitation"
+    );
+    assert!(ev.expires_at > kiyeovo_core::time::now_ms(), "a countdown");
+    assert!(
+        eve.chat().send(&id, "too early").await.is_err(),
+        "no window chat"
+    );
+    eve.groups().respond(&id, true).await.unwrap();
+    wait_group(finn, &id, "the add invitation", |v| v.can_respond).await;
+    finn.groups().respond(&id, false).await.unwrap();
+
+    for app in [ana, ben, cai, eve] {
+        let v = wait_group(app, &id, "Eve added", |v| {
+            v.epoch == 2 && v.status == GroupStatus::Active
+        })
+        .await;
+        assert!(roster(&v).contains(&eve.peer_id().to_string()));
+        assert!(
+            v.changes
+                .iter()
+                .any(|c| c.text.contains(" added ") || c.text.contains("added")),
+            "{:?}",
+            v.changes
+        );
+    }
+    let held: Vec<u32> = eve
+        .groups()
+        .keys_held(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|e| *e > 0)
+        .collect();
+    assert_eq!(held, [2], "a joiner never gets an older key");
+    assert_eq!(
+        eve.groups().get(&id).await.unwrap().safety_code,
+        ana.groups().get(&id).await.unwrap().safety_code
+    );
+    eve.chat().send(&id, "eve hi").await.unwrap();
+    ben.chat().send(&id, "ben after").await.unwrap();
+    wait_bodies(ben, &id, &["before eve", "eve hi", "ben after"]).await;
+    wait_bodies(ana, &id, &["before eve", "eve hi", "ben after"]).await;
+    // Eve holds exactly what was written since she joined (never "before eve").
+    wait_bodies(eve, &id, &["eve hi", "ben after"]).await;
+    let fv = finn.groups().get(&id).await.unwrap();
+    assert_eq!(fv.status, GroupStatus::Rejected);
+    assert!(finn.groups().key(&id).await.is_err());
+
+    // Round 2: Gus never answers; the window closes on him.
+    ana.groups()
+        .add_members(&id, &[gus.peer_id()], "Ana")
+        .await
+        .unwrap();
+    wait_group(gus, &id, "the add invitation", |v| v.can_respond).await;
+    wait_group(ana, &id, "the round over", |v| v.add_round.is_none()).await;
+    let gv = wait_group(gus, &id, "expired", |v| v.status == GroupStatus::Expired).await;
+    assert!(!gv.can_respond);
+    assert!(gus.groups().respond(&id, true).await.is_err());
+    assert_eq!(
+        ana.groups().get(&id).await.unwrap().epoch,
+        2,
+        "no version for nobody"
+    );
+
+    // Cai is removed, then added back: only the new key.
+    ana.groups()
+        .admin_action(&id, AdminAction::Remove(cai.peer_id()))
+        .await
+        .unwrap();
+    wait_group(cai, &id, "removed", |v| v.status == GroupStatus::Removed).await;
+    ana.groups()
+        .add_members(&id, &[cai.peer_id()], "Ana")
+        .await
+        .unwrap();
+    wait_group(cai, &id, "invited back", |v| v.can_respond).await;
+    cai.groups().respond(&id, true).await.unwrap();
+    let v = wait_group(cai, &id, "back in", |v| {
+        v.status == GroupStatus::Active && v.epoch == 4
+    })
+    .await;
+    assert!(
+        v.changes.iter().any(|c| c.text.contains("removed you")),
+        "history notes stay"
+    );
+    wait_group(eve, &id, "Cai back", |v| v.epoch == 4).await;
+    cai.chat().send(&id, "cai back").await.unwrap();
+    wait_bodies(eve, &id, &["eve hi", "ben after", "cai back"]).await;
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

@@ -124,6 +124,21 @@ impl GroupServiceError {
                 message: "That person is not a member of this group (any more).".into(),
                 hint: "The member list shows who is in it now.".into(),
             },
+            GroupServiceError::Transition(GroupError::RoundOpen) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "An invitation to join this group is still open.".into(),
+                hint: "Wait until everyone invited has answered or its window ends, then add more.".into(),
+            },
+            GroupServiceError::Transition(GroupError::TooManyMembers) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: format!("A group has at most {MAX_MEMBERS} members."),
+                hint: "Remove someone first, or pick fewer people.".into(),
+            },
+            GroupServiceError::Transition(GroupError::AlreadyMember) => UiError {
+                code: ErrorCode::InvalidInput,
+                message: "Someone you picked is already in the group.".into(),
+                hint: "The member list shows who is in it now.".into(),
+            },
             GroupServiceError::Transition(GroupError::WindowClosed) => UiError {
                 code: ErrorCode::InvalidInput,
                 message: "The invitation has expired: its 6-hour window is over.".into(),
