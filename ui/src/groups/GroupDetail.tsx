@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { api, asUiError } from "../lib/api";
+import type { ContactView } from "../bindings/ContactView";
 import type { GroupView } from "../bindings/GroupView";
 import type { UiError } from "../bindings/UiError";
 import { useNow } from "../lib/useNow";
@@ -9,7 +10,11 @@ import { GroupChat } from "./GroupChat";
 import { ChangeLines, MemberPanel } from "./MemberPanel";
 
 /** The invite card / group info: roster with each member's status, countdown, actions. */
-export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged: (g: GroupView) => void }) {
+export function GroupDetail({ group, contacts = [], onChanged }: {
+  group: GroupView;
+  contacts?: ContactView[];
+  onChanged: (g: GroupView) => void;
+}) {
   const now = useNow();
   const [error, setError] = useState<UiError | null>(null);
   const [busy, setBusy] = useState(false);
@@ -41,9 +46,22 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
     <div className="card" id="group-detail" data-status={group.status}>
       <h2 id="group-title">{group.name}</h2>
       <p className="muted">
-        Created by <strong>{group.is_creator ? "you" : group.creator_name}</strong> ·{" "}
+        {group.joining ? (
+          <>
+            <strong>{group.creator_name}</strong> (admin) invites you to join this running group ·{" "}
+          </>
+        ) : (
+          <>
+            Created by <strong>{group.is_creator ? "you" : group.creator_name}</strong> ·{" "}
+          </>
+        )}
         <span id="group-status">{GROUP_STATUS_TEXT[group.status]}</span>
       </p>
+      {group.joining && group.status !== "active" && (
+        <p className="muted" id="joining-note">
+          If you accept, you join with the group's next key: you read what is written from then on, nothing from before.
+        </p>
+      )}
       <label className="check">
         <input type="checkbox" id="mute-group" checked={muted} onChange={() => void toggleMute()} />
         Mute notifications for this group
@@ -66,8 +84,8 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
           </ul>
         </div>
       )}
-      {group.roster.length > 0 && <MemberPanel group={group} onChanged={onChanged} />}
-      <h3>{group.roster.length > 0 ? "Invited at the start" : "Members"}</h3>
+      {group.roster.length > 0 && <MemberPanel group={group} contacts={contacts} onChanged={onChanged} />}
+      <h3>{group.roster.length > 0 ? (group.joining ? "When you were invited" : "Invited at the start") : group.joining ? "In the group, and invited" : "Members"}</h3>
       <ul className="roster" id="roster">
         {group.members.map((m) => (
           <li key={m.peer_id} data-peer={m.peer_id}>
@@ -94,7 +112,11 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
         </div>
       )}
       {group.status === "waiting_for_creator" && (
-        <p className="muted">The window is over. The creator's app establishes the group the next time it is online; only the creator can.</p>
+        <p className="muted">
+          {group.joining
+            ? "The window is over. The admin's app adds you the next time it is online."
+            : "The window is over. The creator's app establishes the group the next time it is online; only the creator can."}
+        </p>
       )}
       {group.status === "active" && <p className="muted">The group is established (key {group.epoch}): only the members now hold its key.</p>}
       {group.safety_code && (
@@ -104,7 +126,7 @@ export function GroupDetail({ group, onChanged }: { group: GroupView; onChanged:
       )}
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
       <ChangeLines group={group} />
-      {(group.status === "active" || group.status === "inviting" || group.status === "accepted") && <GroupChat groupId={group.group_id} />}
+      {(group.status === "active" || group.status === "inviting" || (group.status === "accepted" && !group.joining)) && <GroupChat groupId={group.group_id} />}
       {(group.status === "left" || group.status === "removed" || group.status === "disbanded") && <GroupChat groupId={group.group_id} />}
     </div>
   );

@@ -87,7 +87,7 @@ export function GroupsScreen({ open = null }: { open?: { id: string; nonce: numb
           <NewGroup contacts={contacts} onCancel={() => setCreating(false)}
             onCreated={(g) => { setCreating(false); setSelected(g.group_id); void reload(); }} />
         ) : current ? (
-          <GroupDetail group={current} onChanged={() => void reload()} />
+          <GroupDetail group={current} contacts={contacts} onChanged={() => void reload()} />
         ) : (
           <p className="muted centered-text">Pick a group, or start a new one.</p>
         )}

@@ -2,6 +2,8 @@ import { useState } from "react";
 import { api, asUiError } from "../lib/api";
 import type { GroupView } from "../bindings/GroupView";
 import type { UiError } from "../bindings/UiError";
+import type { ContactView } from "../bindings/ContactView";
+import { AddMembers } from "./AddMembers";
 import { MEMBER_STATUS_TEXT } from "./format";
 
 /** What the user is about to do that needs a second click. */
@@ -9,10 +11,14 @@ type Pending = { kind: "leave" | "disband" } | { kind: "remove" | "hand_over"; p
 
 /**
  * An established group's members (the current key holders, the admin marked) and what the
- * user may do: the admin adds nothing here yet but removes, hands over, rotates the key and
- * ends the group; anyone leaves. Changes that cannot be undone ask once more, in words.
+ * user may do: the admin adds, removes, hands over, rotates the key and ends the group; anyone
+ * leaves. Changes that cannot be undone ask once more, in words.
  */
-export function MemberPanel({ group, onChanged }: { group: GroupView; onChanged: (g: GroupView) => void }) {
+export function MemberPanel({ group, contacts = [], onChanged }: {
+  group: GroupView;
+  contacts?: ContactView[];
+  onChanged: (g: GroupView) => void;
+}) {
   const [error, setError] = useState<UiError | null>(null);
   const [busy, setBusy] = useState(false);
   const [pending, setPending] = useState<Pending>(null);
@@ -53,6 +59,7 @@ export function MemberPanel({ group, onChanged }: { group: GroupView; onChanged:
           </li>
         ))}
       </ul>
+      {active && group.is_admin && <AddMembers group={group} contacts={contacts} onChanged={onChanged} />}
       {active && (
         <div className="row end">
           {group.is_admin && (

@@ -46,6 +46,9 @@ function invite(over: Partial<GroupView> = {}): GroupView {
     roster: [],
     is_admin: false,
     changes: [],
+    add_round: null,
+    can_add: 0,
+    joining: false,
     ...over,
   };
 }
@@ -99,6 +102,58 @@ describe("GroupDetail", () => {
     expect((document.getElementById("establish-group") as HTMLButtonElement).disabled).toBe(true);
     rerender(<GroupDetail group={invite({ is_creator: true, status: "inviting", can_respond: false, can_establish: true })} onChanged={() => {}} />);
     expect((document.getElementById("establish-group") as HTMLButtonElement).disabled).toBe(false);
+  });
+});
+
+const contact = (peer: string, name: string, trusted = true): ContactView =>
+  ({ peer_id: peer, display_name: name, trusted_at: trusted ? 1 : null, blocked: false }) as unknown as ContactView;
+
+describe("Adding members", () => {
+  it("lets the admin pick contacts who are not members, at most as many as fit", async () => {
+    const contacts = [contact("12D3KooWCai", "Cai"), contact("12D3KooWEve", "Eve"), contact("12D3KooWFinn", "Finn"), contact("12D3KooWGus", "Gus", false)];
+    render(<GroupDetail group={established(true, { can_add: 1 })} contacts={contacts} onChanged={() => {}} />);
+    fireEvent.click(document.getElementById("add-members")!);
+    const offered = Array.from(document.querySelectorAll("#add-picker input")).map((i) => i.getAttribute("data-peer"));
+    expect(offered).toEqual(["12D3KooWEve", "12D3KooWFinn", "12D3KooWGus"]);
+    expect((document.querySelector('#add-picker input[data-peer="12D3KooWGus"]') as HTMLInputElement).disabled).toBe(true);
+    fireEvent.click(document.querySelector('#add-picker input[data-peer="12D3KooWEve"]')!);
+    expect((document.querySelector('#add-picker input[data-peer="12D3KooWFinn"]') as HTMLInputElement).disabled).toBe(true);
+    fireEvent.click(document.getElementById("send-add")!);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("add_group_members", { groupId: "00".repeat(16), peerIds: ["12D3KooWEve"] }));
+  });
+
+  it("shows the open round with each invitee's answer and the time left", () => {
+    const add_round = {
+      expires_at: Date.now() + 2 * HOUR - 1000, closed: false,
+      invitees: [
+        { peer_id: "12D3KooWEve", display_name: "Eve", status: "accepted" as const, is_me: false, is_contact: true },
+        { peer_id: "12D3KooWFinn", display_name: "Finn", status: "rejected" as const, is_me: false, is_contact: true },
+      ],
+    };
+    render(<GroupDetail group={established(true, { add_round })} onChanged={() => {}} />);
+    expect(document.getElementById("add-members")).toBeNull();
+    expect(document.getElementById("add-countdown")?.textContent).toBe("(1 h 59 min left to answer)");
+    const rows = Array.from(document.querySelectorAll("#add-round li")).map((li) => li.textContent);
+    expect(rows).toEqual(["Eveaccepted", "Finnrejected"]);
+  });
+
+  it("tells someone invited into a running group what joining means, with no window chat", async () => {
+    render(<GroupDetail group={invite({ joining: true, creator_name: "Ana" })} onChanged={() => {}} />);
+    expect(screen.getByText(/invites you to join this running group/)).toBeTruthy();
+    expect(document.getElementById("joining-note")?.textContent).toContain("nothing from before");
+    expect(document.getElementById("accept-invite")).toBeTruthy();
+    cleanup();
+    vi.mocked(invoke).mockClear();
+    // An acceptor of a new group's invitation has the window chat (it asks for it at once) ...
+    render(<GroupDetail group={invite({ status: "accepted", can_respond: false })} onChanged={() => {}} />);
+    await waitFor(() => expect(document.getElementById("group-chat")).toBeTruthy());
+    expect(vi.mocked(invoke)).toHaveBeenCalledWith("group_chat", { groupId: "00".repeat(16) });
+    cleanup();
+    vi.mocked(invoke).mockClear();
+    // ... someone who accepted an add round does not: there is none.
+    render(<GroupDetail group={invite({ joining: true, status: "accepted", can_respond: false })} onChanged={() => {}} />);
+    expect(vi.mocked(invoke)).not.toHaveBeenCalledWith("group_chat", expect.anything());
+    expect(document.getElementById("group-chat")).toBeNull();
   });
 });
 

@@ -48,6 +48,7 @@ export const api = {
   respondInvite: (groupId: string, accept: boolean) => invoke<GroupView>("respond_invite", { groupId, accept }),
   establishGroup: (groupId: string) => invoke<GroupView>("establish_group", { groupId }),
   rotateGroupKey: (groupId: string) => invoke<GroupView>("rotate_group_key", { groupId }),
+  addGroupMembers: (groupId: string, peerIds: string[]) => invoke<GroupView>("add_group_members", { groupId, peerIds }),
   removeGroupMember: (groupId: string, peerId: string) => invoke<GroupView>("remove_group_member", { groupId, peerId }),
   handOverGroup: (groupId: string, peerId: string) => invoke<GroupView>("hand_over_group", { groupId, peerId }),
   disbandGroup: (groupId: string) => invoke<GroupView>("disband_group", { groupId }),

@@ -56,6 +56,7 @@ describe("GroupDetail mute", () => {
       group_id: id, name: "Book club", creator_peer_id: "12D3KooWC", creator_name: "Ana", is_creator: false,
       status: "active", created_at: 0, expires_at: 0, epoch: 1, members: [], can_respond: false, can_establish: false,
       list_mismatch: false, flags: [], unread: 0, safety_code: null, roster: [], is_admin: false, changes: [],
+      add_round: null, can_add: 0, joining: false,
     };
     render(<GroupDetail group={group} onChanged={() => {}} />);
     const box = document.getElementById("mute-group") as HTMLInputElement;
