@@ -439,6 +439,50 @@ def group_flow(wd, ana, ben, args, cards):
         assert "hi from ben" in wd.text("#group-messages"), "what it had stays"
         wd.screenshot(OUT / "member-removed-carol.png")
 
+    def ana_adds_carol_back():
+        """The admin's member panel: Add members, Carol picked, an add round opens."""
+        open_group()
+        wait_until("Ben written out", lambda: len(wd.call("POST", wd.s("/elements"), {
+            "using": "css selector", "value": "#current-roster li"})) == 1)
+        wd.click("#add-members")
+        wait_until("the picker", lambda: wd.find(f'#add-picker input[data-peer="{cards["carol_peer"]}"]'))
+        wd.click(f'#add-picker input[data-peer="{cards["carol_peer"]}"]')
+        wd.screenshot(OUT / "member-add-pick-ana.png")
+        wd.click("#send-add")
+        wait_until("the round", lambda: wd.find(f'#add-round li[data-peer="{cards["carol_peer"]}"]'))
+        assert "left to answer" in wd.text("#add-round"), wd.text("#add-round")
+        wd.screenshot(OUT / "member-add-round-ana.png")
+
+    def carol_accepts_again():
+        open_tab("#tab-groups")
+        wait_until("the invitation listed", lambda: wd.find("#group-list button[data-status=invited]"))
+        wd.click("#group-list button[data-status=invited]")
+        wait_until("the add invitation", lambda: "running group" in wd.text("#group-detail"))
+        assert "nothing from before" in wd.text("#joining-note")
+        assert "admin" in wd.text("#roster"), wd.text("#roster")
+        wd.screenshot(OUT / "member-add-invite-carol.png")
+        wd.click("#accept-invite")
+        wait_until("accepted", lambda: "accepted" in wd.text("#group-status"))
+
+    def ana_sees_carol_added():
+        open_group()
+        wait_until("the change shown", lambda: "added" in wd.text("#changes"))
+        wait_until("two members", lambda: len(wd.call("POST", wd.s("/elements"), {
+            "using": "css selector", "value": "#current-roster li"})) == 2)
+        wd.type_into("#group-message-input", "welcome back carol")
+        wd.click("#group-send-form button[type=submit]")
+        wait_until("stored", lambda: "welcome back carol" in wd.text("#group-messages"))
+        wd.screenshot(OUT / "member-added-ana.png")
+
+    def carol_is_back():
+        open_tab("#tab-groups")
+        wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
+        wd.click("#group-list button[data-status=active]")
+        wait_until("active", lambda: wd.text("#group-status") == "active")
+        wait_until("Ana's welcome", lambda: "welcome back carol" in wd.text("#group-messages"))
+        assert "added" in wd.text("#changes"), wd.text("#changes")
+        wd.screenshot(OUT / "member-added-carol.png")
+
     session(wd, carol, args, carol_adds_ana)
     session(wd, ana, args, ana_adds_carol)
     # Ben runs outside WebDriver, started as a login would start it (hidden, in the tray),
@@ -476,6 +520,10 @@ def group_flow(wd, ana, ben, args, cards):
     session(wd, ana, args, ana_removes_carol)
     session(wd, ben, args, ben_sees_it_and_leaves)
     session(wd, carol, args, carol_sees_she_was_removed)
+    session(wd, ana, args, ana_adds_carol_back)
+    session(wd, carol, args, carol_accepts_again)
+    session(wd, ana, args, ana_sees_carol_added)
+    session(wd, carol, args, carol_is_back)
 
 
 TRAY_REGION = (1280 - 240, 0, 240, 40)
