@@ -405,6 +405,18 @@ impl Group {
         Ok(group)
     }
 
+    /// Invited back into a group we were in: what we held of it stays — the epochs we were in
+    /// (ended: their keys only read what was written in them, including what we had not
+    /// fetched yet when we went), the change notes and flags. Nothing of the epochs between.
+    pub fn carry_over(&mut self, old: Group, now: u64) {
+        self.epochs = old.epochs;
+        for e in &mut self.epochs {
+            e.ended_at.get_or_insert(now);
+        }
+        self.life.changes = old.life.changes;
+        self.flags = old.flags;
+    }
+
     /// Whether an add invitation may replace our copy of this group: we are out of it (left or
     /// removed — being added back is an invitation like any other) or never got in.
     pub fn may_rejoin(&self) -> bool {

@@ -378,7 +378,7 @@ fn handing_over_mid_round_closes_it_for_everyone_invited() {
 }
 
 #[test]
-fn a_removed_member_can_be_added_back_and_gets_only_the_new_key() {
+fn a_removed_member_added_back_keeps_its_own_epochs_and_gets_none_it_was_out_of() {
     let mut net = Net::new(3);
     let carol = net.key(2);
     let removed = net.write(0, Change::Removed(carol)).unwrap();
@@ -392,11 +392,13 @@ fn a_removed_member_can_be_added_back_and_gets_only_the_new_key() {
     let carol_group = &net.groups[2];
     assert_eq!(carol_group.status, Status::Active);
     assert_eq!(carol_group.epoch(), 3);
+    let held: Vec<u32> = carol_group.epochs.iter().map(|e| e.epoch).collect();
     assert_eq!(
-        carol_group.epochs.len(),
-        1,
-        "not the key of epoch 2 she was out of"
+        held,
+        [1, 3],
+        "her own epoch stays readable; not epoch 2, she was out of it"
     );
+    assert!(carol_group.epochs[0].ended_at.is_some());
     assert_eq!(
         carol_group.life.changes.len(),
         old_notes + 1,

@@ -526,7 +526,7 @@ impl Groups {
             Group::from_invite(self.me, signed, random_id(), now)?
         };
         if let Some(old) = old {
-            group.life.changes = old.life.changes;
+            group.carry_over(old, now);
         }
         // Unanswered invitations from this contact: open ones, and ones that expired in the
         // last day (an invitation that arrives already expired is shown as such, so it counts
