@@ -7,7 +7,7 @@ TOOLS ?= $(HOME)/.cache/kiyeovo/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: fuzz run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench clean
+.PHONY: fuzz run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench soak clean
 
 ## Install system packages (if missing), build the UI and the app, open the window against a
 ## local bootstrap node.
@@ -57,6 +57,11 @@ test-ui: ui-deps
 
 $(TOOLS)/bin/tauri-driver:
 	$(CARGO) install tauri-driver --version '^2' --locked --root $(TOOLS)
+
+## Churn soak: 10 members, 30 % offline at any time, membership changes among 500 messages
+## (tests/soak.rs; sizes from SOAK_MEMBERS, SOAK_MESSAGES, SOAK_OFFLINE_PERCENT, SOAK_SEED).
+soak: test-deps
+	scripts/with-keyring.sh $(CARGO) test --locked -p kiyeovo-tests --test soak -- --ignored --nocapture
 
 test-e2e: build $(TOOLS)/bin/tauri-driver
 	scripts/with-keyring.sh /usr/bin/python3 tests/e2e/status_e2e.py
