@@ -2104,3 +2104,129 @@ async fn two_versions_with_one_number_are_flagged_as_a_fork() {
     }
     boot.shutdown().await;
 }
+
+/// Attack: Ana, the admin, runs modified code and writes the next version "adding" Eve, who was
+/// never asked and never accepted (Ana wants Ben and Cai to believe Eve reads along, or wants a
+/// member under her control with Eve's name): once with no acceptance in Eve's entry, once with
+/// Cai's real signed acceptance pasted in, once with an acceptance Eve really signed but for
+/// another group. Stopped by: every member checks each joiner's own signed acceptance of this
+/// add round, with the keys its entry lists (`info::check_acceptance`); the version is refused
+/// and flagged as the admin's doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
+    use kiyeovo_core::group::control::{random_id, Body, Control, GroupKey, Member, Response};
+    use kiyeovo_core::group::info::{self, Change, GroupInfo};
+    use kiyeovo_core::identity::Identity;
+    let (boot, profiles, apps, id) = established_trio("gi-add").await;
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let ana = profiles[0].keystore().load_identity().unwrap().unwrap();
+    let g = apps[0].groups().load_group(&gid).await.unwrap();
+    let chain = g.chain.clone().unwrap();
+    let eve = Identity::generate();
+    let round = random_id();
+    let eve_seed = GroupKey::random();
+    let eve_bucket = kiyeovo_core::group::machine::bucket_public(&eve_seed);
+    let acceptance = |group_id, signer: &Identity| {
+        Control {
+            id: random_id(),
+            group_id,
+            sent_at: 0,
+            body: Body::Response(Response {
+                invite_id: round,
+                accept: true,
+                list_hash: [0; 32],
+                bucket_pub: Some(eve_bucket),
+                window_bucket_pub: None,
+                x25519: signer.public().x25519,
+                responded_at: 0,
+            }),
+        }
+        .sign(signer)
+        .encode()
+    };
+    let cai_acceptance = g.members()[2].response.clone();
+    let forgeries = [
+        ("no acceptance", Vec::new()),
+        ("Cai's acceptance", cai_acceptance),
+        ("Eve's, of another group", acceptance(random_id(), &eve)),
+    ];
+    for (what, response) in forgeries {
+        let mut members = g.members().to_vec();
+        members.push(Member {
+            id: eve.public().ed25519,
+            name: "Eve".into(),
+            bucket_pub: eve_bucket,
+            x25519: eve.public().x25519,
+            response,
+        });
+        let next = GroupInfo {
+            group_id: gid,
+            creator: g.creator,
+            version: chain.version + 1,
+            prev_hash: chain.hash,
+            admin: chain.admin,
+            epoch: 2,
+            members,
+            boundaries: Vec::new(),
+            change: Change::Added {
+                who: vec![eve.public().ed25519],
+                round,
+            },
+            made_at: kiyeovo_core::time::now_ms(),
+        };
+        let (_, record) = info::write(
+            &ana,
+            g.bucket_seed.as_ref().unwrap(),
+            next,
+            &GroupKey::random(),
+        );
+        push_info(&profiles, &apps, 0, 1, &id, record).await;
+        let v = apps[1].groups().get(&id).await.unwrap();
+        assert_eq!(v.epoch, 1, "{what}: {v:#?}");
+        assert_eq!(v.roster.len(), 3, "{what}");
+        assert!(
+            !v.flags.is_empty(),
+            "{what}: the admin's bad version is flagged"
+        );
+    }
+    // The control: Eve's own acceptance of this round and group goes through.
+    let mut members = g.members().to_vec();
+    members.push(Member {
+        id: eve.public().ed25519,
+        name: "Eve".into(),
+        bucket_pub: eve_bucket,
+        x25519: eve.public().x25519,
+        response: acceptance(gid, &eve),
+    });
+    let next = GroupInfo {
+        group_id: gid,
+        creator: g.creator,
+        version: chain.version + 1,
+        prev_hash: chain.hash,
+        admin: chain.admin,
+        epoch: 2,
+        members,
+        boundaries: Vec::new(),
+        change: Change::Added {
+            who: vec![eve.public().ed25519],
+            round,
+        },
+        made_at: kiyeovo_core::time::now_ms(),
+    };
+    let (_, record) = info::write(
+        &ana,
+        g.bucket_seed.as_ref().unwrap(),
+        next,
+        &GroupKey::random(),
+    );
+    push_info(&profiles, &apps, 0, 1, &id, record).await;
+    let v = wait_group(&apps[1], &id, "Eve, who did accept, added", |v| {
+        v.epoch == 2
+    })
+    .await;
+    assert_eq!(v.roster.len(), 4);
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
