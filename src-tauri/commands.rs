@@ -190,6 +190,13 @@ pub async fn set_invites_blocked(
 }
 
 /// The global "block all group invitations" setting.
+/// Days between scheduled key rotations of the groups we are the admin of (0 = never).
+#[tauri::command]
+pub async fn set_rotate_days(state: State<'_, ShellState>, days: u32) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.set_rotate_days(days).await.map_err(|e| e.to_ui())
+}
+
 #[tauri::command]
 pub async fn set_block_invites(state: State<'_, ShellState>, blocked: bool) -> Result<(), UiError> {
     let app = state.app().ok_or_else(not_ready)?;

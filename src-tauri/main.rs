@@ -58,6 +58,7 @@ fn main() {
             commands::save_my_card,
             commands::set_invites_blocked,
             commands::set_block_invites,
+            commands::set_rotate_days,
             commands::list_groups,
             commands::create_group,
             commands::respond_invite,

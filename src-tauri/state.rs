@@ -27,6 +27,7 @@ impl ShellState {
                 phase: Phase::Starting,
                 display_name: String::new(),
                 block_invites: false,
+                rotate_days: 7,
                 bootstrap: Vec::new(),
                 node: None,
                 error: None,

@@ -551,3 +551,25 @@ async fn add_accept_reject_expire_and_add_back() {
     }
     boot.shutdown().await;
 }
+
+/// The scheduled-rotation setting (Groups tab): the default is weekly; a change is saved, shown
+/// at once and still there after a restart; more than a year is refused in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotation_setting_is_saved_and_survives_a_restart() {
+    use kiyeovo_tests::{start_online, TestProfile};
+    let (boot, addr) = bootstrap_node().await;
+    let profile = TestProfile::new("rot-setting");
+    let config = profile.config(std::slice::from_ref(&addr));
+    let app = start_online(config.clone()).await;
+    assert_eq!(app.snapshot().rotate_days, 7, "weekly by default");
+    app.set_rotate_days(30).await.unwrap();
+    assert_eq!(app.snapshot().rotate_days, 30);
+    let e = app.set_rotate_days(400).await.unwrap_err().to_ui();
+    assert!(e.message.contains("365 days"), "{e:?}");
+    app.set_rotate_days(0).await.unwrap();
+    app.shutdown().await;
+    let app = start_online(config).await;
+    assert_eq!(app.snapshot().rotate_days, 0, "never, as saved");
+    app.shutdown().await;
+    boot.shutdown().await;
+}

@@ -91,6 +91,8 @@ pub struct AppSnapshot {
     pub display_name: String,
     /// Group invitations from everyone are dropped unseen (a setting).
     pub block_invites: bool,
+    /// Groups we are the admin of get a new key this many days after the last (0: never).
+    pub rotate_days: u32,
     /// The bootstrap addresses in use (from the command line, or the saved setting).
     pub bootstrap: Vec<String>,
     pub node: Option<NodeStatus>,

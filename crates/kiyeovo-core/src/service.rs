@@ -153,6 +153,13 @@ impl App {
             .setting(crate::group::service::SETTING_BLOCK_INVITES)
             .await?
             .unwrap_or(false);
+        let rotate_days: u32 = match db
+            .setting(crate::group::service::SETTING_ROTATE_DAYS)
+            .await?
+        {
+            Some(days) => days,
+            None => (config.group.rotate_every.as_secs() / (24 * 3600)) as u32,
+        };
         let saved_port: Option<u16> = db.setting(SETTING_LISTEN_PORT).await?;
         let desktop: DesktopSettings = db.setting(SETTING_DESKTOP).await?.unwrap_or_default();
         let listen_port = config.listen_port.or(saved_port).unwrap_or(0);
@@ -172,6 +179,7 @@ impl App {
             phase: Phase::Running,
             display_name,
             block_invites,
+            rotate_days,
             bootstrap: bootstrap.iter().map(|a| a.to_string()).collect(),
             node: Some(node.status.borrow().clone()),
             error: None,
@@ -309,6 +317,19 @@ impl App {
     /// Our display name as the creator of a group shows it.
     pub fn display_name(&self) -> String {
         self.snapshot.borrow().display_name.clone()
+    }
+
+    /// How often groups we are the admin of get a new key (days; 0 = never).
+    pub async fn set_rotate_days(&self, days: u32) -> Result<(), ServiceError> {
+        let max = crate::group::service::MAX_ROTATE_DAYS;
+        if days > max {
+            return Err(ServiceError::InvalidInput(format!(
+                "A new key at least every {max} days."
+            )));
+        }
+        self.groups.set_rotate_days(days).await?;
+        self.snapshot.send_modify(|s| s.rotate_days = days);
+        Ok(())
     }
 
     /// The global "drop every group invitation" setting.

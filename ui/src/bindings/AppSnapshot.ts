@@ -13,6 +13,10 @@ export type AppSnapshot = { profile: string, phase: Phase, display_name: string,
  */
 block_invites: boolean, 
 /**
+ * Groups we are the admin of get a new key this many days after the last (0: never).
+ */
+rotate_days: number, 
+/**
  * The bootstrap addresses in use (from the command line, or the saved setting).
  */
 bootstrap: Array<string>, node: NodeStatus | null, error: UiError | null, 

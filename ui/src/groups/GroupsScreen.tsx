@@ -9,6 +9,9 @@ import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
 import { GROUP_STATUS_TEXT, timeLeft } from "./format";
 
+/** How often the admin's app gives its groups a new key (days; 0 = never). */
+export const ROTATION_CHOICES: [number, string][] = [[1, "every day"], [7, "every week"], [30, "every month"], [0, "never (only when members change)"]];
+
 export function GroupsScreen({ open = null }: { open?: { id: string; nonce: number } | null }) {
   const [groups, setGroups] = useState<GroupView[]>([]);
   const [contacts, setContacts] = useState<ContactView[]>([]);
@@ -46,6 +49,14 @@ export function GroupsScreen({ open = null }: { open?: { id: string; nonce: numb
     };
   }, [reload]);
 
+  async function setRotation(days: number) {
+    try {
+      await api.setRotateDays(days);
+    } catch (e) {
+      setError(asUiError(e));
+    }
+  }
+
   async function toggleBlockAll() {
     try {
       await api.setBlockInvites(!snapshot?.block_invites);
@@ -64,6 +75,12 @@ export function GroupsScreen({ open = null }: { open?: { id: string; nonce: numb
           <label className="check" style={{ marginTop: 8 }}>
             <input type="checkbox" id="block-all-invites" checked={snapshot?.block_invites ?? false} onChange={() => void toggleBlockAll()} />
             Block all group invitations
+          </label>
+          <label className="field" style={{ marginTop: 8 }}>
+            New key for groups you are the admin of{" "}
+            <select id="rotate-days" value={snapshot?.rotate_days ?? 7} onChange={(e) => void setRotation(Number(e.target.value))}>
+              {ROTATION_CHOICES.map(([days, label]) => <option key={days} value={days}>{label}</option>)}
+            </select>
           </label>
         </div>
         {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}

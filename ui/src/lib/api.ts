@@ -41,6 +41,7 @@ export const api = {
     listen<ContactChanged>(EVENT_CONTACT_CHANGED, (e) => cb(e.payload)),
   myCardQr: () => invoke<string>("my_card_qr"),
   saveMyCard: () => invoke<string>("save_my_card"),
+  setRotateDays: (days: number) => invoke<void>("set_rotate_days", { days }),
   setInvitesBlocked: (peerId: string, blocked: boolean) => invoke<void>("set_invites_blocked", { peerId, blocked }),
   setBlockInvites: (blocked: boolean) => invoke<void>("set_block_invites", { blocked }),
   listGroups: () => invoke<GroupView[]>("list_groups"),

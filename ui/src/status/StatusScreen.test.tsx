@@ -9,6 +9,7 @@ const snapshot: AppSnapshot = {
   phase: "running",
   display_name: "Alice",
   block_invites: false,
+  rotate_days: 7,
   bootstrap: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot"],
   error: null,
   warnings: ["The database was missing, so a new empty one was created."],

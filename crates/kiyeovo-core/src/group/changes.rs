@@ -160,7 +160,7 @@ impl Groups {
             let _guard = self.write.lock().await;
             let mut group = self.load(gid).await?;
             let now = now_ms();
-            let every = self.config.rotate_every.as_millis() as u64;
+            let every = self.rotate_every_ms().await;
             if as_duty && group.duty(every, now).as_ref() != Some(&change) {
                 return Ok(());
             }
@@ -324,7 +324,7 @@ impl Groups {
             return;
         };
         let now = now_ms();
-        let every = self.config.rotate_every.as_millis() as u64;
+        let every = self.rotate_every_ms().await;
         for g in groups.iter().filter(|g| g.round_due(now)) {
             self.finish_round(&g.group_id).await;
         }

@@ -35,6 +35,11 @@ use crate::time::now_ms;
 
 /// Setting: drop every group invitation unseen.
 pub const SETTING_BLOCK_INVITES: &str = "block_invites";
+/// Setting: days between scheduled key rotations of groups we are the admin of (0 = never);
+/// unset, [`GroupConfig::rotate_every`] holds.
+pub const SETTING_ROTATE_DAYS: &str = "group_rotate_days";
+/// The longest rotation period the setting takes.
+pub const MAX_ROTATE_DAYS: u32 = 365;
 /// How long an unanswered, expired invitation still counts toward a contact's pending limit.
 const PENDING_MEMORY_MS: u64 = 24 * 3600 * 1000;
 
@@ -233,6 +238,22 @@ impl Groups {
 
     pub async fn set_invites_blocked(&self, blocked: bool) -> Result<(), DbError> {
         self.db.set_setting(SETTING_BLOCK_INVITES, &blocked).await
+    }
+
+    /// Days between scheduled rotations, as the user set them (0 = never).
+    pub async fn set_rotate_days(&self, days: u32) -> Result<(), DbError> {
+        self.db
+            .set_setting(SETTING_ROTATE_DAYS, &days.min(MAX_ROTATE_DAYS))
+            .await
+    }
+
+    /// How long after an epoch began its admin writes the next key (ms; 0 = never): the
+    /// user's setting, else the configured default.
+    pub(super) async fn rotate_every_ms(&self) -> u64 {
+        match self.db.setting::<u32>(SETTING_ROTATE_DAYS).await {
+            Ok(Some(days)) => u64::from(days) * 24 * 3600 * 1000,
+            _ => self.config.rotate_every.as_millis() as u64,
+        }
     }
 
     pub(super) async fn save(&self, group: &Group) -> Result<(), DbError> {
