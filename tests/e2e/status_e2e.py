@@ -412,7 +412,7 @@ def group_flow(wd, ana, ben, args, cards):
         assert "nothing written from now on reaches them" in confirm, confirm
         wd.screenshot(OUT / "member-remove-confirm-ana.png")
         wd.click("#confirm-ok")
-        wait_until("the change shown", lambda: " removed " in wd.text("#changes"))
+        wait_until("the change shown", lambda: " removed " in wd.text("#group-messages"))
         wait_until("two members now", lambda: len(wd.call("POST", wd.s("/elements"), {
             "using": "css selector", "value": "#current-roster li"})) == 2)
         assert wd.text("#safety-code") != code_before, "the safety code follows the key"
@@ -420,7 +420,7 @@ def group_flow(wd, ana, ben, args, cards):
 
     def ben_sees_it_and_leaves():
         open_group()
-        wait_until("Ana's change", lambda: " removed " in wd.text("#changes"))
+        wait_until("Ana's change", lambda: " removed " in wd.text("#group-messages"))
         wd.click("#leave-group")
         confirm = wait_until("the confirmation", lambda: wd.text("#confirm-change"))
         assert confirm.startswith("Leave “Book club”?"), confirm
@@ -434,7 +434,7 @@ def group_flow(wd, ana, ben, args, cards):
         open_tab("#tab-groups")
         wait_until("removed", lambda: wd.find("#group-list button[data-status=removed]"))
         wd.click("#group-list button[data-status=removed]")
-        wait_until("told", lambda: "removed you" in wd.text("#changes"))
+        wait_until("told", lambda: "removed you" in wd.text("#group-messages"))
         assert "You were removed" in wd.text("#read-only")
         assert "hi from ben" in wd.text("#group-messages"), "what it had stays"
         wd.screenshot(OUT / "member-removed-carol.png")
@@ -466,7 +466,7 @@ def group_flow(wd, ana, ben, args, cards):
 
     def ana_sees_carol_added():
         open_group()
-        wait_until("the change shown", lambda: "added" in wd.text("#changes"))
+        wait_until("the change shown", lambda: "added" in wd.text("#group-messages"))
         wait_until("two members", lambda: len(wd.call("POST", wd.s("/elements"), {
             "using": "css selector", "value": "#current-roster li"})) == 2)
         wd.type_into("#group-message-input", "welcome back carol")
@@ -480,7 +480,7 @@ def group_flow(wd, ana, ben, args, cards):
         wd.click("#group-list button[data-status=active]")
         wait_until("active", lambda: wd.text("#group-status") == "active")
         wait_until("Ana's welcome", lambda: "welcome back carol" in wd.text("#group-messages"))
-        assert "added" in wd.text("#changes"), wd.text("#changes")
+        assert "added" in wd.text("#group-messages"), wd.text("#group-messages")
         wd.screenshot(OUT / "member-added-carol.png")
 
     session(wd, carol, args, carol_adds_ana)

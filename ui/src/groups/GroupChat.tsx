@@ -1,15 +1,29 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, asUiError } from "../lib/api";
+import type { GroupChangeView } from "../bindings/GroupChangeView";
 import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupGapView } from "../bindings/GroupGapView";
 import type { GroupMessageView } from "../bindings/GroupMessageView";
 import type { UiError } from "../bindings/UiError";
 
-/** Where each gap goes: before the sender's message with `before_seq`, or at the end. */
-export function layout(view: GroupChatView): Array<{ kind: "message"; m: GroupMessageView } | { kind: "gap"; g: GroupGapView }> {
-  const out: Array<{ kind: "message"; m: GroupMessageView } | { kind: "gap"; g: GroupGapView }> = [];
+type Item =
+  | { kind: "message"; m: GroupMessageView }
+  | { kind: "gap"; g: GroupGapView }
+  | { kind: "change"; c: GroupChangeView };
+
+/**
+ * Where each gap goes: before the sender's message with `before_seq`, or at the end; each
+ * membership change ("Ana added Eve") in place by time, before the first message sent after it.
+ */
+export function layout(view: GroupChatView, changes: GroupChangeView[] = []): Item[] {
+  const out: Item[] = [];
   const placed = new Set<GroupGapView>();
+  const pending = [...changes].sort((a, b) => a.at - b.at);
   for (const m of view.messages) {
+    for (let c = pending[0]; c !== undefined && c.at <= m.sent_at; c = pending[0]) {
+      out.push({ kind: "change", c });
+      pending.shift();
+    }
     for (const g of view.gaps) {
       if (!placed.has(g) && g.sender_peer_id === m.sender_peer_id && g.epoch === m.epoch && g.before_seq === m.seq) {
         out.push({ kind: "gap", g });
@@ -19,6 +33,7 @@ export function layout(view: GroupChatView): Array<{ kind: "message"; m: GroupMe
     out.push({ kind: "message", m });
   }
   for (const g of view.gaps) if (!placed.has(g)) out.push({ kind: "gap", g });
+  for (const c of pending) out.push({ kind: "change", c });
   return out;
 }
 
@@ -44,7 +59,7 @@ function ownState(m: GroupMessageView): string {
 }
 
 /** A group's conversation. Re-reads on `group-chat-changed` for this group. */
-export function GroupChat({ groupId }: { groupId: string }) {
+export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?: GroupChangeView[] }) {
   const [view, setView] = useState<GroupChatView | null>(null);
   const [draft, setDraft] = useState("");
   const [error, setError] = useState<UiError | null>(null);
@@ -87,8 +102,12 @@ export function GroupChat({ groupId }: { groupId: string }) {
   return (
     <div className="chat group-chat" id="group-chat">
       <ol className="messages" id="group-messages">
-        {layout(view).map((item) =>
-          item.kind === "gap" ? (
+        {layout(view, changes).map((item, i) =>
+          item.kind === "change" ? (
+            <li key={`change-${i}`} className="change" data-epoch={item.c.epoch} role="note">
+              <span className="muted">{new Date(item.c.at).toLocaleString()}</span> {item.c.text}
+            </li>
+          ) : item.kind === "gap" ? (
             <li key={`gap-${item.g.sender_peer_id}-${item.g.epoch}-${item.g.before_seq}`} className="gap" role="status">
               {gapText(item.g)}
             </li>

@@ -19,6 +19,14 @@ export function GroupDetail({ group, contacts = [], onChanged }: {
   const [error, setError] = useState<UiError | null>(null);
   const [busy, setBusy] = useState(false);
   const windowOpen = group.expires_at > now;
+  // The conversation (membership changes in place in it); without one, the changes as a list.
+  const chat =
+    group.status === "active" ||
+    group.status === "inviting" ||
+    (group.status === "accepted" && !group.joining) ||
+    group.status === "left" ||
+    group.status === "removed" ||
+    group.status === "disbanded";
   const muted = useSnapshot()?.desktop.muted_groups.includes(group.group_id) ?? false;
 
   async function toggleMute() {
@@ -46,7 +54,11 @@ export function GroupDetail({ group, contacts = [], onChanged }: {
     <div className="card" id="group-detail" data-status={group.status}>
       <h2 id="group-title">{group.name}</h2>
       <p className="muted">
-        {group.joining ? (
+        {group.joining && chat ? (
+          <>
+            You were added by <strong>{group.creator_name}</strong> ·{" "}
+          </>
+        ) : group.joining ? (
           <>
             <strong>{group.creator_name}</strong> (admin) invites you to join this running group ·{" "}
           </>
@@ -125,9 +137,7 @@ export function GroupDetail({ group, contacts = [], onChanged }: {
         </p>
       )}
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
-      <ChangeLines group={group} />
-      {(group.status === "active" || group.status === "inviting" || (group.status === "accepted" && !group.joining)) && <GroupChat groupId={group.group_id} />}
-      {(group.status === "left" || group.status === "removed" || group.status === "disbanded") && <GroupChat groupId={group.group_id} />}
+      {chat ? <GroupChat groupId={group.group_id} changes={group.changes} /> : <ChangeLines group={group} />}
     </div>
   );
 }

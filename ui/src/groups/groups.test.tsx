@@ -108,6 +108,19 @@ describe("GroupDetail", () => {
 const contact = (peer: string, name: string, trusted = true): ContactView =>
   ({ peer_id: peer, display_name: name, trusted_at: trusted ? 1 : null, blocked: false }) as unknown as ContactView;
 
+describe("Change lines", () => {
+  it("places each membership change in the conversation by time", () => {
+    const msg = (body: string, sent_at: number) => ({
+      msg_id: body, epoch: 1, sender_peer_id: "12D3KooWCai", sender_name: "Cai", outgoing: false, body, sent_at, seq: sent_at,
+      published: true, stored: true, order_uncertain: false,
+    });
+    const view = { messages: [msg("one", 10), msg("two", 30)], gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [] };
+    const changes = [{ at: 40, epoch: 3, text: "Ben left" }, { at: 20, epoch: 2, text: "Ana added Eve" }];
+    const order = layout(view, changes).map((i) => (i.kind === "message" ? i.m.body : i.kind === "change" ? i.c.text : "gap"));
+    expect(order).toEqual(["one", "Ana added Eve", "two", "Ben left"]);
+  });
+});
+
 describe("Adding members", () => {
   it("lets the admin pick contacts who are not members, at most as many as fit", async () => {
     const contacts = [contact("12D3KooWCai", "Cai"), contact("12D3KooWEve", "Eve"), contact("12D3KooWFinn", "Finn"), contact("12D3KooWGus", "Gus", false)];
@@ -163,7 +176,7 @@ describe("MemberPanel", () => {
     const rows = Array.from(document.querySelectorAll("#current-roster li")).map((li) => li.getAttribute("data-status"));
     expect(rows).toEqual(["admin", "member", "member"]);
     expect(document.querySelectorAll(".remove-member").length).toBe(2);
-    expect(screen.getByText("Ana removed Dee")).toBeTruthy();
+    expect(await screen.findByText("Ana removed Dee")).toBeTruthy();
     fireEvent.click(document.querySelector('li[data-peer="12D3KooWCai"] .remove-member')!);
     expect(document.getElementById("confirm-change")?.textContent).toContain("Remove Cai? They get a new key no more");
     fireEvent.click(document.getElementById("confirm-ok")!);
@@ -231,7 +244,7 @@ describe("group chat layout", () => {
       ],
       bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [],
     };
-    const items = layout(view).map((i) => (i.kind === "gap" ? `gap:${i.g.sender_name}` : i.m.body));
+    const items = layout(view).map((i) => (i.kind === "gap" ? `gap:${i.g.sender_name}` : i.kind === "message" ? i.m.body : i.c.text));
     expect(items).toEqual(["gap:Ana", "ana 51", "ben 1", "ana 52", "gap:Ben"]);
     expect(gapText(view.gaps[0]!)).toBe("50 messages from Ana missed: they expired before this device came online");
     expect(gapText(view.gaps[1]!)).toBe("3 messages from Ben missing so far");
