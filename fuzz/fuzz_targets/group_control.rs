@@ -18,10 +18,13 @@ fuzz_target!(|bytes: &[u8]| {
     };
     assert_eq!(signed.encode(), bytes, "accepted a non-canonical encoding");
     let me = ME.public().ed25519;
-    if let Body::Invite(_) = signed.control.body {
-        if let Ok(mut group) = Group::from_invite(me, &signed, random_id(), 1) {
-            let _ = group.receive(&signed, bytes, &mut random_id, 2);
-            let _ = group.tick(u64::MAX);
-        }
+    let group = match signed.control.body {
+        Body::Invite(_) => Group::from_invite(me, &signed, random_id(), 1),
+        Body::Add(_) => Group::from_add(me, &signed, random_id(), 1),
+        _ => return,
+    };
+    if let Ok(mut group) = group {
+        let _ = group.receive(&signed, bytes, &mut random_id, 2);
+        let _ = group.tick(u64::MAX);
     }
 });

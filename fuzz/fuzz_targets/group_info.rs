@@ -1,7 +1,8 @@
 //! Group-info records from the DHT or pushed by anyone (PROTOCOL.md §4.8): whatever the bytes,
 //! the member's check never panics, and it accepts only what re-encodes to itself. Three
 //! depths: the raw record; a payload correctly signed by the admin's chain key; content sealed
-//! under a key boxed to the member (so the inner decoding and roster rules are reached).
+//! under a key boxed to the member (so the inner decoding and roster rules are reached). Each
+//! record is also offered as a joiner's first version (`check_join`).
 #![no_main]
 
 use std::sync::LazyLock;
@@ -42,6 +43,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         chain_pub: bucket_public(&chain_seed),
         epoch: 1,
         members: members.clone(),
+        rounds: Vec::new(),
     };
     // A real record to the member, to lift a valid key box from.
     let key = GroupKey::random();
@@ -106,4 +108,16 @@ fuzz_target!(|bytes: &[u8]| {
         assert!(info.members.iter().any(|m| m.id == w.me.public().ed25519));
     }
     let _ = info::is_fork(&w.head.chain_pub, 2, &[0; 32], &record);
+    // The same bytes offered to someone joining in an add round (its first version).
+    let join = info::JoinPoint {
+        admin: w.head.admin,
+        chain_pub: w.head.chain_pub,
+        version: 1,
+        round: [3; 16],
+        bucket_pub: w.head.members[1].bucket_pub,
+    };
+    if let Ok(info::Next::Member { info, .. }) = info::check_join(&join, &w.me, &record) {
+        assert!(matches!(info.change, info::Change::Added { round: [3; 16], .. }));
+        assert!(info.members.iter().any(|m| m.id == w.me.public().ed25519));
+    }
 });
