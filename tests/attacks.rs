@@ -2109,9 +2109,10 @@ async fn two_versions_with_one_number_are_flagged_as_a_fork() {
 /// never asked and never accepted (Ana wants Ben and Cai to believe Eve reads along, or wants a
 /// member under her control with Eve's name): once with no acceptance in Eve's entry, once with
 /// Cai's real signed acceptance pasted in, once with an acceptance Eve really signed but for
-/// another group. Stopped by: every member checks each joiner's own signed acceptance of this
-/// add round, with the keys its entry lists (`info::check_acceptance`); the version is refused
-/// and flagged as the admin's doing.
+/// another group Ana is in — also in a version that names that other group. Stopped by: a
+/// version must name the member's own group, and every member checks each joiner's own signed
+/// acceptance of this group's add round, with the keys its entry lists
+/// (`info::check_acceptance`); the version is refused and flagged as the admin's doing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
     use kiyeovo_core::group::control::{random_id, Body, Control, GroupKey, Member, Response};
@@ -2145,12 +2146,19 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
         .encode()
     };
     let cai_acceptance = g.members()[2].response.clone();
+    // Eve accepted another group Ana is in; Ana holds that acceptance.
+    let other = random_id();
     let forgeries = [
-        ("no acceptance", Vec::new()),
-        ("Cai's acceptance", cai_acceptance),
-        ("Eve's, of another group", acceptance(random_id(), &eve)),
+        ("no acceptance", Vec::new(), gid),
+        ("Cai's acceptance", cai_acceptance, gid),
+        ("Eve's, of another group", acceptance(other, &eve), gid),
+        (
+            "Eve's, of another group, in a version naming that group",
+            acceptance(other, &eve),
+            other,
+        ),
     ];
-    for (what, response) in forgeries {
+    for (what, response, version_group) in forgeries {
         let mut members = g.members().to_vec();
         members.push(Member {
             id: eve.public().ed25519,
@@ -2160,7 +2168,7 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
             response,
         });
         let next = GroupInfo {
-            group_id: gid,
+            group_id: version_group,
             creator: g.creator,
             version: chain.version + 1,
             prev_hash: chain.hash,

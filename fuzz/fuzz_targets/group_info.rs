@@ -37,6 +37,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     };
     let members = vec![member(&admin, &chain_seed), member(&me, &GroupKey::random())];
     let head = Head {
+        group_id: [2; 16],
+        creator: admin.public().ed25519,
         version: 1,
         hash: [1; 32],
         admin: admin.public().ed25519,
@@ -110,6 +112,9 @@ fuzz_target!(|bytes: &[u8]| {
     let _ = info::is_fork(&w.head.chain_pub, 2, &[0; 32], &record);
     // The same bytes offered to someone joining in an add round (its first version).
     let join = info::JoinPoint {
+        group_id: [2; 16],
+        creator: w.head.admin,
+        min_epoch: 0,
         admin: w.head.admin,
         chain_pub: w.head.chain_pub,
         version: 1,

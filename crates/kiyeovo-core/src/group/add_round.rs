@@ -126,7 +126,7 @@ impl Group {
     }
 
     /// The group's first invitation id: with the creator it proves the group id.
-    fn origin(&self) -> ControlId {
+    pub(super) fn origin(&self) -> ControlId {
         self.joining
             .as_ref()
             .map_or(self.invite_id, |j| j.add.origin)
@@ -310,7 +310,19 @@ impl Group {
         if self.status == Status::Active && self.admin() == self.me {
             return;
         }
-        let round = self.round.take().expect("checked above");
+        self.void_round(now);
+    }
+
+    /// Admin: the round ends without adding anyone (we handed over, the group ended, or its
+    /// change could not be written): everyone invited is told.
+    pub fn void_round(&mut self, now: u64) {
+        let Some(round) = self.round.take() else {
+            return;
+        };
+        if matches!(&self.life.pending_change, Some(Change::Added { round: r, .. }) if *r == round.id)
+        {
+            self.life.pending_change = None;
+        }
         self.outbox.retain(|o| o.control.id != round.id);
         for to in round.statuses.keys() {
             let body = Body::Closed(ClosedReason::NotAccepted);
@@ -409,7 +421,13 @@ impl Group {
     /// (ended: their keys only read what was written in them, including what we had not
     /// fetched yet when we went), the change notes and flags. Nothing of the epochs between.
     pub fn carry_over(&mut self, old: Group, now: u64) {
-        self.epochs = old.epochs;
+        // Not the epochs after the one we left in (followed only until we were written out).
+        let left_in = old.life.left_in;
+        self.epochs = old
+            .epochs
+            .into_iter()
+            .filter(|e| left_in.is_none_or(|l| e.epoch <= l))
+            .collect();
         for e in &mut self.epochs {
             e.ended_at.get_or_insert(now);
         }
@@ -427,6 +445,19 @@ impl Group {
         }
     }
 
+    /// Whether `inviter` may invite us back into this copy: someone we knew in it — the
+    /// creator, or a member of the last epoch we held (a stranger who merely knows the group's
+    /// id cannot replace what we hold).
+    pub fn may_invite_back(&self, inviter: &MemberKey) -> bool {
+        *inviter == self.creator
+            || self.joining.as_ref().is_some_and(|j| j.admin == *inviter)
+            || self.epochs.is_empty()
+            || self
+                .epochs
+                .last()
+                .is_some_and(|e| e.members.iter().any(|m| m.id == *inviter))
+    }
+
     /// Where we stand as someone who accepted an add round, if we do.
     pub fn join_point(&self) -> Option<JoinPoint> {
         let j = self.joining.as_ref()?;
@@ -434,6 +465,9 @@ impl Group {
             return None;
         }
         Some(JoinPoint {
+            group_id: self.group_id,
+            creator: self.creator,
+            min_epoch: self.epochs.last().map_or(0, |e| e.epoch.saturating_add(1)),
             admin: j.admin,
             chain_pub: j.add.chain_pub,
             version: j.add.version,

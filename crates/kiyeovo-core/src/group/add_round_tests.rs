@@ -2,7 +2,7 @@
 //! the admin's versions signed and sealed as the service does.
 
 use super::*;
-use crate::group::control::{random_id, Control, Person};
+use crate::group::control::{random_id, Control, Person, Response};
 use crate::group::info::{self, GroupInfo};
 use crate::group::membership::tests::{Net, HOUR};
 
@@ -353,6 +353,19 @@ fn a_joiner_takes_only_the_version_of_its_round_from_its_inviter() {
         Err(ChainError::Invalid(_))
     ));
     assert_eq!(net.groups[3].status, Status::Accepted);
+    // Ana lists herself at another bucket key than the chain key her invitation named.
+    let mut info = honest.clone();
+    let ana = info
+        .members
+        .iter_mut()
+        .find(|m| m.id == net.key(0))
+        .unwrap();
+    ana.bucket_pub = [9; 32];
+    let record = forge(&net, info);
+    assert!(matches!(
+        net.deliver(3, &record),
+        Err(ChainError::Invalid(_))
+    ));
     // Ben (a member, not her inviter) cannot write it either.
     let seed = net.groups[1].bucket_seed.clone().unwrap();
     let record = info::write(&net.ids[1], &seed, honest.clone(), &GroupKey::random()).1;
@@ -409,9 +422,38 @@ fn a_removed_member_added_back_keeps_its_own_epochs_and_gets_none_it_was_out_of(
 
 #[test]
 fn a_layout_4_group_opens_as_layout_5() {
-    use crate::group::store_legacy::GroupV4;
-    let net = Net::new(2);
-    let g = net.groups[1].clone();
+    use crate::group::store_legacy::{ChangeNoteV4, ChangeV4, GroupLifeV4, GroupV4};
+    let mut net = Net::new(2);
+    net.write(0, Change::Rotated).unwrap();
+    let g = net.groups[0].clone();
+    let note = &g.life.changes[0];
+    assert_eq!(note.change, Change::Rotated);
+    // As layout 4 wrote it, with an `Added` only a modified admin could have written then.
+    let life = GroupLifeV4 {
+        chain_records: g.life.chain_records.clone(),
+        leaving: g.life.leaving.clone(),
+        changes: vec![
+            ChangeNoteV4 {
+                version: note.version,
+                epoch: note.epoch,
+                by: note.by,
+                change: ChangeV4::Rotated,
+                names: note.names.clone(),
+                at: note.at,
+            },
+            ChangeNoteV4 {
+                version: 3,
+                epoch: 3,
+                by: note.by,
+                change: ChangeV4::Added(vec![[5; 32]]),
+                names: Vec::new(),
+                at: 9,
+            },
+        ],
+        left_in: None,
+        hand_back: None,
+        pending_change: Some(ChangeV4::Rotated),
+    };
     let v4 = GroupV4 {
         group_id: g.group_id,
         role: g.role,
@@ -428,7 +470,7 @@ fn a_layout_4_group_opens_as_layout_5() {
         bucket_seed: g.bucket_seed.clone(),
         epochs: g.epochs.clone(),
         chain: g.chain.clone(),
-        life: g.life.clone(),
+        life,
         seen: g.seen.clone(),
         outbox: g.outbox.clone(),
         window_passed: g.window_passed,
@@ -439,5 +481,176 @@ fn a_layout_4_group_opens_as_layout_5() {
     };
     let bytes = crate::codec::encode(&v4);
     let back: GroupV4 = crate::codec::decode_bounded(&bytes, 1 << 20).unwrap();
-    assert_eq!(Group::from(back), g);
+    let opened = Group::from(back);
+    let mut want = g.clone();
+    want.life.pending_change = Some(Change::Rotated);
+    want.life.changes.push(ChangeNote {
+        version: 3,
+        epoch: 3,
+        by: note.by,
+        change: Change::Added {
+            who: vec![[5; 32]],
+            round: [0; 16],
+        },
+        names: Vec::new(),
+        at: 9,
+    });
+    assert_eq!(opened, want);
+    assert!(opened.round.is_none() && opened.joining.is_none());
+}
+
+#[test]
+fn an_admin_of_two_groups_cannot_carry_an_acceptance_from_one_into_the_other() {
+    // Ana is the admin of this group; Eve accepted *another* group (G2) with Ana in it, so
+    // Ana holds Eve's signed acceptance of G2. She writes a version of our group naming G2 (so
+    // the acceptance's group matches the version's) in Eve's entry: refused by every member.
+    let mut net = Net::with_rejecters(3, 1);
+    let eve = &net.ids[3];
+    let other_group = random_id();
+    let round = random_id();
+    let seed = GroupKey::random();
+    let response = Control {
+        id: random_id(),
+        group_id: other_group,
+        sent_at: 0,
+        body: Body::Response(Response {
+            invite_id: round,
+            accept: true,
+            list_hash: [0; 32],
+            bucket_pub: Some(bucket_public(&seed)),
+            window_bucket_pub: None,
+            x25519: eve.public().x25519,
+            responded_at: 0,
+        }),
+    }
+    .sign(eve)
+    .encode();
+    let g = &net.groups[0];
+    let chain = g.chain.clone().unwrap();
+    let mut members = g.members().to_vec();
+    members.push(Member {
+        id: eve.public().ed25519,
+        name: "Eve".into(),
+        bucket_pub: bucket_public(&seed),
+        x25519: eve.public().x25519,
+        response,
+    });
+    let info = GroupInfo {
+        group_id: other_group,
+        creator: g.creator,
+        version: chain.version + 1,
+        prev_hash: chain.hash,
+        admin: chain.admin,
+        epoch: g.epoch() + 1,
+        members,
+        boundaries: Vec::new(),
+        change: Change::Added {
+            who: vec![eve.public().ed25519],
+            round,
+        },
+        made_at: net.now,
+    };
+    let record = forge(&net, info);
+    for i in 1..3 {
+        assert_eq!(
+            net.deliver(i, &record),
+            Err(ChainError::Invalid("a version of another group"))
+        );
+        assert_eq!(net.groups[i].epoch(), 1);
+    }
+}
+
+#[test]
+fn ending_the_group_mid_round_closes_it_and_nothing_is_left_pending() {
+    let mut net = Net::with_rejecters(3, 1);
+    invite(&mut net, 0, &[3]);
+    answer(&mut net, 3, 0, true).unwrap();
+    net.now += 1000;
+    let g = &mut net.groups[0];
+    let next = g
+        .next_info(Change::Disbanded, &Default::default(), net.now)
+        .unwrap();
+    let key = GroupKey::random();
+    let (_, record) = info::write(
+        &net.ids[0],
+        g.bucket_seed.as_ref().unwrap(),
+        next.clone(),
+        &key,
+    );
+    let hash = crate::group::membership::record_hash(&record).unwrap();
+    g.advance(&next, key, hash, record, net.now);
+    assert!(g.round.is_none(), "the round ended with the group");
+    assert!(g.life.pending_change.is_none());
+    assert!(!g.round_due(u64::MAX));
+    assert!(pass(&mut net, 0, 3).contains(&"closed"), "Eve is told");
+    assert_eq!(net.groups[3].status, Status::Expired);
+}
+
+#[test]
+fn a_round_whose_adding_cannot_be_written_is_voided_and_its_acceptors_told() {
+    let mut net = Net::with_rejecters(3, 1);
+    invite(&mut net, 0, &[3]);
+    answer(&mut net, 3, 0, true).unwrap();
+    assert!(net.groups[0].finish_round(&mut random_id, net.now));
+    assert!(matches!(
+        net.groups[0].life.pending_change,
+        Some(Change::Added { .. })
+    ));
+    net.groups[0].void_round(net.now);
+    assert!(net.groups[0].round.is_none() && net.groups[0].life.pending_change.is_none());
+    assert!(pass(&mut net, 0, 3).contains(&"closed"));
+    assert_eq!(net.groups[3].status, Status::Expired);
+    // And the next round can open.
+    invite(&mut net, 0, &[3]);
+    assert!(net.groups[0].round.is_some());
+}
+
+#[test]
+fn a_leaver_added_back_gets_no_epoch_after_the_one_it_left_in() {
+    let mut net = Net::new(3);
+    let cai = net.key(2);
+    // Cai leaves; before Ana writes her out, Ana rotates: Cai still follows the chain and
+    // is given epoch 2's key.
+    net.groups[2].leave(0, random_id(), net.now).unwrap();
+    let rotation = net.write(0, Change::Rotated).unwrap();
+    net.deliver(1, &rotation).unwrap();
+    net.deliver(2, &rotation).unwrap();
+    assert_eq!(net.groups[2].epochs.len(), 2);
+    let out = net.write(0, Change::Left(cai)).unwrap();
+    net.deliver(1, &out).unwrap();
+    assert_eq!(net.deliver(2, &out), Ok(Applied::Excluded));
+    net.groups[2].outbox.clear();
+    let back = net.add(0, 2).unwrap();
+    net.deliver(1, &back).unwrap();
+    assert_eq!(net.deliver(2, &back), Ok(Applied::Advanced));
+    let held: Vec<u32> = net.groups[2].epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(
+        held,
+        [1, 4],
+        "not epoch 2 (after she left) nor 3 (she was out)"
+    );
+}
+
+#[test]
+fn only_someone_we_knew_in_the_group_can_invite_us_back_and_a_stale_acceptance_expires() {
+    let mut net = Net::with_rejecters(3, 1);
+    let carol = net.key(2);
+    let removed = net.write(0, Change::Removed(carol)).unwrap();
+    net.deliver(2, &removed).unwrap();
+    let g = &net.groups[2];
+    assert!(g.may_rejoin());
+    assert!(g.may_invite_back(&net.key(0)) && g.may_invite_back(&net.key(1)));
+    assert!(
+        !g.may_invite_back(&net.key(3)),
+        "Eve was never in it with her"
+    );
+    // Someone who accepted an add round nothing came of: expired a day after the window.
+    invite(&mut net, 0, &[3]);
+    answer(&mut net, 3, 0, true).unwrap();
+    let end = net.groups[3].invite.expires_at;
+    assert!(!net.groups[3].tick(end + 1) || net.groups[3].status == Status::Accepted);
+    assert_eq!(net.groups[3].status, Status::Accepted);
+    assert!(net.groups[3].tick(end + crate::group::machine::JOIN_GRACE_MS + 1));
+    assert_eq!(net.groups[3].status, Status::Expired);
+    assert!(net.groups[3].may_rejoin());
 }

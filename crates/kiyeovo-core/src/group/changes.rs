@@ -84,6 +84,10 @@ impl Groups {
         };
         let _guard = self.write.lock().await;
         let mut group = self.load(&gid).await?;
+        // Adding those who accepted is written first: it must not be replaced by another change.
+        if matches!(group.life.pending_change, Some(Change::Added { .. })) {
+            return Err(GroupError::RoundOpen.into());
+        }
         group.next_info(change.clone(), &BTreeMap::new(), now_ms())?;
         group.life.pending_change = Some(change.clone());
         self.save(&group).await?;
@@ -343,7 +347,11 @@ impl Groups {
                     let _guard = self.write.lock().await;
                     if let Ok(mut fresh) = self.load(&g.group_id).await {
                         if fresh.life.pending_change.take().is_some() {
+                            // Adding could not be written: those who accepted are told, and
+                            // the round no longer blocks the next one.
+                            fresh.void_round(now_ms());
                             let _ = self.save(&fresh).await;
+                            let _ = self.flush(fresh).await;
                         }
                     }
                 }

@@ -124,6 +124,10 @@ pub struct InfoRecord {
 /// Where a member's chain stands: what the next version must build on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
+    /// Our group: a version naming another is refused (an admin of two groups cannot carry
+    /// one group's acceptances into the other).
+    pub group_id: GroupId,
+    pub creator: MemberKey,
     pub version: u64,
     pub hash: [u8; 32],
     pub admin: MemberKey,
@@ -388,6 +392,11 @@ fn open_version(
 /// signed invitation named (PROTOCOL.md §4.7 Add).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinPoint {
+    /// The group the invitation named (its id proven from creator and first invitation).
+    pub group_id: GroupId,
+    pub creator: MemberKey,
+    /// Above every epoch we hold already (we may be added back): the new one must be newer.
+    pub min_epoch: u32,
     pub admin: MemberKey,
     pub chain_pub: [u8; 32],
     /// The admin's chain head when the round opened: the version that adds us comes later.
@@ -419,6 +428,12 @@ pub fn check_join(join: &JoinPoint, me: &Identity, bytes: &[u8]) -> Result<Next,
         Opened::Ours { info, key, hash } => (info, key, hash),
     };
     let mine = me.public();
+    if info.group_id != join.group_id || info.creator != join.creator {
+        return Err(Invalid("a version of another group"));
+    }
+    if info.epoch < join.min_epoch {
+        return Err(Invalid("an epoch we hold already"));
+    }
     check_roster_shape(&info, &mine.ed25519)?;
     let Change::Added { who, round } = &info.change else {
         return Err(Invalid("our first version must be the one that adds us"));
@@ -430,8 +445,15 @@ pub fn check_join(join: &JoinPoint, me: &Identity, bytes: &[u8]) -> Result<Next,
     if me_listed.is_none_or(|m| m.bucket_pub != join.bucket_pub || m.x25519 != mine.x25519) {
         return Err(Invalid("our entry does not carry our keys"));
     }
-    if !info.members.iter().any(|m| m.id == info.admin) {
-        return Err(Invalid("the admin is not a member"));
+    // The admin's entry must name the chain key the invitation did: the chain goes on there.
+    if !info
+        .members
+        .iter()
+        .any(|m| m.id == info.admin && m.bucket_pub == join.chain_pub)
+    {
+        return Err(Invalid(
+            "the admin is not a member at the chain key it named",
+        ));
     }
     for m in info.members.iter().filter(|m| who.contains(&m.id)) {
         check_acceptance(&info, m, round)?;
@@ -482,6 +504,9 @@ fn check_roster_shape(info: &GroupInfo, me: &MemberKey) -> Result<(), ChainError
 /// keeps their entry exactly.
 pub fn check_change(head: &Head, info: &GroupInfo, me: &MemberKey) -> Result<(), ChainError> {
     use ChainError::Invalid;
+    if info.group_id != head.group_id || info.creator != head.creator {
+        return Err(Invalid("a version of another group"));
+    }
     if Some(info.epoch) != head.epoch.checked_add(1) {
         return Err(Invalid("the epoch must move by one"));
     }

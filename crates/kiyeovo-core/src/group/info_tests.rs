@@ -39,6 +39,8 @@ impl World {
         ];
         let group_id = random_id();
         let head = Head {
+            group_id,
+            creator: ana.public().ed25519,
             version: 1,
             hash: genesis_hash(&group_id, &ana.public().ed25519, &[7; 32]),
             admin: ana.public().ed25519,

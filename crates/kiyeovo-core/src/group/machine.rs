@@ -87,6 +87,9 @@ pub fn roster_hash(group_id: &GroupId, epoch: u32, members: &[Member]) -> [u8; 3
 
 /// How far a response's signed time may lie before the invitation was created.
 pub const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// How long after an add round's window someone who accepted waits for the version that adds
+/// it before the invitation counts as expired (the admin may have been offline at the end).
+pub const JOIN_GRACE_MS: u64 = 24 * 3600 * 1000;
 /// Control ids remembered for de-duplication (far more than one group ever sees).
 const MAX_SEEN: usize = 4096;
 
@@ -1048,6 +1051,14 @@ impl Group {
         if self.status == Status::Invited {
             self.status = Status::Expired;
             self.statuses.insert(self.me, InviteeStatus::Expired);
+        }
+        // Accepted into a running group, but nothing came of it long after the window (the
+        // inviter never wrote the version): it expires, so a real invitation can arrive.
+        if self.joining.is_some()
+            && self.status == Status::Accepted
+            && now > self.invite.expires_at.saturating_add(JOIN_GRACE_MS)
+        {
+            self.status = Status::Expired;
         }
         self.outbox.retain(|o| !o.until_ack);
         let changed = before != (self.status, self.outbox.len(), self.window_passed);

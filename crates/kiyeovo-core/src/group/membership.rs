@@ -71,13 +71,16 @@ impl Group {
         let current = self.current()?;
         let admin = current.members.iter().find(|m| m.id == chain.admin)?;
         Some(Head {
+            group_id: self.group_id,
+            creator: self.creator,
             version: chain.version,
             hash: chain.hash,
             admin: chain.admin,
             chain_pub: admin.bucket_pub,
             epoch: current.epoch,
             members: current.members.clone(),
-            rounds: std::iter::once(self.invite_id)
+            rounds: [self.invite_id, self.origin()]
+                .into_iter()
                 .chain(self.life.changes.iter().filter_map(|c| match &c.change {
                     Change::Added { round, .. } => Some(*round),
                     _ => None,
@@ -319,7 +322,6 @@ impl Group {
         });
         self.keep_record(info.version, record);
         self.life.pending_change = None;
-        self.after_version(&info.change, now);
         for (who, _) in &info.boundaries {
             self.life.leaving.remove(who);
         }
@@ -329,6 +331,8 @@ impl Group {
                 last.ended_at = Some(now);
             }
         }
+        // After the status: a round of a group that just ended is closed too.
+        self.after_version(&info.change, now);
         if self.status == Status::Left {
             // Our Leave goes to whoever is admin now; if that is us (a hand-over crossed our
             // leave), we hand back first.

@@ -493,7 +493,11 @@ impl Groups {
         match existing {
             None => self.new_invitation(tx, peer, &signed, None, now).await,
             // Being added back to a group we are out of is an invitation like any other.
-            Some(old) if matches!(signed.control.body, Body::Add(_)) && old.may_rejoin() => {
+            Some(old)
+                if matches!(signed.control.body, Body::Add(_))
+                    && old.may_rejoin()
+                    && old.may_invite_back(&signed.signer) =>
+            {
                 self.new_invitation(tx, peer, &signed, Some(old), now).await
             }
             Some(mut group) => {

@@ -24,11 +24,12 @@ use super::control::{
     Body, ClosedReason, Control, ControlId, GroupId, GroupKey, Invite, InviteeStatus, Member,
     MemberKey, Person, Response, RosterUpdate, Welcome,
 };
-use super::info::genesis_hash;
+use super::info::{genesis_hash, Change};
 use super::machine::{
     bucket_public, roster_hash, ChainPos, EpochState, Flag, FlagKind, Group, GroupLife, Outgoing,
     Role, Status,
 };
+use super::membership::ChangeNote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InviteV1 {
@@ -360,6 +361,78 @@ impl From<GroupV3> for Group {
     }
 }
 
+/// A change as layout 4 stored it: `Added` was a list only (no version could add anyone yet,
+/// but a modified admin could have written one; it reads as added in no round).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ChangeV4 {
+    Rotated,
+    Added(Vec<MemberKey>),
+    Removed(MemberKey),
+    Left(MemberKey),
+    AdminTo(MemberKey),
+    Disbanded,
+}
+
+impl From<ChangeV4> for Change {
+    fn from(c: ChangeV4) -> Change {
+        match c {
+            ChangeV4::Rotated => Change::Rotated,
+            ChangeV4::Added(who) => Change::Added {
+                who,
+                round: [0; 16],
+            },
+            ChangeV4::Removed(k) => Change::Removed(k),
+            ChangeV4::Left(k) => Change::Left(k),
+            ChangeV4::AdminTo(k) => Change::AdminTo(k),
+            ChangeV4::Disbanded => Change::Disbanded,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeNoteV4 {
+    pub version: u64,
+    pub epoch: u32,
+    pub by: MemberKey,
+    pub change: ChangeV4,
+    pub names: Vec<(MemberKey, String)>,
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupLifeV4 {
+    pub chain_records: Vec<(u64, Vec<u8>)>,
+    pub leaving: BTreeMap<MemberKey, u64>,
+    pub changes: Vec<ChangeNoteV4>,
+    pub left_in: Option<u32>,
+    pub hand_back: Option<MemberKey>,
+    pub pending_change: Option<ChangeV4>,
+}
+
+impl From<GroupLifeV4> for GroupLife {
+    fn from(l: GroupLifeV4) -> GroupLife {
+        GroupLife {
+            chain_records: l.chain_records,
+            leaving: l.leaving,
+            changes: l
+                .changes
+                .into_iter()
+                .map(|c| ChangeNote {
+                    version: c.version,
+                    epoch: c.epoch,
+                    by: c.by,
+                    change: c.change.into(),
+                    names: c.names,
+                    at: c.at,
+                })
+                .collect(),
+            left_in: l.left_in,
+            hand_back: l.hand_back,
+            pending_change: l.pending_change.map(Change::from),
+        }
+    }
+}
+
 /// Layout 4: membership changes, before adding members (no add round, no add invitation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupV4 {
@@ -378,7 +451,7 @@ pub struct GroupV4 {
     pub bucket_seed: Option<GroupKey>,
     pub epochs: Vec<EpochState>,
     pub chain: Option<ChainPos>,
-    pub life: GroupLife,
+    pub life: GroupLifeV4,
     pub seen: BTreeSet<ControlId>,
     pub outbox: Vec<Outgoing>,
     pub window_passed: bool,
@@ -406,7 +479,7 @@ impl From<GroupV4> for Group {
             bucket_seed: g.bucket_seed,
             epochs: g.epochs,
             chain: g.chain,
-            life: g.life,
+            life: g.life.into(),
             seen: g.seen,
             outbox: g.outbox,
             window_passed: g.window_passed,
