@@ -573,3 +573,59 @@ async fn the_rotation_setting_is_saved_and_survives_a_restart() {
     app.shutdown().await;
     boot.shutdown().await;
 }
+
+/// A message Ben wrote while he could reach nobody, before he learned the group changed, goes
+/// out in the new epoch: Eve, added meanwhile, gets it (she holds no older key); Ana and Cai
+/// get it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_written_unreachable_goes_out_in_the_epoch_that_began_meanwhile() {
+    use kiyeovo_tests::TestProfile;
+    let (boot, addr) = bootstrap_node().await;
+    let (profiles, apps, id) = group_of("unsent", 3, &addr).await;
+    let eve_profile = TestProfile::new("unsent-eve");
+    let eve = start_group_app(&eve_profile, &addr).await;
+    kiyeovo_tests::befriend(&apps[0], &eve).await;
+    eve.shutdown().await;
+    let mut apps = apps.into_iter();
+    let (ana, ben, cai) = (
+        apps.next().unwrap(),
+        apps.next().unwrap(),
+        apps.next().unwrap(),
+    );
+    ana.shutdown().await;
+    cai.shutdown().await;
+    boot.shutdown().await;
+    // Ben alone, with no network: it stays unsent.
+    let m = ben.chat().send(&id, "written alone").await.unwrap();
+    assert_eq!(m.epoch, 1);
+    assert!(!m.published);
+    ben.shutdown().await;
+
+    // Meanwhile (another bootstrap node: the old one is gone) Ana adds Eve: epoch 2.
+    let (boot, addr) = bootstrap_node().await;
+    let ana = start_group_app(&profiles[0], &addr).await;
+    let cai = start_group_app(&profiles[2], &addr).await;
+    let eve = start_group_app(&eve_profile, &addr).await;
+    ana.groups()
+        .add_members(&id, &[eve.peer_id()], "Ana")
+        .await
+        .unwrap();
+    wait_group(&eve, &id, "the add invitation", |v| v.can_respond).await;
+    eve.groups().respond(&id, true).await.unwrap();
+    wait_group(&eve, &id, "added", |v| v.epoch == 2).await;
+    wait_group(&cai, &id, "epoch 2", |v| v.epoch == 2).await;
+
+    // Ben is back: he learns of epoch 2 and his message goes out in it.
+    let ben = start_group_app(&profiles[1], &addr).await;
+    wait_group(&ben, &id, "epoch 2", |v| v.epoch == 2).await;
+    wait_bodies(&eve, &id, &["written alone"]).await;
+    wait_bodies(&ana, &id, &["written alone"]).await;
+    wait_bodies(&cai, &id, &["written alone"]).await;
+    let mine = ben.chat().chat(&id).await.unwrap().messages;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].epoch, 2, "sealed again in the new epoch");
+    for app in [ana, ben, cai, eve] {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

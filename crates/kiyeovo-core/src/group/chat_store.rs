@@ -337,6 +337,80 @@ pub async fn mark_stored_up_to(
     Ok(done.rows_affected())
 }
 
+/// Our messages of `epoch` that reached nobody — never handed to the mesh, never in our bucket —
+/// after the last one that did (so taking them out leaves no hole in our numbering): (seq, msg
+/// id, sent_at, body), oldest first.
+pub async fn unsent_tail(
+    pool: &SqlitePool,
+    key: &[u8; 32],
+    group: &str,
+    epoch: u32,
+    me: &str,
+) -> Result<Vec<(u64, [u8; 16], u64, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT seq, msg_id, sent_at, body FROM group_messages
+         WHERE group_id = ?1 AND epoch = ?2 AND sender = ?3 AND outgoing = 1
+           AND seq > COALESCE((SELECT MAX(seq) FROM group_messages WHERE group_id = ?1
+                AND epoch = ?2 AND sender = ?3 AND (published = 1 OR stored = 1)), 0)
+         ORDER BY seq",
+    )
+    .bind(group)
+    .bind(epoch as i64)
+    .bind(me)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let Ok(id) = <[u8; 16]>::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
+            continue;
+        };
+        let Ok(body) = seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) else {
+            continue;
+        };
+        out.push((
+            r.get::<i64, _>("seq") as u64,
+            id,
+            r.get::<i64, _>("sent_at") as u64,
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Takes one of our messages back (to send it again in another epoch): its outbox envelope and
+/// its row. Returns whether it was still unsent (a write that got there first keeps it).
+pub async fn take_back_unsent(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &str,
+    epoch: u32,
+    seq: u64,
+    msg_id: &[u8; 16],
+) -> Result<bool, DbError> {
+    let gone = sqlx::query(
+        "DELETE FROM group_messages WHERE group_id = ? AND msg_id = ? AND epoch = ? AND seq = ?
+           AND outgoing = 1 AND published = 0 AND stored = 0",
+    )
+    .bind(group)
+    .bind(msg_id.as_slice())
+    .bind(epoch as i64)
+    .bind(seq as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    if gone.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM group_outbox WHERE group_id = ? AND epoch = ? AND seq = ?")
+        .bind(group)
+        .bind(epoch as i64)
+        .bind(seq as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(true)
+}
+
 pub async fn messages(
     pool: &SqlitePool,
     key: &[u8; 32],

@@ -347,6 +347,16 @@ impl GroupChat {
 
     /// Re-publishes every bucket we wrote in (PROTOCOL.md §3).
     pub async fn republish_all(self: &Arc<Self>) {
+        // A change made while we were away first (this also runs at start): what we wrote but
+        // could not send goes out in the epoch it began, not in the old one.
+        self.groups.walk_chains().await;
+        if let Ok(groups) = self.groups.all_groups().await {
+            for g in &groups {
+                if let Err(e) = self.reseal_unsent(g).await {
+                    tracing::warn!(error = %e, "unsent messages not sealed again");
+                }
+            }
+        }
         self.groups.republish_chains().await;
         let epochs: Vec<Epoch> = self.topics.lock().await.values().cloned().collect();
         let Ok(own) = cs::own_epochs(self.db.pool()).await else {

@@ -25,56 +25,11 @@ impl GroupChat {
             let mut tx = crate::storage::db::write_tx(self.db.pool())
                 .await
                 .map_err(tx_err)?;
-            let seq = cs::next_out_seq(&mut tx, &ep.gid, ep.epoch).await?;
-            let sealed = envelope::seal(
-                &Sealing {
-                    identity: &self.identity,
-                    key: &ep.key,
-                    group_id: ep.group_id,
-                    epoch: ep.epoch,
-                    seq,
-                    msg_id,
-                    sent_at,
-                    roster_hash: ep.roster_hash,
-                },
-                body,
-            )?;
-            cs::push_outbox(&mut tx, &ep.gid, ep.epoch, seq, &sealed).await?;
-            cs::insert_message(
-                &mut tx,
-                &self.storage_key,
-                &NewMessage {
-                    group: &ep.gid,
-                    epoch: ep.epoch,
-                    sender: &self.me_peer,
-                    seq,
-                    msg_id: &msg_id,
-                    sent_at,
-                    body,
-                    outgoing: true,
-                    envelope: &sealed,
-                },
-            )
-            .await?;
+            let out = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
             tx.commit().await.map_err(tx_err)?;
-            (sealed, seq)
+            out
         };
-        let published = match self.client.publish(ep.topic.clone(), sealed.clone()).await {
-            Ok(()) => {
-                cs::mark_published(self.db.pool(), &ep.gid, &self.me_peer, &msg_id).await?;
-                true
-            }
-            // Nobody on the topic yet. Right after a membership change that is the normal
-            // case: members join the new epoch's topic as its version reaches them, a moment
-            // after us. Published again in the background while they arrive; the bucket
-            // carries it to anyone who stays away.
-            Err(e) => {
-                tracing::debug!(group = %ep.gid, error = %e, "not published live yet");
-                self.republish_live(&ep, sealed, msg_id);
-                false
-            }
-        };
-        self.schedule_publish(&ep).await;
+        let published = self.go_out(&ep, sealed, msg_id).await?;
         self.emit(ChatEvent::Changed {
             group_id: ep.group_id,
         });
@@ -91,6 +46,129 @@ impl GroupChat {
             stored: false,
             order_uncertain: false,
         })
+    }
+
+    /// Seals our message `body` as our next seq in `ep` and commits it (outbox and conversation)
+    /// in `tx`. Returns the envelope and its seq.
+    async fn commit_own(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        ep: &Epoch,
+        msg_id: [u8; 16],
+        sent_at: u64,
+        body: &str,
+    ) -> Result<(Vec<u8>, u64), ChatError> {
+        let seq = cs::next_out_seq(tx, &ep.gid, ep.epoch).await?;
+        let sealed = envelope::seal(
+            &Sealing {
+                identity: &self.identity,
+                key: &ep.key,
+                group_id: ep.group_id,
+                epoch: ep.epoch,
+                seq,
+                msg_id,
+                sent_at,
+                roster_hash: ep.roster_hash,
+            },
+            body,
+        )?;
+        cs::push_outbox(tx, &ep.gid, ep.epoch, seq, &sealed).await?;
+        cs::insert_message(
+            tx,
+            &self.storage_key,
+            &NewMessage {
+                group: &ep.gid,
+                epoch: ep.epoch,
+                sender: &self.me_peer,
+                seq,
+                msg_id: &msg_id,
+                sent_at,
+                body,
+                outgoing: true,
+                envelope: &sealed,
+            },
+        )
+        .await?;
+        Ok((sealed, seq))
+    }
+
+    /// A committed message of ours goes out: live on the topic (again in the background if
+    /// nobody is on it yet), and into our bucket. Returns whether it was published live.
+    async fn go_out(
+        self: &Arc<Self>,
+        ep: &Epoch,
+        sealed: Vec<u8>,
+        msg_id: [u8; 16],
+    ) -> Result<bool, ChatError> {
+        let published = match self.client.publish(ep.topic.clone(), sealed.clone()).await {
+            Ok(()) => {
+                cs::mark_published(self.db.pool(), &ep.gid, &self.me_peer, &msg_id).await?;
+                true
+            }
+            // Nobody on the topic yet. Right after a membership change that is the normal
+            // case: members join the new epoch's topic as its version reaches them, a moment
+            // after us. Published again in the background while they arrive; the bucket
+            // carries it to anyone who stays away.
+            Err(e) => {
+                tracing::debug!(group = %ep.gid, error = %e, "not published live yet");
+                self.republish_live(ep, sealed, msg_id);
+                false
+            }
+        };
+        self.schedule_publish(ep).await;
+        Ok(published)
+    }
+
+    /// Our messages still unsent in an earlier epoch when a new one began for us (written while
+    /// we could not reach anyone, before we learned of the change) go out in the new epoch
+    /// instead: sealed again under its key with our next seq there, the same message id (so a
+    /// member who somehow has the old copy keeps one) and the time they were written. Someone
+    /// removed meanwhile never gets them; someone added meanwhile does.
+    pub async fn reseal_unsent(self: &Arc<Self>, group: &Group) -> Result<usize, ChatError> {
+        let Some(ep) = writable(group) else {
+            return Ok(0);
+        };
+        let mut out = Vec::new();
+        {
+            let _guard = self.write.lock().await;
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
+                .await
+                .map_err(tx_err)?;
+            let older = std::iter::once(0).chain(group.epochs.iter().map(|e| e.epoch));
+            for epoch in older.filter(|e| *e < ep.epoch) {
+                let tail = cs::unsent_tail(
+                    self.db.pool(),
+                    &self.storage_key,
+                    &ep.gid,
+                    epoch,
+                    &self.me_peer,
+                )
+                .await?;
+                for (seq, msg_id, sent_at, body) in tail {
+                    if !cs::take_back_unsent(&mut tx, &ep.gid, epoch, seq, &msg_id).await? {
+                        continue;
+                    }
+                    let (sealed, _) = self
+                        .commit_own(&mut tx, &ep, msg_id, sent_at, &body)
+                        .await?;
+                    out.push((sealed, msg_id));
+                }
+            }
+            tx.commit().await.map_err(tx_err)?;
+        }
+        let n = out.len();
+        if n > 0 {
+            tracing::info!(group = %ep.gid, epoch = ep.epoch, n, "unsent messages sealed again in the new epoch");
+        }
+        for (sealed, msg_id) in out {
+            self.go_out(&ep, sealed, msg_id).await?;
+        }
+        if n > 0 {
+            self.emit(ChatEvent::Changed {
+                group_id: ep.group_id,
+            });
+        }
+        Ok(n)
     }
 
     /// Tries to publish `sealed` on `ep`'s topic again for a few seconds (see [`Self::send`]).

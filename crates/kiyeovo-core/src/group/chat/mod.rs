@@ -287,7 +287,18 @@ impl GroupChat {
                         // background (its topic is already joined).
                         for ep in after.into_iter().filter(|e| !before.contains(&e.topic)) {
                             let this = self.clone();
-                            tokio::spawn(async move { this.poll_epoch(&ep).await });
+                            tokio::spawn(async move {
+                                // What we wrote but could not send before we learned of it
+                                // goes out in it.
+                                if ep.live {
+                                    if let Ok(g) = this.groups.load_group(&ep.group_id).await {
+                                        if let Err(e) = this.reseal_unsent(&g).await {
+                                            tracing::warn!(group = %ep.gid, error = %e, "unsent messages not sealed again");
+                                        }
+                                    }
+                                }
+                                this.poll_epoch(&ep).await
+                            });
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
