@@ -629,3 +629,51 @@ async fn a_message_written_unreachable_goes_out_in_the_epoch_that_began_meanwhil
     }
     boot.shutdown().await;
 }
+
+/// The first message after a change reaches at once even a member who learns of the change
+/// only a poll round later (not the admin's contact: no push; it walks the chain). Nobody is on
+/// the new topic when the admin writes: the message is published again as members arrive (it
+/// shows as sent then), and a member catching up on the new epoch reads it from the bucket at
+/// once — whichever comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_message_reaches_a_member_who_learns_of_the_change_late() {
+    use kiyeovo_core::group::ChatEvent;
+    let (boot, addr) = bootstrap_node().await;
+    let (_profiles, apps, id) = group_of("late", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    // Ana hands over to Ben and leaves: Ben (admin) and Cai are not each other's contacts.
+    ana.groups()
+        .admin_action(&id, AdminAction::HandOver(ben.peer_id()))
+        .await
+        .unwrap();
+    wait_group(ben, &id, "admin", |v| v.is_admin).await;
+    ana.groups().leave(&id).await.unwrap();
+    wait_group(cai, &id, "Ana written out", |v| v.epoch == 3).await;
+    let mut cai_rx = cai.chat().subscribe();
+    ben.groups()
+        .admin_action(&id, AdminAction::Rotate)
+        .await
+        .unwrap();
+    let sent = ben.chat().send(&id, "first in epoch 4").await.unwrap();
+    assert_eq!(sent.epoch, 4);
+    assert!(!sent.published, "nobody was on the new topic yet");
+    let mut ben_rx = ben.chat().subscribe();
+    kiyeovo_tests::wait_event(&mut cai_rx, "the first message", |e| {
+        matches!(e, ChatEvent::Received { epoch: 4, .. })
+    })
+    .await;
+    // And it went out live once someone was on the topic.
+    let published = || async { ben.chat().chat(&id).await.unwrap().messages[0].published };
+    let outcome = tokio::time::timeout(kiyeovo_tests::WAIT, async {
+        while !published().await {
+            let _ = ben_rx.recv().await;
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "never published live");
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
