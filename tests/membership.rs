@@ -291,20 +291,27 @@ async fn leave_hand_over_leave_remove_and_disband() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_offline_across_three_changes_comes_back_current() {
+async fn a_member_offline_across_add_remove_rotate_comes_back_current() {
     let (boot, addr) = bootstrap_node().await;
     let (profiles, mut apps, id) = group_of("off", 4, &addr).await;
     wait_connected(&apps).await;
+    let eve_profile = kiyeovo_tests::TestProfile::new("off-eve");
+    let eve = start_group_app(&eve_profile, &addr).await;
+    kiyeovo_tests::befriend(&apps[0], &eve).await;
     // Dan goes away.
     let dan = apps.pop().unwrap();
     dan.shutdown().await;
     let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
     ana.chat().send(&id, "e1 ana").await.unwrap();
+    // Add: Eve joins at epoch 2.
     ana.groups()
-        .admin_action(&id, AdminAction::Rotate)
+        .add_members(&id, &[eve.peer_id()], "Ana")
         .await
         .unwrap();
+    wait_group(&eve, &id, "the add invitation", |v| v.can_respond).await;
+    eve.groups().respond(&id, true).await.unwrap();
     wait_group(ben, &id, "epoch 2", |v| v.epoch == 2).await;
+    wait_group(&eve, &id, "epoch 2", |v| v.epoch == 2).await;
     ben.chat().send(&id, "e2 ben").await.unwrap();
     ana.groups()
         .admin_action(&id, AdminAction::Remove(cai.peer_id()))
@@ -321,6 +328,7 @@ async fn a_member_offline_across_three_changes_comes_back_current() {
     let all = ["e1 ana", "e2 ben", "e3 ben", "e4 ana"];
     wait_bodies(ben, &id, &all).await;
     wait_bodies(cai, &id, &["e1 ana", "e2 ben"]).await;
+    wait_bodies(&eve, &id, &["e2 ben", "e3 ben", "e4 ana"]).await;
 
     // Dan is back: no action, and it is current with every message it was entitled to.
     let dan = start_group_app(&profiles[3], &addr).await;
@@ -353,7 +361,22 @@ async fn a_member_offline_across_three_changes_comes_back_current() {
         [0, 1, 2],
         "the removed member holds nothing after its epochs"
     );
+    let eve_held: Vec<u32> = eve
+        .groups()
+        .keys_held(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|e| *e > 0)
+        .collect();
+    assert_eq!(
+        eve_held,
+        [2, 3, 4],
+        "the joiner holds nothing before its epoch"
+    );
     dan.shutdown().await;
+    eve.shutdown().await;
     for app in apps {
         app.shutdown().await;
     }
