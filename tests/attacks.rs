@@ -2158,7 +2158,8 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
             other,
         ),
     ];
-    for (what, response, version_group) in forgeries {
+    // Ana's version adding Eve with `response` in her entry, naming `group`.
+    let adding = |response: Vec<u8>, group| {
         let mut members = g.members().to_vec();
         members.push(Member {
             id: eve.public().ed25519,
@@ -2168,7 +2169,7 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
             response,
         });
         let next = GroupInfo {
-            group_id: version_group,
+            group_id: group,
             creator: g.creator,
             version: chain.version + 1,
             prev_hash: chain.hash,
@@ -2182,13 +2183,11 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
             },
             made_at: kiyeovo_core::time::now_ms(),
         };
-        let (_, record) = info::write(
-            &ana,
-            g.bucket_seed.as_ref().unwrap(),
-            next,
-            &GroupKey::random(),
-        );
-        push_info(&profiles, &apps, 0, 1, &id, record).await;
+        let seed = g.bucket_seed.as_ref().unwrap();
+        info::write(&ana, seed, next, &GroupKey::random()).1
+    };
+    for (what, response, version_group) in forgeries {
+        push_info(&profiles, &apps, 0, 1, &id, adding(response, version_group)).await;
         let v = apps[1].groups().get(&id).await.unwrap();
         assert_eq!(v.epoch, 1, "{what}: {v:#?}");
         assert_eq!(v.roster.len(), 3, "{what}");
@@ -2198,35 +2197,7 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
         );
     }
     // The control: Eve's own acceptance of this round and group goes through.
-    let mut members = g.members().to_vec();
-    members.push(Member {
-        id: eve.public().ed25519,
-        name: "Eve".into(),
-        bucket_pub: eve_bucket,
-        x25519: eve.public().x25519,
-        response: acceptance(gid, &eve),
-    });
-    let next = GroupInfo {
-        group_id: gid,
-        creator: g.creator,
-        version: chain.version + 1,
-        prev_hash: chain.hash,
-        admin: chain.admin,
-        epoch: 2,
-        members,
-        boundaries: Vec::new(),
-        change: Change::Added {
-            who: vec![eve.public().ed25519],
-            round,
-        },
-        made_at: kiyeovo_core::time::now_ms(),
-    };
-    let (_, record) = info::write(
-        &ana,
-        g.bucket_seed.as_ref().unwrap(),
-        next,
-        &GroupKey::random(),
-    );
+    let record = adding(acceptance(gid, &eve), gid);
     push_info(&profiles, &apps, 0, 1, &id, record).await;
     let v = wait_group(&apps[1], &id, "Eve, who did accept, added", |v| {
         v.epoch == 2

@@ -231,6 +231,18 @@ pub async fn befriend(a: &App, b: &App) {
     .await;
 }
 
+/// The epochs (above 0, the window) whose keys `app` holds for group `id`, in order.
+pub async fn epochs_held(app: &App, id: &str) -> Vec<u32> {
+    app.groups()
+        .keys_held(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|e| *e > 0)
+        .collect()
+}
+
 /// Waits until `app` has group `id` and it satisfies `pred`. The database is the truth; group
 /// events only wake us up.
 pub async fn wait_group(
