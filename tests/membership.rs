@@ -498,7 +498,7 @@ async fn add_accept_reject_expire_and_add_back() {
             v.changes
         );
     }
-    let held: Vec<u32> = kiyeovo_tests::epochs_held(&eve, &id).await;
+    let held: Vec<u32> = kiyeovo_tests::epochs_held(eve, &id).await;
     assert_eq!(held, [2], "a joiner never gets an older key");
     assert_eq!(
         eve.groups().get(&id).await.unwrap().safety_code,
