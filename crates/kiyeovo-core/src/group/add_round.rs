@@ -49,6 +49,9 @@ pub struct AddRound {
 pub struct Joining {
     pub admin: MemberKey,
     pub add: AddInvite,
+    /// Invited back: our copy of the group as it was. Untouched until the version that adds us
+    /// verifies (then what we held carries over); back as it was if nothing comes of it.
+    pub previous: Option<Box<Group>>,
 }
 
 impl Group {
@@ -402,6 +405,7 @@ impl Group {
             joining: Some(Joining {
                 admin: signed.signer,
                 add: add.clone(),
+                previous: None,
             }),
         };
         // "It arrived": the admin shows the invitation as delivered.
@@ -417,7 +421,32 @@ impl Group {
         Ok(group)
     }
 
-    /// Invited back into a group we were in: what we held of it stays — the epochs we were in
+    /// Invited back into a group we were in: our copy is kept aside, as it was, until the
+    /// version that adds us verifies ([`Group::join`]) — a rejected, expired or closed invitation
+    /// gives it back unchanged ([`Group::invitation_ended`]).
+    pub fn keep_previous(&mut self, old: Group) {
+        if let Some(j) = self.joining.as_mut() {
+            j.previous = Some(Box::new(old));
+        }
+    }
+
+    /// An invitation back ended without adding us: our copy as it was.
+    pub(super) fn invitation_ended(&mut self) {
+        if !matches!(self.status, Status::Rejected | Status::Expired) {
+            return;
+        }
+        if let Some(previous) = self.joining.as_mut().and_then(|j| j.previous.take()) {
+            // What is still to go out (our answer, an acknowledgement) goes with it, and the
+            // invitation is remembered as seen, so a copy sent again does not ask once more.
+            let round = self.invite_id;
+            let outbox = std::mem::take(&mut self.outbox);
+            *self = *previous;
+            self.outbox.extend(outbox);
+            self.seen.insert(round);
+        }
+    }
+
+    /// Joined again: what we held of the group stays — the epochs we were in
     /// (ended: their keys only read what was written in them, including what we had not
     /// fetched yet when we went), the change notes and flags. Nothing of the epochs between.
     pub fn carry_over(&mut self, old: Group, now: u64) {
@@ -491,6 +520,9 @@ impl Group {
             Next::Member { info, key, hash } => (info, key, hash),
             Next::Excluded { .. } => return Ok(Applied::Nothing),
         };
+        if let Some(previous) = self.joining.as_mut().and_then(|j| j.previous.take()) {
+            self.carry_over(*previous, now);
+        }
         self.epochs.push(EpochState {
             epoch: info.epoch,
             key,

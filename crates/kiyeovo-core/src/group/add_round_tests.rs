@@ -654,3 +654,57 @@ fn only_someone_we_knew_in_the_group_can_invite_us_back_and_a_stale_acceptance_e
     assert_eq!(net.groups[3].status, Status::Expired);
     assert!(net.groups[3].may_rejoin());
 }
+
+#[test]
+fn an_invitation_back_leaves_our_copy_as_it_was_until_it_adds_us() {
+    let mut net = Net::new(3);
+    let carol = net.key(2);
+    let removed = net.write(0, Change::Removed(carol)).unwrap();
+    net.deliver(1, &removed).unwrap();
+    net.deliver(2, &removed).unwrap();
+    let before = net.groups[2].clone();
+    // Invited back, Carol says no: her copy is as it was, and her answer still goes out.
+    invite_back(&mut net, 0, 2);
+    assert_eq!(net.groups[2].status, Status::Invited);
+    let x = net.ids[2].public().x25519;
+    let now = net.now;
+    net.groups[2]
+        .respond(false, GroupKey::random(), x, random_id(), now)
+        .unwrap();
+    let g = &net.groups[2];
+    assert_eq!(g.status, Status::Removed);
+    assert_eq!(g.epochs, before.epochs);
+    assert_eq!(g.life.changes, before.life.changes);
+    assert!(g.joining.is_none());
+    assert!(g
+        .outbox
+        .iter()
+        .any(|o| matches!(o.control.body, Body::Response(_)) && o.to == net.key(0)));
+    // The round ends (her answer counted); invited again, she lets it expire: as it was again.
+    for out in net.groups[2].take_unsent() {
+        let s = out.control.sign(&net.ids[2]);
+        let _ = net.groups[0].receive(&s, &s.encode(), &mut random_id, net.now);
+    }
+    assert!(net.groups[0].finish_round(&mut random_id, net.now));
+    net.groups[0].take_unsent();
+    invite_back(&mut net, 0, 2);
+    let end = net.groups[2].invite.expires_at;
+    assert!(net.groups[2].tick(end + 1));
+    assert_eq!(net.groups[2].status, Status::Removed);
+    assert_eq!(net.groups[2].epochs, before.epochs);
+}
+
+/// Admin `a` invites `j` (out of the group) back; `j`'s copy is kept aside as the service does.
+fn invite_back(net: &mut Net, a: usize, j: usize) {
+    let p = person(net, j);
+    net.groups[a]
+        .open_round(vec![p], "Ana", random_id(), 6 * HOUR, net.now)
+        .unwrap();
+    for o in net.groups[a].take_unsent() {
+        let s = o.control.sign(&net.ids[a]);
+        let mut g = Group::from_add(net.key(j), &s, random_id(), net.now).unwrap();
+        g.keep_previous(net.groups[j].clone());
+        g.take_unsent();
+        net.groups[j] = g;
+    }
+}

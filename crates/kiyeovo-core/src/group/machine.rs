@@ -557,6 +557,8 @@ impl Group {
             true,
         );
         self.updated_at = now;
+        // Declining an invitation back leaves our copy as it was.
+        self.invitation_ended();
         Ok(())
     }
 
@@ -1032,6 +1034,7 @@ impl Group {
             Status::Invited | Status::Accepted => {
                 self.status = Status::Expired;
                 self.outbox.retain(|o| !o.until_ack);
+                self.invitation_ended();
                 Ok(())
             }
             status => Err(GroupError::Illegal {
@@ -1061,7 +1064,10 @@ impl Group {
             self.status = Status::Expired;
         }
         self.outbox.retain(|o| !o.until_ack);
-        let changed = before != (self.status, self.outbox.len(), self.window_passed);
+        let invited_back = self.joining.as_ref().is_some_and(|j| j.previous.is_some());
+        self.invitation_ended();
+        let restored = invited_back && self.joining.as_ref().is_none_or(|j| j.previous.is_none());
+        let changed = restored || before != (self.status, self.outbox.len(), self.window_passed);
         if changed {
             self.updated_at = now;
         }

@@ -126,7 +126,7 @@ impl Net {
             }
             let s = o.control.sign(&self.ids[a]);
             let mut g = Group::from_add(self.key(j), &s, random_id(), self.now).unwrap();
-            g.carry_over(self.groups[j].clone(), self.now);
+            g.keep_previous(self.groups[j].clone());
             let x = self.ids[j].public().x25519;
             g.respond(true, GroupKey::random(), x, random_id(), self.now)
                 .unwrap();

@@ -496,7 +496,8 @@ impl Groups {
             Some(old)
                 if matches!(signed.control.body, Body::Add(_))
                     && old.may_rejoin()
-                    && old.may_invite_back(&signed.signer) =>
+                    && old.may_invite_back(&signed.signer)
+                    && !old.seen.contains(&signed.control.id) =>
             {
                 self.new_invitation(tx, peer, &signed, Some(old), now).await
             }
@@ -551,7 +552,7 @@ impl Groups {
             Group::from_invite(self.me, signed, random_id(), now)?
         };
         if let Some(old) = old {
-            group.carry_over(old, now);
+            group.keep_previous(old);
         }
         // Unanswered invitations from this contact: open ones, and ones that expired in the
         // last day (an invitation that arrives already expired is shown as such, so it counts
