@@ -684,3 +684,54 @@ async fn the_first_message_reaches_a_member_who_learns_of_the_change_late() {
     }
     boot.shutdown().await;
 }
+
+/// A member leaves while the admin is not its contact (after a hand-over): the Leave goes to
+/// the admin directly, member to member, and the admin writes it out; its acknowledgement comes
+/// back the same way. Without the direct path the leaver would be written out only once it
+/// could reach the admin as a contact — never, here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_reaches_an_admin_who_is_not_a_contact() {
+    let (boot, addr) = bootstrap_node().await;
+    let (_profiles, apps, id) = group_of("leave-direct", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    ana.groups()
+        .admin_action(&id, AdminAction::HandOver(ben.peer_id()))
+        .await
+        .unwrap();
+    wait_group(cai, &id, "Ben is admin", |v| v.epoch == 2).await;
+    // Ben and Cai are not each other's contacts.
+    assert!(ben.channel().trusted_contact(&cai.peer_id()).await.is_err());
+    cai.groups().leave(&id).await.unwrap();
+    let v = wait_group(ben, &id, "Cai written out", |v| v.epoch == 3).await;
+    assert!(!roster(&v).contains(&cai.peer_id().to_string()));
+    assert!(
+        v.changes.iter().any(|c| c.text.ends_with(" left")),
+        "{:?}",
+        v.changes
+    );
+    wait_group(ana, &id, "Cai gone", |v| v.epoch == 3).await;
+    // Cai's Leave was acknowledged: it no longer follows the chain.
+    let gid = parse_group_id(&id).unwrap();
+    let g = cai.groups().load_group(&gid).await.unwrap();
+    let waiting = || async {
+        let g = cai.groups().load_group(&gid).await.unwrap();
+        g.follows_chain()
+    };
+    let mut rx = cai.groups().subscribe();
+    let done = tokio::time::timeout(WAIT, async {
+        while waiting().await {
+            let _ = rx.recv().await;
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "Cai still waits to be written out: {:?}",
+        g.status
+    );
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

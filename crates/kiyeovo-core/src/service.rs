@@ -250,6 +250,7 @@ impl App {
         tasks.push(tokio::spawn(dispatch(
             node.events,
             channel.clone(),
+            groups.clone(),
             chat.clone(),
         )));
         tasks.push(tokio::spawn(channel.clone().run()));
@@ -677,6 +678,7 @@ async fn reconcile_keys(
 async fn dispatch(
     mut events: tokio::sync::mpsc::Receiver<NodeEvent>,
     channel: Arc<Channel>,
+    groups: Arc<Groups>,
     chat: Arc<GroupChat>,
 ) {
     while let Some(event) = events.recv().await {
@@ -685,6 +687,9 @@ async fn dispatch(
                 Some((&crate::group::chat::TAG_WANT, rest)) => chat.handle_want(peer, rest).await,
                 Some((&crate::group::chat::TAG_RELAYED, rest)) => {
                     chat.handle_relayed(peer, rest).await
+                }
+                Some((&crate::group::service::TAG_GROUP_CONTROL, rest)) => {
+                    groups.handle_direct(peer, rest).await
                 }
                 _ => channel.handle_direct(peer, &payload).await,
             },

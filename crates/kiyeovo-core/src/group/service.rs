@@ -33,6 +33,11 @@ use crate::pairwise::channel::{Channel, ChannelError, ChannelEvent};
 use crate::storage::{seal, Database, DbError};
 use crate::time::now_ms;
 
+/// First byte of a direct payload carrying a signed group control message between two members
+/// who are not each other's contacts (possible after a hand-over): a Leave, a group-info
+/// version, an acknowledgement. Invitations and answers travel only between contacts.
+pub const TAG_GROUP_CONTROL: u8 = 5;
+
 /// Setting: drop every group invitation unseen.
 pub const SETTING_BLOCK_INVITES: &str = "block_invites";
 /// Setting: days between scheduled key rotations of groups we are the admin of (0 = never);
@@ -400,10 +405,76 @@ impl Groups {
             return;
         };
         let kind = control.body.kind();
+        let between_members = matches!(
+            control.body,
+            Body::Leave { .. } | Body::Info(_) | Body::Ack { .. }
+        );
         let bytes = control.sign(&self.identity).encode();
-        if let Err(e) = self.channel.send_group(&peer, bytes).await {
-            tracing::warn!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent");
+        match self.channel.send_group(&peer, bytes.clone()).await {
+            Ok(()) => {}
+            // A member we know only from the group: directly, if it is online (what waits for
+            // an acknowledgement is sent again; a version is also in the DHT).
+            Err(ChannelError::UnknownContact(_) | ChannelError::NotTrusted(_))
+                if between_members =>
+            {
+                let mut payload = vec![TAG_GROUP_CONTROL];
+                payload.extend_from_slice(&bytes);
+                if let Err(e) = self.client.send_direct(peer, payload).await {
+                    tracing::debug!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent directly yet");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent")
+            }
         }
+    }
+
+    /// A group control message sent directly by a member who is not our contact
+    /// ([`TAG_GROUP_CONTROL`]): only a Leave, a version or an acknowledgement, only signed by
+    /// the peer that sent it, only for a group we hold in which it is (or was) a member. Then
+    /// it goes through the inbox like one from the pairwise channel.
+    pub async fn handle_direct(&self, peer: PeerId, bytes: &[u8]) {
+        let signed = match SignedControl::decode(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "dropped a direct group message");
+                return;
+            }
+        };
+        let member_message = matches!(
+            signed.control.body,
+            Body::Leave { .. } | Body::Info(_) | Body::Ack { .. }
+        );
+        if peer_id_of(&signed.signer) != Some(peer) || !member_message {
+            tracing::info!(%peer, kind = signed.control.body.kind(), "dropped a direct group message: not a member's to send this way");
+            return;
+        }
+        let Ok(Some(group)) =
+            gstore::load(self.db.pool(), &self.storage_key, &signed.control.group_id).await
+        else {
+            return;
+        };
+        let member = group
+            .epochs
+            .iter()
+            .any(|e| e.members.iter().any(|m| m.id == signed.signer));
+        if !member {
+            tracing::info!(%peer, "dropped a direct group message: not a member");
+            return;
+        }
+        let queued = async {
+            let mut tx = crate::storage::db::write_tx(self.db.pool())
+                .await
+                .map_err(tx_err)?;
+            cstore::push_group_inbox(&mut tx, &self.storage_key, &peer, bytes).await?;
+            tx.commit().await.map_err(tx_err)
+        }
+        .await;
+        if let Err(e) = queued {
+            tracing::warn!(error = %e, "cannot queue a direct group message");
+            return;
+        }
+        self.process_inbox().await;
     }
 
     /// Processes every group control message waiting in the inbox (the service does this on
