@@ -2209,3 +2209,76 @@ async fn a_modified_admin_cannot_add_someone_who_never_accepted() {
     }
     boot.shutdown().await;
 }
+
+/// Attack: Cai, a member who is not Ben's contact, uses the member-to-member direct path to
+/// send Ben an invitation (an `Add` into a group of her own making) — invitations must come
+/// from trusted contacts, and this path exists only for a Leave, a version or an
+/// acknowledgement. Stopped by: the direct path takes only those three kinds, from a member of
+/// a group the receiver holds. Her honest Leave sent the same way right after is taken (so the
+/// invitation was read before it, and dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_invite_a_non_contact_over_the_member_to_member_path() {
+    use kiyeovo_core::group::changes::AdminAction;
+    use kiyeovo_core::group::control::{group_id_for, random_id, AddInvite, Body, Control, Person};
+    use kiyeovo_core::group::service::TAG_GROUP_CONTROL;
+    let (boot, addr) = bootstrap_node().await;
+    // Only the creator, Ana, knows everyone: Ben and Cai are not each other's contacts.
+    let (profiles, apps, id) = kiyeovo_tests::group_of("direct-add", 3, &addr).await;
+    kiyeovo_tests::wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    ana.groups()
+        .admin_action(&id, AdminAction::HandOver(ben.peer_id()))
+        .await
+        .unwrap();
+    wait_group(cai, &id, "Ben is admin", |v| v.epoch == 2).await;
+    let cai_id = profiles[2].keystore().load_identity().unwrap().unwrap();
+    let ben_key = profiles[1]
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let origin = random_id();
+    let add = AddInvite {
+        origin,
+        creator: cai_id.public().ed25519,
+        name: "Cai's club".into(),
+        admin_name: "Cai".into(),
+        created_at: kiyeovo_core::time::now_ms(),
+        expires_at: kiyeovo_core::time::now_ms() + 3600 * 1000,
+        invitees: vec![Person {
+            id: ben_key,
+            name: "Ben".into(),
+        }],
+        members: vec![Person {
+            id: cai_id.public().ed25519,
+            name: "Cai".into(),
+        }],
+        chain_pub: [1; 32],
+        version: 1,
+        head_hash: [2; 32],
+    };
+    let control = Control {
+        id: random_id(),
+        group_id: group_id_for(&cai_id.public().ed25519, &origin),
+        sent_at: kiyeovo_core::time::now_ms(),
+        body: Body::Add(add),
+    }
+    .sign(&cai_id);
+    let mut payload = vec![TAG_GROUP_CONTROL];
+    payload.extend_from_slice(&control.encode());
+    cai.client()
+        .send_direct(ben.peer_id(), payload)
+        .await
+        .unwrap();
+    // Then her honest Leave, the same way.
+    cai.groups().leave(&id).await.unwrap();
+    wait_group(ben, &id, "Cai written out", |v| v.epoch == 3).await;
+    let groups = ben.groups().list().await.unwrap();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
