@@ -471,7 +471,9 @@ def group_flow(wd, ana, ben, args, cards):
             "using": "css selector", "value": "#current-roster li"})) == 2)
         wd.type_into("#group-message-input", "welcome back carol")
         wd.click("#group-send-form button[type=submit]")
-        wait_until("stored", lambda: "welcome back carol" in wd.text("#group-messages"))
+        # In Ana's bucket before her app closes: Carol opens hers only after.
+        wait_until("stored for Carol", lambda: (
+            lambda t: "welcome back carol" in t and "stored" in t)(wd.text("#group-messages li:last-child")))
         wd.screenshot(OUT / "member-added-ana.png")
 
     def carol_is_back():
