@@ -5,7 +5,7 @@ import type { GroupView } from "../bindings/GroupView";
 import type { UiError } from "../bindings/UiError";
 import { useNow } from "../lib/useNow";
 import { useSnapshot } from "../lib/store";
-import { GROUP_STATUS_TEXT, MEMBER_STATUS_TEXT, timeLeft } from "./format";
+import { MEMBER_STATUS_TEXT, statusText, timeLeft } from "./format";
 import { GroupChat } from "./GroupChat";
 import { ChangeLines, MemberPanel } from "./MemberPanel";
 
@@ -67,7 +67,7 @@ export function GroupDetail({ group, contacts = [], onChanged }: {
             Created by <strong>{group.is_creator ? "you" : group.creator_name}</strong> ·{" "}
           </>
         )}
-        <span id="group-status">{GROUP_STATUS_TEXT[group.status]}</span>
+        <span id="group-status">{statusText(group)}</span>
       </p>
       {group.joining && group.status !== "active" && (
         <p className="muted" id="joining-note">

@@ -7,7 +7,7 @@ import { useSnapshot } from "../lib/store";
 import { useNow } from "../lib/useNow";
 import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
-import { GROUP_STATUS_TEXT, timeLeft } from "./format";
+import { statusText, timeLeft } from "./format";
 
 /** How often the admin's app gives its groups a new key (days; 0 = never). */
 export const ROTATION_CHOICES: [number, string][] = [[1, "every day"], [7, "every week"], [30, "every month"], [0, "never (only when members change)"]];
@@ -93,7 +93,7 @@ export function GroupsScreen({ open = null }: { open?: { id: string; nonce: numb
                 <span className="name">{g.name}</span>
                 {g.can_respond && <span className="badge">{timeLeft(g.expires_at, now)}</span>}
                 {!g.can_respond && g.unread > 0 && <span className="badge unread">{g.unread}</span>}
-                <span className="group-status">{GROUP_STATUS_TEXT[g.status]}</span>
+                <span className="group-status">{statusText(g)}</span>
               </button>
             </li>
           ))}

@@ -25,6 +25,12 @@ export const MEMBER_STATUS_TEXT: Record<MemberStatus, string> = {
   admin: "admin",
 };
 
+/** A group's status in words; someone invited into a running group waits for its admin. */
+export function statusText(g: { status: GroupStatus; joining: boolean }): string {
+  if (g.joining && g.status === "waiting_for_creator") return "waiting for the admin to add you";
+  return GROUP_STATUS_TEXT[g.status];
+}
+
 /** "5 h 59 min", "12 min 3 s", "closed". */
 export function timeLeft(expiresAt: number, now: number): string {
   const ms = expiresAt - now;

@@ -3,7 +3,7 @@ import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/re
 import { invoke } from "@tauri-apps/api/core";
 import { GroupDetail } from "./GroupDetail";
 import { NewGroup } from "./NewGroup";
-import { timeLeft } from "./format";
+import { statusText, timeLeft } from "./format";
 import { evictionWarning, gapText, layout } from "./GroupChat";
 import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupView } from "../bindings/GroupView";
@@ -153,6 +153,8 @@ describe("Adding members", () => {
   it("tells someone invited into a running group what joining means, with no window chat", async () => {
     render(<GroupDetail group={invite({ joining: true, creator_name: "Ana" })} onChanged={() => {}} />);
     expect(screen.getByText(/invites you to join this running group/)).toBeTruthy();
+    expect(statusText({ status: "waiting_for_creator", joining: true })).toBe("waiting for the admin to add you");
+    expect(statusText({ status: "waiting_for_creator", joining: false })).toBe("waiting for the creator to establish the group");
     expect(document.getElementById("joining-note")?.textContent).toContain("nothing from before");
     expect(document.getElementById("accept-invite")).toBeTruthy();
     cleanup();
