@@ -424,10 +424,17 @@ impl Group {
     /// Invited back into a group we were in: our copy is kept aside, as it was, until the
     /// version that adds us verifies ([`Group::join`]) — a rejected, expired or closed invitation
     /// gives it back unchanged ([`Group::invitation_ended`]).
-    pub fn keep_previous(&mut self, old: Group) {
+    pub fn keep_previous(&mut self, mut old: Group) {
+        // Never nested: if our copy is itself an invitation back, the copy it keeps is ours.
+        let old = match old.joining.as_mut().and_then(|j| j.previous.take()) {
+            Some(kept) => *kept,
+            None => old,
+        };
         if let Some(j) = self.joining.as_mut() {
             j.previous = Some(Box::new(old));
         }
+        // Already over when it arrived: nothing to answer, our copy as it was.
+        self.invitation_ended();
     }
 
     /// An invitation back ended without adding us: our copy as it was.
@@ -496,7 +503,14 @@ impl Group {
         Some(JoinPoint {
             group_id: self.group_id,
             creator: self.creator,
-            min_epoch: self.epochs.last().map_or(0, |e| e.epoch.saturating_add(1)),
+            // Above every epoch we hold, kept aside ones included (invited back).
+            min_epoch: self
+                .epochs
+                .iter()
+                .chain(j.previous.iter().flat_map(|p| p.epochs.iter()))
+                .map(|e| e.epoch.saturating_add(1))
+                .max()
+                .unwrap_or(0),
             admin: j.admin,
             chain_pub: j.add.chain_pub,
             version: j.add.version,

@@ -708,3 +708,51 @@ fn invite_back(net: &mut Net, a: usize, j: usize) {
         net.groups[j] = g;
     }
 }
+
+#[test]
+fn invitations_back_never_nest_one_already_over_changes_nothing_and_old_epochs_stay_taken() {
+    let mut net = Net::new(3);
+    let carol = net.key(2);
+    let removed = net.write(0, Change::Removed(carol)).unwrap();
+    net.deliver(1, &removed).unwrap();
+    net.deliver(2, &removed).unwrap();
+    let original = net.groups[2].clone();
+    invite_back(&mut net, 0, 2);
+    // A second invitation back while the first waits: the copy kept aside is still hers.
+    let x = net.ids[2].public().x25519;
+    let now = net.now;
+    let first = net.groups[2].clone();
+    let second_id = random_id();
+    let mut second = first.clone();
+    second.invite_id = second_id;
+    let mut g = second.clone();
+    g.keep_previous(first);
+    let kept = g.joining.as_ref().unwrap().previous.as_ref().unwrap();
+    assert!(kept.joining.is_none(), "not nested");
+    assert_eq!(kept.epochs, original.epochs);
+    // The new epoch must be above every epoch she holds, the kept-aside ones too.
+    net.groups[2]
+        .respond(true, GroupKey::random(), x, random_id(), now)
+        .unwrap();
+    let point = net.groups[2].join_point().unwrap();
+    assert_eq!(point.min_epoch, 2, "she holds epoch 1");
+    // An invitation back that is over when it arrives: her copy, unchanged, at once.
+    let add_over = net.groups[2].joining.as_ref().unwrap().add.clone();
+    let over = Control {
+        id: random_id(),
+        group_id: net.groups[0].group_id,
+        sent_at: 0,
+        body: Body::Add(AddInvite {
+            created_at: 0,
+            expires_at: 1,
+            ..add_over
+        }),
+    }
+    .sign(&net.ids[0]);
+    let mut late = Group::from_add(carol, &over, random_id(), net.now).unwrap();
+    assert_eq!(late.status, Status::Expired);
+    late.keep_previous(original.clone());
+    assert_eq!(late.status, Status::Removed);
+    assert_eq!(late.epochs, original.epochs);
+    assert!(late.joining.is_none());
+}

@@ -419,9 +419,13 @@ impl Groups {
             {
                 let mut payload = vec![TAG_GROUP_CONTROL];
                 payload.extend_from_slice(&bytes);
-                if let Err(e) = self.client.send_direct(peer, payload).await {
-                    tracing::debug!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent directly yet");
-                }
+                // In the background: a peer that never answers must not hold our lock.
+                let (client, gid) = (self.client.clone(), hex(&group.group_id));
+                tokio::spawn(async move {
+                    if let Err(e) = client.send_direct(peer, payload).await {
+                        tracing::debug!(group = %gid, %peer, kind, error = %e, "group message not sent directly yet");
+                    }
+                });
             }
             Err(e) => {
                 tracing::warn!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent")
@@ -433,7 +437,7 @@ impl Groups {
     /// ([`TAG_GROUP_CONTROL`]): only a Leave, a version or an acknowledgement, only signed by
     /// the peer that sent it, only for a group we hold in which it is (or was) a member. Then
     /// it goes through the inbox like one from the pairwise channel.
-    pub async fn handle_direct(&self, peer: PeerId, bytes: &[u8]) {
+    pub async fn handle_direct(self: &Arc<Self>, peer: PeerId, bytes: &[u8]) {
         let signed = match SignedControl::decode(bytes) {
             Ok(s) => s,
             Err(e) => {
@@ -447,6 +451,11 @@ impl Groups {
         );
         if peer_id_of(&signed.signer) != Some(peer) || !member_message {
             tracing::info!(%peer, kind = signed.control.body.kind(), "dropped a direct group message: not a member's to send this way");
+            return;
+        }
+        // A contact uses the pairwise channel (and a blocked one stays blocked here too).
+        if !matches!(cstore::contact(self.db.pool(), &peer).await, Ok(None)) {
+            tracing::info!(%peer, "dropped a direct group message: from a contact");
             return;
         }
         let Ok(Some(group)) =
@@ -474,7 +483,9 @@ impl Groups {
             tracing::warn!(error = %e, "cannot queue a direct group message");
             return;
         }
-        self.process_inbox().await;
+        // Not in the network's dispatch loop: it must keep taking what arrives.
+        let this = self.clone();
+        tokio::spawn(async move { this.process_inbox().await });
     }
 
     /// Processes every group control message waiting in the inbox (the service does this on

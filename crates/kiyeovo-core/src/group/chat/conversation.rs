@@ -16,18 +16,19 @@ impl GroupChat {
         if body.trim().is_empty() {
             return Err(ChatError::Empty);
         }
-        let group = self.group(id).await?;
-        let ep = writable(&group).ok_or(ChatError::NotAMember)?;
         let msg_id = crate::group::control::random_id();
         let sent_at = now_ms();
-        let (sealed, seq) = {
+        let (ep, sealed, seq) = {
             let _guard = self.write.lock().await;
+            // The epoch as it is under the lock: a re-seal into a new epoch is not overtaken.
+            let group = self.group(id).await?;
+            let ep = writable(&group).ok_or(ChatError::NotAMember)?;
             let mut tx = crate::storage::db::write_tx(self.db.pool())
                 .await
                 .map_err(tx_err)?;
-            let out = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
+            let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
             tx.commit().await.map_err(tx_err)?;
-            out
+            (ep, sealed, seq)
         };
         let published = self.go_out(&ep, sealed, msg_id).await?;
         self.emit(ChatEvent::Changed {
@@ -134,8 +135,13 @@ impl GroupChat {
             let mut tx = crate::storage::db::write_tx(self.db.pool())
                 .await
                 .map_err(tx_err)?;
-            let older = std::iter::once(0).chain(group.epochs.iter().map(|e| e.epoch));
-            for epoch in older.filter(|e| *e < ep.epoch) {
+            // Only from epochs we stayed in up to now, without a gap (the window counts as
+            // the epoch before the first): never across a time we were out of the group —
+            // what we wrote then was meant for the members of then.
+            let held: Vec<u32> = group.epochs.iter().map(|e| e.epoch).collect();
+            let contiguous = |from: u32| (from.max(1)..=ep.epoch).all(|k| held.contains(&k));
+            let older = std::iter::once(0).chain(held.iter().copied());
+            for epoch in older.filter(|e| *e < ep.epoch && contiguous(*e)) {
                 let tail = cs::unsent_tail(
                     self.db.pool(),
                     &self.storage_key,
