@@ -209,6 +209,9 @@ impl NotificationServer {
     }
 }
 
+/// One notification server per D-Bus session: the tests that start one take turns.
+static ONE_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn start_app(profile: &TestProfile, boot: &str, notifications: bool) -> App {
     let mut c = profile.config(&[boot.to_string()]);
     c.group = group_config();
@@ -218,6 +221,7 @@ async fn start_app(profile: &TestProfile, boot: &str, notifications: bool) -> Ap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
+    let _turn = ONE_SERVER.lock().await;
     let mut server = tokio::task::spawn_blocking(NotificationServer::start)
         .await
         .unwrap();
@@ -292,5 +296,56 @@ async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
     ana.shutdown().await;
     ben.shutdown().await;
     assert_eq!(server.output("count", &["displayed"]).await, "0");
+    drop(boot);
+}
+
+/// An invitation into a running group (Add members) is announced like a new group's, and its
+/// Accept button accepts; the admin's app then adds Ben.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_invitation_shows_a_notification_whose_accept_button_accepts() {
+    let _turn = ONE_SERVER.lock().await;
+    let mut server = tokio::task::spawn_blocking(NotificationServer::start)
+        .await
+        .unwrap();
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb, pc) = (
+        TestProfile::new("na-ana"),
+        TestProfile::new("na-ben"),
+        TestProfile::new("na-cai"),
+    );
+    let ana = start_app(&pa, &addr, false).await;
+    let cai = start_app(&pc, &addr, false).await;
+    let ben = start_app(&pb, &addr, true).await;
+    ana.set_display_name("Ana").await.unwrap();
+    befriend(&ana, &cai).await;
+    befriend(&ana, &ben).await;
+    let id = ana
+        .groups()
+        .create("Book club", &[cai.peer_id()], "Ana")
+        .await
+        .unwrap()
+        .group_id;
+    wait_group(&cai, &id, "the invitation", |v| v.can_respond).await;
+    cai.groups().respond(&id, true).await.unwrap();
+    wait_group(&ana, &id, "Cai accepted", |v| v.can_establish).await;
+    ana.groups().establish(&id).await.unwrap();
+    wait_group(&cai, &id, "active", |v| v.status == GroupStatus::Active).await;
+
+    ana.groups()
+        .add_members(&id, &[ben.peer_id()], "Ana")
+        .await
+        .unwrap();
+    let invite = server.next("the add invitation").await;
+    assert_eq!(invite.summary, "Invitation to “Book club”", "{invite:?}");
+    assert!(invite.body.starts_with("Ana invited you"), "{invite:?}");
+    assert!(ben.groups().get(&id).await.unwrap().joining);
+    server.press_accept().await;
+    wait_group(&ben, &id, "Ben added", |v| {
+        v.status == GroupStatus::Active && v.epoch == 2
+    })
+    .await;
+    ana.shutdown().await;
+    cai.shutdown().await;
+    ben.shutdown().await;
     drop(boot);
 }
