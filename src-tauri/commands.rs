@@ -241,6 +241,11 @@ pub async fn list_groups(state: State<'_, ShellState>) -> Result<Vec<GroupView>,
     app.groups().list().await.map_err(|e| e.to_ui())
 }
 
+/// Every peer id of a list the window sent, or the first refusal.
+fn peers(peer_ids: &[String]) -> Result<Vec<PeerId>, UiError> {
+    peer_ids.iter().map(|p| peer(p)).collect()
+}
+
 /// Creates a group and invites `peer_ids` (trusted contacts).
 #[tauri::command]
 pub async fn create_group(
@@ -249,10 +254,7 @@ pub async fn create_group(
     peer_ids: Vec<String>,
 ) -> Result<GroupView, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
-    let peers = peer_ids
-        .iter()
-        .map(|p| peer(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let peers = peers(&peer_ids)?;
     app.groups()
         .create(&name, &peers, &app.display_name())
         .await
@@ -326,10 +328,7 @@ pub async fn add_group_members(
     peer_ids: Vec<String>,
 ) -> Result<GroupView, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
-    let peers = peer_ids
-        .iter()
-        .map(|p| peer(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let peers = peers(&peer_ids)?;
     app.groups()
         .add_members(&group_id, &peers, &app.display_name())
         .await

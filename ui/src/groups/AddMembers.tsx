@@ -5,7 +5,7 @@ import { useSubmit } from "../lib/useSubmit";
 import type { ContactView } from "../bindings/ContactView";
 import type { GroupView } from "../bindings/GroupView";
 import { MEMBER_STATUS_TEXT, timeLeft } from "./format";
-import { whyNot } from "./NewGroup";
+import { ContactPicker } from "./ContactPicker";
 
 /**
  * The admin adds trusted contacts to a running group: they get an invitation with the current
@@ -62,32 +62,14 @@ export function AddMembers({ group, contacts, onChanged }: {
   }
   const inGroup = new Set(group.roster.map((m) => m.peer_id));
   const candidates = contacts.filter((c) => !inGroup.has(c.peer_id));
-  const full = picked.length >= group.can_add;
-  const toggle = (peer: string) =>
-    setPicked((p) => (p.includes(peer) ? p.filter((x) => x !== peer) : [...p, peer]));
   return (
     <form className="add-members" id="add-members-form" onSubmit={submit}>
       <p className="muted">
         Pick up to {group.can_add} trusted {group.can_add === 1 ? "contact" : "contacts"}. They see who is in the group
         and have 6 hours to answer; those who accept get the next key and nothing written before.
       </p>
-      <ul className="picker" id="add-picker">
-        {candidates.length === 0 && <li className="muted">All your contacts are in the group already.</li>}
-        {candidates.map((c) => {
-          const reason = whyNot(c);
-          const checked = picked.includes(c.peer_id);
-          return (
-            <li key={c.peer_id}>
-              <label className="check">
-                <input type="checkbox" data-peer={c.peer_id} checked={checked}
-                  disabled={reason !== null || (full && !checked)} onChange={() => toggle(c.peer_id)} />
-                {c.display_name}
-                {reason && <span className="why">{reason}</span>}
-              </label>
-            </li>
-          );
-        })}
-      </ul>
+      <ContactPicker id="add-picker" contacts={candidates} picked={picked} max={group.can_add}
+        empty="All your contacts are in the group already." onChange={setPicked} />
       <div className="row end">
         <button type="button" className="secondary" onClick={() => { setOpen(false); setPicked([]); }}>Cancel</button>
         <button type="submit" id="send-add" disabled={busy || picked.length === 0}>

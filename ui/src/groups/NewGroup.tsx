@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api } from "../lib/api";
 import { useSubmit } from "../lib/useSubmit";
+import { ContactPicker } from "./ContactPicker";
 import type { ContactView } from "../bindings/ContactView";
 import type { GroupView } from "../bindings/GroupView";
 
@@ -26,32 +27,12 @@ export function NewGroup({ contacts, onCreated, onCancel }: {
   });
   const full = picked.length >= MAX_INVITEES;
 
-  function toggle(peer: string) {
-    setPicked((p) => (p.includes(peer) ? p.filter((x) => x !== peer) : [...p, peer]));
-  }
-
   return (
     <form className="card" id="new-group-form" onSubmit={submit}>
       <h2>New group</h2>
       <input id="group-name" placeholder="Group name" value={name} maxLength={64} onChange={(e) => setName(e.target.value)} />
       <p className="muted">Invite up to {MAX_INVITEES} trusted contacts. They have 6 hours to answer.</p>
-      <ul className="picker" id="group-picker">
-        {contacts.length === 0 && <li className="muted">No contacts yet.</li>}
-        {contacts.map((c) => {
-          const reason = whyNot(c);
-          const checked = picked.includes(c.peer_id);
-          return (
-            <li key={c.peer_id}>
-              <label className="check">
-                <input type="checkbox" data-peer={c.peer_id} checked={checked}
-                  disabled={reason !== null || (full && !checked)} onChange={() => toggle(c.peer_id)} />
-                {c.display_name}
-                {reason && <span className="why">{reason}</span>}
-              </label>
-            </li>
-          );
-        })}
-      </ul>
+      <ContactPicker id="group-picker" contacts={contacts} picked={picked} max={MAX_INVITEES} empty="No contacts yet." onChange={setPicked} />
       {full && <p className="muted">A group has at most 10 members: you and 9 others.</p>}
       <div className="row end">
         <button type="button" className="secondary" onClick={onCancel}>Cancel</button>
