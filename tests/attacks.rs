@@ -493,7 +493,7 @@ async fn a_storing_node_and_relay_learns_no_member_no_group_and_no_text() {
             peer.to_string().into_bytes(),
         ));
     }
-    secrets.push(("group id".into(), gid.to_vec()));
+    secrets.push(("group id".into(), gid.0.to_vec()));
     secrets.push(("group id text".into(), id.clone().into_bytes()));
     for b in bodies
         .iter()
@@ -887,6 +887,7 @@ async fn a_reader_of_the_data_directory_learns_no_contact_group_or_message() {
         apps[2].peer_id().to_bytes(),
         kiyeovo_core::group::store::parse_group_id(&id)
             .unwrap()
+            .0
             .to_vec(),
     ])
     .collect();

@@ -44,7 +44,7 @@ fn status_of(view: &GroupView, app: &App) -> MemberStatus {
 
 /// Whether any key `app` holds for the group opens `sealed`.
 async fn can_read(app: &App, id: &str, sealed: &[u8]) -> bool {
-    let gid: [u8; 16] = kiyeovo_core::group::store::parse_group_id(id).unwrap();
+    let gid = kiyeovo_core::group::store::parse_group_id(id).unwrap();
     match app.groups().keys_held(id).await {
         Ok(keys) => keys
             .iter()

@@ -13,7 +13,7 @@ fuzz_target!(|bytes: &[u8]| {
     let _ = envelope::peek(bytes, &KEY);
     if let Ok(env) = envelope::outer(bytes) {
         assert_eq!(kiyeovo_core::codec::encode(&env), bytes, "accepted a non-canonical encoding");
-        let _ = envelope::open(bytes, &[0; 16], 1, &KEY);
+        let _ = envelope::open(bytes, &kiyeovo_core::ids::GroupId([0; 16]), 1, &KEY);
     }
     if let Ok(content) = BucketContent::decode(bytes, 1 << 20) {
         assert_eq!(content.encode(), bytes, "accepted a non-canonical encoding");

@@ -12,6 +12,7 @@ use kiyeovo_core::group::control::{GroupKey, Member};
 use kiyeovo_core::group::info::{self, Head, InfoRecord, KeyBox, INFO_FORMAT};
 use kiyeovo_core::group::machine::bucket_public;
 use kiyeovo_core::identity::Identity;
+use kiyeovo_core::ids::{ControlId, GroupId};
 use kiyeovo_core::records::SignedRecord;
 use libfuzzer_sys::fuzz_target;
 
@@ -37,7 +38,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     };
     let members = vec![member(&admin, &chain_seed), member(&me, &GroupKey::random())];
     let head = Head {
-        group_id: [2; 16],
+        group_id: GroupId([2; 16]),
         creator: admin.public().ed25519,
         version: 1,
         hash: [1; 32],
@@ -50,7 +51,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     // A real record to the member, to lift a valid key box from.
     let key = GroupKey::random();
     let info = info::GroupInfo {
-        group_id: [2; 16],
+        group_id: GroupId([2; 16]),
         creator: admin.public().ed25519,
         version: 2,
         prev_hash: head.hash,
@@ -112,20 +113,20 @@ fuzz_target!(|bytes: &[u8]| {
     let _ = info::is_fork(&w.head.chain_pub, 2, &[0; 32], &record);
     // The same bytes offered to someone joining in an add round (its first version).
     let join = info::JoinPoint {
-        group_id: [2; 16],
+        group_id: GroupId([2; 16]),
         creator: w.head.admin,
         min_epoch: 0,
         admin: w.head.admin,
         chain_pub: w.head.chain_pub,
         version: 1,
-        round: [3; 16],
+        round: ControlId([3; 16]),
         bucket_pub: w.head.members[1].bucket_pub,
     };
     if let Ok(info::Next::Member { info, .. }) = info::check_join(&join, &w.me, &record) {
         let info::Change::Added { round, .. } = &info.change else {
             panic!("a joiner's first version must add it");
         };
-        assert_eq!(*round, [3; 16]);
+        assert_eq!(*round, ControlId([3; 16]));
         assert!(info.members.iter().any(|m| m.id == w.me.public().ed25519));
     }
 });

@@ -75,7 +75,7 @@ async fn main() {
     tokio::spawn(async move {
         while let Ok(event) = chat_events.recv().await {
             if let ChatEvent::Received { group_id, seq, .. } = event {
-                let id = kiyeovo_core::group::store::hex(&group_id);
+                let id = kiyeovo_core::group::store::hex(group_id);
                 let total = match chat.chat(&id).await {
                     Ok(v) => v.messages.iter().filter(|m| !m.outgoing).count(),
                     Err(_) => 0,

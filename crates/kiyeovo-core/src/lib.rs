@@ -22,6 +22,7 @@
 //!   offline, read cursors).
 //! * [`coalesce`] — background bucket writes gathered per key.
 //! * [`debounce`] — "at most once per interval per peer" for nudges and repair requests.
+//! * [`ids`] — typed group, message and control ids.
 //! * [`codec`] (§1) — canonical, size-bounded encoding of every signed structure.
 //! * [`records`] (§3) — self-certifying DHT keys, signed records, and the pure validation every
 //!   node runs before it stores or believes a record.
@@ -46,6 +47,7 @@ pub mod desktop;
 pub mod error;
 pub mod group;
 pub mod identity;
+pub mod ids;
 pub mod keystore;
 pub mod node;
 pub mod pairwise;

@@ -85,7 +85,7 @@ fn rank(s: MessageState) -> u8 {
 fn body_aad(peer: &PeerId, msg_id: &MsgId) -> Vec<u8> {
     let mut aad = b"kiyeovo/v1/message:".to_vec();
     aad.extend_from_slice(&peer.to_bytes());
-    aad.extend_from_slice(msg_id);
+    aad.extend_from_slice(msg_id.as_slice());
     aad
 }
 
@@ -495,7 +495,7 @@ pub async fn messages(
             let body = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
                 .map_err(|e| DbError::Query(format!("message body: {e}")))?;
             Ok(MessageView {
-                msg_id: msg_id.iter().map(|b| format!("{b:02x}")).collect(),
+                msg_id: msg_id.to_hex(),
                 outgoing: r.get::<i64, _>("outgoing") != 0,
                 body: String::from_utf8_lossy(&body).into_owned(),
                 sent_at: r.get::<i64, _>("sent_at") as u64,

@@ -490,7 +490,7 @@ fn a_layout_4_group_opens_as_layout_5() {
         by: note.by,
         change: Change::Added {
             who: vec![[5; 32]],
-            round: [0; 16],
+            round: crate::ids::ControlId([0; 16]),
         },
         names: Vec::new(),
         at: 9,

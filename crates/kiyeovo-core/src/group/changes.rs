@@ -129,7 +129,7 @@ impl Groups {
             self.save(&group).await?;
             self.flush(group).await?;
         }
-        tracing::info!(group = %hex(&gid), invitees = invitees.len(), "add round opened");
+        tracing::info!(group = %hex(gid), invitees = invitees.len(), "add round opened");
         self.emit(GroupEvent::Changed { group_id: gid });
         self.view(&gid).await
     }
@@ -140,12 +140,12 @@ impl Groups {
         {
             let _guard = self.write.lock().await;
             let mut group = self.load(&gid).await?;
-            let (last_seq, _) = cs::own(self.db.pool(), &hex(&gid), group.epoch()).await?;
+            let (last_seq, _) = cs::own(self.db.pool(), &hex(gid), group.epoch()).await?;
             group.leave(last_seq, random_id(), now_ms())?;
             self.save(&group).await?;
             self.flush(group).await?;
         }
-        tracing::info!(group = %hex(&gid), "left the group");
+        tracing::info!(group = %hex(gid), "left the group");
         self.emit(GroupEvent::Changed { group_id: gid });
         self.view(&gid).await
     }
@@ -197,7 +197,7 @@ impl Groups {
         &self,
         group: &Group,
     ) -> Result<BTreeMap<MemberKey, u64>, GroupServiceError> {
-        let gid = hex(&group.group_id);
+        let gid = hex(group.group_id);
         let mut out = BTreeMap::new();
         for m in group.members() {
             let Some(peer) = peer_id_of(&m.id) else {
@@ -213,7 +213,7 @@ impl Groups {
     /// Gives every departed member a boundary in each earlier epoch it was in: its last seq
     /// as we hold it ([`Group::unbounded_departed`]).
     pub(super) async fn freeze_departed(&self, group: &mut Group) -> Result<(), DbError> {
-        let gid = hex(&group.group_id);
+        let gid = hex(group.group_id);
         for (i, who) in group.unbounded_departed() {
             let Some(peer) = peer_id_of(&who) else {
                 continue;
@@ -269,7 +269,7 @@ impl Groups {
                     Ok(b) => b,
                     Err(NodeError::NotFound) => break,
                     Err(e) => {
-                        tracing::debug!(group = %hex(&gid), error = %e, "cannot read group info");
+                        tracing::debug!(group = %hex(gid), error = %e, "cannot read group info");
                         break;
                     }
                 };
@@ -277,7 +277,7 @@ impl Groups {
                     Ok(Applied::Advanced) => continue,
                     Ok(_) => break,
                     Err(e) => {
-                        tracing::info!(group = %hex(&gid), error = %e, "refused group info from the DHT");
+                        tracing::info!(group = %hex(gid), error = %e, "refused group info from the DHT");
                         break;
                     }
                 }
@@ -340,7 +340,7 @@ impl Groups {
                 continue;
             };
             if let Err(e) = self.write_version(&g.group_id, change, true).await {
-                tracing::warn!(group = %hex(&g.group_id), error = %e, "membership change not written");
+                tracing::warn!(group = %hex(g.group_id), error = %e, "membership change not written");
                 // A saved request that can no longer be made (the member is gone meanwhile)
                 // is dropped, not retried forever.
                 if let GroupServiceError::Transition(_) = e {
@@ -400,7 +400,7 @@ impl Groups {
                     Ok(Applied::Advanced) => break,
                     Ok(_) => continue,
                     Err(e) => {
-                        tracing::info!(group = %hex(&g.group_id), error = %e, "refused group info while joining");
+                        tracing::info!(group = %hex(g.group_id), error = %e, "refused group info while joining");
                         break;
                     }
                 }

@@ -1,6 +1,7 @@
 //! Group messages, read cursors and our outbox in SQLite. Bodies are sealed with the storage
 //! key; envelopes are stored as they travel (already end-to-end encrypted).
 
+use crate::ids::MsgId;
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::store::hex;
@@ -12,17 +13,17 @@ fn q(e: sqlx::Error) -> DbError {
     DbError::Query(e.to_string())
 }
 
-fn body_aad(group: &str, msg_id: &[u8]) -> Vec<u8> {
+fn body_aad(group: &str, msg_id: &MsgId) -> Vec<u8> {
     let mut aad = b"kiyeovo/v1/group-message:".to_vec();
     aad.extend_from_slice(group.as_bytes());
-    aad.extend_from_slice(msg_id);
+    aad.extend_from_slice(msg_id.as_slice());
     aad
 }
 
 /// One stored message, opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    pub msg_id: [u8; 16],
+    pub msg_id: MsgId,
     pub epoch: u32,
     pub sender: String,
     pub seq: u64,
@@ -54,7 +55,7 @@ pub struct NewMessage<'a> {
     pub epoch: u32,
     pub sender: &'a str,
     pub seq: u64,
-    pub msg_id: &'a [u8; 16],
+    pub msg_id: &'a MsgId,
     pub sent_at: u64,
     pub body: &'a str,
     pub outgoing: bool,
@@ -301,7 +302,7 @@ pub async fn mark_published(
     pool: &SqlitePool,
     group: &str,
     me: &str,
-    msg_id: &[u8; 16],
+    msg_id: &MsgId,
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE group_messages SET published = 1 WHERE group_id = ? AND sender = ? AND msg_id = ?",
@@ -346,7 +347,7 @@ pub async fn unsent_tail(
     group: &str,
     epoch: u32,
     me: &str,
-) -> Result<Vec<(u64, [u8; 16], u64, String)>, DbError> {
+) -> Result<Vec<(u64, MsgId, u64, String)>, DbError> {
     let rows = sqlx::query(
         "SELECT seq, msg_id, sent_at, body FROM group_messages
          WHERE group_id = ?1 AND epoch = ?2 AND sender = ?3 AND outgoing = 1
@@ -362,7 +363,7 @@ pub async fn unsent_tail(
     .map_err(q)?;
     let mut out = Vec::new();
     for r in rows {
-        let Ok(id) = <[u8; 16]>::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
+        let Ok(id) = MsgId::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
             continue;
         };
         let Ok(body) = seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) else {
@@ -385,7 +386,7 @@ pub async fn take_back_unsent(
     group: &str,
     epoch: u32,
     seq: u64,
-    msg_id: &[u8; 16],
+    msg_id: &MsgId,
 ) -> Result<bool, DbError> {
     let gone = sqlx::query(
         "DELETE FROM group_messages WHERE group_id = ? AND msg_id = ? AND epoch = ? AND seq = ?
@@ -426,13 +427,13 @@ pub async fn messages(
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let msg_id: Vec<u8> = r.get("msg_id");
-        let Ok(id) = <[u8; 16]>::try_from(msg_id.as_slice()) else {
+        let Ok(id) = MsgId::try_from(msg_id.as_slice()) else {
             continue;
         };
         let body = match seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(_) => {
-                tracing::error!(group, msg = %hex(&id), "a stored group message does not open");
+                tracing::error!(group, msg = %hex(id), "a stored group message does not open");
                 continue;
             }
         };

@@ -23,8 +23,7 @@ use crate::config::MAX_MEMBERS;
 use crate::identity::{serde_sig, Identity};
 use crate::sign::{self, Domain};
 
-pub type GroupId = [u8; 16];
-pub type ControlId = [u8; 16];
+pub use crate::ids::{random_id, ControlId, GroupId};
 /// An identity (Ed25519 public) key: who a member is.
 pub type MemberKey = [u8; 32];
 
@@ -65,13 +64,7 @@ pub fn group_id_for(creator: &MemberKey, invite_id: &ControlId) -> GroupId {
     h.update(invite_id);
     let mut id = [0u8; 16];
     id.copy_from_slice(&h.finalize()[..16]);
-    id
-}
-
-pub fn random_id() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut id);
-    id
+    GroupId(id)
 }
 
 /// Someone named in an invitation, as the creator knows them.

@@ -8,6 +8,7 @@
 //! forge them. Membership, sequence bounds and duplicates need the roster and memory, so the
 //! receiver checks those; this module is pure.
 
+use crate::ids::MsgId;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,7 @@ pub struct GroupHeader {
     pub sender: MemberKey,
     /// Per sender per epoch, from 1.
     pub seq: u64,
-    pub msg_id: [u8; 16],
+    pub msg_id: MsgId,
     pub sent_at: u64,
     /// Hash of the roster the sender sees for this epoch (equivocation check).
     pub roster_hash: [u8; 32],
@@ -91,7 +92,7 @@ pub struct Sealing<'a> {
     pub group_id: GroupId,
     pub epoch: u32,
     pub seq: u64,
-    pub msg_id: [u8; 16],
+    pub msg_id: MsgId,
     pub sent_at: u64,
     pub roster_hash: [u8; 32],
 }
@@ -163,7 +164,7 @@ pub fn unseal(bytes: &[u8], key: &GroupKey) -> Result<GroupInner, GroupEnvelopeE
 }
 
 /// `(seq, msg_id)` of an envelope that opens with `key` (to order a bucket).
-pub fn peek(bytes: &[u8], key: &GroupKey) -> Option<(u64, [u8; 16])> {
+pub fn peek(bytes: &[u8], key: &GroupKey) -> Option<(u64, MsgId)> {
     unseal(bytes, key)
         .ok()
         .map(|i| (i.header.seq, i.header.msg_id))
@@ -386,7 +387,7 @@ mod tests {
         let key = GroupKey::random();
         let gid = random_id();
         let bytes = sealed(&alice, &key, gid, 1, 1);
-        for secret in [alice.public().ed25519.to_vec(), gid.to_vec()] {
+        for secret in [alice.public().ed25519.to_vec(), gid.0.to_vec()] {
             assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
         }
     }

@@ -135,7 +135,7 @@ fn a_removed_member_learns_it_was_removed_and_gets_no_key() {
 fn a_storing_node_sees_no_member_no_group_and_no_key() {
     let w = World::new();
     let (key, bytes) = w.written(w.rotated());
-    let mut secrets: Vec<Vec<u8>> = vec![w.group_id.to_vec(), key.0.to_vec()];
+    let mut secrets: Vec<Vec<u8>> = vec![w.group_id.0.to_vec(), key.0.to_vec()];
     for i in [&w.ana, &w.ben, &w.carol] {
         secrets.push(i.public().ed25519.to_vec());
         secrets.push(i.public().x25519.to_vec());
@@ -229,7 +229,7 @@ fn the_roster_may_change_only_as_the_change_says() {
     swapped_key[1].bucket_pub = [3; 32];
     let eve = Identity::generate();
     // Eve joins with her own signed acceptance of round 5 (checked by every member).
-    let round = [5; 16];
+    let round = crate::ids::ControlId([5; 16]);
     let mut eve_entry = member(&eve, &GroupKey::random(), "Eve");
     eve_entry.response = crate::group::control::Control {
         id: random_id(),

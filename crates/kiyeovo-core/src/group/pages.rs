@@ -39,7 +39,7 @@ impl GroupBucket {
     }
 
     /// Seq of the oldest envelope that `peek` can read (envelopes are opaque without the key).
-    pub fn oldest_seq(&self, peek: impl Fn(&[u8]) -> Option<(u64, [u8; 16])>) -> Option<u64> {
+    pub fn oldest_seq(&self, peek: impl Fn(&[u8]) -> Option<(u64, crate::ids::MsgId)>) -> Option<u64> {
         self.envelopes
             .iter()
             .filter_map(|e| peek(e))

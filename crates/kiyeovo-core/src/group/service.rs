@@ -344,7 +344,7 @@ impl Groups {
             self.save(&group).await?;
             self.flush(group).await?;
         }
-        tracing::info!(group = %hex(&id), invitees = unique.len(), "group created; invitations sent");
+        tracing::info!(group = %hex(id), invitees = unique.len(), "group created; invitations sent");
         self.emit(GroupEvent::Changed { group_id: id });
         self.view(&id).await
     }
@@ -367,7 +367,7 @@ impl Groups {
             result?;
             self.flush(group).await?;
         }
-        tracing::info!(group = %hex(&id), accept, "answered an invitation");
+        tracing::info!(group = %hex(id), accept, "answered an invitation");
         self.emit(GroupEvent::Changed { group_id: id });
         self.view(&id).await
     }
@@ -382,7 +382,7 @@ impl Groups {
             self.save(&group).await?;
             self.flush(group).await?;
         }
-        tracing::info!(group = %hex(&id), "group established");
+        tracing::info!(group = %hex(id), "group established");
         self.emit(GroupEvent::Changed { group_id: id });
         self.view(&id).await
     }
@@ -420,7 +420,7 @@ impl Groups {
                 let mut payload = vec![TAG_GROUP_CONTROL];
                 payload.extend_from_slice(&bytes);
                 // In the background: a peer that never answers must not hold our lock.
-                let (client, gid) = (self.client.clone(), hex(&group.group_id));
+                let (client, gid) = (self.client.clone(), hex(group.group_id));
                 tokio::spawn(async move {
                     if let Err(e) = client.send_direct(peer, payload).await {
                         tracing::debug!(group = %gid, %peer, kind, error = %e, "group message not sent directly yet");
@@ -428,7 +428,7 @@ impl Groups {
                 });
             }
             Err(e) => {
-                tracing::warn!(group = %hex(&group.group_id), %peer, kind, error = %e, "group message not sent")
+                tracing::warn!(group = %hex(group.group_id), %peer, kind, error = %e, "group message not sent")
             }
         }
     }
@@ -651,7 +651,7 @@ impl Groups {
         if pending >= self.config.max_pending_invites_per_contact {
             return Err(DropReason::TooManyPendingInvites(pending));
         }
-        tracing::info!(group = %hex(&group.group_id), %peer, kind = signed.control.body.kind(), "group invitation received");
+        tracing::info!(group = %hex(group.group_id), %peer, kind = signed.control.body.kind(), "group invitation received");
         let event = GroupEvent::Invited {
             group_id: group.group_id,
         };
@@ -676,8 +676,8 @@ impl Groups {
                     && group.status == Status::Inviting
                     && group.all_accepted());
             if due {
-                if let Err(e) = self.establish(&hex(&group.group_id)).await {
-                    tracing::warn!(group = %hex(&group.group_id), error = %e, "could not establish");
+                if let Err(e) = self.establish(&hex(group.group_id)).await {
+                    tracing::warn!(group = %hex(group.group_id), error = %e, "could not establish");
                 }
                 continue;
             }
@@ -978,7 +978,7 @@ pub fn view_of(g: &Group, now: u64, names: &Names) -> GroupView {
         0
     };
     GroupView {
-        group_id: hex(&g.group_id),
+        group_id: hex(g.group_id),
         name: g.invite.name.clone(),
         creator_peer_id: peer_text(&g.inviter()),
         creator_name,

@@ -18,26 +18,17 @@ fn q(e: sqlx::Error) -> DbError {
     DbError::Query(e.to_string())
 }
 
-pub fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::ids::hex;
 
 pub fn parse_group_id(text: &str) -> Option<GroupId> {
-    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut id = [0u8; 16];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(id)
+    GroupId::from_hex(text)
 }
 
 /// The format version is part of the sealed blob's associated data: a row says, authenticated,
 /// which layout its plaintext has (postcard is positional, so a layout change is a new version).
 fn aad(version: u8, id: &GroupId) -> Vec<u8> {
     let mut aad = format!("kiyeovo/v{version}/group:").into_bytes();
-    aad.extend_from_slice(id);
+    aad.extend_from_slice(id.as_slice());
     aad
 }
 
@@ -133,7 +124,7 @@ pub async fn save(
         "INSERT INTO groups (group_id, state, created_at, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(group_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
     )
-    .bind(hex(&group.group_id))
+    .bind(hex(group.group_id))
     .bind(sealed)
     .bind(group.invite.created_at as i64)
     .bind(group.updated_at as i64)

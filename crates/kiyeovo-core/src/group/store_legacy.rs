@@ -379,7 +379,7 @@ impl From<ChangeV4> for Change {
             ChangeV4::Rotated => Change::Rotated,
             ChangeV4::Added(who) => Change::Added {
                 who,
-                round: [0; 16],
+                round: ControlId([0; 16]),
             },
             ChangeV4::Removed(k) => Change::Removed(k),
             ChangeV4::Left(k) => Change::Left(k),

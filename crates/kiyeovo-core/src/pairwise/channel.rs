@@ -400,7 +400,7 @@ impl Channel {
                 Some(body),
             )
             .await?;
-        let id_hex: String = msg_id.iter().map(|b| format!("{b:02x}")).collect();
+        let id_hex = msg_id.to_hex();
         self.messages(peer)
             .await?
             .into_iter()

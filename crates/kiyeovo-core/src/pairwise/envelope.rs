@@ -12,7 +12,6 @@
 //! is pure.
 
 use ed25519_dalek::VerifyingKey;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
@@ -30,7 +29,7 @@ pub const MAX_CHAT_BYTES: usize = 16 * 1024;
 /// Most receipts in one envelope.
 pub const MAX_RECEIPTS: usize = 256;
 
-pub type MsgId = [u8; 16];
+pub use crate::ids::MsgId;
 
 /// Who, to whom, which and when: sealed inside the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,9 +135,7 @@ fn check_bounds(payload: &Payload) -> Result<(), EnvelopeError> {
 
 /// Fresh random message id.
 pub fn new_msg_id() -> MsgId {
-    let mut id = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut id);
-    id
+    MsgId::random()
 }
 
 /// Encrypts an already signed [`Inner`] (also what tests use to build forgeries).
@@ -451,7 +448,7 @@ mod tests {
             p.b.public().ed25519.to_vec(),
             p.a.public().x25519.to_vec(),
             p.b.public().x25519.to_vec(),
-            msg_id.to_vec(),
+            msg_id.0.to_vec(),
         ] {
             assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
         }

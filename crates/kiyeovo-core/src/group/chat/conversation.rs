@@ -2,6 +2,7 @@
 //! bucket in the background) and the conversation view with its gaps.
 
 use super::*;
+use crate::ids::MsgId;
 
 /// How often a message nobody was subscribed to is published again (about 15 s in all).
 const LIVE_RETRIES: usize = 10;
@@ -35,7 +36,7 @@ impl GroupChat {
             group_id: ep.group_id,
         });
         Ok(GroupMessageView {
-            msg_id: hex(&msg_id),
+            msg_id: hex(msg_id),
             epoch: ep.epoch,
             sender_peer_id: self.me_peer.clone(),
             sender_name: "You".into(),
@@ -55,7 +56,7 @@ impl GroupChat {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
         ep: &Epoch,
-        msg_id: [u8; 16],
+        msg_id: MsgId,
         sent_at: u64,
         body: &str,
     ) -> Result<(Vec<u8>, u64), ChatError> {
@@ -99,7 +100,7 @@ impl GroupChat {
         self: &Arc<Self>,
         ep: &Epoch,
         sealed: Vec<u8>,
-        msg_id: [u8; 16],
+        msg_id: MsgId,
     ) -> Result<bool, ChatError> {
         let published = match self.client.publish(ep.topic.clone(), sealed.clone()).await {
             Ok(()) => {
@@ -178,7 +179,7 @@ impl GroupChat {
     }
 
     /// Tries to publish `sealed` on `ep`'s topic again for a few seconds (see [`Self::send`]).
-    fn republish_live(self: &Arc<Self>, ep: &Epoch, sealed: Vec<u8>, msg_id: [u8; 16]) {
+    fn republish_live(self: &Arc<Self>, ep: &Epoch, sealed: Vec<u8>, msg_id: MsgId) {
         let (this, topic, gid, group_id) =
             (self.clone(), ep.topic.clone(), ep.gid.clone(), ep.group_id);
         tokio::spawn(async move {
@@ -203,7 +204,7 @@ impl GroupChat {
     /// The conversation, with gaps where they are.
     pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
         let group = self.group(id).await?;
-        let gid = hex(&group.group_id);
+        let gid = hex(group.group_id);
         let contact_names = self.groups.names().await;
         let names: HashMap<String, String> = epochs_of(&group)
             .iter()
@@ -236,7 +237,7 @@ impl GroupChat {
         .into_iter()
         .map(|(m, order_uncertain)| GroupMessageView {
             order_uncertain,
-            msg_id: hex(&m.msg_id),
+            msg_id: hex(m.msg_id),
             epoch: m.epoch,
             sender_name: if m.outgoing {
                 "You".into()
@@ -307,7 +308,7 @@ impl GroupChat {
 
     pub async fn mark_read(&self, id: &str) -> Result<(), ChatError> {
         let group = self.group(id).await?;
-        cs::mark_read(self.db.pool(), &hex(&group.group_id)).await?;
+        cs::mark_read(self.db.pool(), &hex(group.group_id)).await?;
         self.groups.touch(&group.group_id);
         Ok(())
     }

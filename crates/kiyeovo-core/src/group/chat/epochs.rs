@@ -64,11 +64,11 @@ pub fn topic_for(group_id: &GroupId, key: &GroupKey) -> String {
     h.update(b"kiyeovo/v1/topic");
     h.update(group_id);
     h.update(key.0);
-    hex(&h.finalize())
+    hex(h.finalize())
 }
 
 pub(super) fn epochs_of(g: &Group) -> Vec<Epoch> {
-    let gid = hex(&g.group_id);
+    let gid = hex(g.group_id);
     let mut out = Vec::new();
     let in_window = matches!(g.status, Status::Inviting | Status::Accepted);
     let established = g.status == Status::Active;

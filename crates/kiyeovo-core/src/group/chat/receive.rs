@@ -201,7 +201,7 @@ impl GroupChat {
             // The group id travels beside the envelope (which names no group outside its
             // ciphertext), on the direct channel between two members only.
             let mut payload = vec![TAG_RELAYED];
-            payload.extend_from_slice(&ep.group_id);
+            payload.extend_from_slice(ep.group_id.as_slice());
             payload.extend_from_slice(&env);
             let client = self.client.clone();
             tokio::spawn(async move {

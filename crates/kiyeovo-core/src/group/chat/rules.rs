@@ -86,7 +86,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::group::control::{random_id, GroupKey};
+    use crate::group::control::{random_id, GroupId, GroupKey};
     use crate::group::envelope::{GroupEnvelopeError, Sealing};
     use crate::identity::Identity;
 
@@ -95,7 +95,7 @@ mod tests {
         ben: Identity,
         stranger: Identity,
         key: GroupKey,
-        group_id: [u8; 16],
+        group_id: GroupId,
     }
 
     impl World {
