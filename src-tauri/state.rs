@@ -113,7 +113,7 @@ async fn forward_group_events(
     loop {
         let group_id = match events.recv().await {
             Ok(GroupEvent::Changed { group_id } | GroupEvent::Invited { group_id }) => {
-                kiyeovo_core::group::store::hex(&group_id)
+                kiyeovo_core::group::store::hex(group_id)
             }
             Err(RecvError::Lagged(_)) => String::new(),
             Err(RecvError::Closed) => break,
@@ -132,7 +132,7 @@ async fn forward_chat_events(
     loop {
         let group_id = match events.recv().await {
             Ok(ChatEvent::Received { group_id, .. } | ChatEvent::Changed { group_id }) => {
-                kiyeovo_core::group::store::hex(&group_id)
+                kiyeovo_core::group::store::hex(group_id)
             }
             Err(RecvError::Lagged(_)) => String::new(),
             Err(RecvError::Closed) => break,

@@ -2,10 +2,10 @@
 //! messages and DHT records, merging a full bucket. `make bench` runs them.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use kiyeovo_core::delivery::bucket::{self, BucketLimits};
 use kiyeovo_core::group::control::{random_id, Body, Control, GroupKey, Member, Welcome};
 use kiyeovo_core::group::envelope::{self, Sealing};
 use kiyeovo_core::identity::Identity;
-use kiyeovo_core::pairwise::bucket::{self, BucketLimits};
 use kiyeovo_core::pairwise::envelope as pw;
 use kiyeovo_core::pairwise::keys::derive;
 
@@ -40,7 +40,7 @@ fn group_envelopes(c: &mut Criterion) {
     };
     c.bench_function("group bucket merge (100 + 100)", |b| {
         b.iter(|| {
-            bucket::merge_with(black_box(&many), black_box(&many), limits, |e| {
+            bucket::merge(black_box(&many), black_box(&many), limits, |e| {
                 envelope::peek(e, &key)
             })
         })

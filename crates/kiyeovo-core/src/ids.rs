@@ -132,7 +132,10 @@ mod tests {
         // Stored groups and signed controls were written with bare arrays: the typed id must
         // encode to the very same bytes or every signature and sealed state would break.
         let raw = [7u8; 16];
-        assert_eq!(crate::codec::encode(&GroupId(raw)), crate::codec::encode(&raw));
+        assert_eq!(
+            crate::codec::encode(&GroupId(raw)),
+            crate::codec::encode(&raw)
+        );
         let back: MsgId = crate::codec::decode_bounded(&crate::codec::encode(&raw), 64).unwrap();
         assert_eq!(back, MsgId(raw));
     }

@@ -20,7 +20,9 @@
 //! * [`group`] (§4–5) — group invitations, the shared roster, the window and establishment
 //!   (a pure state machine per group), and group messages (gossipsub live, sender buckets
 //!   offline, read cursors).
-//! * [`coalesce`] — background bucket writes gathered per key.
+//! * [`delivery`] (§2–3, §5) — the offline path contacts and groups share: capped sender
+//!   buckets in the DHT (merge, read after a cursor, eviction counted), readers' cursors, and
+//!   coalesced background writes.
 //! * [`debounce`] — "at most once per interval per peer" for nudges and repair requests.
 //! * [`ids`] — typed group, message and control ids.
 //! * [`codec`] (§1) — canonical, size-bounded encoding of every signed structure.
@@ -38,11 +40,11 @@
 //! the loopback network tests in the workspace's `tests/` prove the wiring.
 
 pub mod api;
-pub mod coalesce;
 pub mod codec;
 pub mod config;
 pub mod contacts;
 pub mod debounce;
+pub mod delivery;
 pub mod desktop;
 pub mod error;
 pub mod group;

@@ -79,7 +79,7 @@ impl AppConfig {
             mdns: true,
             limits: Limits::default(),
             timing: Timing::default(),
-            bucket_cap: crate::pairwise::bucket::DEFAULT_CAP,
+            bucket_cap: crate::delivery::bucket::DEFAULT_CAP,
             poll_interval: Duration::from_secs(30),
             group: GroupConfig::default(),
             notifications: true,

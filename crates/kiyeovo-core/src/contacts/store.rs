@@ -8,8 +8,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use crate::api::{ContactView, MessageState, MessageView};
 use crate::codec;
 use crate::contacts::card::{ContactCard, MAX_CARD_BYTES};
+use crate::delivery::inbox::Inbox;
 use crate::pairwise::envelope::MsgId;
-use crate::pairwise::inbox::Inbox;
 use crate::storage::{seal, DbError};
 
 fn q(e: sqlx::Error) -> DbError {

@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::store::hex;
 use crate::codec;
-use crate::pairwise::inbox::Inbox;
+use crate::delivery::inbox::Inbox;
 use crate::storage::{seal, DbError};
 
 fn q(e: sqlx::Error) -> DbError {

@@ -221,7 +221,7 @@ mod tests {
     /// fit, and the bucket keeps the newest that do (readers count the rest as missed).
     #[test]
     fn how_many_envelopes_fit_one_bucket_record() {
-        use crate::pairwise::bucket::{merge_with, BucketContent, BucketLimits};
+        use crate::delivery::bucket::{merge, BucketContent, BucketLimits};
         let alice = Identity::generate();
         let key = GroupKey::random();
         let gid = random_id();
@@ -249,7 +249,7 @@ mod tests {
                     .unwrap()
                 })
                 .collect();
-            let kept = merge_with(&[], &envs, limits, |b| peek(b, &key));
+            let kept = merge(&[], &envs, limits, |b| peek(b, &key));
             let bytes = BucketContent {
                 envelopes: kept.clone(),
             }

@@ -39,12 +39,21 @@ impl GroupBucket {
     }
 
     /// Seq of the oldest envelope that `peek` can read (envelopes are opaque without the key).
-    pub fn oldest_seq(&self, peek: impl Fn(&[u8]) -> Option<(u64, crate::ids::MsgId)>) -> Option<u64> {
+    pub fn oldest_seq(
+        &self,
+        peek: impl Fn(&[u8]) -> Option<(u64, crate::ids::MsgId)>,
+    ) -> Option<u64> {
         self.envelopes
             .iter()
             .filter_map(|e| peek(e))
             .map(|(s, _)| s)
             .min()
+    }
+}
+
+impl crate::delivery::record::Payload for GroupBucket {
+    fn decode(bytes: &[u8], limit: usize) -> Result<Self, DecodeError> {
+        GroupBucket::decode(bytes, limit)
     }
 }
 

@@ -1,50 +1,9 @@
-//! A sender's offline bucket (PROTOCOL.md §2–3): the newest envelopes for one receiver, kept in
-//! a signed DHT record the sender rewrites on every send.
-//!
-//! The rules are pure so they can be tested exhaustively:
-//! * [`merge`] — the writer re-reads the record and merges before writing, so two sessions of
-//!   the same sender (or a re-publish racing a send) never drop each other's envelopes:
-//!   union by `msg_id`, ordered by `seq`, newest `cap` kept within the byte limit.
-//! * [`read_after`] — a reader with cursor `c` (the last `seq` it processed) gets the envelopes
-//!   above `c` in order and learns how many were evicted before it could read them.
+//! A contact's bucket (PROTOCOL.md §2–3): the shared rules of [`crate::delivery::bucket`] with
+//! a pairwise envelope's order — only the two contacts can open it, so only they can order it.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
-use crate::codec::{self, DecodeError};
+use crate::delivery::bucket::{self as rules, BucketContent, BucketLimits, Unread};
 use crate::pairwise::envelope::{self, MsgId};
 use crate::pairwise::keys::DirectionKeys;
-
-/// Default number of envelopes a bucket keeps (PROTOCOL.md §6).
-pub const DEFAULT_CAP: usize = 100;
-/// Largest configurable cap.
-pub const MAX_CAP: usize = 1000;
-
-/// The record payload of a bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketContent {
-    /// Encoded envelopes, oldest first.
-    pub envelopes: Vec<Vec<u8>>,
-}
-
-impl BucketContent {
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self)
-    }
-
-    pub fn decode(bytes: &[u8], limit: usize) -> Result<Self, DecodeError> {
-        codec::decode_bounded(bytes, limit)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BucketLimits {
-    pub cap: usize,
-    /// Bytes the encoded envelopes (with their length prefixes) may take; leave room for the
-    /// record envelope around them.
-    pub max_bytes: usize,
-}
 
 /// `(seq, msg_id)` of a pairwise envelope of this direction, or `None` if it does not open with
 /// the direction's key. Envelopes are opaque (v2): only the two contacts can order a bucket.
@@ -54,89 +13,19 @@ fn peek_pairwise(bytes: &[u8], keys: &DirectionKeys) -> Option<(u64, MsgId)> {
         .map(|i| (i.header.seq, i.header.msg_id))
 }
 
-/// Merges `incoming` into `current`: every envelope once (by `msg_id`), ordered by `seq`, only
-/// the newest that fit `limits`. Envelopes that do not open with `keys` are dropped.
+/// [`rules::merge`] for one direction: envelopes that do not open with `keys` are dropped.
 pub fn merge(
     current: &[Vec<u8>],
     incoming: &[Vec<u8>],
     limits: BucketLimits,
     keys: &DirectionKeys,
 ) -> Vec<Vec<u8>> {
-    merge_with(current, incoming, limits, |b| peek_pairwise(b, keys))
+    rules::merge(current, incoming, limits, |b| peek_pairwise(b, keys))
 }
 
-/// [`merge`] for any envelope type (group buckets use the same rules); `peek` gives an
-/// envelope's order (its seq; for a group bucket shared by several epochs, epoch then seq) and
-/// `msg_id`, or `None` to drop it.
-pub fn merge_with<K: Ord + Copy>(
-    current: &[Vec<u8>],
-    incoming: &[Vec<u8>],
-    limits: BucketLimits,
-    peek: impl Fn(&[u8]) -> Option<(K, MsgId)>,
-) -> Vec<Vec<u8>> {
-    let mut by_order: BTreeMap<(K, MsgId), &Vec<u8>> = BTreeMap::new();
-    let mut seen: BTreeMap<MsgId, ()> = BTreeMap::new();
-    for bytes in current.iter().chain(incoming) {
-        let Some((seq, msg_id)) = peek(bytes) else {
-            continue;
-        };
-        if seen.insert(msg_id, ()).is_none() {
-            by_order.insert((seq, msg_id), bytes);
-        }
-    }
-    let mut kept: Vec<Vec<u8>> = Vec::new();
-    let mut bytes = 0usize;
-    for (_, env) in by_order.iter().rev() {
-        // Each envelope also costs its length prefix in the encoded content (a varint of at
-        // most 3 bytes for anything under 2 MiB), so `max_bytes` bounds what is written.
-        let cost = env.len() + 3;
-        if kept.len() == limits.cap || bytes + cost > limits.max_bytes {
-            break;
-        }
-        bytes += cost;
-        kept.push((*env).clone());
-    }
-    kept.reverse();
-    kept
-}
-
-/// What a reader takes from a bucket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unread {
-    /// Envelopes with `seq` above the cursor, oldest first, each once.
-    pub envelopes: Vec<(u64, Vec<u8>)>,
-    /// Envelopes that were evicted before this reader saw them.
-    pub missed: u64,
-}
-
-/// The envelopes after `cursor` (the last seq processed), and how many were lost to eviction.
+/// [`rules::read_after`] for one direction.
 pub fn read_after(content: &BucketContent, cursor: u64, keys: &DirectionKeys) -> Unread {
-    read_after_with(content, cursor, |b| peek_pairwise(b, keys))
-}
-
-/// [`read_after`] for any envelope type.
-pub fn read_after_with(
-    content: &BucketContent,
-    cursor: u64,
-    peek: impl Fn(&[u8]) -> Option<(u64, MsgId)>,
-) -> Unread {
-    let mut by_seq: BTreeMap<u64, &Vec<u8>> = BTreeMap::new();
-    for bytes in &content.envelopes {
-        if let Some((seq, _)) = peek(bytes) {
-            if seq > cursor {
-                by_seq.entry(seq).or_insert(bytes);
-            }
-        }
-    }
-    // Eviction removes the oldest, so anything missing is a gap right above the cursor.
-    let missed = by_seq
-        .keys()
-        .next()
-        .map_or(0, |first| first.saturating_sub(cursor + 1));
-    Unread {
-        envelopes: by_seq.into_iter().map(|(s, b)| (s, b.clone())).collect(),
-        missed,
-    }
+    rules::read_after(&content.envelopes, cursor, |b| peek_pairwise(b, keys))
 }
 
 #[cfg(test)]

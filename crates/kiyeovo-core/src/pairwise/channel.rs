@@ -15,18 +15,20 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::api::{ContactView, MessageState, MessageView};
-use crate::coalesce::Coalescer;
 use crate::contacts::card::{CardError, ContactCard};
 use crate::contacts::store::{self, ContactRow};
 use crate::debounce::Debounce;
+use crate::delivery::bucket::{BucketContent, BucketLimits};
+use crate::delivery::inbox::Arrival;
+use crate::delivery::record;
+use crate::delivery::writes::Writes;
 use crate::identity::Identity;
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError};
-use crate::pairwise::bucket::{self, BucketContent, BucketLimits};
+use crate::pairwise::bucket;
 use crate::pairwise::envelope::{self, EnvelopeError, MsgId, Payload};
-use crate::pairwise::inbox::Arrival;
 use crate::pairwise::keys::{self, PairwiseKeys};
-use crate::records::{RecordKey, RecordKind, SignedRecord};
+use crate::records::{RecordKey, RecordKind};
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
 
@@ -52,7 +54,7 @@ pub struct ChannelConfig {
 impl Default for ChannelConfig {
     fn default() -> Self {
         Self {
-            bucket_cap: bucket::DEFAULT_CAP,
+            bucket_cap: crate::delivery::bucket::DEFAULT_CAP,
             max_record_bytes: crate::config::Limits::default().max_record_bytes,
             poll_interval: Duration::from_secs(30),
             republish_interval: crate::config::Timing::default().republish,
@@ -181,8 +183,8 @@ pub struct Channel {
     /// Nudges we act on, likewise: each costs a DHT read, so a peer repeating them must not
     /// turn us into its DHT client.
     nudged_by: Mutex<Debounce<PeerId>>,
-    /// Contacts whose bucket is being written; `true` = more was queued meanwhile.
-    publishing: Coalescer<PeerId>,
+    /// Writes of our bucket for each contact, coalesced.
+    publishing: Writes<PeerId>,
 }
 
 impl Channel {
@@ -205,7 +207,7 @@ impl Channel {
             write: Mutex::new(()),
             nudged: Mutex::new(Debounce::new(NUDGE_DEBOUNCE)),
             nudged_by: Mutex::new(Debounce::new(NUDGE_DEBOUNCE)),
-            publishing: Coalescer::default(),
+            publishing: Writes::default(),
         })
     }
 
@@ -477,45 +479,41 @@ impl Channel {
         Ok(msg_id)
     }
 
-    /// Writes our bucket for `peer` in the background. Writes are coalesced: while one is in
-    /// flight, further sends only mark the bucket dirty and one more write follows, so a burst
-    /// of messages costs a few DHT writes, not one each, and senders never wait on the DHT.
+    /// Writes our bucket for `peer` in the background, coalesced ([`Writes`]): a burst of
+    /// messages costs a few DHT writes, not one each, and senders never wait on the DHT.
     async fn schedule_publish(self: &Arc<Self>, peer: &PeerId) {
-        if !self.publishing.request(peer).await {
+        let (this, peer) = (self.clone(), *peer);
+        self.publishing
+            .schedule(peer, Duration::ZERO, move || {
+                let this = this.clone();
+                async move { this.write_bucket(peer).await }
+            })
+            .await;
+    }
+
+    /// One write of our bucket for `peer`, then its messages marked stored.
+    async fn write_bucket(&self, peer: PeerId) {
+        let Ok(row) = self.contact(&peer).await else {
+            return;
+        };
+        let upto = row.out_seq;
+        if let Err(e) = self.publish_bucket(&row).await {
+            tracing::warn!(%peer, error = %e, "bucket not written; the next re-publish retries");
             return;
         }
-        let (this, peer) = (self.clone(), *peer);
-        tokio::spawn(async move {
-            loop {
-                let Ok(row) = this.contact(&peer).await else {
-                    break;
-                };
-                let upto = row.out_seq;
-                match this.publish_bucket(&row).await {
-                    Ok(()) => match store::mark_stored_up_to(this.db.pool(), &peer, upto).await {
-                        Ok(ids) => {
-                            this.emit(ChannelEvent::BucketWritten { peer, seq: upto });
-                            for msg_id in ids {
-                                this.emit(ChannelEvent::MessageState {
-                                    peer,
-                                    msg_id,
-                                    state: MessageState::Stored,
-                                });
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(%peer, error = %e, "cannot record stored messages")
-                        }
-                    },
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "bucket not written; the next re-publish retries");
-                    }
-                }
-                if !this.publishing.again(&peer).await {
-                    break;
+        match store::mark_stored_up_to(self.db.pool(), &peer, upto).await {
+            Ok(ids) => {
+                self.emit(ChannelEvent::BucketWritten { peer, seq: upto });
+                for msg_id in ids {
+                    self.emit(ChannelEvent::MessageState {
+                        peer,
+                        msg_id,
+                        state: MessageState::Stored,
+                    });
                 }
             }
-        });
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot record stored messages"),
+        }
     }
 
     /// Tells `peer` to read our bucket now, at most once per [`NUDGE_DEBOUNCE`].
@@ -562,36 +560,25 @@ impl Channel {
         let peer = &row.peer_id;
         let keys = self.keys(&row.card);
         let record_key = keys.outgoing.bucket_record_key();
-        let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
-            Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
-                Ok(r) => (
-                    BucketContent::decode(&r.payload, self.config.max_record_bytes)
-                        .unwrap_or_default(),
-                    r.version,
-                ),
-                Err(_) => (BucketContent::default(), 0),
-            },
-            Err(NodeError::NotFound) => (BucketContent::default(), 0),
-            Err(e) => return Err(e.into()),
-        };
+        let current: record::ReadBack<BucketContent> =
+            record::read_own(&self.client, &record_key, self.config.max_record_bytes).await?;
         let outbox = store::outbox(self.db.pool(), peer, self.config.bucket_cap).await?;
-        let merged = bucket::merge(&current.envelopes, &outbox, self.limits(), &keys.outgoing);
-        // Checked: the other contact can derive this bucket's key too, and a version of
-        // u64::MAX must not wrap our next write to 0 (or panic).
-        let version = version
-            .max(row.bucket_version)
-            .checked_add(1)
-            .ok_or_else(|| NodeError::PutFailed("bucket version exhausted".into()))?;
-        let record = SignedRecord::sign(
+        let merged = bucket::merge(
+            &current.content.envelopes,
+            &outbox,
+            self.limits(),
+            &keys.outgoing,
+        );
+        // The other contact can derive this bucket's key too: what we read back is untrusted.
+        let version = record::next_version(current.version, row.bucket_version)?;
+        record::write(
+            &self.client,
             &keys.outgoing.bucket_key,
             &record_key,
             version,
-            now_ms(),
             BucketContent { envelopes: merged }.encode(),
-        );
-        self.client
-            .put_record(record_key.to_bytes(), record.encode())
-            .await?;
+        )
+        .await?;
         store::set_bucket_version(self.db.pool(), peer, version).await?;
         Ok(())
     }
@@ -607,20 +594,10 @@ impl Channel {
         let keys = self.keys(&row.card);
         let key =
             RecordKey::for_public_key(RecordKind::PairwiseBucket, &keys.incoming.bucket_public());
-        let bytes = match self.client.get_record(key.to_bytes()).await {
-            Ok(b) => b,
-            Err(NodeError::NotFound) => return,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "cannot read bucket");
-                return;
-            }
-        };
-        let content = match SignedRecord::decode(&bytes, self.config.max_record_bytes)
-            .ok()
-            .and_then(|r| BucketContent::decode(&r.payload, self.config.max_record_bytes).ok())
-        {
-            Some(c) => c,
-            None => return,
+        let Some(content) =
+            record::read::<BucketContent>(&self.client, &key, self.config.max_record_bytes).await
+        else {
+            return;
         };
         // Open everything above the cursor first: only authentic envelopes may move the cursor.
         let mut opened = Vec::new();
@@ -635,9 +612,7 @@ impl Channel {
             if first.seq > row.inbox.cursor + 1 {
                 let _guard = self.write.lock().await;
                 if let Ok(Some(mut fresh)) = store::contact(self.db.pool(), peer).await {
-                    let before = fresh.inbox.missed;
-                    fresh.inbox.evicted_below(first.seq);
-                    let missed = fresh.inbox.missed - before;
+                    let missed = fresh.inbox.evicted_below(first.seq);
                     if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
                         if store::save_inbox(&mut tx, peer, &fresh.inbox).await.is_ok()
                             && tx.commit().await.is_ok()

@@ -3,11 +3,10 @@
 //! * [`keys`] — per-direction message keys and bucket signing keys, derived from the X25519
 //!   shared secret with HKDF, so both sides can compute both directions from the cards alone.
 //! * [`envelope`] — a sealed, sender-signed payload with a per-direction sequence number.
-//! * [`bucket`] — the capped list of envelopes a sender keeps in the DHT for an offline
-//!   receiver, and the pure merge and read rules that make it safe to rewrite.
+//! * [`bucket`] — a contact's offline bucket: the shared rules of [`crate::delivery`] with
+//!   this direction's envelope order.
 
 pub mod bucket;
 pub mod channel;
 pub mod envelope;
-pub mod inbox;
 pub mod keys;

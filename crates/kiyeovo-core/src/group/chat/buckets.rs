@@ -45,24 +45,14 @@ impl GroupChat {
                     envelopes.extend(page.envelopes);
                 }
             }
-            self.take_from_bucket(ep, peer, &BucketContent { envelopes }, complete)
-                .await;
+            self.take_from_bucket(ep, peer, &envelopes, complete).await;
         }
     }
 
     /// One bucket record (main or page) by its public key, decoded; `None` if absent or bad.
     pub(super) async fn fetch_bucket(&self, public: &[u8; 32]) -> Option<GroupBucket> {
         let key = RecordKey::for_public_key(RecordKind::GroupBucket, public);
-        match self.client.get_record(key.to_bytes()).await {
-            Ok(bytes) => SignedRecord::decode(&bytes, self.config.max_record_bytes)
-                .ok()
-                .and_then(|r| GroupBucket::decode(&r.payload, self.config.max_record_bytes).ok()),
-            Err(NodeError::NotFound) => None,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read a group bucket");
-                None
-            }
-        }
+        record::read(&self.client, &key, self.config.max_record_bytes).await
     }
 
     /// Takes a sender's bucket. Only a `complete` read (every page that was needed arrived) may
@@ -71,14 +61,14 @@ impl GroupChat {
         &self,
         ep: &Epoch,
         peer: &PeerId,
-        content: &BucketContent,
+        envelopes: &[Vec<u8>],
         complete: bool,
     ) {
         let sender = peer.to_string();
         let Ok(inbox) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await else {
             return;
         };
-        let unread = bucket::read_after_with(content, inbox.cursor, |b| envelope::peek(b, &ep.key));
+        let unread = bucket::read_after(envelopes, inbox.cursor, |b| envelope::peek(b, &ep.key));
         // Each envelope opened and verified once, here (`rules::admit`); only this sender's own
         // may move the cursor over a loss, and only those are stored.
         let mut checked = Vec::new();
@@ -98,9 +88,7 @@ impl GroupChat {
             if first > inbox.cursor + 1 {
                 let _guard = self.write.lock().await;
                 if let Ok(mut fresh) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await {
-                    let before = fresh.missed;
-                    fresh.evicted_below(first);
-                    let lost = fresh.missed - before;
+                    let lost = fresh.evicted_below(first);
                     if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
                         let ok = cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &fresh)
                             .await
@@ -163,49 +151,42 @@ impl GroupChat {
         self.ask_for_missing().await;
     }
 
-    /// Writes our bucket for `ep` in the background, coalesced (see the pairwise channel).
+    /// Writes our bucket for `ep` in the background, coalesced ([`Writes`]), after
+    /// `bucket_write_delay` so a burst goes out in one write: every write re-signs the whole
+    /// bucket and every storing node re-validates it.
     pub(super) async fn schedule_publish(self: &Arc<Self>, ep: &Epoch) {
-        // One slot per bucket record: the window's, and the one all established epochs share
-        // (two writers of one record at once would each drop the other's new envelopes).
+        // One slot per bucket record: the window's, and the one all established epochs share.
         let slot = (ep.group_id, ep.epoch.min(1));
-        if !self.publishing.request(&slot).await {
-            return;
-        }
         let (this, ep) = (self.clone(), ep.clone());
-        tokio::spawn(async move {
-            loop {
-                // Gather a burst into one write: every write re-signs the whole bucket and
-                // every storing node re-validates it.
-                tokio::time::sleep(this.config.bucket_write_delay).await;
-                match this.publish_bucket(&ep).await {
-                    Ok(uptos) => {
-                        let mut marked = 0;
-                        for (epoch, upto) in uptos {
-                            marked += cs::mark_stored_up_to(
-                                this.db.pool(),
-                                &ep.gid,
-                                epoch,
-                                &this.me_peer,
-                                upto,
-                            )
+        self.publishing
+            .schedule(slot, self.config.bucket_write_delay, move || {
+                let (this, ep) = (this.clone(), ep.clone());
+                async move { this.write_bucket(&ep).await }
+            })
+            .await;
+    }
+
+    /// One write of our bucket for `ep`, then its messages marked stored.
+    async fn write_bucket(&self, ep: &Epoch) {
+        match self.publish_bucket(ep).await {
+            Ok(uptos) => {
+                let mut marked = 0;
+                for (epoch, upto) in uptos {
+                    marked +=
+                        cs::mark_stored_up_to(self.db.pool(), &ep.gid, epoch, &self.me_peer, upto)
                             .await
                             .unwrap_or(0);
-                        }
-                        if marked > 0 {
-                            this.emit(ChatEvent::Changed {
-                                group_id: ep.group_id,
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; the next re-publish retries")
-                    }
                 }
-                if !this.publishing.again(&slot).await {
-                    break;
+                if marked > 0 {
+                    self.emit(ChatEvent::Changed {
+                        group_id: ep.group_id,
+                    });
                 }
             }
-        });
+            Err(e) => {
+                tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; the next re-publish retries")
+            }
+        }
     }
 
     /// Re-reads our bucket (main record and pages), merges our outbox in, and writes it back one
@@ -228,18 +209,15 @@ impl GroupChat {
         let signing = ed25519_dalek::SigningKey::from_bytes(&ep.my_seed.0);
         let public = signing.verifying_key().to_bytes();
         let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &public);
-        let (current, version) = match self.client.get_record(record_key.to_bytes()).await {
-            Ok(bytes) => match SignedRecord::decode(&bytes, self.config.max_record_bytes) {
-                Ok(r) => (
-                    GroupBucket::decode(&r.payload, self.config.max_record_bytes)
-                        .unwrap_or_default(),
-                    r.version,
-                ),
-                Err(_) => (GroupBucket::default(), 0),
-            },
-            Err(NodeError::NotFound) => (GroupBucket::default(), 0),
-            Err(e) => return Err(e),
-        };
+        let record::ReadBack {
+            content: current,
+            version,
+        } = record::read_own::<GroupBucket>(
+            &self.client,
+            &record_key,
+            self.config.max_record_bytes,
+        )
+        .await?;
         let mut existing = current.envelopes.clone();
         for page in join_all(current.pages.iter().map(|p| self.fetch_bucket(p)))
             .await
@@ -276,7 +254,7 @@ impl GroupChat {
         // Only envelopes that are ours and verify are kept: what we read back is untrusted (a
         // group from before v2 still has window buckets whose key every invitee can derive).
         // The bucket holds our envelopes of every established epoch (newest first to try).
-        let merged = bucket::merge_with(&existing, &outbox, everything, |b| {
+        let merged = bucket::merge(&existing, &outbox, everything, |b| {
             ep.shared.iter().rev().find_map(|(epoch, key)| {
                 envelope::open(b, &ep.group_id, *epoch, key)
                     .ok()
@@ -291,12 +269,8 @@ impl GroupChat {
             .saturating_sub(1024 + 40 * pages::MAX_PAGES);
         let mut chunks = pages::split(&merged, per_record).into_iter();
         let newest = chunks.next().unwrap_or_default();
-        // Checked: the version read back is untrusted (see above).
-        let version = version
-            .max(stored_version)
-            .checked_add(1)
-            .ok_or_else(|| NodeError::PutFailed("bucket version exhausted".into()))?;
-        let now = now_ms();
+        // The version read back is untrusted (see above).
+        let version = record::next_version(version, stored_version)?;
         let mut page_keys = Vec::new();
         let mut puts = Vec::new();
         for (n, chunk) in chunks.enumerate() {
@@ -305,38 +279,24 @@ impl GroupChat {
             );
             let page_public = page_signing.verifying_key().to_bytes();
             let key = RecordKey::for_public_key(RecordKind::GroupBucket, &page_public);
-            let record = SignedRecord::sign(
-                &page_signing,
-                &key,
-                version,
-                now,
-                GroupBucket {
-                    envelopes: chunk,
-                    pages: Vec::new(),
-                }
-                .encode(),
-            );
+            let page = GroupBucket {
+                envelopes: chunk,
+                pages: Vec::new(),
+            };
             page_keys.push(page_public);
-            puts.push(self.client.put_record(key.to_bytes(), record.encode()));
+            puts.push(async move {
+                record::write(&self.client, &page_signing, &key, version, page.encode()).await
+            });
         }
         // Pages first: a reader who sees the new main record finds its pages.
         for result in join_all(puts).await {
             result?;
         }
-        let record = SignedRecord::sign(
-            &signing,
-            &record_key,
-            version,
-            now,
-            GroupBucket {
-                envelopes: newest,
-                pages: page_keys,
-            }
-            .encode(),
-        );
-        self.client
-            .put_record(record_key.to_bytes(), record.encode())
-            .await?;
+        let main = GroupBucket {
+            envelopes: newest,
+            pages: page_keys,
+        };
+        record::write(&self.client, &signing, &record_key, version, main.encode()).await?;
         for epoch in &epochs {
             cs::set_bucket_version(self.db.pool(), &ep.gid, *epoch, version)
                 .await

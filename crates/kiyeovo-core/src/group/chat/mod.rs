@@ -34,13 +34,14 @@ use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
 use crate::api::{GroupChatView, GroupGapView, GroupMessageView};
-use crate::coalesce::Coalescer;
 use crate::debounce::Debounce;
+use crate::delivery::bucket::{self, BucketLimits};
+use crate::delivery::record;
+use crate::delivery::writes::Writes;
 use crate::identity::{peer_id_of, Identity};
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError, Verdict};
-use crate::pairwise::bucket::{self, BucketContent, BucketLimits};
-use crate::records::{RecordKey, RecordKind, SignedRecord};
+use crate::records::{RecordKey, RecordKind};
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
 
@@ -174,7 +175,9 @@ pub struct GroupChat {
     events: broadcast::Sender<ChatEvent>,
     write: Mutex<()>,
     topics: Mutex<HashMap<String, Epoch>>,
-    publishing: Coalescer<(GroupId, u32)>,
+    /// Writes of our buckets, coalesced: one slot per bucket record (the window's, and the one
+    /// all established epochs share).
+    publishing: Writes<(GroupId, u32)>,
     /// Requests for missing envelopes we answered, per (asker, group, epoch, sender).
     wants: Mutex<Debounce<(PeerId, GroupId, u32, MemberKey)>>,
     /// Held while a background polling round runs, so rounds never pile up.
@@ -206,7 +209,7 @@ impl GroupChat {
             events: broadcast::channel(1024).0,
             write: Mutex::new(()),
             topics: Mutex::new(HashMap::new()),
-            publishing: Coalescer::default(),
+            publishing: Writes::default(),
             wants: Mutex::new(Debounce::new(WANT_INTERVAL)),
             polling: Mutex::new(()),
         })

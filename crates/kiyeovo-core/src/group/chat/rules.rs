@@ -16,9 +16,9 @@
 use libp2p::PeerId;
 
 use super::{ChatDrop, Epoch, MAX_SEQ_AHEAD};
+use crate::delivery::inbox::{Arrival, Inbox};
 use crate::group::control::MemberKey;
 use crate::group::envelope::{self, GroupHeader};
-use crate::pairwise::inbox::{Arrival, Inbox};
 
 /// An envelope that passed every rule that needs no cursor.
 pub(crate) struct Checked {

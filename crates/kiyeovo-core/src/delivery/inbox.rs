@@ -57,16 +57,20 @@ impl Inbox {
     }
 
     /// The bucket's oldest envelope is `oldest`: everything between the cursor and it was
-    /// evicted unread. Counts those (minus any we did get directly) as missed.
-    pub fn evicted_below(&mut self, oldest: u64) {
+    /// evicted unread. Counts those (minus any we did get directly) as missed, and returns how
+    /// many that was. Call it only with the oldest *authentic* envelope's seq: anything else
+    /// would let whoever wrote garbage into the record skip our cursor.
+    pub fn evicted_below(&mut self, oldest: u64) -> u64 {
         if oldest <= self.cursor + 1 {
-            return;
+            return 0;
         }
         let got = self.above.range(..oldest).count() as u64;
-        self.missed += oldest - self.cursor - 1 - got;
+        let lost = oldest - self.cursor - 1 - got;
+        self.missed += lost;
         self.above = self.above.split_off(&oldest);
         self.cursor = oldest - 1;
         self.settle();
+        lost
     }
 
     fn settle(&mut self) {
@@ -101,7 +105,7 @@ mod tests {
     fn eviction_counts_missed_but_not_what_came_directly() {
         let mut inbox = Inbox::default();
         inbox.processed(10); // seen directly
-        inbox.evicted_below(51); // bucket now starts at 51
+        assert_eq!(inbox.evicted_below(51), 49); // bucket now starts at 51
         assert_eq!(inbox.cursor, 50);
         assert_eq!(inbox.missed, 49);
         assert_eq!(inbox.check(10), Arrival::Duplicate);

@@ -1,0 +1,155 @@
+//! Bucket writes in the background, coalesced per bucket: while a write for a key is in flight,
+//! further requests only mark it dirty, and exactly one more write follows. A burst of a hundred
+//! messages costs a few DHT writes, not a hundred, and no sender waits for one. Two writers of
+//! one record at once would each drop the other's new envelopes, so one key = one record.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+/// Background writes, at most one in flight per key.
+#[derive(Debug)]
+pub struct Writes<K> {
+    runs: Arc<Coalescer<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Default for Writes<K> {
+    fn default() -> Self {
+        Self {
+            runs: Arc::new(Coalescer::default()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> Writes<K> {
+    /// Runs `write` for `key` in the background, after `gather` (so a burst of sends lands in
+    /// one write), unless a write for `key` is in flight: then exactly one more runs after it.
+    /// `write` reads the state afresh each time, so the last run writes everything asked for.
+    pub async fn schedule<F, Fut>(&self, key: K, gather: Duration, mut write: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if !self.runs.request(&key).await {
+            return;
+        }
+        let runs = self.runs.clone();
+        tokio::spawn(async move {
+            loop {
+                if !gather.is_zero() {
+                    tokio::time::sleep(gather).await;
+                }
+                write().await;
+                if !runs.again(&key).await {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+#[derive(Debug)]
+pub struct Coalescer<K> {
+    /// Keys with a run in flight; `true` = requested again meanwhile.
+    running: Mutex<HashMap<K, bool>>,
+}
+
+impl<K: Hash + Eq + Clone> Default for Coalescer<K> {
+    fn default() -> Self {
+        Self {
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Coalescer<K> {
+    /// Asks for a run. `true`: none is in flight, so the caller starts the worker now.
+    pub async fn request(&self, key: &K) -> bool {
+        let mut running = self.running.lock().await;
+        match running.get_mut(key) {
+            Some(dirty) => {
+                *dirty = true;
+                false
+            }
+            None => {
+                running.insert(key.clone(), false);
+                true
+            }
+        }
+    }
+
+    /// The worker finished a run: `true` if it must run once more (someone asked meanwhile);
+    /// `false` and the key is released.
+    pub async fn again(&self, key: &K) -> bool {
+        let mut running = self.running.lock().await;
+        if running.get(key) == Some(&true) {
+            running.insert(key.clone(), false);
+            true
+        } else {
+            running.remove(key);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst while a write is in flight costs exactly one more write, and that write comes
+    /// after the burst (so it carries all of it).
+    #[tokio::test]
+    async fn a_burst_during_a_write_costs_exactly_one_more_write() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::sync::{mpsc, Notify};
+
+        let writes = Writes::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        let slow = Arc::new(Notify::new());
+        let (done, mut finished) = mpsc::unbounded_channel();
+        let job = || {
+            let (count, slow, done) = (count.clone(), slow.clone(), done.clone());
+            move || {
+                let (count, slow, done) = (count.clone(), slow.clone(), done.clone());
+                async move {
+                    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n == 1 {
+                        slow.notified().await; // the first write takes a while
+                    }
+                    let _ = done.send(n);
+                }
+            }
+        };
+        for _ in 0..50 {
+            writes.schedule(7u8, Duration::ZERO, job()).await;
+        }
+        slow.notify_one();
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(10), finished.recv())
+                .await
+                .expect("a write finished")
+        };
+        assert_eq!(next().await, Some(1));
+        assert_eq!(next().await, Some(2));
+        // Released: asked again, it runs again at once.
+        writes.schedule(7u8, Duration::ZERO, job()).await;
+        assert_eq!(next().await, Some(3));
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn requests_during_a_run_cause_exactly_one_more() {
+        let c = Coalescer::default();
+        assert!(c.request(&1).await, "first request starts the worker");
+        assert!(!c.request(&1).await);
+        assert!(!c.request(&1).await);
+        assert!(c.request(&2).await, "keys are independent");
+        assert!(c.again(&1).await, "asked meanwhile: one more run");
+        assert!(!c.again(&1).await, "nothing new: released");
+        assert!(c.request(&1).await, "a later request starts it again");
+    }
+}
