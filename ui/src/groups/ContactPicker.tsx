@@ -1,5 +1,11 @@
 import type { ContactView } from "../bindings/ContactView";
-import { whyNot } from "./NewGroup";
+
+/** Why a contact cannot be invited, or null if they can. */
+export function whyNot(c: ContactView): string | null {
+  if (c.blocked) return "blocked";
+  if (c.trusted_at === null) return "not trusted yet: the handshake is pending";
+  return null;
+}
 
 /**
  * Trusted contacts to tick, each untrusted or blocked one greyed out with the reason; no more

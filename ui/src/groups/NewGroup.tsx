@@ -8,13 +8,6 @@ import type { GroupView } from "../bindings/GroupView";
 /** Mirrors the backend's `MAX_MEMBERS` (10, creator included); the backend enforces it too. */
 export const MAX_INVITEES = 9;
 
-/** Why a contact cannot be invited, or null if they can. */
-export function whyNot(c: ContactView): string | null {
-  if (c.blocked) return "blocked";
-  if (c.trusted_at === null) return "not trusted yet: the handshake is pending";
-  return null;
-}
-
 export function NewGroup({ contacts, onCreated, onCancel }: {
   contacts: ContactView[];
   onCreated: (g: GroupView) => void;
