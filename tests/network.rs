@@ -6,7 +6,9 @@ use kiyeovo_core::api::BootstrapState;
 use kiyeovo_core::records::SignedRecord;
 use kiyeovo_core::service::App;
 use kiyeovo_tests::attacker::{attacker, push, signed};
-use kiyeovo_tests::{bootstrap_node, wait_for, TestProfile, WAIT};
+use kiyeovo_tests::{
+    bootstrap_node, group_of, start_group_app, storing_node_in, wait_for, TestProfile, WAIT,
+};
 use libp2p::kad;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
@@ -233,4 +235,93 @@ async fn bootstrap_set_at_runtime_joins_now_and_is_remembered() {
     .await;
     app.shutdown().await;
     bootstrap.shutdown().await;
+}
+
+/// The TCP port of a `/ip4/…/tcp/<port>/p2p/…` address.
+fn tcp_port(addr: &str) -> u16 {
+    let addr: Multiaddr = addr.parse().unwrap();
+    addr.iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP address")
+}
+
+/// Every message `app` wrote in group `id` is in its offline bucket.
+async fn wait_all_stored(app: &App, id: &str) {
+    let mut rx = app.chat().subscribe();
+    tokio::time::timeout(WAIT, async {
+        while !app
+            .chat()
+            .chat(id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| m.outgoing)
+            .all(|m| m.stored)
+        {
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .expect("the messages reach the bucket");
+}
+
+/// A headless storing node restarted from its data directory still serves the buckets it held:
+/// Ana writes while Ben is away, then Ana goes offline too, so the node is the only one holding
+/// her bucket; the node restarts; Ben comes back and reads every message from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_storing_node_still_serves_what_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = storing_node_in(dir.path(), 0).await;
+    let (profiles, mut apps, id) = group_of("keep", 2, &addr).await;
+    let ben = apps.pop().unwrap();
+    let ana = apps.pop().unwrap();
+    ben.shutdown().await;
+    let bodies = ["while you were away", "and this", "and one more"];
+    for body in bodies {
+        ana.chat().send(&id, body).await.unwrap();
+    }
+    wait_all_stored(&ana, &id).await;
+    ana.shutdown().await;
+
+    let held = node.status.borrow().stored_records;
+    node.shutdown().await;
+    let (node, again) = storing_node_in(dir.path(), tcp_port(&addr)).await;
+    assert_eq!(again, addr, "same peer id, same address");
+    assert!(
+        node.status.borrow().stored_records >= held,
+        "the records are back before anyone re-publishes them ({held} before)"
+    );
+
+    let ben = start_group_app(&profiles[1], &addr).await;
+    let mut rx = ben.chat().subscribe();
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            let mut have: Vec<String> = ben
+                .chat()
+                .chat(&id)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .filter(|m| !m.outgoing)
+                .map(|m| m.body.clone())
+                .collect();
+            have.sort();
+            if have.len() >= bodies.len() {
+                return have;
+            }
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .expect("Ben reads Ana's messages from the restarted node");
+    let mut want: Vec<String> = bodies.iter().map(|b| b.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "each message once");
+    ben.shutdown().await;
+    node.shutdown().await;
 }

@@ -118,8 +118,28 @@ pub async fn bootstrap_node_with(limits: Limits, bootstrap: Vec<String>) -> (Hea
         mdns: false,
         limits,
     })
+    .await
     .expect("bootstrap node starts");
     let addrs = node.listen_addrs(WAIT).await.expect("bootstrap listens");
+    let tcp = addrs[0].clone();
+    (node, tcp)
+}
+
+/// A headless storing node that keeps its key and records in `dir`, listening on `port` (0: any
+/// free one), with the server limits; returns it with its TCP address.
+pub async fn storing_node_in(dir: &std::path::Path, port: u16) -> (Headless, String) {
+    init_logging();
+    let mut node = Headless::start(Options {
+        data_dir: Some(dir.to_path_buf()),
+        listen_host: LOCALHOST,
+        port,
+        bootstrap: Vec::new(),
+        mdns: false,
+        limits: Limits::server(),
+    })
+    .await
+    .expect("storing node starts");
+    let addrs = node.listen_addrs(WAIT).await.expect("storing node listens");
     let tcp = addrs[0].clone();
     (node, tcp)
 }

@@ -1,6 +1,7 @@
 //! The headless Kiyeovo node: a bootstrap point, relay server and DHT storage node for public
 //! servers (and for tests). It runs the same [`kiyeovo_core::node`] as the app, with the same
-//! record validation, in the [`Role::Server`] role.
+//! record validation, in the [`Role::Server`] role. With a data directory it keeps its key (so
+//! its peer id) and the records it stores ([`kiyeovo_core::node::persist`]) across restarts.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use kiyeovo_core::api::NodeStatus;
 use kiyeovo_core::config::Limits;
+use kiyeovo_core::node::persist::{PersistError, RecordFile};
 use kiyeovo_core::node::{self, Client, NodeConfig, NodeError, NodeEvent, Role};
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
@@ -23,6 +25,8 @@ pub enum HeadlessError {
     Key { path: PathBuf, reason: String },
     #[error(transparent)]
     Node(#[from] NodeError),
+    #[error(transparent)]
+    Records(#[from] PersistError),
     #[error("the node did not start listening within {0:?}")]
     NotListening(Duration),
 }
@@ -31,7 +35,8 @@ pub enum HeadlessError {
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Where the node keeps its key, so its peer id (and the address users configure) survives
-    /// restarts. `None` makes a throw-away identity.
+    /// restarts, and the records it stores for others. `None` makes a throw-away identity that
+    /// keeps records in memory only.
     pub data_dir: Option<PathBuf>,
     pub listen_host: IpAddr,
     pub port: u16,
@@ -88,14 +93,19 @@ pub struct Headless {
     pub status: watch::Receiver<NodeStatus>,
     task: JoinHandle<()>,
     drain: JoinHandle<()>,
+    records: Option<RecordFile>,
 }
 
 impl Headless {
     /// Builds and starts the node on the current tokio runtime.
-    pub fn start(options: Options) -> Result<Self, HeadlessError> {
+    pub async fn start(options: Options) -> Result<Self, HeadlessError> {
         let keypair = match &options.data_dir {
             Some(dir) => load_or_create_key(dir)?,
             None => Keypair::generate_ed25519(),
+        };
+        let mut records = match &options.data_dir {
+            Some(dir) => Some(RecordFile::open(dir, &options.limits).await?),
+            None => None,
         };
         let mut config = NodeConfig::new(keypair, Role::Server);
         config.listen_host = options.listen_host;
@@ -103,6 +113,7 @@ impl Headless {
         config.bootstrap = options.bootstrap;
         config.mdns = options.mdns;
         config.limits = options.limits;
+        config.kept_records = records.as_mut().map(RecordFile::kept);
         let node = node::new(config)?;
         let task = tokio::spawn(node.event_loop.run());
         let drain = tokio::spawn(drain_events(node.events));
@@ -111,6 +122,7 @@ impl Headless {
             status: node.status,
             task,
             drain,
+            records,
         })
     }
 
@@ -130,11 +142,15 @@ impl Headless {
         Ok(addrs)
     }
 
-    /// Stops the node and waits for its task to end.
+    /// Stops the node, waits for its task to end and writes out what its record file still
+    /// waits for.
     pub async fn shutdown(self) {
         self.client.shutdown().await;
         let _ = self.task.await;
         self.drain.abort();
+        if let Some(records) = self.records {
+            records.close().await;
+        }
     }
 }
 

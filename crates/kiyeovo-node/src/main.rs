@@ -20,7 +20,7 @@ use libp2p::Multiaddr;
     about = "Kiyeovo bootstrap, relay and DHT storage node"
 )]
 struct Args {
-    /// Directory for the node key (keeps the peer id across restarts).
+    /// Directory for the node key and the records it stores (both kept across restarts).
     #[arg(long, env = "KIYEOVO_NODE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Address to listen on.
@@ -63,7 +63,9 @@ async fn main() -> ExitCode {
         }
     };
     if args.data_dir.is_none() {
-        tracing::warn!("no --data-dir: this node gets a new peer id on every start");
+        tracing::warn!(
+            "no --data-dir: this node gets a new peer id on every start and forgets what it stores"
+        );
     }
     let mut node = match Headless::start(Options {
         data_dir: args.data_dir,
@@ -75,7 +77,9 @@ async fn main() -> ExitCode {
             args.store_mib.saturating_mul(1024 * 1024),
             args.source_quota_mib.saturating_mul(1024 * 1024),
         ),
-    }) {
+    })
+    .await
+    {
         Ok(node) => node,
         Err(e) => {
             tracing::error!("cannot start: {e}");

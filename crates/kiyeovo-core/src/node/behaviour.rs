@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::node::config::{NodeConfig, Role};
 use crate::node::direct::{self, DirectCodec};
 use crate::node::scoring;
+use crate::node::store::Store;
 use crate::node::NodeError;
 
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/kiyeovo/kad/1.0.0");
@@ -28,7 +29,7 @@ pub struct Behaviour {
     pub autonat: autonat::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<MemoryStore>,
+    pub kad: kad::Behaviour<Store>,
     pub gossipsub: gossipsub::Behaviour,
     pub direct: request_response::Behaviour<DirectCodec>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
@@ -74,7 +75,7 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
             // themselves (PROTOCOL.md §3).
             kad_config.set_replication_interval(None);
             kad_config.set_publication_interval(None);
-            let store = MemoryStore::with_config(
+            let memory = MemoryStore::with_config(
                 peer_id,
                 MemoryStoreConfig {
                     max_records: limits.max_stored_records,
@@ -82,6 +83,18 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
                     ..Default::default()
                 },
             );
+            let kept = config.kept_records.as_ref();
+            let mut store = Store::new(memory, kept.map(|k| k.mirror()));
+            if let Some(kept) = kept {
+                let loaded = kept.take_loaded();
+                let (count, took) = (loaded.len(), store.restore(loaded));
+                if took < count {
+                    tracing::warn!(
+                        dropped = count - took,
+                        "more records in the file than the store takes"
+                    );
+                }
+            }
             let kad = kad::Behaviour::with_config(peer_id, store, kad_config);
 
             let gossip_config = gossipsub::ConfigBuilder::default()

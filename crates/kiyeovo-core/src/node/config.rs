@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub mdns: bool,
     pub limits: Limits,
     pub timing: crate::config::Timing,
+    /// The record file, for a storing node that keeps what it stores across restarts
+    /// ([`super::persist`]); `None` keeps records in memory only.
+    pub kept_records: Option<super::persist::Kept>,
 }
 
 impl NodeConfig {
@@ -56,6 +59,7 @@ impl NodeConfig {
                 Limits::default()
             },
             timing: Timing::default(),
+            kept_records: None,
         }
     }
 }

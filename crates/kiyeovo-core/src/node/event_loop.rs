@@ -152,6 +152,9 @@ impl EventLoop {
             topics: BTreeSet::new(),
             ledger: Ledger::default(),
         };
+        // Records read back from the record file are in the store already.
+        event_loop.count_records();
+        event_loop.publish_status();
         event_loop.add_bootstrap_addresses();
         event_loop.dial_bootstrap();
         Ok((event_loop, status_rx))

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use libp2p::kad::store::{MemoryStore, RecordStore};
+use libp2p::kad::store::RecordStore;
 use libp2p::kad::{Record, RecordKey};
 use libp2p::PeerId;
 
@@ -32,7 +32,7 @@ pub struct Ledger {
 impl Ledger {
     /// Re-measures from the store if the totals are older than [`RESCAN`], dropping expired
     /// records on the way; `true` if it did.
-    pub fn refresh(&mut self, store: &mut MemoryStore, now: Instant) -> bool {
+    pub fn refresh(&mut self, store: &mut impl RecordStore, now: Instant) -> bool {
         if self
             .measured_at
             .is_some_and(|t| now.saturating_duration_since(t) < RESCAN)
@@ -102,6 +102,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libp2p::kad::store::MemoryStore;
 
     fn record(key: &[u8], len: usize, publisher: PeerId) -> Record {
         let mut r = Record::new(key.to_vec(), vec![0; len]);

@@ -19,7 +19,9 @@ pub mod direct;
 pub mod error;
 pub mod event_loop;
 pub mod ledger;
+pub mod persist;
 pub mod scoring;
+pub mod store;
 
 pub use client::{Client, Verdict};
 pub use config::{NodeConfig, Role};
