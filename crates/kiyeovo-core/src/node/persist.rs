@@ -203,6 +203,7 @@ impl RecordFile {
             .map_err(q)?;
         let mut loaded = Vec::new();
         let mut refused = Vec::new();
+        let mut charged = 0usize;
         for row in rows {
             let key: Vec<u8> = row.get("key");
             let value: Vec<u8> = row.get("value");
@@ -224,6 +225,13 @@ impl RecordFile {
                 },
                 None => None,
             };
+            // Within today's budget (it may have been lowered since): what does not fit goes.
+            let cost = crate::records::budget::charge(key.len(), value.len());
+            if charged + cost > limits.store_budget_bytes {
+                refused.push(key);
+                continue;
+            }
+            charged += cost;
             let mut record = Record::new(key, value);
             record.publisher = publisher.and_then(|p| PeerId::from_bytes(&p).ok());
             record.expires = expires;
@@ -440,6 +448,25 @@ mod tests {
         // And they are gone from the file, not only skipped.
         let back = reopen(dir.path()).await;
         assert_eq!(back.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_more_is_read_back_than_the_storing_budget_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Record> = (0..10).map(|_| valid(1, &[7; 1000], HOUR)).collect();
+        let file = RecordFile::open(dir.path(), &Limits::default())
+            .await
+            .unwrap();
+        for r in &records {
+            file.mirror.put(r);
+        }
+        file.close().await;
+        let one =
+            crate::records::budget::charge(records[0].key.to_vec().len(), records[0].value.len());
+        let small = Limits::with_budget(one * 4 + one / 2, one);
+        let mut file = RecordFile::open(dir.path(), &small).await.unwrap();
+        assert_eq!(file.kept().take_loaded().len(), 4);
+        file.close().await;
     }
 
     #[tokio::test]
