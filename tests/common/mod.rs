@@ -329,10 +329,15 @@ pub async fn group_of(tag: &str, n: usize, boot: &str) -> (Vec<TestProfile>, Vec
 
 /// The creator (`apps[0]`) befriends everyone, invites them, all accept, it establishes.
 pub async fn form_group(apps: &[App]) -> String {
-    let creator = &apps[0];
     for app in &apps[1..] {
-        befriend(creator, app).await;
+        befriend(&apps[0], app).await;
     }
+    establish_group(apps).await
+}
+
+/// [`form_group`] among people who are the creator's (`apps[0]`) contacts already.
+pub async fn establish_group(apps: &[App]) -> String {
+    let creator = &apps[0];
     let peers: Vec<_> = apps[1..].iter().map(|a| a.peer_id()).collect();
     let id = creator
         .groups()

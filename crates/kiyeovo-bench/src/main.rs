@@ -1,6 +1,10 @@
 //! `make bench`: ten real app profiles and a bootstrap node on 127.0.0.1 in one established
 //! group (real SQLite files, real keyring, real libp2p), then
 //!
+//! 0. **the floor**: a group of two (members 0 and 1 of the same run), 200 messages paced like
+//!    the live run below, one sender and one receiver: the same path (gossip hop, verify,
+//!    decrypt, SQLite commit) with nothing else going on. Machines are noisy; each live figure is
+//!    also given as a ratio to this floor, measured minutes apart on the same machine;
 //! 1. **live delivery**: 1000 messages from random senders, one after another; for each, the
 //!    time from `send` to "decrypted and stored" at every other member (p50/p95/p99/max);
 //! 2. **offline catch-up**: one member is closed while the 9 others write 100 messages each;
@@ -14,13 +18,89 @@ use std::time::{Duration, Instant};
 
 use kiyeovo_core::group::ChatEvent;
 use kiyeovo_core::service::App;
-use kiyeovo_tests::{bootstrap_node, form_group, start_group_app, wait_connected, TestProfile};
+use kiyeovo_tests::{
+    bootstrap_node, establish_group, form_group, start_group_app, wait_connected, TestProfile,
+};
 use libp2p::PeerId;
 use rand::Rng;
 
 const MEMBERS: usize = 10;
 const LIVE_MESSAGES: usize = 1000;
 const CATCH_UP_PER_SENDER: usize = 100;
+const FLOOR_MESSAGES: usize = 200;
+/// 50 messages a second across the group, like a lively chat.
+const PACE: Duration = Duration::from_millis(20);
+
+/// p50, p95, p99 and max of sorted latencies.
+struct Spread {
+    p50: Duration,
+    p95: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Spread {
+    fn of(mut latencies: Vec<Duration>) -> Self {
+        latencies.sort();
+        Self {
+            p50: percentile(&latencies, 0.50),
+            p95: percentile(&latencies, 0.95),
+            p99: percentile(&latencies, 0.99),
+            max: *latencies.last().expect("some"),
+        }
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "p50 {} · p95 {} · p99 {} · max {}",
+            ms(self.p50),
+            ms(self.p95),
+            ms(self.p99),
+            ms(self.max)
+        )
+    }
+
+    /// Each percentile as a multiple of the floor's.
+    fn ratio(&self, floor: &Spread) -> String {
+        let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+        format!(
+            "p50 ×{:.1} · p95 ×{:.1} · p99 ×{:.1}",
+            r(self.p50, floor.p50),
+            r(self.p95, floor.p95),
+            r(self.p99, floor.p99)
+        )
+    }
+}
+
+/// Every `Received` event of `apps`, timestamped as it happens.
+fn watch_receipts(
+    apps: &[App],
+) -> tokio::sync::mpsc::UnboundedReceiver<(String, PeerId, u64, Instant)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for app in apps {
+        let mut events = app.chat().subscribe();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let ChatEvent::Received {
+                    group_id,
+                    sender,
+                    seq,
+                    ..
+                } = event
+                {
+                    let _ = tx.send((
+                        kiyeovo_core::group::store::hex(group_id),
+                        sender,
+                        seq,
+                        Instant::now(),
+                    ));
+                }
+            }
+        });
+    }
+    rx
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -81,28 +161,47 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
     wait_connected(&apps).await;
+    let mut rx = watch_receipts(&apps);
+
+    // 0. The floor: one sender, one receiver, same path, same pace.
+    let pair = establish_group(&apps[..2]).await;
+    let floor = {
+        let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(PACE);
+        for i in 0..FLOOR_MESSAGES {
+            tick.tick().await;
+            sent_at.insert(i as u64 + 1, Instant::now());
+            apps[0]
+                .chat()
+                .send(&pair, &format!("floor message {i}"))
+                .await
+                .expect("send");
+        }
+        let mut latencies = Vec::with_capacity(FLOOR_MESSAGES);
+        while latencies.len() < FLOOR_MESSAGES {
+            let (group, _, seq, at) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+                .await
+                .expect("all floor deliveries within a minute")
+                .expect("events");
+            if group == pair {
+                if let Some(t0) = sent_at.get(&seq) {
+                    latencies.push(at.duration_since(*t0));
+                }
+            }
+        }
+        Spread::of(latencies)
+    };
+    println!(
+        "floor: one sender, one receiver, {FLOOR_MESSAGES} messages every 20 ms: {}",
+        floor.show()
+    );
 
     // 1. Live delivery latency.
     let peers: Vec<PeerId> = apps.iter().map(|a| a.peer_id()).collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(PeerId, u64, Instant)>();
-    for app in &apps {
-        let mut events = app.chat().subscribe();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                if let ChatEvent::Received { sender, seq, .. } = event {
-                    let _ = tx.send((sender, seq, Instant::now()));
-                }
-            }
-        });
-    }
     let mut seqs = [0u64; MEMBERS];
     // Paced like a lively chat (50 messages/s across the group), then as fast as sends return.
     for (label, pace) in [
-        (
-            "paced, one message every 20 ms",
-            Some(Duration::from_millis(20)),
-        ),
+        ("paced, one message every 20 ms", Some(PACE)),
         ("burst, back to back", None),
     ] {
         let mut sent_at: HashMap<(PeerId, u64), Instant> = HashMap::new();
@@ -126,23 +225,25 @@ async fn main() {
         let expected = LIVE_MESSAGES * (MEMBERS - 1);
         let mut latencies = Vec::with_capacity(expected);
         while latencies.len() < expected {
-            let (sender, seq, at) = tokio::time::timeout(Duration::from_secs(120), rx.recv())
-                .await
-                .expect("all deliveries within two minutes")
-                .expect("events");
+            let (group, sender, seq, at) =
+                tokio::time::timeout(Duration::from_secs(120), rx.recv())
+                    .await
+                    .expect("all deliveries within two minutes")
+                    .expect("events");
+            if group != id {
+                continue;
+            }
             if let Some(t0) = sent_at.get(&(sender, seq)) {
                 latencies.push(at.duration_since(*t0));
             }
         }
-        latencies.sort();
+        let spread = Spread::of(latencies);
         println!(
-            "live delivery ({label}), {LIVE_MESSAGES} messages x {} receivers, sent in {:.1} s: p50 {} · p95 {} · p99 {} · max {}",
+            "live delivery ({label}), {LIVE_MESSAGES} messages x {} receivers, sent in {:.1} s: {} — to the floor: {}",
             MEMBERS - 1,
             send_time.as_secs_f64(),
-            ms(percentile(&latencies, 0.50)),
-            ms(percentile(&latencies, 0.95)),
-            ms(percentile(&latencies, 0.99)),
-            ms(*latencies.last().expect("some")),
+            spread.show(),
+            spread.ratio(&floor),
         );
     }
 
