@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages Kiyeovo needs on Debian/Ubuntu, only if some are missing.
 #   scripts/install-deps.sh        what building and running the app needs
-#   scripts/install-deps.sh test   plus what the test suite needs (Xvfb, WebKitWebDriver, keyring)
+#   scripts/install-deps.sh test   plus what the test suite needs (Xvfb, WebKitWebDriver, keyring,
+#                                  nftables for the NAT test)
 set -euo pipefail
 
 run_pkgs=(
@@ -9,7 +10,7 @@ run_pkgs=(
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
   libdbus-1-dev gnome-keyring
 )
-test_pkgs=(xvfb webkit2gtk-driver dbus dbus-daemon python3 python3-xlib dunst trayer)
+test_pkgs=(xvfb webkit2gtk-driver dbus dbus-daemon python3 python3-xlib dunst trayer iproute2 nftables)
 
 pkgs=("${run_pkgs[@]}")
 if [ "${1:-}" = "test" ]; then

@@ -2,134 +2,25 @@
 //! checkpoint) and started again lose nothing and store nothing twice. Each profile runs in its
 //! own process (`kiyeovo-test-peer`), driven over stdin.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use kiyeovo_core::api::GroupStatus;
+use kiyeovo_tests::peer_process::Peer;
 use kiyeovo_tests::{bootstrap_node, start_group_app, wait_group, TestProfile};
 
-const LIMIT: Duration = Duration::from_secs(120);
-
-/// One profile running in a child process.
-struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    /// Every line it printed, across restarts.
-    seen: Vec<String>,
-    id: String,
-}
-
-impl Peer {
-    fn start(profile: &TestProfile, boot: &str) -> Peer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiyeovo-test-peer"))
-            .args([&profile.name, profile.base.path().to_str().unwrap(), boot])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("peer process starts");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut peer = Peer {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            id: String::new(),
-        };
-        peer.id = peer.expect("ready ").to_string();
-        peer
-    }
-
-    /// Waits for the next line starting with `prefix`; returns the rest.
-    fn expect(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {prefix:?} line within {LIMIT:?}"));
-            self.seen.push(line.clone());
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.to_string();
-            }
-        }
-    }
-
-    /// Reads lines until `count(prefix) >= n` over everything seen so far.
-    fn until_count(&mut self, prefix: &str, n: usize) {
-        while self.count(prefix) < n {
-            self.expect(prefix);
-        }
-    }
-
-    /// Reads lines until one `<prefix>… <total>` reports `total >= n` (the peer's database is
-    /// the truth: a message stored just before a kill is never reported twice).
-    fn until_total(&mut self, prefix: &str, n: usize) {
-        loop {
-            let rest = self.expect(prefix);
-            let total: usize = rest.rsplit(' ').next().unwrap().parse().unwrap();
-            if total >= n {
-                return;
-            }
-        }
-    }
-
-    /// The `<prefix>` lines' first field (what was reported), to find double reports.
-    fn reported(&self, prefix: &str) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|l| l.strip_prefix(prefix))
-            .map(|rest| rest.split(' ').next().unwrap().to_string())
-            .collect()
-    }
-
-    fn count(&self, prefix: &str) -> usize {
-        self.seen.iter().filter(|l| l.starts_with(prefix)).count()
-    }
-
-    fn send(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").expect("peer reads commands");
-        self.stdin.flush().unwrap();
-    }
-
-    fn ask(&mut self, command: &str, answer: &str) -> String {
-        self.send(command);
-        self.expect(answer)
-    }
-
-    /// SIGKILL: no destructor, no checkpoint, no goodbye.
-    fn kill(mut self) -> Vec<String> {
-        self.child.kill().expect("kill -9");
-        let _ = self.child.wait();
-        std::mem::take(&mut self.seen)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One profile running in its own process.
+fn start(profile: &TestProfile, boot: &str) -> Peer {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiyeovo-test-peer"));
+    command.args([&profile.name, profile.base.path().to_str().unwrap(), boot]);
+    Peer::spawn(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_to_one_chat_survives_kill_9_of_both_sides() {
     let (boot, addr) = bootstrap_node().await;
     let (pa, pb) = (TestProfile::new("crash-a"), TestProfile::new("crash-b"));
-    let mut a = Peer::start(&pa, &addr);
-    let mut b = Peer::start(&pb, &addr);
+    let mut a = start(&pa, &addr);
+    let mut b = start(&pb, &addr);
     let card_a = a.ask("card", "card ");
     let card_b = b.ask("card", "card ");
     a.ask(&format!("add {card_b}"), "added ");
@@ -146,9 +37,9 @@ async fn one_to_one_chat_survives_kill_9_of_both_sides() {
     a.kill();
 
     // Both come back; A finishes what it had not committed.
-    let mut b = Peer::start(&pb, &addr);
+    let mut b = start(&pb, &addr);
     b.seen.extend(b_seen);
-    let mut a = Peer::start(&pa, &addr);
+    let mut a = start(&pa, &addr);
     let committed: usize = a
         .ask(&format!("outgoing {idb}"), "outgoing ")
         .parse()
@@ -175,7 +66,7 @@ async fn group_receiver_killed_mid_stream_gets_everything_once() {
     let pc = TestProfile::new("gcrash-creator");
     let pr = TestProfile::new("gcrash-receiver");
     let creator = start_group_app(&pc, &addr).await;
-    let mut r = Peer::start(&pr, &addr);
+    let mut r = start(&pr, &addr);
     let card_r = r.ask("card", "card ");
     creator.channel().add_contact(&card_r).await.unwrap();
     r.ask(&format!("add {}", creator.my_card()), "added ");
@@ -224,7 +115,7 @@ async fn group_receiver_killed_mid_stream_gets_everything_once() {
     r.until_count("grecv ", 10);
     let seen = r.kill();
     sender.await.unwrap();
-    let mut r = Peer::start(&pr, &addr);
+    let mut r = start(&pr, &addr);
     r.seen.extend(seen);
     r.until_total("grecv ", 100);
     let seqs = r.ask(&format!("group-incoming {id}"), "gincoming ");
@@ -256,7 +147,7 @@ async fn an_admin_killed_during_rotations_completes_them_and_loses_nothing() {
         TestProfile::new("rcrash-member"),
     );
     let ben = start_group_app(&pb, &addr).await;
-    let mut a = Peer::start(&pa, &addr);
+    let mut a = start(&pa, &addr);
     let card_a = a.ask("card", "card ");
     ben.channel().add_contact(&card_a).await.unwrap();
     a.ask(&format!("add {}", ben.my_card()), "added ");
@@ -276,7 +167,7 @@ async fn an_admin_killed_during_rotations_completes_them_and_loses_nothing() {
         // not a wait for anything).
         tokio::time::sleep(std::time::Duration::from_millis(round * 15)).await;
         a.kill();
-        a = Peer::start(&pa, &addr);
+        a = start(&pa, &addr);
         let epoch = round as u32 + 2;
         wait_group(
             &ben,

@@ -1,7 +1,12 @@
 //! A real app profile in its own process, driven line by line over stdin, so tests can
 //! `kill -9` it mid-stream and start it again (tests/crash.rs).
 //!
-//! Usage: `peer <profile> <data-dir> <bootstrap>`; then commands, one per line:
+//! Usage: `peer <profile> <data-dir> <bootstrap>`; then commands, one per line. `PEER_HOST`
+//! (default 127.0.0.1) is the address to listen on and `PEER_DHT=auto` leaves the DHT mode to
+//! AutoNAT (a peer at home behind NAT); both are for the NAT test (tests/nat.rs).
+//!
+//! `peer node <host> <port>` runs a headless bootstrap/relay/storage node instead, prints its
+//! TCP address and runs until stdin closes.
 //!
 //! * `card` → `card <kiyeovo1…>`
 //! * `add <card>` → `added <peer id>`
@@ -13,12 +18,18 @@
 //! * `bodies <peer>` → `bodies m0,m1,…` (incoming 1:1 messages in order)
 //! * `wait-invite` → `invite <group id>`; `accept <group id>` → `accepted`;
 //!   `wait-active <group id>` → `active`; `group-incoming <group id>` → `gincoming 1,2,…` (seqs)
-//! * `create-group <peer>` → `created <group id>`; `establish-when-ready <group id>` →
+//! * `create-group <peer>[,<peer>…]` → `created <group id>`; `establish-when-ready <group id>` →
 //!   `established`; `rotate <group id>` → `requested` once saved, then `rotated <epoch>`;
 //!   `group-epoch <group id>` → `epoch <n>`; `group-bodies <group id>` → `gbodies b0@1,…`
 //!
+//! * `states <peer>` → `states pending,sent,…` (our 1:1 messages to that contact, in order)
+//! * `addrs` → `addrs <listen address>,…`; `wait-relayed` → `relayed` once we listen through a
+//!   relay (a circuit address is among our listen addresses)
+//!
 //! Unprompted: `ready <peer id>` once online, `recv <body> <stored total>` for every new 1:1
-//! message and `grecv <seq> <stored total>` for every new group message.
+//! message and `grecv <seq> <stored total>` for every new group message, followed by
+//! `glive <seq>` when it came live (gossip or a member's push), not from a bucket; likewise
+//! `live <body>` after `recv` for a 1:1 message that came directly.
 
 use std::io::Write;
 
@@ -37,6 +48,11 @@ fn say(line: String) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, host, port] = args.as_slice() {
+        if mode == "node" {
+            return run_node(host, port).await;
+        }
+    }
     let [_, profile, dir, bootstrap] = args.as_slice() else {
         eprintln!("usage: peer <profile> <data-dir> <bootstrap>");
         std::process::exit(2);
@@ -47,6 +63,12 @@ async fn main() {
         std::slice::from_ref(bootstrap),
     );
     config.group = group_config();
+    if let Ok(host) = std::env::var("PEER_HOST") {
+        config.listen_host = host.parse().expect("PEER_HOST is an IP address");
+    }
+    if std::env::var("PEER_DHT").as_deref() == Ok("auto") {
+        config.dht_mode = kiyeovo_core::config::DhtMode::Auto;
+    }
     // Logs to stderr (stdout is the line protocol), when asked for.
     if let Ok(filter) = std::env::var("PEER_LOG") {
         let _ = tracing_subscriber::fmt()
@@ -60,11 +82,14 @@ async fn main() {
     let mut events = channel.subscribe();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let ChannelEvent::MessageReceived { peer, seq } = event {
+            if let ChannelEvent::MessageReceived { peer, seq, live } = event {
                 if let Ok(msgs) = channel.messages(&peer).await {
                     let total = msgs.iter().filter(|m| !m.outgoing).count();
                     if let Some(m) = msgs.iter().find(|m| !m.outgoing && m.seq == seq) {
                         say(format!("recv {} {total}", m.body));
+                        if live {
+                            say(format!("live {}", m.body));
+                        }
                     }
                 }
             }
@@ -74,13 +99,22 @@ async fn main() {
     let chat = app.chat().clone();
     tokio::spawn(async move {
         while let Ok(event) = chat_events.recv().await {
-            if let ChatEvent::Received { group_id, seq, .. } = event {
+            if let ChatEvent::Received {
+                group_id,
+                seq,
+                live,
+                ..
+            } = event
+            {
                 let id = kiyeovo_core::group::store::hex(group_id);
                 let total = match chat.chat(&id).await {
                     Ok(v) => v.messages.iter().filter(|m| !m.outgoing).count(),
                     Err(_) => 0,
                 };
                 say(format!("grecv {seq} {total}"));
+                if live {
+                    say(format!("glive {seq}"));
+                }
             }
         }
     });
@@ -190,11 +224,14 @@ async fn main() {
                 }
                 say("active".into());
             }
-            ["create-group", peer] => {
-                let peer: PeerId = peer.parse().expect("peer id");
+            ["create-group", peers] => {
+                let peers: Vec<PeerId> = peers
+                    .split(',')
+                    .map(|p| p.parse().expect("peer id"))
+                    .collect();
                 let v = app
                     .groups()
-                    .create("Crash club", &[peer], "Admin")
+                    .create("Crash club", &peers, "Admin")
                     .await
                     .expect("create");
                 say(format!("created {}", v.group_id));
@@ -240,8 +277,64 @@ async fn main() {
                     .collect();
                 say(format!("gincoming {}", seqs.join(",")));
             }
+            ["states", peer] => {
+                let peer: PeerId = peer.parse().expect("peer id");
+                let msgs = app.channel().messages(&peer).await.expect("messages");
+                let states: Vec<String> = msgs
+                    .iter()
+                    .filter(|m| m.outgoing)
+                    .map(|m| format!("{:?}", m.state).to_lowercase())
+                    .collect();
+                say(format!("states {}", states.join(",")));
+            }
+            ["wait-relayed"] => {
+                let mut rx = app.snapshots();
+                let circuit = |s: &kiyeovo_core::api::AppSnapshot| {
+                    s.node
+                        .as_ref()
+                        .is_some_and(|n| n.listen_addrs.iter().any(|a| a.contains("/p2p-circuit")))
+                };
+                let _ = rx.wait_for(circuit).await;
+                say("relayed".into());
+            }
+            ["addrs"] => {
+                let addrs = app
+                    .snapshot()
+                    .node
+                    .map(|n| n.listen_addrs)
+                    .unwrap_or_default();
+                say(format!("addrs {}", addrs.join(",")));
+            }
             _ => say(format!("error unknown command {line:?}")),
         }
     }
     app.shutdown().await;
+}
+
+/// `peer node <host> <port>`: a headless node (bootstrap, relay, storage) in this process.
+async fn run_node(host: &str, port: &str) {
+    if let Ok(filter) = std::env::var("PEER_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let mut node = kiyeovo_node::Headless::start(kiyeovo_node::Options {
+        data_dir: None,
+        listen_host: host.parse().expect("host"),
+        port: port.parse().expect("port"),
+        bootstrap: Vec::new(),
+        mdns: false,
+        limits: kiyeovo_core::config::Limits::server(),
+    })
+    .await
+    .expect("node starts");
+    let addrs = node
+        .listen_addrs(std::time::Duration::from_secs(30))
+        .await
+        .expect("node listens");
+    say(format!("node {}", addrs[0]));
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(_)) = lines.next_line().await {}
+    node.shutdown().await;
 }

@@ -3,6 +3,8 @@
 //! state with a timeout (never sleeping).
 
 pub mod attacker;
+pub mod netns;
+pub mod peer_process;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

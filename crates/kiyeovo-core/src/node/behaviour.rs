@@ -35,6 +35,19 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
+/// What a headless node relays for peers behind NAT. libp2p's defaults (2 min, 128 KiB per
+/// circuit) end a circuit after two 64 KiB messages; a circuit here carries a few direct
+/// messages and the hole-punching handshake that replaces it with a direct connection, so it
+/// gets 1 MiB and 5 minutes (then the next send makes a new one). Reservations and circuits stay
+/// bounded per peer and in all, so relaying cannot be turned into free bandwidth at scale.
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_circuit_duration: Duration::from_secs(5 * 60),
+        max_circuit_bytes: 1 << 20,
+        ..relay::Config::default()
+    }
+}
+
 fn transport_error(e: impl std::fmt::Display) -> NodeError {
     NodeError::Transport(e.to_string())
 }
@@ -136,7 +149,7 @@ pub fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NodeError> {
             Ok(Behaviour {
                 relay_client,
                 relay_server: (role == Role::Server)
-                    .then(|| relay::Behaviour::new(peer_id, relay::Config::default()))
+                    .then(|| relay::Behaviour::new(peer_id, relay_config()))
                     .into(),
                 dcutr: dcutr::Behaviour::new(peer_id),
                 autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum};
 use libp2p::multiaddr::Protocol;
@@ -18,7 +19,7 @@ use crate::api::{BootstrapState, NodeStatus};
 use crate::config::{DhtMode, Limits, Timing};
 use crate::node::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::node::client::{Command, Verdict as GossipVerdict};
-use crate::node::config::{bootstrap_peer, NodeConfig};
+use crate::node::config::{bootstrap_peer, NodeConfig, Role};
 use crate::node::ledger::Ledger;
 use crate::node::scoring;
 use crate::node::{NodeError, NodeEvent};
@@ -59,7 +60,17 @@ pub struct EventLoop {
     topics: BTreeSet<String>,
     /// Bytes in the record store per writing peer (running totals).
     ledger: Ledger,
+    /// Relay reservations we hold (or asked for) at bootstrap nodes, by relay: peers behind NAT
+    /// are reachable through them (the circuit address goes into our card).
+    reservations: HashMap<PeerId, ListenerId>,
+    /// When a reservation last ended at each relay: asked again no sooner than
+    /// [`RESERVATION_RETRY`] after (a relay that refuses must not be asked in a loop).
+    reservation_ended: HashMap<PeerId, Instant>,
+    role: Role,
 }
+
+/// How long after a relay reservation ended we wait before asking that relay again.
+pub const RESERVATION_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A read stops once this many valid copies agree on the newest version (PROTOCOL.md §3
 /// "readers fetch several copies"), instead of waiting for every peer close to the key.
@@ -151,6 +162,9 @@ impl EventLoop {
             pending_dial: HashMap::new(),
             topics: BTreeSet::new(),
             ledger: Ledger::default(),
+            reservations: HashMap::new(),
+            reservation_ended: HashMap::new(),
+            role: config.role,
         };
         // Records read back from the record file are in the store already.
         event_loop.count_records();
@@ -491,6 +505,36 @@ impl EventLoop {
         }
     }
 
+    /// Asks bootstrap node `relay` (it offers relaying) for a reservation, once: an app behind
+    /// NAT is then reachable at `<relay address>/p2p-circuit/p2p/<us>`, which goes into its
+    /// card; a connection made through it is upgraded to a direct one by hole punching (DCUtR)
+    /// where the NATs allow. Only at bootstrap nodes: those are the relays the user chose.
+    fn reserve_at(&mut self, relay: PeerId) {
+        if self.role != Role::Peer || self.reservations.contains_key(&relay) {
+            return;
+        }
+        if self
+            .reservation_ended
+            .get(&relay)
+            .is_some_and(|t| t.elapsed() < RESERVATION_RETRY)
+        {
+            return;
+        }
+        let Some(addr) = self.bootstrap_peers.get(&relay) else {
+            return;
+        };
+        let circuit = without_p2p(addr)
+            .with(Protocol::P2p(relay))
+            .with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(listener) => {
+                tracing::info!(%relay, "asking the bootstrap node for a relay reservation");
+                self.reservations.insert(relay, listener);
+            }
+            Err(e) => tracing::warn!(%circuit, error = %e, "cannot listen through the relay"),
+        }
+    }
+
     fn count_records(&mut self) {
         self.stored_records = self.swarm.behaviour_mut().kad.store_mut().records().count() as u32;
     }
@@ -598,10 +642,33 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                // A headless node is run where it is reachable at the address it listens on:
+                // it says so, which relaying needs (a reservation carries the relay's addresses).
+                if self.role == Role::Server && !address.iter().any(|p| p == Protocol::P2pCircuit) {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.listen_addrs.push(address);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                self.listen_addrs.retain(|a| !addresses.contains(a));
+                // A reservation that ended (the relay went away, or refused us) is asked for
+                // again when we next learn the relay is there.
+                if let Some(relay) = self
+                    .reservations
+                    .iter()
+                    .find_map(|(p, l)| (*l == listener_id).then_some(*p))
+                {
+                    tracing::info!(%relay, ?reason, "relay reservation ended");
+                    self.reservations.remove(&relay);
+                    self.reservation_ended.insert(relay, Instant::now());
+                }
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -655,11 +722,14 @@ impl EventLoop {
         match event {
             BehaviourEvent::Kad(event) => self.handle_kad_event(event),
             // Only peers that speak our DHT protocol go into the routing table.
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
-                if info.protocols.contains(&KAD_PROTOCOL) =>
-            {
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {
+                    self.reserve_at(peer_id);
+                }
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
@@ -707,6 +777,17 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Direct(event) => self.handle_direct_event(event),
+            BehaviourEvent::Dcutr(libp2p::dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => {
+                    tracing::info!(peer = %remote_peer_id, "hole punched: direct connection instead of the relayed one")
+                }
+                Err(e) => {
+                    tracing::info!(peer = %remote_peer_id, error = %e, "hole punching failed; the relayed connection stays")
+                }
+            },
             BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { old, new }) => {
                 tracing::info!(?old, ?new, "NAT status changed");
             }

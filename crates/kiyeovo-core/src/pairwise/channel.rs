@@ -71,6 +71,8 @@ pub enum ChannelEvent {
     MessageReceived {
         peer: PeerId,
         seq: u64,
+        /// It came directly from the contact, not from its bucket.
+        live: bool,
     },
     MessageState {
         peer: PeerId,
@@ -630,7 +632,7 @@ impl Channel {
         }
         let mut receipts = Vec::new();
         for (header, payload) in opened {
-            match self.apply(peer, header, payload).await {
+            match self.apply(peer, header, payload, false).await {
                 Ok(Some(id)) => receipts.push(id),
                 Ok(None) => {}
                 Err(e) => tracing::debug!(%peer, reason = %e, "bucket envelope not applied"),
@@ -698,7 +700,7 @@ impl Channel {
         let keys = self.keys(&row.card);
         let (header, payload) =
             envelope::open(bytes, &self.me, &row.card.identity, &keys.incoming)?;
-        if let Some(id) = self.apply(&peer, header, payload).await? {
+        if let Some(id) = self.apply(&peer, header, payload, true).await? {
             self.acknowledge(&peer, vec![id]).await;
         }
         Ok(())
@@ -710,6 +712,7 @@ impl Channel {
         peer: &PeerId,
         header: envelope::Header,
         payload: Payload,
+        live: bool,
     ) -> Result<Option<MsgId>, DropReason> {
         let mut receipt = None;
         {
@@ -757,6 +760,7 @@ impl Channel {
                     events.push(ChannelEvent::MessageReceived {
                         peer: *peer,
                         seq: header.seq,
+                        live,
                     });
                     receipt = Some(header.msg_id);
                 }
