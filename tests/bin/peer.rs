@@ -1,7 +1,7 @@
 //! A real app profile in its own process, driven line by line over stdin, so tests can
 //! `kill -9` it mid-stream and start it again (tests/crash.rs).
 //!
-//! Usage: `peer <profile> <data-dir> <bootstrap>`; then commands, one per line. `PEER_HOST`
+//! Usage: `peer <profile> <data-dir> <bootstrap>` (`-` for none); then commands, one per line. `PEER_HOST`
 //! (default 127.0.0.1) is the address to listen on and `PEER_DHT=auto` leaves the DHT mode to
 //! AutoNAT (a peer at home behind NAT); both are for the NAT test (tests/nat.rs).
 //!
@@ -57,11 +57,13 @@ async fn main() {
         eprintln!("usage: peer <profile> <data-dir> <bootstrap>");
         std::process::exit(2);
     };
-    let mut config = TestProfile::config_for(
-        profile,
-        std::path::Path::new(dir),
-        std::slice::from_ref(bootstrap),
-    );
+    // `-`: no bootstrap node at all (a contact's card is the way in).
+    let bootstrap: &[String] = if bootstrap == "-" {
+        &[]
+    } else {
+        std::slice::from_ref(bootstrap)
+    };
+    let mut config = TestProfile::config_for(profile, std::path::Path::new(dir), bootstrap);
     config.group = group_config();
     if let Ok(host) = std::env::var("PEER_HOST") {
         config.listen_host = host.parse().expect("PEER_HOST is an IP address");
@@ -76,7 +78,19 @@ async fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let app = start_online(config).await;
+    let app = if bootstrap.is_empty() {
+        // Nothing to join yet: ready once listening.
+        let app = kiyeovo_core::service::App::start(config)
+            .await
+            .expect("app starts");
+        let _ = app
+            .snapshots()
+            .wait_for(|s| s.node.as_ref().is_some_and(|n| !n.listen_addrs.is_empty()))
+            .await;
+        app
+    } else {
+        start_online(config).await
+    };
 
     let channel = app.channel().clone();
     let mut events = channel.subscribe();

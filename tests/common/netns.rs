@@ -2,11 +2,12 @@
 //!
 //! ```text
 //!   boot 10.99.1.2 ─┐                     ┌─ r1 (NAT) 10.99.3.2 ── h1 192.168.1.10
-//!   pub  10.99.2.2 ─┴── inet (router) ────┴─ r2 (NAT) 10.99.4.2 ── h2 192.168.1.10
+//!   pub  10.99.2.2 ─┴── inet (router) ────┼─ r2 (NAT) 10.99.4.2 ── h2 192.168.1.10
+//!                                         └─ r3 (NAT) 10.99.5.2 ── h3 192.168.1.10
 //! ```
 //!
 //! `boot` runs the headless node (bootstrap + relay), `pub` a peer with a public address, `h1`
-//! and `h2` are homes behind routers that masquerade (nftables) and drop every connection that
+//! `h2` and `h3` are homes behind routers that masquerade (nftables) and drop every connection that
 //! does not start at home — as a home router does. Both homes use the same LAN addresses, as
 //! real homes do. Addresses exist only inside the namespaces, which are removed on drop; every
 //! namespace name starts with a per-run prefix, so parallel runs stay apart.
@@ -81,14 +82,14 @@ impl Lab {
             prefix,
             created: Vec::new(),
         };
-        for name in ["inet", "boot", "pub", "r1", "h1", "r2", "h2"] {
+        for name in ["inet", "boot", "pub", "r1", "h1", "r2", "h2", "r3", "h3"] {
             let ns = lab.ns(name);
             run(&["ip", "netns", "add", &ns])?;
             lab.created.push(ns.clone());
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         }
         // The internet: one link per public host or home router.
-        for (i, name) in [(1, "boot"), (2, "pub"), (3, "r1"), (4, "r2")] {
+        for (i, name) in [(1, "boot"), (2, "pub"), (3, "r1"), (4, "r2"), (5, "r3")] {
             lab.link(
                 "inet",
                 &format!("to{name}"),
@@ -111,7 +112,7 @@ impl Lab {
         }
         lab.exec_ok("inet", &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         // Two homes, each behind its router, with the same LAN addresses.
-        for (router, home) in [("r1", "h1"), ("r2", "h2")] {
+        for (router, home) in [("r1", "h1"), ("r2", "h2"), ("r3", "h3")] {
             lab.link(
                 router,
                 "lan",

@@ -29,6 +29,10 @@ impl Peer {
 
     /// Starts `command` without waiting for anything (`peer node …` says `node`, not `ready`).
     pub fn spawn_quiet(mut command: Command) -> Peer {
+        // Its own process group: killing it reaches whatever wraps it or it starts (a D-Bus
+        // session and keyring daemon in the NAT test), not only the first process.
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -128,14 +132,20 @@ impl Peer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.kill_group();
+    }
+
+    fn kill_group(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGKILL: no destructor, no checkpoint, no goodbye.
     pub fn kill(mut self) -> Vec<String> {
-        self.child.kill().expect("kill -9");
-        let _ = self.child.wait();
+        self.kill_group();
         std::mem::take(&mut self.seen)
     }
 }

@@ -66,6 +66,10 @@ pub struct EventLoop {
     /// When a reservation last ended at each relay: asked again no sooner than
     /// [`RESERVATION_RETRY`] after (a relay that refuses must not be asked in a loop).
     reservation_ended: HashMap<PeerId, Instant>,
+    /// Relays named by circuit addresses in contacts' cards, with their addresses.
+    known_relays: HashMap<PeerId, Multiaddr>,
+    /// The DHT mode asked for; in `Auto`, a relayed address alone never makes us a server.
+    dht_mode: DhtMode,
     role: Role,
 }
 
@@ -79,6 +83,24 @@ pub const ENOUGH_COPIES: usize = 3;
 /// Short, printable form of a DHT key for logs.
 fn key_for_log(key: &[u8]) -> String {
     String::from_utf8_lossy(&key[..key.len().min(80)]).into_owned()
+}
+
+/// The relay of a circuit address (`<relay addr>/p2p/<relay>/p2p-circuit/…`): its peer id and
+/// its address (ending in `/p2p/<relay>`).
+fn relay_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut relay_addr = Multiaddr::empty();
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2pCircuit => return relay.map(|id| (id, relay_addr)),
+            Protocol::P2p(id) => {
+                relay = Some(id);
+                relay_addr.push(Protocol::P2p(id));
+            }
+            other => relay_addr.push(other),
+        }
+    }
+    None
 }
 
 fn without_p2p(addr: &Multiaddr) -> Multiaddr {
@@ -164,6 +186,8 @@ impl EventLoop {
             ledger: Ledger::default(),
             reservations: HashMap::new(),
             reservation_ended: HashMap::new(),
+            known_relays: HashMap::new(),
+            dht_mode: config.dht_mode,
             role: config.role,
         };
         // Records read back from the record file are in the store already.
@@ -479,8 +503,18 @@ impl EventLoop {
             Command::IsConnected { peer, reply } => {
                 let _ = reply.send(Ok(self.swarm.is_connected(&peer)));
             }
-            Command::AddAddress { peer, addr, reply } => {
-                self.swarm.add_peer_address(peer, addr);
+            Command::AddAddress {
+                peer,
+                mut addr,
+                reply,
+            } => {
+                // Cards give addresses ending in `/p2p/<peer>`; the swarm appends that itself
+                // when it dials (twice is a malformed address: a relayed one then never works).
+                if addr.iter().last() == Some(Protocol::P2p(peer)) {
+                    addr.pop();
+                }
+                self.swarm.add_peer_address(peer, addr.clone());
+                self.way_in(peer, &addr);
                 let _ = reply.send(Ok(()));
             }
             Command::SetBootstrap { addrs, reply } => match bootstrap_map(&addrs) {
@@ -505,10 +539,54 @@ impl EventLoop {
         }
     }
 
+    /// In automatic DHT mode, Kademlia turns server as soon as any external address is confirmed
+    /// — and a relay reservation confirms the circuit address. A peer reachable only through a
+    /// relay must not serve the DHT: every query and every 512 KiB record write would go through
+    /// someone else's relay and its per-circuit limits. So: client while our only external
+    /// addresses are relayed, automatic again once a direct one is confirmed.
+    fn follow_external_addresses(&mut self) {
+        if self.dht_mode != DhtMode::Auto {
+            return;
+        }
+        let (mut relayed, mut direct) = (false, false);
+        for a in self.swarm.external_addresses() {
+            if a.iter().any(|p| p == Protocol::P2pCircuit) {
+                relayed = true;
+            } else {
+                direct = true;
+            }
+        }
+        let mode = (relayed && !direct).then_some(kad::Mode::Client);
+        self.swarm.behaviour_mut().kad.set_mode(mode);
+    }
+
+    /// A contact's card is a way in. A circuit address in it names the contact's relay, which we
+    /// may then reserve at too; and with no bootstrap node of our own and nobody to ask the DHT
+    /// through, we dial what the card names (the relay, else the contact) and join the DHT
+    /// through whoever answers.
+    fn way_in(&mut self, peer: PeerId, addr: &Multiaddr) {
+        let relay = relay_of(addr);
+        if let Some((id, relay_addr)) = &relay {
+            self.known_relays.insert(*id, relay_addr.clone());
+        }
+        if !self.bootstrap_peers.is_empty() || self.routing_table_size() > 0 {
+            return;
+        }
+        let target = match relay {
+            Some((_, relay_addr)) => relay_addr,
+            None => without_p2p(addr).with(Protocol::P2p(peer)),
+        };
+        tracing::info!(%target, "no bootstrap node: joining the network through a contact's card");
+        if let Err(e) = self.swarm.dial(target) {
+            tracing::debug!(error = %e, "cannot dial the address of a contact's card");
+        }
+    }
+
     /// Asks bootstrap node `relay` (it offers relaying) for a reservation, once: an app behind
     /// NAT is then reachable at `<relay address>/p2p-circuit/p2p/<us>`, which goes into its
     /// card; a connection made through it is upgraded to a direct one by hole punching (DCUtR)
-    /// where the NATs allow. Only at bootstrap nodes: those are the relays the user chose.
+    /// where the NATs allow. Only at bootstrap nodes and at the relays our contacts' cards name:
+    /// those are the relays the user chose, directly or through a friend.
     fn reserve_at(&mut self, relay: PeerId) {
         if self.role != Role::Peer || self.reservations.contains_key(&relay) {
             return;
@@ -520,7 +598,11 @@ impl EventLoop {
         {
             return;
         }
-        let Some(addr) = self.bootstrap_peers.get(&relay) else {
+        let Some(addr) = self
+            .bootstrap_peers
+            .get(&relay)
+            .or_else(|| self.known_relays.get(&relay))
+        else {
             return;
         };
         let circuit = without_p2p(addr)
@@ -652,6 +734,9 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
             }
+            SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExternalAddrExpired { .. } => {
+                self.follow_external_addresses();
+            }
             SwarmEvent::ListenerClosed {
                 listener_id,
                 addresses,
@@ -727,8 +812,14 @@ impl EventLoop {
                     self.reserve_at(peer_id);
                 }
                 if info.protocols.contains(&KAD_PROTOCOL) {
+                    let first = self.routing_table_size() == 0;
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                    // Joined through a contact's card (no bootstrap node of our own): fill the
+                    // routing table from the first DHT peer we met.
+                    if first && self.bootstrap_peers.is_empty() {
+                        self.start_bootstrap_query();
                     }
                 }
             }
@@ -863,7 +954,9 @@ impl EventLoop {
                                 .filter(|p| self.connected.contains(p))
                                 .count() as u32;
                             tracing::info!(peers, "DHT bootstrap succeeded");
-                            self.bootstrap = BootstrapState::Succeeded { peers };
+                            if !self.bootstrap_peers.is_empty() {
+                                self.bootstrap = BootstrapState::Succeeded { peers };
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -990,5 +1083,30 @@ fn listen_with_fallback(
             addr: addr.to_string(),
             reason: e.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_of_a_circuit_address_and_nothing_else() {
+        let (relay, me) = (PeerId::random(), PeerId::random());
+        let circuit: Multiaddr =
+            format!("/ip4/10.99.1.2/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{me}")
+                .parse()
+                .unwrap();
+        let (id, addr) = relay_of(&circuit).expect("a relay");
+        assert_eq!(id, relay);
+        assert_eq!(
+            addr.to_string(),
+            format!("/ip4/10.99.1.2/tcp/4001/p2p/{relay}")
+        );
+        let direct: Multiaddr = format!("/ip4/10.99.2.2/tcp/4001/p2p/{me}").parse().unwrap();
+        assert_eq!(relay_of(&direct), None);
+        // A circuit address that names no relay peer is no way in.
+        let bare: Multiaddr = "/ip4/10.99.1.2/tcp/4001/p2p-circuit".parse().unwrap();
+        assert_eq!(relay_of(&bare), None);
     }
 }
