@@ -439,22 +439,7 @@ async fn a_storing_node_and_relay_learns_no_member_no_group_and_no_text() {
         })
         .await
         .expect("every member has all three messages");
-        tokio::time::timeout(WAIT, async {
-            while !app
-                .chat()
-                .chat(&id)
-                .await
-                .unwrap()
-                .messages
-                .iter()
-                .filter(|m| m.outgoing)
-                .all(|m| m.stored)
-            {
-                let _ = rx.recv().await;
-            }
-        })
-        .await
-        .expect("every member's bucket is written");
+        kiyeovo_tests::wait_all_stored(app, &id).await;
     }
     // Members publish to every peer they know on the topic; one that wrote before it heard of
     // the spy's subscription writes once more.

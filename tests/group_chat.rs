@@ -17,26 +17,6 @@ use rand::Rng;
 /// machine) measure the machine, not the protocol.
 static TEN_NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Waits until every message `app` wrote is in its offline bucket.
-async fn wait_all_stored(app: &App, id: &str) {
-    let mut rx = app.chat().subscribe();
-    while !app
-        .chat()
-        .chat(id)
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .filter(|m| m.outgoing)
-        .all(|m| m.stored)
-    {
-        kiyeovo_tests::wait_event(&mut rx, "bucket written", |e| {
-            matches!(e, ChatEvent::Changed { .. })
-        })
-        .await;
-    }
-}
-
 /// Waits until `app` has stored `n` messages from others; returns how many arrived live.
 async fn wait_incoming(
     app: &App,
@@ -179,7 +159,7 @@ async fn offline_members_catch_up_within_the_cap_and_count_the_rest() {
     }
     // Wait until every sender's bucket holds all it can.
     for app in &apps[..6] {
-        wait_all_stored(app, &id).await;
+        kiyeovo_tests::wait_all_stored(app, &id).await;
     }
     // Member 0 is told its bucket is at the cap while four members are away.
     let v = apps[0].chat().chat(&id).await.unwrap();
@@ -485,7 +465,7 @@ async fn a_bucket_larger_than_one_record_is_paged_and_read_whole() {
             .await
             .unwrap();
     }
-    wait_all_stored(&apps[0], &id).await;
+    kiyeovo_tests::wait_all_stored(&apps[0], &id).await;
     let back = start(&profiles[1], &addr).await;
     let mut rx = back.chat().subscribe();
     wait_incoming(&back, &id, 100, &mut rx).await;

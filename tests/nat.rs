@@ -47,6 +47,18 @@ fn start(lab: &Lab, ns: &str, profile: &TestProfile, host: &str, boot: &str, hom
     Peer::spawn(c)
 }
 
+/// The lab, with the headless node (bootstrap + relay) running on its public address; returns
+/// the node's process and its TCP address.
+fn lab_with_node() -> (Lab, Peer, String) {
+    kiyeovo_tests::init_logging();
+    let lab = Lab::build().unwrap_or_else(|e| panic!("{e}"));
+    let mut node_cmd = lab.command("boot", PEER);
+    node_cmd.args(["node", Lab::BOOT_IP, "4001"]);
+    let mut node = Peer::spawn_quiet(node_cmd);
+    let boot = node.expect("node ");
+    (lab, node, boot)
+}
+
 /// The next `n` lines starting with `prefix`, sorted (live messages may overtake each other).
 fn live(p: &mut Peer, prefix: &str, n: usize) -> Vec<String> {
     let mut got: Vec<String> = (0..n).map(|_| p.expect(prefix)).collect();
@@ -66,12 +78,7 @@ fn befriend(a: &mut Peer, b: &mut Peer) {
 
 #[test]
 fn peers_behind_nat_get_group_and_direct_messages_live() {
-    kiyeovo_tests::init_logging();
-    let lab = Lab::build().unwrap_or_else(|e| panic!("{e}"));
-    let mut node_cmd = lab.command("boot", PEER);
-    node_cmd.args(["node", Lab::BOOT_IP, "4001"]);
-    let mut node = Peer::spawn_quiet(node_cmd);
-    let boot = node.expect("node ");
+    let (lab, node, boot) = lab_with_node();
 
     let profiles: Vec<TestProfile> = ["pub", "h1", "h2", "h3"]
         .iter()
@@ -145,12 +152,7 @@ fn peers_behind_nat_get_group_and_direct_messages_live() {
 #[test]
 #[ignore]
 fn a_card_is_a_way_in_for_a_home_with_no_bootstrap_node() {
-    kiyeovo_tests::init_logging();
-    let lab = Lab::build().unwrap_or_else(|e| panic!("{e}"));
-    let mut node_cmd = lab.command("boot", PEER);
-    node_cmd.args(["node", Lab::BOOT_IP, "4001"]);
-    let mut node = Peer::spawn_quiet(node_cmd);
-    let boot = node.expect("node ");
+    let (lab, node, boot) = lab_with_node();
     let profiles: Vec<TestProfile> = ["h1", "h3"]
         .iter()
         .map(|n| TestProfile::new(&format!("nat-{n}")))

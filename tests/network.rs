@@ -248,27 +248,6 @@ fn tcp_port(addr: &str) -> u16 {
         .expect("a TCP address")
 }
 
-/// Every message `app` wrote in group `id` is in its offline bucket.
-async fn wait_all_stored(app: &App, id: &str) {
-    let mut rx = app.chat().subscribe();
-    tokio::time::timeout(WAIT, async {
-        while !app
-            .chat()
-            .chat(id)
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .filter(|m| m.outgoing)
-            .all(|m| m.stored)
-        {
-            let _ = rx.recv().await;
-        }
-    })
-    .await
-    .expect("the messages reach the bucket");
-}
-
 /// A headless storing node restarted from its data directory still serves the buckets it held:
 /// Ana writes while Ben is away, then Ana goes offline too, so the node is the only one holding
 /// her bucket; the node restarts; Ben comes back and reads every message from it.
@@ -284,7 +263,7 @@ async fn a_restarted_storing_node_still_serves_what_it_held() {
     for body in bodies {
         ana.chat().send(&id, body).await.unwrap();
     }
-    wait_all_stored(&ana, &id).await;
+    kiyeovo_tests::wait_all_stored(&ana, &id).await;
     ana.shutdown().await;
 
     let held = node.status.borrow().stored_records;

@@ -146,6 +146,26 @@ pub async fn storing_node_in(dir: &std::path::Path, port: u16) -> (Headless, Str
     (node, tcp)
 }
 
+/// Waits until every message `app` wrote in group `id` is in its offline bucket.
+pub async fn wait_all_stored(app: &App, id: &str) {
+    let mut rx = app.chat().subscribe();
+    while !app
+        .chat()
+        .chat(id)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .filter(|m| m.outgoing)
+        .all(|m| m.stored)
+    {
+        wait_event(&mut rx, "bucket written", |e| {
+            matches!(e, kiyeovo_core::group::ChatEvent::Changed { .. })
+        })
+        .await;
+    }
+}
+
 /// Waits until the pushed snapshot satisfies `pred`; panics with the last snapshot on timeout.
 pub async fn wait_for(
     rx: &mut watch::Receiver<AppSnapshot>,
