@@ -343,7 +343,12 @@ impl App {
     /// Our contact card with the current display name and listen addresses.
     pub fn my_card(&self) -> String {
         let snapshot = self.snapshot.borrow().clone();
-        let addrs = snapshot.node.map(|n| n.listen_addrs).unwrap_or_default();
+        let mut addrs = snapshot.node.map(|n| n.listen_addrs).unwrap_or_default();
+        // Each once, and no more than a card may carry (contacts refuse a longer one): our own
+        // addresses come first, then the relayed ones.
+        let mut seen = std::collections::HashSet::new();
+        addrs.retain(|a| seen.insert(a.clone()));
+        addrs.truncate(crate::contacts::card::MAX_ADDRS);
         self.channel.my_card(&snapshot.display_name, addrs)
     }
 

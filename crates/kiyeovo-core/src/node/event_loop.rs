@@ -70,6 +70,8 @@ pub struct EventLoop {
     known_relays: HashMap<PeerId, Multiaddr>,
     /// The DHT mode asked for; in `Auto`, a relayed address alone never makes us a server.
     dht_mode: DhtMode,
+    /// The address we were asked to listen on (loopback only in tests and the local demo).
+    listen_host: IpAddr,
     role: Role,
 }
 
@@ -103,6 +105,17 @@ fn relay_of(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
     None
 }
 
+/// Loopback, unspecified or link-local: never an address anyone else can reach us at.
+fn is_local(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback() || ip.is_unspecified() || ip.is_link_local(),
+        Protocol::Ip6(ip) => {
+            ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        _ => false,
+    })
+}
+
 fn without_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter()
         .filter(|p| !matches!(p, Protocol::P2p(_)))
@@ -126,7 +139,8 @@ impl EventLoop {
         events: mpsc::Sender<NodeEvent>,
     ) -> Result<(Self, watch::Receiver<NodeStatus>), NodeError> {
         let mode = match config.dht_mode {
-            DhtMode::Auto => None,
+            // Driven by `follow_external_addresses`: client until a direct address is confirmed.
+            DhtMode::Auto => Some(kad::Mode::Client),
             DhtMode::Server => Some(kad::Mode::Server),
             DhtMode::Client => Some(kad::Mode::Client),
         };
@@ -188,6 +202,7 @@ impl EventLoop {
             reservation_ended: HashMap::new(),
             known_relays: HashMap::new(),
             dht_mode: config.dht_mode,
+            listen_host: config.listen_host,
             role: config.role,
         };
         // Records read back from the record file are in the store already.
@@ -345,7 +360,14 @@ impl EventLoop {
             listen_addrs: self
                 .listen_addrs
                 .iter()
-                .map(|a| a.clone().with(Protocol::P2p(local)).to_string())
+                .map(|a| {
+                    // Circuit addresses end in `/p2p/<us>` already.
+                    if a.iter().last() == Some(Protocol::P2p(local)) {
+                        a.to_string()
+                    } else {
+                        a.clone().with(Protocol::P2p(local)).to_string()
+                    }
+                })
                 .collect(),
             connected_peers: self.connected.iter().map(|p| p.to_string()).collect(),
             routing_table_size: routing_table_size as u32,
@@ -539,25 +561,27 @@ impl EventLoop {
         }
     }
 
-    /// In automatic DHT mode, Kademlia turns server as soon as any external address is confirmed
-    /// — and a relay reservation confirms the circuit address. A peer reachable only through a
+    /// Libp2p's automatic DHT mode turns server as soon as any external address is confirmed —
+    /// and a relay reservation confirms the circuit address. A peer reachable only through a
     /// relay must not serve the DHT: every query and every 512 KiB record write would go through
-    /// someone else's relay and its per-circuit limits. So: client while our only external
-    /// addresses are relayed, automatic again once a direct one is confirmed.
+    /// someone else's relay and its per-circuit limits. So in `Auto` we set the mode ourselves:
+    /// server once a direct external address is confirmed (AutoNAT), client otherwise.
     fn follow_external_addresses(&mut self) {
         if self.dht_mode != DhtMode::Auto {
             return;
         }
-        let (mut relayed, mut direct) = (false, false);
-        for a in self.swarm.external_addresses() {
-            if a.iter().any(|p| p == Protocol::P2pCircuit) {
-                relayed = true;
-            } else {
-                direct = true;
-            }
-        }
-        let mode = (relayed && !direct).then_some(kad::Mode::Client);
-        self.swarm.behaviour_mut().kad.set_mode(mode);
+        let direct = self
+            .swarm
+            .external_addresses()
+            .any(|a| !a.iter().any(|p| p == Protocol::P2pCircuit));
+        // Set, not handed back to libp2p: its automatic mode would turn server on the circuit
+        // address for a moment before this runs, and tell peers so.
+        let mode = if direct {
+            kad::Mode::Server
+        } else {
+            kad::Mode::Client
+        };
+        self.swarm.behaviour_mut().kad.set_mode(Some(mode));
     }
 
     /// A contact's card is a way in. A circuit address in it names the contact's relay, which we
@@ -598,12 +622,15 @@ impl EventLoop {
         {
             return;
         }
-        let Some(addr) = self
-            .bootstrap_peers
-            .get(&relay)
-            .or_else(|| self.known_relays.get(&relay))
-        else {
-            return;
+        // A relay named only by a contact's card is used while we hold no reservation at all
+        // (so one card cannot spread its relay through the contact graph, nor stack up many).
+        let addr = match self.bootstrap_peers.get(&relay) {
+            Some(a) => a,
+            None if self.reservations.is_empty() => match self.known_relays.get(&relay) {
+                Some(a) => a,
+                None => return,
+            },
+            None => return,
         };
         let circuit = without_p2p(addr)
             .with(Protocol::P2p(relay))
@@ -726,10 +753,16 @@ impl EventLoop {
                 tracing::info!(%address, "listening");
                 // A headless node is run where it is reachable at the address it listens on:
                 // it says so, which relaying needs (a reservation carries the relay's addresses).
-                if self.role == Role::Server && !address.iter().any(|p| p == Protocol::P2pCircuit) {
+                if self.role == Role::Server
+                    && !address.iter().any(|p| p == Protocol::P2pCircuit)
+                    && (self.listen_host.is_loopback() || !is_local(&address))
+                {
                     self.swarm.add_external_address(address.clone());
                 }
-                self.listen_addrs.push(address);
+                // A relay renews a reservation by reporting its addresses again: once each.
+                if !self.listen_addrs.contains(&address) {
+                    self.listen_addrs.push(address);
+                }
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);

@@ -297,10 +297,19 @@ async fn write_loop(pool: SqlitePool, mirror: Mirror) {
                 }
                 break;
             }
-            if let Err(e) = write_batch(&pool, batch).await {
-                // The store in memory is unaffected; the file catches up with the next change
-                // of each key (owners re-publish).
-                tracing::warn!(error = %e, "record file not updated");
+            if let Err(e) = write_batch(&pool, batch.clone()).await {
+                // Put back what did not get written (a newer change of a key wins), and try
+                // again after a pause: a lost deletion would serve a stale copy after a restart.
+                tracing::warn!(error = %e, "record file not updated; retrying");
+                if closing {
+                    return;
+                }
+                if let Ok(mut p) = mirror.pending.lock() {
+                    for (key, change) in batch {
+                        p.changes.entry(key).or_insert(change);
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
