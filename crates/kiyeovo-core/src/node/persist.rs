@@ -297,7 +297,7 @@ async fn write_loop(pool: SqlitePool, mirror: Mirror) {
                 }
                 break;
             }
-            if let Err(e) = write_batch(&pool, batch.clone()).await {
+            if let Err(e) = write_batch(&pool, &batch).await {
                 // Put back what did not get written (a newer change of a key wins), and try
                 // again after a pause: a lost deletion would serve a stale copy after a restart.
                 tracing::warn!(error = %e, "record file not updated; retrying");
@@ -317,7 +317,7 @@ async fn write_loop(pool: SqlitePool, mirror: Mirror) {
 
 async fn write_batch(
     pool: &SqlitePool,
-    batch: HashMap<Vec<u8>, Change>,
+    batch: &HashMap<Vec<u8>, Change>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for (key, change) in batch {
@@ -328,16 +328,16 @@ async fn write_batch(
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value,
                         publisher = excluded.publisher, expires_at = excluded.expires_at",
                 )
-                .bind(key)
-                .bind(row.value)
-                .bind(row.publisher)
+                .bind(key.as_slice())
+                .bind(row.value.as_slice())
+                .bind(row.publisher.as_deref())
                 .bind(row.expires_at.map(|t| t.min(i64::MAX as u64) as i64))
                 .execute(&mut *tx)
                 .await?;
             }
             None => {
                 sqlx::query("DELETE FROM records WHERE key = ?")
-                    .bind(key)
+                    .bind(key.as_slice())
                     .execute(&mut *tx)
                     .await?;
             }
