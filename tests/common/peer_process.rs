@@ -136,8 +136,10 @@ impl Peer {
     }
 
     fn kill_group(&mut self) {
+        // `kill -s KILL -- -<pgid>`: procps `kill -9 -<pgid>` reads the group as `-1` and
+        // signals every process it may (it took down the whole test machine once).
         let _ = Command::new("kill")
-            .args(["-9", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
