@@ -493,15 +493,16 @@ impl Channel {
             .await;
     }
 
-    /// One write of our bucket for `peer`, then its messages marked stored.
-    async fn write_bucket(&self, peer: PeerId) {
+    /// One write of our bucket for `peer`, then its messages marked stored. Returns whether it
+    /// was written (a failed one is retried soon, see [`Writes`]).
+    async fn write_bucket(&self, peer: PeerId) -> bool {
         let Ok(row) = self.contact(&peer).await else {
-            return;
+            return true; // no longer a contact: nothing to write
         };
         let upto = row.out_seq;
         if let Err(e) = self.publish_bucket(&row).await {
-            tracing::warn!(%peer, error = %e, "bucket not written; the next re-publish retries");
-            return;
+            tracing::warn!(%peer, error = %e, "bucket not written; trying again shortly");
+            return false;
         }
         match store::mark_stored_up_to(self.db.pool(), &peer, upto).await {
             Ok(ids) => {
@@ -516,6 +517,7 @@ impl Channel {
             }
             Err(e) => tracing::warn!(%peer, error = %e, "cannot record stored messages"),
         }
+        true
     }
 
     /// Tells `peer` to read our bucket now, at most once per [`NUDGE_DEBOUNCE`].

@@ -166,8 +166,9 @@ impl GroupChat {
             .await;
     }
 
-    /// One write of our bucket for `ep`, then its messages marked stored.
-    async fn write_bucket(&self, ep: &Epoch) {
+    /// One write of our bucket for `ep`, then its messages marked stored. Returns whether it
+    /// was written (a failed one is retried soon, see [`Writes`]).
+    async fn write_bucket(&self, ep: &Epoch) -> bool {
         match self.publish_bucket(ep).await {
             Ok(uptos) => {
                 let mut marked = 0;
@@ -182,9 +183,11 @@ impl GroupChat {
                         group_id: ep.group_id,
                     });
                 }
+                true
             }
             Err(e) => {
-                tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; the next re-publish retries")
+                tracing::warn!(group = %ep.gid, error = %e, "group bucket not written; trying again shortly");
+                false
             }
         }
     }
