@@ -23,6 +23,19 @@ fn with_keyring() -> String {
 /// A profile's process in namespace `ns`, listening on `host`, in its own D-Bus session with its
 /// own throw-away keyring (a session bus is not reachable across network namespaces).
 fn start(lab: &Lab, ns: &str, profile: &TestProfile, host: &str, boot: &str, home: bool) -> Peer {
+    start_on(lab, ns, profile, host, boot, home, None)
+}
+
+/// [`start`], listening on TCP `port` when given (one the home router forwards).
+fn start_on(
+    lab: &Lab,
+    ns: &str,
+    profile: &TestProfile,
+    host: &str,
+    boot: &str,
+    home: bool,
+    port: Option<u16>,
+) -> Peer {
     let mut c = lab.command(ns, "env");
     c.args([
         "-u",
@@ -37,6 +50,9 @@ fn start(lab: &Lab, ns: &str, profile: &TestProfile, host: &str, boot: &str, hom
     ));
     if home {
         c.arg("PEER_DHT=auto");
+    }
+    if let Some(port) = port {
+        c.arg(format!("PEER_PORT={port}"));
     }
     if let Ok(filter) = std::env::var("PEER_LOG") {
         c.arg(format!("PEER_LOG={filter}"));
@@ -59,7 +75,8 @@ fn lab_with_node() -> (Lab, Peer, String) {
     (lab, node, boot)
 }
 
-/// The next `n` lines starting with `prefix`, sorted (live messages may overtake each other).
+/// The next `n` lines starting with `prefix`, sorted: live messages may overtake each other (each
+/// direct send is its own stream; the conversation is shown by sequence number, not arrival).
 fn live(p: &mut Peer, prefix: &str, n: usize) -> Vec<String> {
     let mut got: Vec<String> = (0..n).map(|_| p.expect(prefix)).collect();
     got.sort();
@@ -125,19 +142,18 @@ fn peers_behind_nat_get_group_and_direct_messages_live() {
     // 1:1 between the two homes, directly (relayed or hole-punched), not through the bucket.
     let t = std::time::Instant::now();
     h1.send(&format!("send {} 0 3", h2.id));
-    for i in 0..3 {
-        assert_eq!(h2.expect("live "), format!("m{i}"), "h1 → h2 live");
-        if i == 0 {
-            eprintln!(
-                "first live 1:1 message between the homes after {:?}",
-                t.elapsed()
-            );
-        }
-    }
+    assert_eq!(
+        live(&mut h2, "live ", 3),
+        ["m0", "m1", "m2"],
+        "h1 → h2 live"
+    );
+    eprintln!("h1's three 1:1 messages live at h2 after {:?}", t.elapsed());
     h2.send(&format!("send {} 0 3", h1.id));
-    for i in 0..3 {
-        assert_eq!(h1.expect("live "), format!("m{i}"), "h2 → h1 live");
-    }
+    assert_eq!(
+        live(&mut h1, "live ", 3),
+        ["m0", "m1", "m2"],
+        "h2 → h1 live"
+    );
 
     for p in [public, h1, h2, node] {
         p.quit();
@@ -169,15 +185,59 @@ fn a_card_is_a_way_in_for_a_home_with_no_bootstrap_node() {
     h1.ask(&format!("wait-trusted {}", h3.id), "trusted");
     h3.ask(&format!("wait-trusted {}", h1.id), "trusted");
     h3.send(&format!("send {} 0 2", h1.id));
-    for i in 0..2 {
-        assert_eq!(h1.expect("live "), format!("m{i}"), "h3 → h1 live");
-    }
+    assert_eq!(live(&mut h1, "live ", 2), ["m0", "m1"], "h3 → h1 live");
     h1.send(&format!("send {} 3 5", h3.id));
-    for i in 3..5 {
-        assert_eq!(h3.expect("live "), format!("m{i}"), "h1 → h3 live");
-    }
+    assert_eq!(live(&mut h3, "live ", 2), ["m3", "m4"], "h1 → h3 live");
 
     for p in [h1, h3, node] {
+        p.quit();
+    }
+    drop(lab);
+}
+
+/// A home whose router forwards a port (opened by the user, or by UPnP) is reachable from
+/// outside: AutoNAT (the bootstrap node dials back) confirms the router's public address, the
+/// peer turns DHT server (it can serve others now), and that address comes first in its card,
+/// ahead of LAN and relay addresses. A friend at another home adds the card and the two talk
+/// live.
+#[test]
+fn a_forwarded_port_is_confirmed_by_autonat_and_leads_the_card() {
+    let (lab, node, boot) = lab_with_node();
+    const PORT: u16 = 4002;
+    lab.forward_port("r2", PORT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let profiles: Vec<TestProfile> = ["h1", "h2"]
+        .iter()
+        .map(|n| TestProfile::new(&format!("nat-{n}")))
+        .collect();
+    let mut h2 = start_on(
+        &lab,
+        "h2",
+        &profiles[1],
+        Lab::HOME_IP,
+        &boot,
+        true,
+        Some(PORT),
+    );
+    let public = h2.ask("wait-public", "public ");
+    let expected = format!("/ip4/{}/tcp/{PORT}/p2p/{}", Lab::router_ip("r2"), h2.id);
+    assert_eq!(
+        public,
+        format!("{expected} server=true"),
+        "the router's forwarded address confirmed, and a DHT server on it"
+    );
+    let card = kiyeovo_core::contacts::card::ContactCard::from_text(&h2.ask("card", "card "), None)
+        .expect("h2's card reads");
+    assert_eq!(card.addrs.first(), Some(&expected), "first in the card");
+
+    let mut h1 = start(&lab, "h1", &profiles[0], Lab::HOME_IP, &boot, true);
+    h1.ask("wait-relayed", "relayed");
+    befriend(&mut h1, &mut h2);
+    h1.send(&format!("send {} 0 2", h2.id));
+    assert_eq!(live(&mut h2, "live ", 2), ["m0", "m1"], "h1 → h2 live");
+    h2.send(&format!("send {} 3 5", h1.id));
+    assert_eq!(live(&mut h1, "live ", 2), ["m3", "m4"], "h2 → h1 live");
+    for p in [h1, h2, node] {
         p.quit();
     }
     drop(lab);

@@ -3,7 +3,8 @@
 //!
 //! Usage: `peer <profile> <data-dir> <bootstrap>` (`-` for none); then commands, one per line. `PEER_HOST`
 //! (default 127.0.0.1) is the address to listen on and `PEER_DHT=auto` leaves the DHT mode to
-//! AutoNAT (a peer at home behind NAT); both are for the NAT test (tests/nat.rs).
+//! AutoNAT (a peer at home behind NAT), `PEER_PORT` fixes the TCP port (a forwarded one); all are
+//! for the NAT test (tests/nat.rs).
 //!
 //! `peer node <host> <port>` runs a headless bootstrap/relay/storage node instead, prints its
 //! TCP address and runs until stdin closes.
@@ -24,7 +25,8 @@
 //!
 //! * `states <peer>` → `states pending,sent,…` (our 1:1 messages to that contact, in order)
 //! * `addrs` → `addrs <listen address>,…`; `wait-relayed` → `relayed` once we listen through a
-//!   relay (a circuit address is among our listen addresses)
+//!   relay (a circuit address is among our listen addresses); `wait-public` → `public
+//!   <address>,… server=<bool>` once AutoNAT confirmed a direct address (and our DHT mode then)
 //!
 //! Unprompted: `ready <peer id>` once online, `recv <body> <stored total>` for every new 1:1
 //! message and `grecv <seq> <stored total>` for every new group message, followed by
@@ -67,6 +69,9 @@ async fn main() {
     config.group = group_config();
     if let Ok(host) = std::env::var("PEER_HOST") {
         config.listen_host = host.parse().expect("PEER_HOST is an IP address");
+    }
+    if let Ok(port) = std::env::var("PEER_PORT") {
+        config.listen_port = Some(port.parse().expect("PEER_PORT is a port"));
     }
     if std::env::var("PEER_DHT").as_deref() == Ok("auto") {
         config.dht_mode = kiyeovo_core::config::DhtMode::Auto;
@@ -310,6 +315,21 @@ async fn main() {
                 };
                 let _ = rx.wait_for(circuit).await;
                 say("relayed".into());
+            }
+            ["wait-public"] => {
+                let mut rx = app.snapshots();
+                let public = |s: &kiyeovo_core::api::AppSnapshot| {
+                    s.node
+                        .as_ref()
+                        .is_some_and(|n| !n.external_addrs.is_empty())
+                };
+                let _ = rx.wait_for(public).await;
+                let n = app.snapshot().node.expect("node");
+                say(format!(
+                    "public {} server={}",
+                    n.external_addrs.join(","),
+                    n.dht_server
+                ));
             }
             ["addrs"] => {
                 let addrs = app

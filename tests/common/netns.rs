@@ -1,15 +1,20 @@
 //! A small internet in Linux network namespaces, for the NAT test (`tests/nat.rs`):
 //!
 //! ```text
-//!   boot 10.99.1.2 ─┐                     ┌─ r1 (NAT) 10.99.3.2 ── h1 192.168.1.10
-//!   pub  10.99.2.2 ─┴── inet (router) ────┼─ r2 (NAT) 10.99.4.2 ── h2 192.168.1.10
-//!                                         └─ r3 (NAT) 10.99.5.2 ── h3 192.168.1.10
+//!   boot 11.99.1.2 ─┐                     ┌─ r1 (NAT) 11.99.3.2 ── h1 192.168.1.10
+//!   pub  11.99.2.2 ─┴── inet (router) ────┼─ r2 (NAT) 11.99.4.2 ── h2 192.168.1.10
+//!                                         └─ r3 (NAT) 11.99.5.2 ── h3 192.168.1.10
 //! ```
 //!
 //! `boot` runs the headless node (bootstrap + relay), `pub` a peer with a public address, `h1`
 //! `h2` and `h3` are homes behind routers that masquerade (nftables) and drop every connection that
 //! does not start at home — as a home router does. Both homes use the same LAN addresses, as
-//! real homes do. Addresses exist only inside the namespaces, which are removed on drop; every
+//! real homes do. A router can forward a port to its home ([`Lab::forward_port`]), as a user
+//! who opened one (or UPnP) would.
+//!
+//! The "internet" uses global addresses (11.99.0.0/16), not private ones: AutoNAT, as deployed,
+//! neither confirms nor asks peers seen at private addresses. They exist only inside the lab's
+//! namespaces, which have no link to the host's network and are removed on drop; every
 //! namespace name starts with a per-run prefix, so parallel runs stay apart.
 
 use std::process::{Command, Stdio};
@@ -71,8 +76,8 @@ table ip filter {
 ";
 
 impl Lab {
-    pub const BOOT_IP: &'static str = "10.99.1.2";
-    pub const PUB_IP: &'static str = "10.99.2.2";
+    pub const BOOT_IP: &'static str = "11.99.1.2";
+    pub const PUB_IP: &'static str = "11.99.2.2";
     pub const HOME_IP: &'static str = "192.168.1.10";
 
     /// Builds the lab. Fails with a clear message when namespaces or nftables are unavailable.
@@ -93,10 +98,10 @@ impl Lab {
             lab.link(
                 "inet",
                 &format!("to{name}"),
-                &format!("10.99.{i}.1/24"),
+                &format!("11.99.{i}.1/24"),
                 name,
                 "wan",
-                &format!("10.99.{i}.2/24"),
+                &format!("11.99.{i}.2/24"),
             )?;
             lab.exec_ok(
                 name,
@@ -106,7 +111,7 @@ impl Lab {
                     "add",
                     "default",
                     "via",
-                    &format!("10.99.{i}.1"),
+                    &format!("11.99.{i}.1"),
                 ],
             )?;
         }
@@ -126,29 +131,64 @@ impl Lab {
                 &["ip", "route", "add", "default", "via", "192.168.1.1"],
             )?;
             lab.exec_ok(router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-            let mut nft = Command::new("ip")
-                .args(["netns", "exec", &lab.ns(router), "nft", "-f", "-"])
-                .stdin(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| LabError(format!("nft: {e}")))?;
-            use std::io::Write;
-            nft.stdin
-                .take()
-                .expect("stdin")
-                .write_all(HOME_ROUTER.as_bytes())
-                .map_err(|e| LabError(format!("nft: {e}")))?;
-            let out = nft
-                .wait_with_output()
-                .map_err(|e| LabError(format!("nft: {e}")))?;
-            if !out.status.success() {
-                return Err(LabError(format!(
-                    "nft in {router}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            lab.nft(router, HOME_ROUTER)?;
         }
         Ok(lab)
+    }
+
+    /// The public (WAN) address of home router `router` ("r1" …).
+    pub fn router_ip(router: &str) -> String {
+        let n: u8 = router[1..].parse().expect("r1, r2 or r3");
+        format!("11.99.{}.2", n + 2)
+    }
+
+    /// Home router `router` forwards TCP `port` on its public address to its home's `port`.
+    pub fn forward_port(&self, router: &str, port: u16) -> Result<(), LabError> {
+        self.nft(
+            router,
+            &format!(
+                "table ip nat {{
+                    chain pre {{
+                        type nat hook prerouting priority dstnat; policy accept;
+                        iifname \"wan\" tcp dport {port} dnat to {}:{port}
+                    }}
+                }}
+                table ip filter {{
+                    chain forward {{
+                        ct status dnat accept
+                    }}
+                }}",
+                Self::HOME_IP
+            ),
+        )
+    }
+
+    /// Loads nftables rules into namespace `name`.
+    fn nft(&self, name: &str, rules: &str) -> Result<(), LabError> {
+        use std::io::Write;
+        let failed = |e: std::io::Error| LabError(format!("nft in {name}: {e}"));
+        let mut nft = self
+            .command(name, "nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(failed)?;
+        nft.stdin
+            .take()
+            .expect("stdin")
+            .write_all(rules.as_bytes())
+            .map_err(failed)?;
+        let out = nft.wait_with_output().map_err(failed)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LabError(format!(
+                "nft in {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
     }
 
     /// The full name of namespace `name` of this lab.

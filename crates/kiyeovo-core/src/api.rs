@@ -15,6 +15,10 @@ pub struct NodeStatus {
     pub peer_id: String,
     /// Addresses we listen on, with `/p2p/<peer id>` appended so they can be shared as-is.
     pub listen_addrs: Vec<String>,
+    /// Direct addresses others confirmed they reach us at (AutoNAT dial-backs: a public address,
+    /// or a home router's address with a forwarded port), with `/p2p/<peer id>`. They come first
+    /// in our card: they work from anywhere, unlike LAN addresses.
+    pub external_addrs: Vec<String>,
     /// Peer ids we have at least one open connection to.
     pub connected_peers: Vec<String>,
     /// Entries in the Kademlia routing table.

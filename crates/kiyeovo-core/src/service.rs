@@ -340,12 +340,16 @@ impl App {
         Ok(())
     }
 
-    /// Our contact card with the current display name and listen addresses.
+    /// Our contact card with the current display name and addresses.
     pub fn my_card(&self) -> String {
         let snapshot = self.snapshot.borrow().clone();
-        let mut addrs = snapshot.node.map(|n| n.listen_addrs).unwrap_or_default();
-        // Each once, and no more than a card may carry (contacts refuse a longer one): our own
-        // addresses come first, then the relayed ones.
+        let mut addrs = snapshot
+            .node
+            .map(|n| [n.external_addrs, n.listen_addrs].concat())
+            .unwrap_or_default();
+        // Each once, and no more than a card may carry (contacts refuse a longer one): the
+        // addresses confirmed reachable from outside first, then those we listen on (the relay
+        // circuits among them, which libp2p lists after our own).
         let mut seen = std::collections::HashSet::new();
         addrs.retain(|a| seen.insert(a.clone()));
         addrs.truncate(crate::contacts::card::MAX_ADDRS);

@@ -14,6 +14,12 @@ peer_id: string,
  */
 listen_addrs: Array<string>, 
 /**
+ * Direct addresses others confirmed they reach us at (AutoNAT dial-backs: a public address,
+ * or a home router's address with a forwarded port), with `/p2p/<peer id>`. They come first
+ * in our card: they work from anywhere, unlike LAN addresses.
+ */
+external_addrs: Array<string>, 
+/**
  * Peer ids we have at least one open connection to.
  */
 connected_peers: Array<string>, 

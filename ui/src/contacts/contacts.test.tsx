@@ -24,7 +24,7 @@ describe("ContactsScreen", () => {
       profile: "p", phase: "running", display_name: "Me", block_invites: false, rotate_days: 7, bootstrap: [], error: null, warnings: [],
       desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
       node: {
-        peer_id: "12D3KooWMe", listen_addrs: [], connected_peers: ["12D3KooWOnline"], routing_table_size: 1,
+        peer_id: "12D3KooWMe", listen_addrs: [], external_addrs: [], connected_peers: ["12D3KooWOnline"], routing_table_size: 1,
         stored_records: 0, bootstrap: { state: "not_configured" }, dht_server: false, warnings: [],
       },
     } as AppSnapshot);

@@ -17,6 +17,7 @@ const snapshot: AppSnapshot = {
   node: {
     peer_id: "12D3KooWExample",
     listen_addrs: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"],
+    external_addrs: [],
     connected_peers: ["12D3KooWA", "12D3KooWB"],
     routing_table_size: 5,
     stored_records: 1,
@@ -36,6 +37,16 @@ describe("StatusScreen", () => {
     expect(screen.getByText(/database was missing/)).toBeTruthy();
     const boot = document.getElementById("bootstrap-addrs") as HTMLTextAreaElement;
     expect(boot.value).toBe("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot");
+  });
+
+  it("says whether we are confirmed reachable from outside, and where", () => {
+    const behindRouter = render(<StatusScreen snapshot={snapshot} />).container;
+    expect(behindRouter.textContent).toContain("Reachable from outside atnot confirmed");
+    const addr = "/ip4/11.99.4.2/tcp/4002/p2p/12D3KooWExample";
+    const reachable = render(
+      <StatusScreen snapshot={{ ...snapshot, node: { ...snapshot.node!, external_addrs: [addr] } }} />,
+    ).container;
+    expect(reachable.textContent).toContain(`Reachable from outside at${addr}Listening on`);
   });
 });
 

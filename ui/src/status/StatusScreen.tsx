@@ -56,6 +56,22 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
             <dd>
               {node.stored_records} {node.dht_server ? "(serving others)" : "(client mode)"}
             </dd>
+            <dt>Reachable from outside at</dt>
+            <dd>
+              {node.external_addrs.length === 0 ? (
+                <span id="external-addrs">
+                  not confirmed (behind a router: contacts reach you through a relay)
+                </span>
+              ) : (
+                <ul className="addrs" id="external-addrs">
+                  {node.external_addrs.map((a) => (
+                    <li key={a}>
+                      <code>{a}</code>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </dd>
             <dt>Listening on</dt>
             <dd>
               <ul className="addrs" id="listen-addrs">

@@ -167,6 +167,7 @@ impl EventLoop {
         let status = NodeStatus {
             peer_id: swarm.local_peer_id().to_string(),
             listen_addrs: Vec::new(),
+            external_addrs: Vec::new(),
             connected_peers: Vec::new(),
             routing_table_size: 0,
             stored_records: 0,
@@ -355,19 +356,23 @@ impl EventLoop {
     fn publish_status(&mut self) {
         let routing_table_size = self.routing_table_size();
         let local = *self.swarm.local_peer_id();
+        // Circuit addresses end in `/p2p/<us>` already.
+        let shareable = |a: &Multiaddr| {
+            if a.iter().last() == Some(Protocol::P2p(local)) {
+                a.to_string()
+            } else {
+                a.clone().with(Protocol::P2p(local)).to_string()
+            }
+        };
         let next = NodeStatus {
             peer_id: local.to_string(),
-            listen_addrs: self
-                .listen_addrs
-                .iter()
-                .map(|a| {
-                    // Circuit addresses end in `/p2p/<us>` already.
-                    if a.iter().last() == Some(Protocol::P2p(local)) {
-                        a.to_string()
-                    } else {
-                        a.clone().with(Protocol::P2p(local)).to_string()
-                    }
-                })
+            listen_addrs: self.listen_addrs.iter().map(shareable).collect(),
+            // The circuit addresses are among the listen addresses already.
+            external_addrs: self
+                .swarm
+                .external_addresses()
+                .filter(|a| !a.iter().any(|p| p == Protocol::P2pCircuit))
+                .map(shareable)
                 .collect(),
             connected_peers: self.connected.iter().map(|p| p.to_string()).collect(),
             routing_table_size: routing_table_size as u32,
@@ -582,6 +587,9 @@ impl EventLoop {
             kad::Mode::Client
         };
         self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+        // Now, not at Kademlia's ModeChanged: the status that shows the new address shows the
+        // mode that goes with it.
+        self.dht_server = mode == kad::Mode::Server;
     }
 
     /// A contact's card is a way in. A circuit address in it names the contact's relay, which we
@@ -767,7 +775,12 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
             }
-            SwarmEvent::ExternalAddrConfirmed { .. } | SwarmEvent::ExternalAddrExpired { .. } => {
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "reachable from outside at a confirmed address");
+                self.follow_external_addresses();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "no longer confirmed reachable at");
                 self.follow_external_addresses();
             }
             SwarmEvent::ListenerClosed {
