@@ -11,6 +11,10 @@
 //!    it starts again; the time from start-up until all 900 are fetched, verified and stored;
 //! 3. **memory**: resident set of the whole process (11 nodes) after the run.
 //!
+//! After the floor and the paced run it prints **where the time went** per delivery: the median
+//! of each step the core marks (`stages.rs`: sender seal + commit, hand to gossipsub; receiver
+//! verify + decrypt, commit) and the rest of the median latency (the gossip hop and queues).
+//!
 //! Run it with a release build (`make bench`); figures go to the README.
 
 use std::collections::HashMap;
@@ -23,6 +27,9 @@ use kiyeovo_tests::{
 };
 use libp2p::PeerId;
 use rand::Rng;
+
+mod stages;
+use stages::Stages;
 
 const MEMBERS: usize = 10;
 const LIVE_MESSAGES: usize = 1000;
@@ -102,6 +109,38 @@ fn watch_receipts(
     rx
 }
 
+/// One line: the median of each step of a delivery recorded since the last `take`, and what is
+/// left of the median latency `p50` (the gossip hop, the event loop's queues, scheduling).
+fn breakdown(stages: &Stages, p50: Duration) -> String {
+    let steps = [
+        ("stage.send_seal_commit", "sender seal + commit"),
+        ("stage.send_publish", "sender hand to gossipsub"),
+        ("stage.recv_verify_open", "receiver verify + decrypt"),
+        ("stage.recv_commit", "receiver commit"),
+    ];
+    let mut recorded = stages.take();
+    let mut sum = Duration::ZERO;
+    let mut parts = Vec::new();
+    for (name, label) in steps {
+        let Some(mut times) = recorded.remove(name) else {
+            parts.push(format!("{label} (none recorded)"));
+            continue;
+        };
+        times.sort();
+        let median = percentile(&times, 0.5);
+        sum += median;
+        parts.push(format!("{label} {}", ms(median)));
+    }
+    parts.push(format!(
+        "the rest (gossip hop, queues) {}",
+        ms(p50.saturating_sub(sum))
+    ));
+    format!(
+        "  where the median delivery's time goes: {}",
+        parts.join(" · ")
+    )
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -146,6 +185,7 @@ async fn wait_stored(app: &App, id: &str, n: usize) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let stages = Stages::install();
     let (boot, addr) = bootstrap_node().await;
     let profiles: Vec<TestProfile> = (0..MEMBERS)
         .map(|i| TestProfile::new(&format!("bench-{i}")))
@@ -165,6 +205,7 @@ async fn main() {
 
     // 0. The floor: one sender, one receiver, same path, same pace.
     let pair = establish_group(&apps[..2]).await;
+    stages.take();
     let floor = {
         let mut sent_at: HashMap<u64, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(PACE);
@@ -195,6 +236,7 @@ async fn main() {
         "floor: one sender, one receiver, {FLOOR_MESSAGES} messages every 20 ms: {}",
         floor.show()
     );
+    println!("{}", breakdown(&stages, floor.p50));
 
     // 1. Live delivery latency.
     let peers: Vec<PeerId> = apps.iter().map(|a| a.peer_id()).collect();
@@ -205,6 +247,7 @@ async fn main() {
         ("burst, back to back", None),
     ] {
         let mut sent_at: HashMap<(PeerId, u64), Instant> = HashMap::new();
+        stages.take();
         let mut rng = rand::thread_rng();
         let start = Instant::now();
         let mut tick = pace.map(tokio::time::interval);
@@ -245,6 +288,7 @@ async fn main() {
             spread.show(),
             spread.ratio(&floor),
         );
+        println!("{}", breakdown(&stages, spread.p50));
     }
 
     // 2. Offline catch-up: the last member is closed while the others write.

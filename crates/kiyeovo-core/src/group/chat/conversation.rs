@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ids::MsgId;
+use tracing::Instrument;
 
 /// How often a message nobody was subscribed to is published again (about 15 s in all).
 const LIVE_RETRIES: usize = 10;
@@ -19,7 +20,9 @@ impl GroupChat {
         }
         let msg_id = crate::group::control::random_id();
         let sent_at = now_ms();
-        let (ep, sealed, seq) = {
+        // Spans named `stage.*` time one delivery's steps (the bench's breakdown; nothing when
+        // no subscriber asks for trace level).
+        let (ep, sealed, seq) = async {
             let _guard = self.write.lock().await;
             // The epoch as it is under the lock: a re-seal into a new epoch is not overtaken.
             let group = self.group(id).await?;
@@ -29,9 +32,14 @@ impl GroupChat {
                 .map_err(tx_err)?;
             let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
             tx.commit().await.map_err(tx_err)?;
-            (ep, sealed, seq)
-        };
-        let published = self.go_out(&ep, sealed, msg_id).await?;
+            Ok::<_, ChatError>((ep, sealed, seq))
+        }
+        .instrument(tracing::trace_span!("stage.send_seal_commit"))
+        .await?;
+        let published = self
+            .go_out(&ep, sealed, msg_id)
+            .instrument(tracing::trace_span!("stage.send_publish"))
+            .await?;
         self.emit(ChatEvent::Changed {
             group_id: ep.group_id,
         });

@@ -3,6 +3,7 @@
 
 use super::rules::{self, Checked};
 use super::*;
+use tracing::Instrument;
 
 impl GroupChat {
     /// Checks and stores one envelope of epoch `ep`. `Ok(true)` if it was new.
@@ -21,6 +22,7 @@ impl GroupChat {
 
     /// The rules about the envelope itself ([`rules::admit`]).
     pub(super) fn check(&self, ep: &Epoch, bytes: &[u8]) -> Result<Checked, ChatDrop> {
+        let _stage = tracing::trace_span!("stage.recv_verify_open").entered();
         rules::admit(ep, &self.me, bytes)
     }
 
@@ -51,7 +53,7 @@ impl GroupChat {
         items.sort_by_key(|c| c.header.seq);
         let sender = peer.to_string();
         let mut results: Vec<Result<bool, ChatDrop>> = Vec::with_capacity(items.len());
-        let committed = {
+        let committed = async {
             let _guard = self.write.lock().await;
             let outcome: Result<(), ChatDrop> = async {
                 let mut tx = crate::storage::db::write_tx(self.db.pool())
@@ -98,7 +100,9 @@ impl GroupChat {
             }
             .await;
             outcome
-        };
+        }
+        .instrument(tracing::trace_span!("stage.recv_commit"))
+        .await;
         if let Err(e) = committed {
             // Nothing of this batch is stored; each envelope reports why.
             let reason = match e {
