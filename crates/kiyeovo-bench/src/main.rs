@@ -119,6 +119,9 @@ fn breakdown(stages: &Stages, p50: Duration) -> String {
         ("stage.recv_commit", "receiver commit"),
     ];
     let mut recorded = stages.take();
+    if recorded.is_empty() {
+        return "  (no breakdown: BENCH_BREAKDOWN=off)".into();
+    }
     let mut sum = Duration::ZERO;
     let mut parts = Vec::new();
     for (name, label) in steps {
@@ -185,7 +188,13 @@ async fn wait_stored(app: &App, id: &str, n: usize) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let stages = Stages::install();
+    // `BENCH_BREAKDOWN=off` runs without the timing layer (no subscriber at all, as the app
+    // runs), to check that measuring the steps does not change the figures.
+    let stages = if std::env::var("BENCH_BREAKDOWN").as_deref() == Ok("off") {
+        Stages::default()
+    } else {
+        Stages::install()
+    };
     let (boot, addr) = bootstrap_node().await;
     let profiles: Vec<TestProfile> = (0..MEMBERS)
         .map(|i| TestProfile::new(&format!("bench-{i}")))
