@@ -2,7 +2,7 @@
 
 use kiyeovo_core::api::{
     AppSnapshot, ContactView, DesktopSettings, ErrorCode, GroupChatView, GroupMessageView,
-    GroupView, MessageView, TrayModel, UiError,
+    GroupView, MessageView, PhraseAnswer, TrayModel, UiError,
 };
 use kiyeovo_core::PeerId;
 use tauri::State;
@@ -21,6 +21,56 @@ fn not_ready() -> UiError {
 #[tauri::command]
 pub fn get_snapshot(state: State<'_, ShellState>) -> AppSnapshot {
     state.snapshot()
+}
+
+/// First run: start with a new identity (and its recovery phrase).
+#[tauri::command]
+pub fn first_run_new(state: State<'_, ShellState>) -> Result<(), UiError> {
+    let first = state.first_run()?;
+    let _ = first.go.send(false);
+    Ok(())
+}
+
+/// First run: bring an identity back from its 24 words, then start with it. A refused phrase
+/// leaves the first-run screen as it was.
+#[tauri::command]
+pub async fn restore_from_phrase(
+    state: State<'_, ShellState>,
+    phrase: String,
+) -> Result<(), UiError> {
+    let first = state.first_run()?;
+    let phrase = zeroize::Zeroizing::new(phrase);
+    match kiyeovo_core::restore::from_phrase(&first.profile, first.data_dir.as_deref(), &phrase)
+        .await
+    {
+        Ok(_) => {
+            let _ = first.go.send(true);
+            Ok(())
+        }
+        Err(e) => {
+            state.first_run_again(first);
+            Err(e.to_ui())
+        }
+    }
+}
+
+/// The 24 words of our recovery phrase, to be written down.
+#[tauri::command]
+pub fn recovery_phrase(state: State<'_, ShellState>) -> Result<Vec<String>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.recovery_phrase().map_err(|e| e.to_ui())
+}
+
+/// Three words of the phrase typed back: right, and the reminder ends.
+#[tauri::command]
+pub async fn confirm_recovery_phrase(
+    state: State<'_, ShellState>,
+    answers: Vec<PhraseAnswer>,
+) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.confirm_recovery_phrase(&answers)
+        .await
+        .map_err(|e| e.to_ui())
 }
 
 /// Sets the name contacts see. Returns the saved (trimmed) name.

@@ -43,6 +43,10 @@ fn main() {
         .on_window_event(on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::get_snapshot,
+            commands::first_run_new,
+            commands::restore_from_phrase,
+            commands::recovery_phrase,
+            commands::confirm_recovery_phrase,
             commands::set_display_name,
             commands::set_bootstrap,
             commands::my_card,

@@ -3,14 +3,16 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use kiyeovo_core::api::{
-    events, AppSnapshot, ContactChanged, DesktopSettings, GroupChanged, GroupChatChanged, Phase,
-    TrayModel,
+    events, AppSnapshot, ContactChanged, DesktopSettings, ErrorCode, GroupChanged,
+    GroupChatChanged, Phase, RecoveryStatus, TrayModel, UiError,
 };
 use kiyeovo_core::service::{App, AppConfig};
 use tauri::{AppHandle, Emitter, Manager};
 
 pub struct ShellState {
     app: OnceLock<Arc<App>>,
+    /// Set while a new profile waits on the first-run screen; the choice is sent through it.
+    first_run: Mutex<Option<FirstRun>>,
     current: Mutex<AppSnapshot>,
     /// What the tray shows now (also read by the E2E suite through a command).
     tray: Mutex<TrayModel>,
@@ -22,6 +24,7 @@ impl ShellState {
     pub fn new(profile: &str) -> Self {
         Self {
             app: OnceLock::new(),
+            first_run: Mutex::new(None),
             current: Mutex::new(AppSnapshot {
                 profile: profile.to_string(),
                 phase: Phase::Starting,
@@ -33,6 +36,7 @@ impl ShellState {
                 error: None,
                 warnings: Vec::new(),
                 desktop: DesktopSettings::default(),
+                recovery: RecoveryStatus::NoPhrase,
             }),
             tray: Mutex::new(TrayModel::default()),
             hidden_notice_given: std::sync::atomic::AtomicBool::new(false),
@@ -68,6 +72,28 @@ impl ShellState {
         match self.current.lock() {
             Ok(mut s) => *s = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// The first-run screen's choice: start with a new identity (`typed_phrase` false), or
+    /// with the one a phrase just restored. Refused when no first run is waiting.
+    pub fn first_run(&self) -> Result<FirstRun, UiError> {
+        let taken = match self.first_run.lock() {
+            Ok(mut f) => f.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        taken.ok_or_else(|| UiError {
+            code: ErrorCode::InvalidInput,
+            message: "This profile is already set up.".into(),
+            hint: "Restore into a new profile: start Kiyeovo with --profile NAME.".into(),
+        })
+    }
+
+    /// Puts a first run back (its restore failed; the screen stays).
+    pub fn first_run_again(&self, first: FirstRun) {
+        match self.first_run.lock() {
+            Ok(mut f) => *f = Some(first),
+            Err(poisoned) => *poisoned.into_inner() = Some(first),
         }
     }
 
@@ -159,8 +185,37 @@ async fn forward_open_requests(
     }
 }
 
-/// Starts the profile and then forwards every state change to the window.
-pub async fn start(handle: AppHandle, config: AppConfig) {
+/// A new profile waiting on the first-run screen: where it lives, and how to go on.
+pub struct FirstRun {
+    pub profile: String,
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `true` once a phrase was restored (it was typed, so it needs no reminder).
+    pub go: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// Starts the profile and then forwards every state change to the window. A new profile first
+/// waits for the first-run screen's choice (a new identity, or one restored from its phrase).
+pub async fn start(handle: AppHandle, mut config: AppConfig) {
+    if let Ok(true) =
+        kiyeovo_core::restore::is_new(&config.profile, config.data_dir.as_deref()).await
+    {
+        let (go, chosen) = tokio::sync::oneshot::channel();
+        let state = handle.state::<ShellState>();
+        state.first_run_again(FirstRun {
+            profile: config.profile.clone(),
+            data_dir: config.data_dir.clone(),
+            go,
+        });
+        let mut snapshot = state.snapshot();
+        snapshot.phase = Phase::FirstRun;
+        publish(&handle, snapshot);
+        // Dropped only when the app quits.
+        let Ok(typed) = chosen.await else { return };
+        config.phrase_typed = typed;
+        let mut snapshot = handle.state::<ShellState>().snapshot();
+        snapshot.phase = Phase::Starting;
+        publish(&handle, snapshot);
+    }
     let app = match App::start(config).await {
         Ok(app) => Arc::new(app),
         Err(e) => {

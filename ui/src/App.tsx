@@ -5,6 +5,8 @@ import { ErrorScreen } from "./errors/ErrorScreen";
 import { ContactsScreen } from "./contacts/ContactsScreen";
 import { GroupsScreen } from "./groups/GroupsScreen";
 import { api } from "./lib/api";
+import { FirstRun } from "./recovery/FirstRun";
+import { RecoveryPhraseCard } from "./recovery/RecoveryPhraseCard";
 
 export function App() {
   const snapshot = useSnapshot();
@@ -12,6 +14,9 @@ export function App() {
   const [tab, setTab] = useState<"contacts" | "groups" | "status">("status");
   // Asked for by a notification or the tray menu; the nonce re-opens the same group twice.
   const [openGroup, setOpenGroup] = useState<{ id: string; nonce: number } | null>(null);
+  // Set when this run began on the first-run screen: the recovery phrase is offered next.
+  const [firstRun, setFirstRun] = useState(false);
+  const [phraseStepDone, setPhraseStepDone] = useState(false);
 
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
@@ -33,6 +38,10 @@ export function App() {
       />
     );
   }
+  if (snapshot?.phase === "first_run") {
+    if (!firstRun) setFirstRun(true);
+    return <FirstRun profile={snapshot.profile} />;
+  }
   if (!snapshot || snapshot.phase === "starting") {
     return (
       <main className="centered" aria-busy="true">
@@ -43,10 +52,31 @@ export function App() {
   if (snapshot.phase === "failed" && snapshot.error) {
     return <ErrorScreen error={snapshot.error} profile={snapshot.profile} />;
   }
+  if (firstRun && !phraseStepDone && snapshot.recovery === "not_confirmed") {
+    return (
+      <main className="page" id="phrase-step">
+        <header>
+          <h1>Your recovery phrase</h1>
+        </header>
+        <RecoveryPhraseCard status={snapshot.recovery} />
+        <button type="button" id="phrase-skip" onClick={() => setPhraseStepDone(true)}>
+          Skip for now (you will be reminded)
+        </button>
+      </main>
+    );
+  }
+  const phraseDue = snapshot.recovery === "not_confirmed";
   return (
     <>
       <nav className="tabs">
-        <button id="tab-status" className={tab === "status" ? "active" : ""} onClick={() => setTab("status")}>Status</button>
+        <button id="tab-status" className={tab === "status" ? "active" : ""} onClick={() => setTab("status")}>
+          Status
+          {phraseDue && (
+            <span className="badge" id="phrase-badge" aria-label="recovery phrase not written down yet">
+              !
+            </span>
+          )}
+        </button>
         <button id="tab-contacts" className={tab === "contacts" ? "active" : ""} onClick={() => setTab("contacts")}>Contacts</button>
         <button id="tab-groups" className={tab === "groups" ? "active" : ""} onClick={() => setTab("groups")}>Groups</button>
       </nav>

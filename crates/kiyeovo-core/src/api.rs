@@ -52,6 +52,9 @@ pub enum BootstrapState {
 #[serde(rename_all = "snake_case")]
 #[ts(export)]
 pub enum Phase {
+    /// A new profile: the window offers a new identity or a restore, and nothing is written
+    /// until one is chosen.
+    FirstRun,
     Starting,
     Running,
     /// Start-up failed; `AppSnapshot::error` says why and what to do.
@@ -105,6 +108,29 @@ pub struct AppSnapshot {
     pub warnings: Vec<String>,
     /// Notifications, tray and start-up settings.
     pub desktop: DesktopSettings,
+    /// Whether the recovery phrase still has to be written down (a reminder and a badge).
+    pub recovery: RecoveryStatus,
+}
+
+/// Where the recovery phrase stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum RecoveryStatus {
+    /// A profile made before recovery phrases: its keys cannot be written as words.
+    NoPhrase,
+    /// There is a phrase, not yet confirmed written down.
+    NotConfirmed,
+    /// Three of its words were typed back (or the whole phrase, to restore it).
+    Confirmed,
+}
+
+/// One word of the recovery phrase typed back: its place (1–24) and the word.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PhraseAnswer {
+    pub position: u8,
+    pub word: String,
 }
 
 /// How the app behaves on the desktop: notifications and start at login.

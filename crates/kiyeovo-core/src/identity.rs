@@ -15,17 +15,21 @@ use serde::{Deserialize, Serialize};
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::recovery::RecoverySeed;
 use crate::sign::{self, Domain};
 
-/// Layout version of the secret blob kept in the keyring.
+/// Layout of the secret blob kept in the keyring, v1: `1 ‖ ed25519 seed ‖ x25519 secret` (a
+/// profile made before recovery phrases).
 const SECRET_FORMAT_V1: u8 = 1;
-/// `version ‖ ed25519 seed ‖ x25519 secret`.
-const SECRET_LEN: usize = 1 + 32 + 32;
+const SECRET_LEN_V1: usize = 1 + 32 + 32;
+/// v2: `2 ‖ recovery phrase entropy`; both keys are derived from it ([`crate::recovery`]).
+const SECRET_FORMAT_V2: u8 = 2;
+const SECRET_LEN_V2: usize = 1 + 32;
 
 /// Why a stored identity could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
-    #[error("the stored identity is {0} bytes, expected {SECRET_LEN}")]
+    #[error("the stored identity is {0} bytes, expected {SECRET_LEN_V1} or {SECRET_LEN_V2}")]
     WrongLength(usize),
     #[error("the stored identity has unknown format version {0}")]
     UnknownVersion(u8),
@@ -41,6 +45,8 @@ pub enum IdentityError {
 pub struct Identity {
     signing: SigningKey,
     x25519: StaticSecret,
+    /// The phrase both keys come from; `None` for a profile made before phrases existed.
+    recovery: Option<RecoverySeed>,
 }
 
 impl fmt::Debug for Identity {
@@ -53,38 +59,78 @@ impl fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// Creates a fresh identity from the operating system's CSPRNG.
+    /// Creates a fresh identity with keys straight from the operating system's CSPRNG and no
+    /// recovery phrase (tests, where deriving from a phrase would only cost time). A profile
+    /// gets [`Identity::new_with_phrase`].
     pub fn generate() -> Self {
         Self {
             signing: SigningKey::generate(&mut OsRng),
             x25519: StaticSecret::random_from_rng(OsRng),
+            recovery: None,
         }
+    }
+
+    /// A new profile's identity: a fresh recovery phrase and the keys derived from it.
+    pub fn new_with_phrase() -> Self {
+        Self::from_recovery(RecoverySeed::generate())
+    }
+
+    /// The identity a recovery phrase stands for (a new profile, or one restored elsewhere).
+    pub fn from_recovery(seed: RecoverySeed) -> Self {
+        let (ed, x) = seed.derive_keys();
+        Self {
+            signing: SigningKey::from_bytes(&ed),
+            x25519: StaticSecret::from(*x),
+            recovery: Some(seed),
+        }
+    }
+
+    /// The recovery phrase of this identity, if it was made from one.
+    pub fn recovery(&self) -> Option<&RecoverySeed> {
+        self.recovery.as_ref()
     }
 
     /// Restores an identity from the bytes produced by [`Identity::to_secret_bytes`].
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
-        if bytes.len() != SECRET_LEN {
-            return Err(IdentityError::WrongLength(bytes.len()));
+        match (bytes.first(), bytes.len()) {
+            (Some(&SECRET_FORMAT_V1), SECRET_LEN_V1) => {
+                let mut ed = Zeroizing::new([0u8; 32]);
+                ed.copy_from_slice(&bytes[1..33]);
+                let mut x = Zeroizing::new([0u8; 32]);
+                x.copy_from_slice(&bytes[33..65]);
+                Ok(Self {
+                    signing: SigningKey::from_bytes(&ed),
+                    x25519: StaticSecret::from(*x),
+                    recovery: None,
+                })
+            }
+            (Some(&SECRET_FORMAT_V2), SECRET_LEN_V2) => {
+                let mut entropy = Zeroizing::new([0u8; 32]);
+                entropy.copy_from_slice(&bytes[1..33]);
+                Ok(Self::from_recovery(RecoverySeed::from_entropy(*entropy)))
+            }
+            (Some(&(SECRET_FORMAT_V1 | SECRET_FORMAT_V2)), len) | (None, len) => {
+                Err(IdentityError::WrongLength(len))
+            }
+            (Some(&version), _) => Err(IdentityError::UnknownVersion(version)),
         }
-        if bytes[0] != SECRET_FORMAT_V1 {
-            return Err(IdentityError::UnknownVersion(bytes[0]));
-        }
-        let mut ed = Zeroizing::new([0u8; 32]);
-        ed.copy_from_slice(&bytes[1..33]);
-        let mut x = Zeroizing::new([0u8; 32]);
-        x.copy_from_slice(&bytes[33..65]);
-        Ok(Self {
-            signing: SigningKey::from_bytes(&ed),
-            x25519: StaticSecret::from(*x),
-        })
     }
 
-    /// The secret blob stored in the keyring. Zeroized when dropped.
+    /// The secret blob stored in the keyring: the phrase's entropy when there is a phrase (the
+    /// keys follow from it), else both keys. Zeroized when dropped.
     pub fn to_secret_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(SECRET_LEN));
-        out.push(SECRET_FORMAT_V1);
-        out.extend_from_slice(&self.signing.to_bytes());
-        out.extend_from_slice(self.x25519.as_bytes());
+        let mut out = Zeroizing::new(Vec::with_capacity(SECRET_LEN_V1));
+        match &self.recovery {
+            Some(seed) => {
+                out.push(SECRET_FORMAT_V2);
+                out.extend_from_slice(seed.entropy());
+            }
+            None => {
+                out.push(SECRET_FORMAT_V1);
+                out.extend_from_slice(&self.signing.to_bytes());
+                out.extend_from_slice(self.x25519.as_bytes());
+            }
+        }
         out
     }
 
@@ -200,6 +246,35 @@ mod tests {
         let restored = Identity::from_secret_bytes(&id.to_secret_bytes()).unwrap();
         assert_eq!(id.peer_id(), restored.peer_id());
         assert_eq!(id.public(), restored.public());
+    }
+
+    #[test]
+    fn a_phrase_identity_is_stored_as_its_phrase_and_comes_back_whole() {
+        let id = Identity::new_with_phrase();
+        let bytes = id.to_secret_bytes();
+        assert_eq!((bytes[0], bytes.len()), (SECRET_FORMAT_V2, SECRET_LEN_V2));
+        let back = Identity::from_secret_bytes(&bytes).unwrap();
+        assert_eq!(back.public(), id.public());
+        assert_eq!(
+            back.recovery().unwrap().entropy(),
+            id.recovery().unwrap().entropy()
+        );
+        // A profile made before phrases (v1) still loads, without a phrase.
+        let old = Identity::generate();
+        let back = Identity::from_secret_bytes(&old.to_secret_bytes()).unwrap();
+        assert_eq!(back.public(), old.public());
+        assert!(back.recovery().is_none());
+        // A v2 blob of v1's length and the reverse are refused, not misread.
+        let mut long = bytes.to_vec();
+        long.resize(SECRET_LEN_V1, 0);
+        assert_eq!(
+            Identity::from_secret_bytes(&long).unwrap_err(),
+            IdentityError::WrongLength(SECRET_LEN_V1)
+        );
+        assert_eq!(
+            Identity::from_secret_bytes(&[]).unwrap_err(),
+            IdentityError::WrongLength(0)
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!
 //! * [`identity`] (§1) — the Ed25519 identity key (it *is* the libp2p `PeerId`) and the X25519
 //!   key bound to it by a signature.
+//! * [`recovery`] (§1) — the 24-word recovery phrase new identities are derived from, and
+//!   [`restore`]: a profile's first run, and an identity brought back from its phrase.
 //! * [`keystore`] (§1) — the identity seeds and the storage key live in the OS keyring, one
 //!   namespace per profile. Nothing secret touches the disk in the clear.
 //! * [`profile`] — where a profile's data lives and the lock that keeps a second instance of the
@@ -55,6 +57,8 @@ pub mod node;
 pub mod pairwise;
 pub mod profile;
 pub mod records;
+pub mod recovery;
+pub mod restore;
 pub mod service;
 pub mod sign;
 pub mod storage;

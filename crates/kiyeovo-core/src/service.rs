@@ -65,6 +65,9 @@ pub struct AppConfig {
     pub group: GroupConfig,
     /// Show desktop notifications (off for headless nodes and most tests).
     pub notifications: bool,
+    /// The identity was just restored from its recovery phrase: the phrase was typed, so it
+    /// counts as written down.
+    pub phrase_typed: bool,
 }
 
 impl AppConfig {
@@ -83,6 +86,7 @@ impl AppConfig {
             poll_interval: Duration::from_secs(30),
             group: GroupConfig::default(),
             notifications: true,
+            phrase_typed: false,
         }
     }
 }
@@ -162,6 +166,14 @@ impl App {
         };
         let saved_port: Option<u16> = db.setting(SETTING_LISTEN_PORT).await?;
         let desktop: DesktopSettings = db.setting(SETTING_DESKTOP).await?.unwrap_or_default();
+        if config.phrase_typed {
+            db.set_setting(crate::restore::SETTING_PHRASE_CONFIRMED, &true)
+                .await?;
+        }
+        let phrase_confirmed: bool = db
+            .setting(crate::restore::SETTING_PHRASE_CONFIRMED)
+            .await?
+            .unwrap_or(false);
         let listen_port = config.listen_port.or(saved_port).unwrap_or(0);
 
         let mut node_config = NodeConfig::new(identity.libp2p_keypair(), Role::Peer);
@@ -185,6 +197,7 @@ impl App {
             error: None,
             warnings,
             desktop: desktop.clone(),
+            recovery: crate::restore::status(&identity, phrase_confirmed),
         };
         let (snapshot, _) = watch::channel(initial);
         let identity = Arc::new(identity);
@@ -337,6 +350,36 @@ impl App {
     pub async fn set_block_invites(&self, blocked: bool) -> Result<(), ServiceError> {
         self.groups.set_invites_blocked(blocked).await?;
         self.snapshot.send_modify(|s| s.block_invites = blocked);
+        Ok(())
+    }
+
+    /// The 24 words of our recovery phrase. Wiped from memory when dropped.
+    pub fn recovery_phrase(&self) -> Result<Vec<String>, ServiceError> {
+        let seed = self.identity.recovery().ok_or_else(|| {
+            ServiceError::InvalidInput(
+                "This profile was made before recovery phrases and has none.".into(),
+            )
+        })?;
+        Ok(seed.words().into_iter().map(String::from).collect())
+    }
+
+    /// Three words of the phrase typed back; when right, the reminder ends.
+    pub async fn confirm_recovery_phrase(
+        &self,
+        answers: &[crate::api::PhraseAnswer],
+    ) -> Result<(), ServiceError> {
+        let seed = self.identity.recovery().ok_or_else(|| {
+            ServiceError::InvalidInput(
+                "This profile was made before recovery phrases and has none.".into(),
+            )
+        })?;
+        crate::restore::check_answers(seed, answers)
+            .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        self.db
+            .set_setting(crate::restore::SETTING_PHRASE_CONFIRMED, &true)
+            .await?;
+        self.snapshot
+            .send_modify(|s| s.recovery = crate::api::RecoveryStatus::Confirmed);
         Ok(())
     }
 
@@ -602,7 +645,7 @@ async fn load_keys(profile: &str, dir: &Path, db_path: &Path) -> Result<Keys, St
         None => {
             let s = store.clone();
             let identity = keyring(move || {
-                let identity = Identity::generate();
+                let identity = Identity::new_with_phrase();
                 s.store_identity(&identity).map(|()| identity)
             })
             .await?;

@@ -2,6 +2,7 @@
 import type { DesktopSettings } from "./DesktopSettings";
 import type { NodeStatus } from "./NodeStatus";
 import type { Phase } from "./Phase";
+import type { RecoveryStatus } from "./RecoveryStatus";
 import type { UiError } from "./UiError";
 
 /**
@@ -27,4 +28,8 @@ warnings: Array<string>,
 /**
  * Notifications, tray and start-up settings.
  */
-desktop: DesktopSettings, };
+desktop: DesktopSettings, 
+/**
+ * Whether the recovery phrase still has to be written down (a reminder and a badge).
+ */
+recovery: RecoveryStatus, };

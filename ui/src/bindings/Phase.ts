@@ -3,4 +3,4 @@
 /**
  * What the backend is doing, for the top of the window.
  */
-export type Phase = "starting" | "running" | "failed";
+export type Phase = "first_run" | "starting" | "running" | "failed";

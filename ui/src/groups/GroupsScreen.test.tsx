@@ -18,7 +18,7 @@ describe("GroupsScreen", () => {
   it("shows how often groups get a new key and saves a change", async () => {
     setSnapshot({
       profile: "p", phase: "running", display_name: "Me", block_invites: false, rotate_days: 7, bootstrap: [], error: null,
-      warnings: [], node: null,
+      warnings: [], node: null, recovery: "confirmed",
       desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
     } as AppSnapshot);
     mockedInvoke.mockImplementation(async () => []);

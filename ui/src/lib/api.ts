@@ -15,6 +15,7 @@ import type { GroupChatChanged } from "../bindings/GroupChatChanged";
 import type { DesktopSettings } from "../bindings/DesktopSettings";
 import type { OpenGroup } from "../bindings/OpenGroup";
 import type { TrayModel } from "../bindings/TrayModel";
+import type { PhraseAnswer } from "../bindings/PhraseAnswer";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
@@ -24,6 +25,12 @@ export const EVENT_OPEN_GROUP = "open-group";
 
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
+  /** First run: make a new identity (with a recovery phrase). */
+  firstRunNew: () => invoke<void>("first_run_new"),
+  /** First run: bring an identity back from its 24 words. */
+  restoreFromPhrase: (phrase: string) => invoke<void>("restore_from_phrase", { phrase }),
+  recoveryPhrase: () => invoke<string[]>("recovery_phrase"),
+  confirmRecoveryPhrase: (answers: PhraseAnswer[]) => invoke<void>("confirm_recovery_phrase", { answers }),
   setDisplayName: (name: string) => invoke<string>("set_display_name", { name }),
   setBootstrap: (addrs: string[]) => invoke<string[]>("set_bootstrap", { addrs }),
   onSnapshot: (cb: (s: AppSnapshot) => void): Promise<UnlistenFn> =>

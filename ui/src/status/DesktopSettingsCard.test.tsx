@@ -48,7 +48,7 @@ describe("GroupDetail mute", () => {
   it("shows whether the group is muted and toggles it", async () => {
     const id = "ab".repeat(16);
     setSnapshot({
-      profile: "p", phase: "running", display_name: "Me", block_invites: false, rotate_days: 7, bootstrap: [], error: null, warnings: [], node: null,
+      profile: "p", phase: "running", display_name: "Me", block_invites: false, rotate_days: 7, bootstrap: [], error: null, warnings: [], recovery: "confirmed", node: null,
       desktop: { ...defaults, muted_groups: [id] },
     } as AppSnapshot);
     mockedInvoke.mockImplementation(async (cmd) => (cmd === "set_group_muted" ? defaults : { messages: [], gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [] }));

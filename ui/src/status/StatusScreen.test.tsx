@@ -14,6 +14,7 @@ const snapshot: AppSnapshot = {
   error: null,
   warnings: ["The database was missing, so a new empty one was created."],
   desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
+  recovery: "confirmed",
   node: {
     peer_id: "12D3KooWExample",
     listen_addrs: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"],
@@ -47,6 +48,19 @@ describe("StatusScreen", () => {
       <StatusScreen snapshot={{ ...snapshot, node: { ...snapshot.node!, external_addrs: [addr] } }} />,
     ).container;
     expect(reachable.textContent).toContain(`Reachable from outside at${addr}Listening on`);
+  });
+});
+
+describe("StatusScreen and the recovery phrase", () => {
+  it("puts the reminder first until the phrase is written down, then keeps it at the end", () => {
+    const due = render(<StatusScreen snapshot={{ ...snapshot, recovery: "not_confirmed" }} />).container;
+    const cards = Array.from(due.querySelectorAll("main > section, main > form"));
+    expect(cards[0]!.id).toBe("recovery-phrase");
+    expect(cards[0]!.textContent).toContain("Write down your recovery phrase");
+    const done = render(<StatusScreen snapshot={snapshot} />).container;
+    const last = Array.from(done.querySelectorAll("main > section, main > form")).pop()!;
+    expect(last.id).toBe("recovery-phrase");
+    expect(last.textContent).toContain("Written down");
   });
 });
 

@@ -3,6 +3,7 @@ import type { BootstrapState } from "../bindings/BootstrapState";
 import { DisplayName } from "./DisplayName";
 import { BootstrapSettings } from "./BootstrapSettings";
 import { DesktopSettingsCard } from "./DesktopSettingsCard";
+import { RecoveryPhraseCard } from "../recovery/RecoveryPhraseCard";
 
 function bootstrapText(b: BootstrapState): string {
   switch (b.state) {
@@ -33,6 +34,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
           ))}
         </ul>
       )}
+      {snapshot.recovery === "not_confirmed" && <RecoveryPhraseCard status={snapshot.recovery} />}
       <DisplayName current={snapshot.display_name} />
       {node && (
         <section className="card">
@@ -87,6 +89,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
       )}
       <BootstrapSettings current={snapshot.bootstrap} />
       <DesktopSettingsCard current={snapshot.desktop} />
+      {snapshot.recovery !== "not_confirmed" && <RecoveryPhraseCard status={snapshot.recovery} />}
     </main>
   );
 }

@@ -1,0 +1,149 @@
+//! The recovery phrase on real parts (keyring, SQLite, start-up): a new profile has one, the
+//! phrase alone brings the identity back in a new profile on a "new machine" (another data
+//! directory and keyring namespace), and a restore never writes over anything.
+
+use kiyeovo_core::api::{PhraseAnswer, RecoveryStatus};
+use kiyeovo_core::contacts::card::ContactCard;
+use kiyeovo_core::identity::Identity;
+use kiyeovo_core::recovery::{PhraseError, RecoverySeed};
+use kiyeovo_core::restore::{self, RestoreError};
+use kiyeovo_core::service::App;
+use kiyeovo_tests::TestProfile;
+
+#[tokio::test]
+async fn the_phrase_alone_brings_the_identity_back_on_a_new_machine() {
+    let ana = TestProfile::new("phrase-ana");
+    assert!(restore::is_new(&ana.name, Some(ana.base.path()))
+        .await
+        .unwrap());
+    let app = App::start(ana.config(&[])).await.unwrap();
+    assert!(!restore::is_new(&ana.name, Some(ana.base.path()))
+        .await
+        .unwrap());
+    app.set_display_name("Ana").await.unwrap();
+    assert_eq!(app.snapshot().recovery, RecoveryStatus::NotConfirmed);
+    let words = app.recovery_phrase().unwrap();
+    assert_eq!(words.len(), 24);
+    // Three words typed back end the reminder; a wrong one is refused in words.
+    let wrong = [1u8, 12, 24].map(|p| PhraseAnswer {
+        position: p,
+        word: if p == 12 {
+            "notaword".into()
+        } else {
+            words[usize::from(p) - 1].clone()
+        },
+    });
+    let refusal = app.confirm_recovery_phrase(&wrong).await.unwrap_err();
+    assert!(refusal.to_ui().message.contains("Word 12"), "{refusal}");
+    assert_eq!(app.snapshot().recovery, RecoveryStatus::NotConfirmed);
+    let right = [1u8, 12, 24].map(|p| PhraseAnswer {
+        position: p,
+        word: words[usize::from(p) - 1].clone(),
+    });
+    app.confirm_recovery_phrase(&right).await.unwrap();
+    assert_eq!(app.snapshot().recovery, RecoveryStatus::Confirmed);
+    let card = ContactCard::from_text(&app.my_card(), None).unwrap();
+    let peer = app.peer_id();
+    app.shutdown().await;
+    // The setting is kept across a restart.
+    let app = App::start(ana.config(&[])).await.unwrap();
+    assert_eq!(app.snapshot().recovery, RecoveryStatus::Confirmed);
+    app.shutdown().await;
+
+    // A new machine: nothing of Ana's but the words, typed in capitals across lines.
+    let elsewhere = TestProfile::new("phrase-restored");
+    let typed = words
+        .iter()
+        .map(|w| w.to_uppercase())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let restored_peer = restore::from_phrase(&elsewhere.name, Some(elsewhere.base.path()), &typed)
+        .await
+        .unwrap();
+    assert_eq!(restored_peer, peer.to_string());
+    let mut config = elsewhere.config(&[]);
+    config.phrase_typed = true;
+    let back = App::start(config).await.unwrap();
+    assert_eq!(back.peer_id(), peer);
+    // Contacts see the same identity: the same signing and X25519 keys, the same binding.
+    let restored_card = ContactCard::from_text(&back.my_card(), None).unwrap();
+    assert_eq!(restored_card.identity, card.identity);
+    // The phrase was typed to restore, so it is not asked for again; it is the same phrase.
+    assert_eq!(back.snapshot().recovery, RecoveryStatus::Confirmed);
+    assert_eq!(back.recovery_phrase().unwrap(), words);
+    // What the phrase alone does not bring back: the display name, contacts, groups, history.
+    assert_eq!(back.snapshot().display_name, "");
+    back.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restore_writes_nothing_unless_the_phrase_is_right_and_the_profile_is_new() {
+    // A fixed phrase, so the swap below is known to break the checksum (a random pair of
+    // words keeps it once in 256 tries).
+    let seed_words = RecoverySeed::from_entropy([7; 32]).words();
+    let fresh = TestProfile::new("phrase-refused");
+    let dir = Some(fresh.base.path());
+    // Two words swapped (a checksum failure), a missing word, a word not in the list.
+    let mut swapped = seed_words.clone();
+    let j = (1..24).find(|&j| swapped[j] != swapped[0]).unwrap();
+    swapped.swap(0, j);
+    type Expected = fn(&RestoreError) -> bool;
+    let cases: [(String, Expected); 3] = [
+        (swapped.join(" "), |e| {
+            matches!(e, RestoreError::Phrase(PhraseError::Checksum))
+        }),
+        (seed_words[..23].join(" "), |e| {
+            matches!(e, RestoreError::Phrase(PhraseError::WordCount(23)))
+        }),
+        (format!("bitcoinn {}", seed_words[1..].join(" ")), |e| {
+            matches!(
+                e,
+                RestoreError::Phrase(PhraseError::UnknownWord { position: 1, .. })
+            )
+        }),
+    ];
+    for (text, expected) in cases {
+        match restore::from_phrase(&fresh.name, dir, &text).await {
+            Err(e) => {
+                assert!(expected(&e), "{e}");
+                assert!(!e.to_ui().hint.is_empty());
+            }
+            Ok(peer) => panic!("{text:?} restored {peer}"),
+        }
+        assert!(
+            fresh.keystore().load_identity().unwrap().is_none(),
+            "written after a refusal"
+        );
+        assert!(restore::is_new(&fresh.name, dir).await.unwrap());
+    }
+
+    // A profile that has an identity is never written over.
+    let used = TestProfile::new("phrase-used");
+    let app = App::start(used.config(&[])).await.unwrap();
+    let peer = app.peer_id();
+    app.shutdown().await;
+    let err = restore::from_phrase(&used.name, Some(used.base.path()), &seed_words.join(" "))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::NotNew { .. }), "{err}");
+    assert_eq!(
+        used.keystore().load_identity().unwrap().unwrap().peer_id(),
+        peer
+    );
+}
+
+/// A profile made before recovery phrases (its keyring holds both keys, format v1) starts as
+/// before and says it has no phrase.
+#[tokio::test]
+async fn a_profile_from_before_phrases_has_none_and_starts_as_before() {
+    let old = TestProfile::new("phrase-old");
+    let identity = Identity::generate();
+    let peer = identity.peer_id();
+    old.keystore().store_identity(&identity).unwrap();
+    let app = App::start(old.config(&[])).await.unwrap();
+    assert_eq!(app.peer_id(), peer);
+    assert_eq!(app.snapshot().recovery, RecoveryStatus::NoPhrase);
+    let err = app.recovery_phrase().unwrap_err();
+    assert!(err.to_string().contains("before recovery phrases"), "{err}");
+    app.shutdown().await;
+}
