@@ -54,11 +54,21 @@ pub async fn restore_from_phrase(
     }
 }
 
+/// The words of the recovery phrase on their way to the window: serialised from the copy that
+/// is wiped when dropped (what the window then holds is beyond our reach).
+pub struct Words(zeroize::Zeroizing<Vec<String>>);
+
+impl serde::Serialize for Words {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(s)
+    }
+}
+
 /// The 24 words of our recovery phrase, to be written down.
 #[tauri::command]
-pub fn recovery_phrase(state: State<'_, ShellState>) -> Result<Vec<String>, UiError> {
+pub fn recovery_phrase(state: State<'_, ShellState>) -> Result<Words, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
-    app.recovery_phrase().map_err(|e| e.to_ui())
+    app.recovery_phrase().map(Words).map_err(|e| e.to_ui())
 }
 
 /// Three words of the phrase typed back: right, and the reminder ends.

@@ -196,25 +196,39 @@ pub struct FirstRun {
 /// Starts the profile and then forwards every state change to the window. A new profile first
 /// waits for the first-run screen's choice (a new identity, or one restored from its phrase).
 pub async fn start(handle: AppHandle, mut config: AppConfig) {
-    if let Ok(true) =
-        kiyeovo_core::restore::is_new(&config.profile, config.data_dir.as_deref()).await
-    {
-        let (go, chosen) = tokio::sync::oneshot::channel();
-        let state = handle.state::<ShellState>();
-        state.first_run_again(FirstRun {
-            profile: config.profile.clone(),
-            data_dir: config.data_dir.clone(),
-            go,
-        });
-        let mut snapshot = state.snapshot();
-        snapshot.phase = Phase::FirstRun;
-        publish(&handle, snapshot);
-        // Dropped only when the app quits.
-        let Ok(typed) = chosen.await else { return };
-        config.phrase_typed = typed;
-        let mut snapshot = handle.state::<ShellState>().snapshot();
-        snapshot.phase = Phase::Starting;
-        publish(&handle, snapshot);
+    match kiyeovo_core::restore::is_new(&config.profile, config.data_dir.as_deref()).await {
+        Ok(true) => {
+            let (go, chosen) = tokio::sync::oneshot::channel();
+            let state = handle.state::<ShellState>();
+            state.first_run_again(FirstRun {
+                profile: config.profile.clone(),
+                data_dir: config.data_dir.clone(),
+                go,
+            });
+            let mut snapshot = state.snapshot();
+            snapshot.phase = Phase::FirstRun;
+            publish(&handle, snapshot);
+            // Dropped only when the app quits.
+            let Ok(typed) = chosen.await else { return };
+            config.phrase_typed = typed;
+            // Only the user's "Create my identity" makes a new identity.
+            config.create_identity = !typed;
+            let mut snapshot = handle.state::<ShellState>().snapshot();
+            snapshot.phase = Phase::Starting;
+            publish(&handle, snapshot);
+        }
+        // An identity is loaded, never made: a profile that looked set up and is not was
+        // raced by something, and the user decides again at the next start.
+        Ok(false) => config.create_identity = false,
+        // The keyring could not be asked: say so, and make nothing.
+        Err(e) => {
+            tracing::error!("cannot tell whether this is a new profile: {e}");
+            let mut snapshot = handle.state::<ShellState>().snapshot();
+            snapshot.phase = Phase::Failed;
+            snapshot.error = Some(e.to_ui());
+            publish(&handle, snapshot);
+            return;
+        }
     }
     let app = match App::start(config).await {
         Ok(app) => Arc::new(app),

@@ -70,6 +70,12 @@ async fn the_phrase_alone_brings_the_identity_back_on_a_new_machine() {
     assert_eq!(restored_card.identity, card.identity);
     // The phrase was typed to restore, so it is not asked for again; it is the same phrase.
     assert_eq!(back.snapshot().recovery, RecoveryStatus::Confirmed);
+    // An empty new database is what a restore expects: no "database was missing" warning.
+    assert!(
+        back.snapshot().warnings.is_empty(),
+        "{:?}",
+        back.snapshot().warnings
+    );
     assert_eq!(back.recovery_phrase().unwrap(), words);
     // What the phrase alone does not bring back: the display name, contacts, groups, history.
     assert_eq!(back.snapshot().display_name, "");
@@ -80,7 +86,7 @@ async fn the_phrase_alone_brings_the_identity_back_on_a_new_machine() {
 async fn a_restore_writes_nothing_unless_the_phrase_is_right_and_the_profile_is_new() {
     // A fixed phrase, so the swap below is known to break the checksum (a random pair of
     // words keeps it once in 256 tries).
-    let seed_words = RecoverySeed::from_entropy([7; 32]).words();
+    let seed_words = RecoverySeed::from_entropy(&[7; 32]).words();
     let fresh = TestProfile::new("phrase-refused");
     let dir = Some(fresh.base.path());
     // Two words swapped (a checksum failure), a missing word, a word not in the list.
@@ -130,6 +136,80 @@ async fn a_restore_writes_nothing_unless_the_phrase_is_right_and_the_profile_is_
         used.keystore().load_identity().unwrap().unwrap().peer_id(),
         peer
     );
+
+    // Data left without its keys (the keyring lost them): not new, nothing written.
+    used.keystore().delete_all().unwrap();
+    let err = restore::from_phrase(&used.name, Some(used.base.path()), &seed_words.join(" "))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RestoreError::NotNew { .. }), "{err}");
+    assert!(used.keystore().load_identity().unwrap().is_none());
+
+    // A damaged keyring entry and no data: not new either (start-up reports it).
+    let damaged = TestProfile::new("phrase-damaged");
+    keyring::Entry::new("kiyeovo", &format!("{}/identity", damaged.name))
+        .unwrap()
+        .set_secret(b"short")
+        .unwrap();
+    let err = restore::from_phrase(
+        &damaged.name,
+        Some(damaged.base.path()),
+        &seed_words.join(" "),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RestoreError::NotNew { .. }), "{err}");
+
+    // Deleted data whose `peer-id` file names another identity: refused; its own: restored.
+    let leftover = TestProfile::new("phrase-leftover");
+    let dir = leftover.base.path().join("profiles").join(&leftover.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("peer-id"), format!("{peer}\n")).unwrap();
+    let err = restore::from_phrase(
+        &leftover.name,
+        Some(leftover.base.path()),
+        &seed_words.join(" "),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RestoreError::OtherOwner { .. }), "{err}");
+    assert!(leftover.keystore().load_identity().unwrap().is_none());
+    let own = Identity::from_recovery(RecoverySeed::from_entropy(&[7; 32])).peer_id();
+    std::fs::write(dir.join("peer-id"), format!("{own}\n")).unwrap();
+    let restored = restore::from_phrase(
+        &leftover.name,
+        Some(leftover.base.path()),
+        &seed_words.join(" "),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored, own.to_string());
+}
+
+/// The desktop app starts a profile that has no identity only after the user chose "Create my
+/// identity": a start without that choice makes nothing.
+#[tokio::test]
+async fn no_identity_is_made_without_the_users_choice() {
+    let fresh = TestProfile::new("phrase-nochoice");
+    let mut config = fresh.config(&[]);
+    config.create_identity = false;
+    let err = match App::start(config).await {
+        Ok(_) => panic!("an identity was made without a choice"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            err,
+            kiyeovo_core::error::StartupError::FirstRunNeeded { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_ui().hint.contains("recovery phrase"));
+    assert!(fresh.keystore().load_identity().unwrap().is_none());
+    assert!(!fresh.db_path().exists());
+    assert!(restore::is_new(&fresh.name, Some(fresh.base.path()))
+        .await
+        .unwrap());
 }
 
 /// A profile made before recovery phrases (its keyring holds both keys, format v1) starts as

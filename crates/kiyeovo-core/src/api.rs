@@ -126,11 +126,26 @@ pub enum RecoveryStatus {
 }
 
 /// One word of the recovery phrase typed back: its place (1–24) and the word.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct PhraseAnswer {
     pub position: u8,
     pub word: String,
+}
+
+impl std::fmt::Debug for PhraseAnswer {
+    /// Never prints the word (a right answer is a word of the phrase).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhraseAnswer")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PhraseAnswer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.word);
+    }
 }
 
 /// How the app behaves on the desktop: notifications and start at login.

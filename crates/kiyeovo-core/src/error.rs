@@ -32,6 +32,8 @@ pub enum StartupError {
         database: String,
         path: PathBuf,
     },
+    #[error("profile {profile:?} has no identity yet")]
+    FirstRunNeeded { profile: String },
     #[error("the storage key for profile {profile:?} is missing from the keyring, so saved data cannot be read")]
     StorageKeyMissing { profile: String },
     #[error("the storage key in the keyring does not match the data in {path}")]
@@ -119,6 +121,10 @@ impl StartupError {
             E::IdentityMissing { .. } => (
                 ErrorCode::IdentityMissing,
                 "Restore the 'kiyeovo' keyring entries from a backup, or start with another profile. Kiyeovo will not create a new identity over existing data.".to_string(),
+            ),
+            E::FirstRunNeeded { .. } => (
+                ErrorCode::IdentityMissing,
+                "Start Kiyeovo again to create a new identity or restore one from your recovery phrase.".to_string(),
             ),
             E::IdentityMismatch { .. } => (
                 ErrorCode::IdentityMismatch,

@@ -107,7 +107,7 @@ impl Identity {
             (Some(&SECRET_FORMAT_V2), SECRET_LEN_V2) => {
                 let mut entropy = Zeroizing::new([0u8; 32]);
                 entropy.copy_from_slice(&bytes[1..33]);
-                Ok(Self::from_recovery(RecoverySeed::from_entropy(*entropy)))
+                Ok(Self::from_recovery(RecoverySeed::from_entropy(&entropy)))
             }
             (Some(&(SECRET_FORMAT_V1 | SECRET_FORMAT_V2)), len) | (None, len) => {
                 Err(IdentityError::WrongLength(len))
@@ -270,6 +270,12 @@ mod tests {
         assert_eq!(
             Identity::from_secret_bytes(&long).unwrap_err(),
             IdentityError::WrongLength(SECRET_LEN_V1)
+        );
+        let mut short = old.to_secret_bytes().to_vec();
+        short.truncate(SECRET_LEN_V2);
+        assert_eq!(
+            Identity::from_secret_bytes(&short).unwrap_err(),
+            IdentityError::WrongLength(SECRET_LEN_V2)
         );
         assert_eq!(
             Identity::from_secret_bytes(&[]).unwrap_err(),

@@ -25,6 +25,12 @@ pub enum RestoreError {
         "profile {profile:?} already has an identity or data, so nothing was restored into it"
     )]
     NotNew { profile: String },
+    #[error("the data directory of profile {profile:?} belongs to identity {owner}, not to this phrase's {phrase}, so nothing was restored into it")]
+    OtherOwner {
+        profile: String,
+        owner: String,
+        phrase: String,
+    },
     #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error(transparent)]
@@ -39,7 +45,7 @@ impl RestoreError {
                 ErrorCode::InvalidInput,
                 "Type the 24 words in the order you wrote them down, separated by spaces.",
             ),
-            RestoreError::NotNew { .. } => (
+            RestoreError::NotNew { .. } | RestoreError::OtherOwner { .. } => (
                 ErrorCode::InvalidInput,
                 "Restore into a new profile (start Kiyeovo with --profile NAME) or on a machine where Kiyeovo was never used.",
             ),
@@ -70,9 +76,10 @@ async fn keyring<T: Send + 'static>(
 }
 
 /// Whether the profile has neither an identity in the keyring nor a database: its first start.
+/// A file that cannot be checked counts as there (nothing is ever written over it).
 pub async fn is_new(profile: &str, data_dir: Option<&Path>) -> Result<bool, RestoreError> {
     let dir = profile::data_dir(profile, data_dir)?;
-    if dir.join(DB_FILE).exists() {
+    if dir.join(DB_FILE).try_exists().unwrap_or(true) {
         return Ok(false);
     }
     let store = Keystore::new(profile);
@@ -86,12 +93,19 @@ pub async fn is_new(profile: &str, data_dir: Option<&Path>) -> Result<bool, Rest
 }
 
 /// Writes the identity of `phrase` to the keyring of a new profile and returns its peer id.
+///
+/// Holds the profile's lock from the check to the write, so no start of the same profile (a
+/// second window, a second instance) can make an identity in between that this would then
+/// overwrite. A `peer-id` file left from deleted data must name the phrase's identity: data of
+/// another identity is never adopted.
 pub async fn from_phrase(
     profile: &str,
     data_dir: Option<&Path>,
     phrase: &str,
 ) -> Result<String, RestoreError> {
     let seed = RecoverySeed::from_phrase(phrase)?;
+    let dir = profile::data_dir(profile, data_dir)?;
+    let _lock = profile::ProfileLock::acquire(profile, &dir)?;
     if !is_new(profile, data_dir).await? {
         return Err(RestoreError::NotNew {
             profile: profile.to_string(),
@@ -99,6 +113,17 @@ pub async fn from_phrase(
     }
     let identity = Identity::from_recovery(seed);
     let peer_id = identity.peer_id().to_string();
+    let owner = std::fs::read_to_string(dir.join(crate::service::PEER_ID_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if let Some(owner) = owner.filter(|o| *o != peer_id) {
+        return Err(RestoreError::OtherOwner {
+            profile: profile.to_string(),
+            owner,
+            phrase: peer_id,
+        });
+    }
     let store = Keystore::new(profile);
     keyring(move || store.store_identity(&identity)).await?;
     tracing::info!(%profile, %peer_id, "identity restored from a recovery phrase");
@@ -130,7 +155,7 @@ pub enum CheckError {
 pub const ASKED: usize = 3;
 
 /// Whether the answers are [`ASKED`] different places of the phrase (1–24) with their words
-/// (any case, surrounding spaces ignored).
+/// (typed as [`RecoverySeed::from_phrase`] reads words: any case, spaces and dots ignored).
 pub fn check_answers(seed: &RecoverySeed, answers: &[PhraseAnswer]) -> Result<(), CheckError> {
     let mut places: Vec<u8> = answers.iter().map(|a| a.position).collect();
     places.sort_unstable();
@@ -145,7 +170,7 @@ pub fn check_answers(seed: &RecoverySeed, answers: &[PhraseAnswer]) -> Result<()
     }
     let words = seed.words();
     for a in answers {
-        if a.word.trim().to_lowercase() != words[usize::from(a.position) - 1] {
+        if crate::recovery::typed_word(&a.word) != words[usize::from(a.position) - 1] {
             return Err(CheckError::Wrong(a.position));
         }
     }

@@ -68,6 +68,10 @@ pub struct AppConfig {
     /// The identity was just restored from its recovery phrase: the phrase was typed, so it
     /// counts as written down.
     pub phrase_typed: bool,
+    /// A profile without an identity may get a new one. The desktop app sets this only once the
+    /// user chose "Create my identity" on the first-run screen, so a start that raced that
+    /// screen (or followed a keyring error) never makes an identity the user did not ask for.
+    pub create_identity: bool,
 }
 
 impl AppConfig {
@@ -87,6 +91,7 @@ impl AppConfig {
             group: GroupConfig::default(),
             notifications: true,
             phrase_typed: false,
+            create_identity: true,
         }
     }
 }
@@ -129,11 +134,13 @@ impl App {
         // -shm files exist only then).
         profile::make_private(&dir);
         let db_path = dir.join(DB_FILE);
-        let keys = load_keys(&config.profile, &dir, &db_path).await?;
+        let keys = load_keys(&config.profile, &dir, &db_path, config.create_identity).await?;
         let db = Database::open(&db_path, &keys.storage_key).await?;
         profile::make_private(&dir);
         let mut warnings = Vec::new();
-        let (identity, storage_key) = reconcile_keys(keys, &dir, &db, &mut warnings).await?;
+        let restored = config.phrase_typed;
+        let (identity, storage_key) =
+            reconcile_keys(keys, restored, &dir, &db, &mut warnings).await?;
         crate::contacts::store::block_weak_keys(db.pool()).await?;
         tracing::info!(profile = %config.profile, peer_id = %identity.peer_id(), dir = %dir.display(), "profile opened");
 
@@ -354,13 +361,15 @@ impl App {
     }
 
     /// The 24 words of our recovery phrase. Wiped from memory when dropped.
-    pub fn recovery_phrase(&self) -> Result<Vec<String>, ServiceError> {
+    pub fn recovery_phrase(&self) -> Result<zeroize::Zeroizing<Vec<String>>, ServiceError> {
         let seed = self.identity.recovery().ok_or_else(|| {
             ServiceError::InvalidInput(
                 "This profile was made before recovery phrases and has none.".into(),
             )
         })?;
-        Ok(seed.words().into_iter().map(String::from).collect())
+        Ok(zeroize::Zeroizing::new(
+            seed.words().into_iter().map(String::from).collect(),
+        ))
     }
 
     /// Three words of the phrase typed back; when right, the reminder ends.
@@ -570,7 +579,7 @@ fn validate_display_name(name: &str) -> Result<String, ServiceError> {
 
 /// Our own peer id, in the clear beside the encrypted database: it names whose data this is when
 /// the keyring has lost the keys that would open it (our card carries it anyway).
-const PEER_ID_FILE: &str = "peer-id";
+pub(crate) const PEER_ID_FILE: &str = "peer-id";
 
 /// Writes a file only its owner can read (like everything in the data directory).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -593,7 +602,12 @@ struct Keys {
 /// Loads the identity and storage key, making them on a first start, and refuses to make new
 /// ones over existing data (see module docs). A plaintext database (version 0.1) is checked
 /// against the storage key here, before it is encrypted under it.
-async fn load_keys(profile: &str, dir: &Path, db_path: &Path) -> Result<Keys, StartupError> {
+async fn load_keys(
+    profile: &str,
+    dir: &Path,
+    db_path: &Path,
+    create: bool,
+) -> Result<Keys, StartupError> {
     let store = Keystore::new(profile);
     let s = store.clone();
     let existing = keyring(move || s.load_identity()).await?;
@@ -642,6 +656,11 @@ async fn load_keys(profile: &str, dir: &Path, db_path: &Path) -> Result<Keys, St
                 path: db_path.to_path_buf(),
             })
         }
+        None if !create => {
+            return Err(StartupError::FirstRunNeeded {
+                profile: profile.to_string(),
+            })
+        }
         None => {
             let s = store.clone();
             let identity = keyring(move || {
@@ -686,6 +705,8 @@ async fn load_keys(profile: &str, dir: &Path, db_path: &Path) -> Result<Keys, St
 /// Checks the open database belongs to the identity in the keyring, and records whose it is.
 async fn reconcile_keys(
     keys: Keys,
+    // Restored from a recovery phrase just now: an empty new database is what is expected.
+    restored: bool,
     dir: &Path,
     db: &Database,
     warnings: &mut Vec<String>,
@@ -705,7 +726,7 @@ async fn reconcile_keys(
         }
         Some(_) => {}
         None => {
-            if db.was_created() && !new_identity {
+            if db.was_created() && !new_identity && !restored {
                 let notice = "The database was missing, so a new empty one was created. Your identity is unchanged.";
                 tracing::warn!("{notice}");
                 warnings.push(notice.to_string());

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import type { RecoveryStatus } from "../bindings/RecoveryStatus";
 import { api } from "../lib/api";
 import { useSubmit } from "../lib/useSubmit";
@@ -23,6 +23,14 @@ export function RecoveryPhraseCard({ status }: { status: RecoveryStatus }) {
   const [words, setWords] = useState<string[] | null>(null);
   const [asking, setAsking] = useState<number[] | null>(null);
   const [answers, setAnswers] = useState<Record<number, string>>({});
+  // The words leave the page when the window is hidden (closed to the tray, minimised).
+  useEffect(() => {
+    const hide = () => {
+      if (document.hidden) setWords(null);
+    };
+    document.addEventListener("visibilitychange", hide);
+    return () => document.removeEventListener("visibilitychange", hide);
+  }, []);
   const show = useSubmit(async () => {
     setWords(await api.recoveryPhrase());
     setAsking(null);
