@@ -185,6 +185,14 @@ async fn forward_open_requests(
     }
 }
 
+/// Shows why the profile could not start (the window's error screen).
+fn failed(handle: &AppHandle, error: UiError) {
+    let mut snapshot = handle.state::<ShellState>().snapshot();
+    snapshot.phase = Phase::Failed;
+    snapshot.error = Some(error);
+    publish(handle, snapshot);
+}
+
 /// A new profile waiting on the first-run screen: where it lives, and how to go on.
 pub struct FirstRun {
     pub profile: String,
@@ -223,22 +231,14 @@ pub async fn start(handle: AppHandle, mut config: AppConfig) {
         // The keyring could not be asked: say so, and make nothing.
         Err(e) => {
             tracing::error!("cannot tell whether this is a new profile: {e}");
-            let mut snapshot = handle.state::<ShellState>().snapshot();
-            snapshot.phase = Phase::Failed;
-            snapshot.error = Some(e.to_ui());
-            publish(&handle, snapshot);
-            return;
+            return failed(&handle, e.to_ui());
         }
     }
     let app = match App::start(config).await {
         Ok(app) => Arc::new(app),
         Err(e) => {
             tracing::error!("start-up failed: {e}");
-            let mut snapshot = handle.state::<ShellState>().snapshot();
-            snapshot.phase = Phase::Failed;
-            snapshot.error = Some(e.to_ui());
-            publish(&handle, snapshot);
-            return;
+            return failed(&handle, e.to_ui());
         }
     };
     let mut snapshots = app.snapshots();

@@ -1881,6 +1881,21 @@ async fn forged_version(
     change: kiyeovo_core::group::info::Change,
     admin: [u8; 32],
 ) -> Vec<u8> {
+    let (key, record) = forged_record(profiles, apps, who, id, change, admin).await;
+    // Also where a storing node would serve it.
+    let _ = apps[who].client().put_record(key, record.clone()).await;
+    record
+}
+
+/// [`forged_version`] without writing it to the DHT: (its DHT key, the record).
+async fn forged_record(
+    profiles: &[TestProfile; 3],
+    apps: &[kiyeovo_core::service::App],
+    who: usize,
+    id: &str,
+    change: kiyeovo_core::group::info::Change,
+    admin: [u8; 32],
+) -> (Vec<u8>, Vec<u8>) {
     use kiyeovo_core::group::control::GroupKey;
     use kiyeovo_core::group::info;
     let gid = kiyeovo_core::group::store::parse_group_id(id).unwrap();
@@ -1905,12 +1920,7 @@ async fn forged_version(
         next,
         &GroupKey::random(),
     );
-    // Also where a storing node would serve it.
-    let _ = apps[who]
-        .client()
-        .put_record(key.to_bytes(), record.clone())
-        .await;
-    record
+    (key.to_bytes(), record)
 }
 
 /// `from`'s modified client pushes a group-info record to `to` (as an admin's app does live).
@@ -2064,10 +2074,14 @@ async fn two_versions_with_one_number_are_flagged_as_a_fork() {
         .unwrap()
         .public()
         .ed25519;
-    let for_ben = forged_version(&profiles, &apps, 0, &id, Change::Rotated, ana).await;
-    let for_cai = forged_version(&profiles, &apps, 0, &id, Change::Rotated, ana).await;
-    push_info(&profiles, &apps, 0, 1, &id, for_ben).await;
+    // Pushed before either is in the DHT: a member's poll of the chain (every 2 s here) must not
+    // hand one of them the other's version first (that is the fork being seen, not the split).
+    let (key, for_ben) = forged_record(&profiles, &apps, 0, &id, Change::Rotated, ana).await;
+    let (_, for_cai) = forged_record(&profiles, &apps, 0, &id, Change::Rotated, ana).await;
+    push_info(&profiles, &apps, 0, 1, &id, for_ben.clone()).await;
     push_info(&profiles, &apps, 0, 2, &id, for_cai.clone()).await;
+    // Also where a storing node would serve it.
+    let _ = apps[0].client().put_record(key, for_ben).await;
     assert_eq!(apps[1].groups().get(&id).await.unwrap().epoch, 2);
     let cai_code = apps[2].groups().get(&id).await.unwrap().safety_code;
     assert_ne!(

@@ -229,9 +229,10 @@ def profile_closed(name):
     return subprocess.run(["pgrep", "-f", f"--profile {name} "], capture_output=True).returncode != 0
 
 
-def session(wd, profile, args, body):
-    """One app window for `profile`: run `body`, then close the window and wait for the exit."""
-    wd.start(APP, ["--profile", profile] + args)
+def session(wd, profile, args, body, first_run=True):
+    """One app window for `profile`: run `body`, then close the window and wait for the exit.
+    A new profile is taken past its first-run screen unless `first_run` is False."""
+    wd.start(APP, ["--profile", profile] + args, first_run=first_run)
     try:
         body()
     finally:
@@ -666,18 +667,8 @@ def recovery_phrase(wd, app_args):
         # The restored profile's phrase is the one typed, so it needs no second check.
         assert not wd.exists("#phrase-badge")
 
-    wd.start(APP, ["--profile", ana] + app_args, first_run=False)
-    try:
-        ana_writes_it_down()
-    finally:
-        wd.quit()
-        wait_until(f"{ana} to exit", lambda: profile_closed(ana), 30)
-    wd.start(APP, ["--profile", again] + app_args, first_run=False)
-    try:
-        restored_elsewhere()
-    finally:
-        wd.quit()
-        wait_until(f"{again} to exit", lambda: profile_closed(again), 30)
+    session(wd, ana, app_args, ana_writes_it_down, first_run=False)
+    session(wd, again, app_args, restored_elsewhere, first_run=False)
 
 
 def run_checks(wd, bootstrap, data_dir):

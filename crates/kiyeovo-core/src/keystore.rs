@@ -130,6 +130,15 @@ impl Keystore {
     }
 }
 
+/// Runs a blocking keyring call on the blocking pool (D-Bus round trips, maybe an unlock prompt).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KeyringError> + Send + 'static,
+) -> Result<T, KeyringError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KeyringError::Unavailable(format!("keyring task failed: {e}")))?
+}
+
 /// Platform failures are tried twice more, 200 ms apart: GNOME Keyring briefly reports its
 /// collection as locked while it reloads its file after another client wrote to it (seen with
 /// many profiles writing at once). A keyring that is really locked or absent still fails, after

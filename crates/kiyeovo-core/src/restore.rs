@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::api::{ErrorCode, PhraseAnswer, RecoveryStatus, UiError};
 use crate::identity::Identity;
-use crate::keystore::{KeyringError, Keystore};
+use crate::keystore::{blocking as keyring, KeyringError, Keystore};
 use crate::profile::{self, ProfileError};
 use crate::recovery::{PhraseError, RecoverySeed};
 use crate::storage::db::DB_FILE;
@@ -64,15 +64,6 @@ impl RestoreError {
             hint: hint.to_string(),
         }
     }
-}
-
-/// Runs a blocking keyring call on the blocking pool.
-async fn keyring<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, KeyringError> + Send + 'static,
-) -> Result<T, KeyringError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| KeyringError::Unavailable(format!("keyring task failed: {e}")))?
 }
 
 /// Whether the profile has neither an identity in the keyring nor a database: its first start.

@@ -25,7 +25,7 @@ use crate::error::{ServiceError, StartupError};
 use crate::group::chat::ChatConfig;
 use crate::group::{GroupChat, GroupConfig, Groups};
 use crate::identity::Identity;
-use crate::keystore::{KeyringError, Keystore, StorageKey};
+use crate::keystore::{blocking as keyring, Keystore, StorageKey};
 use crate::node::NodeEvent;
 use crate::node::{self, Client, NodeConfig, Role};
 use crate::pairwise::channel::{Channel, ChannelConfig};
@@ -115,15 +115,6 @@ pub struct App {
     notifier: std::sync::Mutex<Option<JoinHandle<()>>>,
     tasks: Vec<JoinHandle<()>>,
     _lock: ProfileLock,
-}
-
-/// Runs a blocking keyring call on the blocking pool.
-async fn keyring<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, KeyringError> + Send + 'static,
-) -> Result<T, KeyringError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| KeyringError::Unavailable(format!("keyring task failed: {e}")))?
 }
 
 impl App {
