@@ -411,7 +411,6 @@ async fn card_saved_to_a_file_can_be_added_from_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_are_the_users_own_and_a_changed_key_is_never_silent() {
     use kiyeovo_core::contacts::ContactCard;
-    use kiyeovo_core::identity::Identity;
     let (boot, addr) = bootstrap_node().await;
     let (pa, pb, pc) = (
         TestProfile::new("nm-ana"),
@@ -460,9 +459,7 @@ async fn names_are_the_users_own_and_a_changed_key_is_never_silent() {
 
     // Ana's card comes back with another X25519 key (same identity): trust reset, shown.
     let identity = pa.keystore().load_identity().unwrap().unwrap();
-    let mut secret = identity.to_secret_bytes().to_vec();
-    secret[33..65].copy_from_slice(&[7; 32]);
-    let rekeyed = Identity::from_secret_bytes(&secret).unwrap();
+    let rekeyed = identity.with_x25519(&[7; 32]);
     assert_ne!(rekeyed.public().x25519, identity.public().x25519);
     let card = ContactCard::new(&rekeyed, "Ana", Vec::new(), 2_000_000_000_000).to_text(&rekeyed);
     let v = ben.channel().add_contact(&card).await.unwrap();

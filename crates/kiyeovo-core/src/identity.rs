@@ -85,6 +85,16 @@ impl Identity {
         }
     }
 
+    /// The same identity key with another X25519 key and no phrase: what a contact sees of a
+    /// user whose install made a new encryption key (tests build such cards).
+    pub fn with_x25519(&self, secret: &[u8; 32]) -> Self {
+        Self {
+            signing: self.signing.clone(),
+            x25519: StaticSecret::from(*secret),
+            recovery: None,
+        }
+    }
+
     /// The recovery phrase of this identity, if it was made from one.
     pub fn recovery(&self) -> Option<&RecoverySeed> {
         self.recovery.as_ref()
