@@ -5,11 +5,20 @@
 set -eu
 if [ -z "${KIYEOVO_IN_KEYRING_SESSION:-}" ]; then
   export KIYEOVO_IN_KEYRING_SESSION=1
+  # Private data and runtime dirs keep the throw-away keyring (its files and its control
+  # socket) away from the user's own keyring and from any other test session. The data dir is
+  # set before the session bus starts, which reads its service files from there first: should
+  # the keyring daemon die (GNOME Keyring was seen to abort under many parallel clients), the
+  # bus then starts ours, unlocked, instead of the system's, which comes up locked and fails
+  # whatever test asks it next.
+  export XDG_DATA_HOME="${KIYEOVO_TEST_HOME:-$(mktemp -d)}"
+  mkdir -p "$XDG_DATA_HOME/dbus-1/services"
+  for name in org.freedesktop.secrets org.gnome.keyring; do
+    printf '[D-BUS Service]\nName=%s\nExec=%s/keyring-unlocked.sh\n' "$name" \
+      "$(cd "$(dirname "$0")" && pwd)" >"$XDG_DATA_HOME/dbus-1/services/$name.service"
+  done
   exec dbus-run-session -- "$0" "$@"
 fi
-# Private data and runtime dirs keep the throw-away keyring (its files and its control socket)
-# away from the user's own keyring and from any other test session.
-export XDG_DATA_HOME="${KIYEOVO_TEST_HOME:-$(mktemp -d)}"
 XDG_RUNTIME_DIR="$(mktemp -d)"
 export XDG_RUNTIME_DIR
 unset GNOME_KEYRING_CONTROL
