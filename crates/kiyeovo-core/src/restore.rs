@@ -104,11 +104,7 @@ pub async fn from_phrase(
     }
     let identity = Identity::from_recovery(seed);
     let peer_id = identity.peer_id().to_string();
-    let owner = std::fs::read_to_string(dir.join(crate::service::PEER_ID_FILE))
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
-    if let Some(owner) = owner.filter(|o| *o != peer_id) {
+    if let Some(owner) = crate::service::recorded_owner(&dir).filter(|o| *o != peer_id) {
         return Err(RestoreError::OtherOwner {
             profile: profile.to_string(),
             owner,

@@ -351,13 +351,17 @@ impl App {
         Ok(())
     }
 
-    /// The 24 words of our recovery phrase. Wiped from memory when dropped.
-    pub fn recovery_phrase(&self) -> Result<zeroize::Zeroizing<Vec<String>>, ServiceError> {
-        let seed = self.identity.recovery().ok_or_else(|| {
+    fn phrase_seed(&self) -> Result<&crate::recovery::RecoverySeed, ServiceError> {
+        self.identity.recovery().ok_or_else(|| {
             ServiceError::InvalidInput(
                 "This profile was made before recovery phrases and has none.".into(),
             )
-        })?;
+        })
+    }
+
+    /// The 24 words of our recovery phrase. Wiped from memory when dropped.
+    pub fn recovery_phrase(&self) -> Result<zeroize::Zeroizing<Vec<String>>, ServiceError> {
+        let seed = self.phrase_seed()?;
         Ok(zeroize::Zeroizing::new(
             seed.words().into_iter().map(String::from).collect(),
         ))
@@ -368,11 +372,7 @@ impl App {
         &self,
         answers: &[crate::api::PhraseAnswer],
     ) -> Result<(), ServiceError> {
-        let seed = self.identity.recovery().ok_or_else(|| {
-            ServiceError::InvalidInput(
-                "This profile was made before recovery phrases and has none.".into(),
-            )
-        })?;
+        let seed = self.phrase_seed()?;
         crate::restore::check_answers(seed, answers)
             .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
         self.db
@@ -570,7 +570,15 @@ fn validate_display_name(name: &str) -> Result<String, ServiceError> {
 
 /// Our own peer id, in the clear beside the encrypted database: it names whose data this is when
 /// the keyring has lost the keys that would open it (our card carries it anyway).
-pub(crate) const PEER_ID_FILE: &str = "peer-id";
+const PEER_ID_FILE: &str = "peer-id";
+
+/// The peer id the data directory's `peer-id` file names, if any.
+pub(crate) fn recorded_owner(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(PEER_ID_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
 
 /// Writes a file only its owner can read (like everything in the data directory).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -619,10 +627,7 @@ async fn load_keys(
     };
     let data_owner = match meta(META_PEER_ID).await? {
         Some(peer) => Some(peer),
-        None => std::fs::read_to_string(dir.join(PEER_ID_FILE))
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty()),
+        None => recorded_owner(dir),
     };
     // A plaintext file without our peer id never finished a first start: nothing to protect.
     let owned = has_data && (!plaintext || data_owner.is_some());
