@@ -6,7 +6,9 @@ use kiyeovo_core::api::MessageState;
 use kiyeovo_core::contacts::CardError;
 use kiyeovo_core::pairwise::channel::{ChannelError, ChannelEvent};
 use kiyeovo_core::service::App;
-use kiyeovo_tests::{befriend, bootstrap_node, online, wait_event, TestProfile};
+use kiyeovo_tests::{
+    befriend, bootstrap_node, online, wait_event, wait_stored_messages, TestProfile,
+};
 
 /// Waits until `n` distinct incoming messages were reported.
 async fn wait_received(rx: &mut tokio::sync::broadcast::Receiver<ChannelEvent>, n: usize) {
@@ -40,22 +42,6 @@ async fn wait_stored(rx: &mut tokio::sync::broadcast::Receiver<ChannelEvent>, n:
         {
             stored.insert(msg_id);
         }
-    }
-}
-
-/// Waits until `app` has stored `n` messages from `from` starting with `prefix`. The database
-/// is the truth (the poll on start may run before anyone subscribes); events only wake us up.
-async fn wait_stored_messages(app: &App, from: &libp2p::PeerId, prefix: &str, n: usize) {
-    let mut rx = app.channel().subscribe();
-    loop {
-        let all = app.channel().messages(from).await.unwrap();
-        if all.iter().filter(|m| m.body.starts_with(prefix)).count() >= n {
-            return;
-        }
-        wait_event(&mut rx, "another message", |e| {
-            matches!(e, ChannelEvent::MessageReceived { .. })
-        })
-        .await;
     }
 }
 

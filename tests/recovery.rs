@@ -227,3 +227,94 @@ async fn a_profile_from_before_phrases_has_none_and_starts_as_before() {
     assert!(err.to_string().contains("before recovery phrases"), "{err}");
     app.shutdown().await;
 }
+
+/// Issue 15, "no reuse after restore": Ana's inbox at Ben is at her last seq. Restored from her
+/// phrase alone on a new machine she starts with no contacts; re-adding Ben, her first send
+/// reads her own bucket for him back and numbers above it, so Ben takes her new messages instead
+/// of dropping them as already seen — each once — and his replies reach her.
+#[tokio::test]
+async fn a_restored_identity_numbers_above_what_it_sent_and_is_heard() {
+    use kiyeovo_core::pairwise::channel::ChannelEvent;
+    use kiyeovo_tests::{
+        befriend, bootstrap_node, online, start_online, wait_event, wait_stored_messages,
+    };
+
+    let (_boot, addr) = bootstrap_node().await;
+    let (ana_profile, ben_profile) = (TestProfile::new("reuse-ana"), TestProfile::new("reuse-ben"));
+    let ana = online(&ana_profile, &addr).await;
+    let ben = online(&ben_profile, &addr).await;
+    befriend(&ana, &ben).await;
+    let (ana_id, ben_id) = (ana.peer_id(), ben.peer_id());
+    let mut written = ana.channel().subscribe();
+    for i in 1..=3 {
+        ana.channel()
+            .send_chat(&ben_id, &format!("before {i}"))
+            .await
+            .unwrap();
+    }
+    wait_stored_messages(&ben, &ana_id, "before", 3).await;
+    // Everything Ana numbered is in her bucket before her machine is lost.
+    let words = ana.recovery_phrase().unwrap();
+    loop {
+        let last = kiyeovo_core::contacts::store::contact(ana.database().pool(), &ben_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .out_seq;
+        if let ChannelEvent::BucketWritten { seq, .. } =
+            wait_event(&mut written, "Ana's bucket written", |e| {
+                matches!(e, ChannelEvent::BucketWritten { .. })
+            })
+            .await
+        {
+            if seq >= last {
+                break;
+            }
+        }
+    }
+    ana.shutdown().await;
+
+    let elsewhere = TestProfile::new("reuse-ana-restored");
+    restore::from_phrase(
+        &elsewhere.name,
+        Some(elsewhere.base.path()),
+        &words.join(" "),
+    )
+    .await
+    .unwrap();
+    let mut config = elsewhere.config(&[addr.clone()]);
+    config.phrase_typed = true;
+    let back = start_online(config).await;
+    assert_eq!(back.peer_id(), ana_id);
+    let mut rx = back.channel().subscribe();
+    back.channel().add_contact(&ben.my_card()).await.unwrap();
+    wait_event(&mut rx, "Ben trusted again", |e| {
+        *e == ChannelEvent::ContactTrusted { peer: ben_id }
+    })
+    .await;
+    back.channel()
+        .send_chat(&ben_id, "after restore")
+        .await
+        .unwrap();
+    wait_stored_messages(&ben, &ana_id, "after", 1).await;
+    let bodies: Vec<String> = ben
+        .channel()
+        .messages(&ana_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        bodies,
+        ["before 1", "before 2", "before 3", "after restore"]
+    );
+    // And Ben's answer reaches the restored Ana.
+    ben.channel()
+        .send_chat(&ana_id, "welcome back")
+        .await
+        .unwrap();
+    wait_stored_messages(&back, &ben_id, "welcome", 1).await;
+    back.shutdown().await;
+    ben.shutdown().await;
+}

@@ -166,6 +166,22 @@ pub async fn wait_all_stored(app: &App, id: &str) {
     }
 }
 
+/// Waits until `app` has stored `n` messages from `from` starting with `prefix`. The database
+/// is the truth (the poll on start may run before anyone subscribes); events only wake us up.
+pub async fn wait_stored_messages(app: &App, from: &libp2p::PeerId, prefix: &str, n: usize) {
+    let mut rx = app.channel().subscribe();
+    loop {
+        let all = app.channel().messages(from).await.unwrap();
+        if all.iter().filter(|m| m.body.starts_with(prefix)).count() >= n {
+            return;
+        }
+        wait_event(&mut rx, "another message", |e| {
+            matches!(e, ChannelEvent::MessageReceived { .. })
+        })
+        .await;
+    }
+}
+
 /// Waits until the pushed snapshot satisfies `pred`; panics with the last snapshot on timeout.
 pub async fn wait_for(
     rx: &mut watch::Receiver<AppSnapshot>,

@@ -26,6 +26,8 @@ pub struct ContactRow {
     /// Group invitations from this contact are dropped unseen.
     pub invites_blocked: bool,
     pub out_seq: u64,
+    /// `out_seq` is known to be the highest we ever sent this contact (see [`raise_out_seq`]).
+    pub out_seq_known: bool,
     pub bucket_version: u64,
     pub inbox: Inbox,
     /// The user's own name for this contact, if they gave one.
@@ -103,6 +105,7 @@ fn row_to_contact(r: &sqlx::sqlite::SqliteRow) -> Result<ContactRow, DbError> {
         blocked: r.get::<i64, _>("blocked") != 0,
         invites_blocked: r.get::<i64, _>("invites_blocked") != 0,
         out_seq: r.get::<i64, _>("out_seq") as u64,
+        out_seq_known: r.get::<i64, _>("out_seq_known") != 0,
         bucket_version: r.get::<i64, _>("bucket_version") as u64,
         inbox,
         petname: r.get("petname"),
@@ -154,7 +157,8 @@ pub async fn upsert_card(
     match update {
         CardUpdate::New => {
             sqlx::query(
-                "INSERT INTO contacts (peer_id, card, added_at, inbox) VALUES (?, ?, ?, ?)",
+                "INSERT INTO contacts (peer_id, card, added_at, inbox, out_seq_known)
+                 VALUES (?, ?, ?, ?, 0)",
             )
             .bind(peer.to_string())
             .bind(codec::encode(card))
@@ -319,6 +323,34 @@ pub async fn save_inbox(
     sqlx::query("UPDATE contacts SET inbox = ? WHERE peer_id = ?")
         .bind(codec::encode(inbox))
         .bind(peer.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
+/// Continues our numbering for `peer` above `highest_sent` (the highest seq found in our own
+/// bucket) and records that the numbering is now known. Never lowers it.
+pub async fn raise_out_seq(
+    tx: &mut Transaction<'_, Sqlite>,
+    peer: &PeerId,
+    highest_sent: u64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE contacts SET out_seq = MAX(out_seq, ?), out_seq_known = 1 WHERE peer_id = ?",
+    )
+    .bind(i64::try_from(highest_sent).map_err(|_| DbError::Query("seq out of range".into()))?)
+    .bind(peer.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(q)?;
+    Ok(())
+}
+
+/// Marks every contact's numbering unknown: after a restore from a backup, what we sent since
+/// the backup was written is only in our buckets.
+pub async fn forget_out_seqs(tx: &mut Transaction<'_, Sqlite>) -> Result<(), DbError> {
+    sqlx::query("UPDATE contacts SET out_seq_known = 0")
         .execute(&mut **tx)
         .await
         .map_err(q)?;
