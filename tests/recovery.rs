@@ -282,7 +282,7 @@ async fn a_restored_identity_numbers_above_what_it_sent_and_is_heard() {
     )
     .await
     .unwrap();
-    let mut config = elsewhere.config(&[addr.clone()]);
+    let mut config = elsewhere.config(std::slice::from_ref(&addr));
     config.phrase_typed = true;
     let back = start_online(config).await;
     assert_eq!(back.peer_id(), ana_id);
