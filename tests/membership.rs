@@ -12,54 +12,13 @@ use kiyeovo_core::group::envelope::{self, Sealing};
 use kiyeovo_core::group::machine::roster_hash;
 use kiyeovo_core::group::store::parse_group_id;
 use kiyeovo_core::service::App;
-use kiyeovo_tests::{bootstrap_node, group_of, start_group_app, wait_connected, wait_group, WAIT};
+use kiyeovo_tests::{
+    bootstrap_node, group_of, start_group_app, wait_bodies, wait_connected, wait_group, WAIT,
+};
 
 /// The peer ids in `v`'s current roster.
 fn roster(v: &GroupView) -> Vec<String> {
     v.roster.iter().map(|m| m.peer_id.clone()).collect()
-}
-
-/// Waits until `app` holds messages with exactly these bodies (in any order, each once).
-async fn wait_bodies(app: &App, id: &str, want: &[&str]) {
-    let mut rx = app.chat().subscribe();
-    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    let outcome = tokio::time::timeout(WAIT * 2, async {
-        loop {
-            let mut have: Vec<String> = app
-                .chat()
-                .chat(id)
-                .await
-                .unwrap()
-                .messages
-                .iter()
-                .map(|m| m.body.clone())
-                .collect();
-            have.sort();
-            if have == want {
-                return;
-            }
-            assert!(
-                have.iter().all(|b| want.contains(b)),
-                "{} holds a message it should not: {have:?}",
-                app.profile()
-            );
-            let _ = rx.recv().await;
-        }
-    })
-    .await;
-    if outcome.is_err() {
-        let have: Vec<String> = app
-            .chat()
-            .chat(id)
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| m.body.clone())
-            .collect();
-        panic!("{}: timed out; has {have:?}, wants {want:?}", app.profile());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

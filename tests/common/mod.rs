@@ -333,6 +333,49 @@ pub async fn wait_group(
     }
 }
 
+/// Waits until `app` holds messages with exactly these bodies (in any order, each once).
+pub async fn wait_bodies(app: &App, id: &str, want: &[&str]) {
+    let mut rx = app.chat().subscribe();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let outcome = tokio::time::timeout(WAIT * 2, async {
+        loop {
+            let mut have: Vec<String> = app
+                .chat()
+                .chat(id)
+                .await
+                .unwrap()
+                .messages
+                .iter()
+                .map(|m| m.body.clone())
+                .collect();
+            have.sort();
+            if have == want {
+                return;
+            }
+            assert!(
+                have.iter().all(|b| want.contains(b)),
+                "{} holds a message it should not: {have:?}",
+                app.profile()
+            );
+            let _ = rx.recv().await;
+        }
+    })
+    .await;
+    if outcome.is_err() {
+        let have: Vec<String> = app
+            .chat()
+            .chat(id)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.body.clone())
+            .collect();
+        panic!("{}: timed out; has {have:?}, wants {want:?}", app.profile());
+    }
+}
+
 /// Group timers for tests: a 6-hour window, quick ticks and re-sends.
 pub fn group_config() -> GroupConfig {
     GroupConfig {

@@ -112,6 +112,33 @@ pub struct AppSnapshot {
     pub recovery: RecoveryStatus,
 }
 
+/// How far a restore from a backup file is (the first-run screen shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum RestoreStep {
+    /// Reading the file.
+    Reading,
+    /// Deriving the key from the passphrase and decrypting (the slow part).
+    Unlocking,
+    /// Writing the database and bringing it up to this version.
+    Writing,
+    /// Storing the keys in the system keyring.
+    Keys,
+}
+
+/// A profile restored from a backup file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RestoredBackup {
+    pub peer_id: String,
+    /// When the backup was written (ms since the epoch): anything newer comes from the network.
+    pub written_at: u64,
+    pub contacts: u32,
+    pub groups: u32,
+    pub messages: u32,
+}
+
 /// Where the recovery phrase stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]

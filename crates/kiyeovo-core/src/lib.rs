@@ -42,6 +42,7 @@
 //! the loopback network tests in the workspace's `tests/` prove the wiring.
 
 pub mod api;
+pub mod backup;
 pub mod codec;
 pub mod config;
 pub mod contacts;

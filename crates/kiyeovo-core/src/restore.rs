@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use crate::api::{ErrorCode, PhraseAnswer, RecoveryStatus, UiError};
+use crate::api::{ErrorCode, PhraseAnswer, RecoveryStatus, RestoreStep, RestoredBackup, UiError};
+use crate::backup::contents::Contents;
+use crate::backup::file::{self as backup_file, BackupError, MAX_FILE_BYTES};
 use crate::identity::Identity;
 use crate::keystore::{blocking as keyring, KeyringError, Keystore};
 use crate::profile::{self, ProfileError};
@@ -32,6 +34,8 @@ pub enum RestoreError {
         phrase: String,
     },
     #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
@@ -49,6 +53,7 @@ impl RestoreError {
                 ErrorCode::InvalidInput,
                 "Restore into a new profile (start Kiyeovo with --profile NAME) or on a machine where Kiyeovo was never used.",
             ),
+            RestoreError::Backup(e) => return e.to_ui(),
             RestoreError::Keyring(_) => (
                 ErrorCode::KeyringUnavailable,
                 "Kiyeovo keeps its keys in the system keyring: unlock it or start a Secret Service provider (GNOME Keyring or KeePassXC), then try again.",
@@ -115,6 +120,164 @@ pub async fn from_phrase(
     keyring(move || store.store_identity(&identity)).await?;
     tracing::info!(%profile, %peer_id, "identity restored from a recovery phrase");
     Ok(peer_id)
+}
+
+/// Restores a profile from a backup file into a new profile: the database as it was when the
+/// backup was written (brought up to this version), the identity and storage key in the keyring.
+/// `progress` hears each step.
+///
+/// Everything is checked before anything is written: the file, the passphrase, the contents,
+/// that the profile is new (under its lock) and that a `peer-id` file left in the data directory
+/// names the backup's identity. The database is written under a temporary name and renamed last,
+/// after the keys are stored, so an interruption leaves either a new profile or a whole one. Our
+/// sequence numbers are marked unknown: what we sent since the backup is only in our buckets
+/// (read back before the first send, see `Channel::highest_sent`, `GroupChat::ensure_seq_known`).
+pub async fn from_backup(
+    profile: &str,
+    data_dir: Option<&Path>,
+    file: &Path,
+    passphrase: &str,
+    progress: impl Fn(RestoreStep),
+) -> Result<RestoredBackup, RestoreError> {
+    progress(RestoreStep::Reading);
+    let bytes = read_backup(file)?;
+    // The outer format first: a wrong file is refused before the slow derivation.
+    backup_file::parse(&bytes)?;
+    progress(RestoreStep::Unlocking);
+    let passphrase = zeroize::Zeroizing::new(passphrase.to_string());
+    let plain = tokio::task::spawn_blocking(move || backup_file::parse(&bytes)?.open(&passphrase))
+        .await
+        .map_err(|e| BackupError::Io(format!("the restore was interrupted: {e}")))??;
+    let (contents, identity) = Contents::decode(&plain)?;
+    drop(plain);
+    let peer_id = identity.peer_id().to_string();
+    let dir = profile::data_dir(profile, data_dir)?;
+    let _lock = profile::ProfileLock::acquire(profile, &dir)?;
+    if !is_new(profile, data_dir).await? {
+        return Err(RestoreError::NotNew {
+            profile: profile.to_string(),
+        });
+    }
+    if let Some(owner) = crate::service::recorded_owner(&dir).filter(|o| *o != peer_id) {
+        return Err(RestoreError::OtherOwner {
+            profile: profile.to_string(),
+            owner,
+            phrase: peer_id,
+        });
+    }
+    progress(RestoreStep::Writing);
+    let partial = dir.join(format!("{DB_FILE}.restoring"));
+    let summary = write_database(&partial, &contents, &peer_id).await;
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            remove_database(&partial);
+            return Err(e);
+        }
+    };
+    progress(RestoreStep::Keys);
+    let store = Keystore::new(profile);
+    let storage_key = zeroize::Zeroizing::new(contents.storage_key);
+    let s = store.clone();
+    let stored = keyring(move || {
+        s.store_storage_key(&storage_key)?;
+        s.store_identity(&identity)
+    })
+    .await;
+    let moved = stored.map_err(RestoreError::from).and_then(|()| {
+        std::fs::rename(&partial, dir.join(DB_FILE)).map_err(|e| {
+            BackupError::Io(format!("cannot write into {}: {e}", dir.display())).into()
+        })
+    });
+    if let Err(e) = moved {
+        remove_database(&partial);
+        let _ = keyring(move || store.delete_all()).await;
+        return Err(e);
+    }
+    tracing::info!(%profile, %peer_id, "profile restored from a backup file");
+    Ok(RestoredBackup {
+        peer_id,
+        written_at: contents.created_at,
+        ..summary
+    })
+}
+
+fn read_backup(file: &Path) -> Result<Vec<u8>, BackupError> {
+    let io = |e: std::io::Error| BackupError::Io(format!("cannot read {}: {e}", file.display()));
+    let len = std::fs::metadata(file).map_err(io)?.len();
+    if len > MAX_FILE_BYTES as u64 {
+        return Err(BackupError::TooLarge);
+    }
+    std::fs::read(file).map_err(io)
+}
+
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
+    }
+}
+
+/// Writes the backup's database at `path`, opens it with its key (which also migrates a backup
+/// of an earlier version), checks whose it is, marks our numbering unknown and counts what it
+/// holds.
+async fn write_database(
+    path: &Path,
+    contents: &Contents,
+    peer_id: &str,
+) -> Result<RestoredBackup, RestoreError> {
+    use crate::storage::Database;
+    let damaged = |e: crate::storage::DbError| BackupError::Damaged(format!("database: {e}"));
+    remove_database(path);
+    crate::service::write_private(path, &contents.database)
+        .map_err(|e| BackupError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let db = Database::open(path, &contents.storage_key)
+        .await
+        .map_err(damaged)?;
+    let checked = async {
+        let owner = db.meta(crate::service::META_PEER_ID).await?;
+        if owner.as_deref().is_some_and(|o| o != peer_id) {
+            return Err(crate::storage::DbError::Query(
+                "it belongs to another identity".into(),
+            ));
+        }
+        let mut tx = crate::storage::db::write_tx(db.pool())
+            .await
+            .map_err(|e| crate::storage::DbError::Query(e.to_string()))?;
+        crate::contacts::store::forget_out_seqs(&mut tx).await?;
+        crate::group::chat_store::forget_out_seqs(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::storage::DbError::Query(e.to_string()))?;
+        db.set_setting(
+            crate::group::chat_store::SETTING_RESTORED_FROM_BACKUP,
+            &true,
+        )
+        .await?;
+        let count = |table: &'static str| {
+            let pool = db.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                    .fetch_one(&pool)
+                    .await
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+                    .map_err(|e| crate::storage::DbError::Query(e.to_string()))
+            }
+        };
+        Ok(RestoredBackup {
+            peer_id: peer_id.to_string(),
+            written_at: 0,
+            contacts: count("contacts").await?,
+            groups: count("groups").await?,
+            messages: count("messages")
+                .await?
+                .saturating_add(count("group_messages").await?),
+        })
+    }
+    .await;
+    db.close().await;
+    checked.map_err(|e| damaged(e).into())
 }
 
 /// The setting that ends the "write down your recovery phrase" reminder.

@@ -32,7 +32,7 @@ use crate::pairwise::channel::{Channel, ChannelConfig};
 use crate::profile::{self, ProfileLock};
 use crate::storage::{cipher, db::DB_FILE, seal, Database, DbError};
 
-const META_PEER_ID: &str = "peer_id";
+pub(crate) const META_PEER_ID: &str = "peer_id";
 const META_STORAGE_CHECK: &str = "storage_check";
 const STORAGE_CHECK_AAD: &[u8] = b"kiyeovo/v1/storage-check";
 const SETTING_DISPLAY_NAME: &str = "display_name";
@@ -102,6 +102,7 @@ pub struct App {
     dir: PathBuf,
     db: Database,
     identity: Arc<Identity>,
+    storage_key: Arc<StorageKey>,
     channel: Arc<Channel>,
     groups: Arc<Groups>,
     chat: Arc<GroupChat>,
@@ -223,7 +224,7 @@ impl App {
         let chat = GroupChat::new(
             identity.clone(),
             db.clone(),
-            storage_key,
+            storage_key.clone(),
             node.client.clone(),
             groups.clone(),
             ChatConfig {
@@ -280,6 +281,7 @@ impl App {
             dir,
             db,
             identity,
+            storage_key,
             channel,
             groups,
             chat,
@@ -365,6 +367,25 @@ impl App {
         Ok(zeroize::Zeroizing::new(
             seed.words().into_iter().map(String::from).collect(),
         ))
+    }
+
+    /// Writes an encrypted backup of everything this profile holds into `folder` (see
+    /// [`crate::backup`]).
+    pub async fn back_up(
+        &self,
+        folder: &Path,
+        passphrase: &str,
+    ) -> Result<crate::backup::Written, crate::backup::BackupError> {
+        crate::backup::write(
+            &self.db,
+            &self.identity,
+            &self.storage_key,
+            &self.profile,
+            folder,
+            passphrase,
+            crate::time::now_ms(),
+        )
+        .await
     }
 
     /// Three words of the phrase typed back; when right, the reminder ends.
@@ -581,7 +602,7 @@ pub(crate) fn recorded_owner(dir: &Path) -> Option<String> {
 }
 
 /// Writes a file only its owner can read (like everything in the data directory).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

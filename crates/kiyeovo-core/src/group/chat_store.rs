@@ -213,6 +213,64 @@ pub async fn next_out_seq(
     Ok(seq as u64)
 }
 
+/// Set on a profile restored from a backup: our numbering in a group epoch the backup has no row
+/// for is unknown too (we may have written in an epoch that began after the backup).
+pub const SETTING_RESTORED_FROM_BACKUP: &str = "restored_from_backup";
+
+/// Whether our highest seq in a group epoch is known here (see migration 0008).
+pub async fn out_seq_known(pool: &SqlitePool, group: &str, epoch: u32) -> Result<bool, DbError> {
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT out_seq_known FROM group_own WHERE group_id = ? AND epoch = ?")
+            .bind(group)
+            .bind(epoch as i64)
+            .fetch_optional(pool)
+            .await
+            .map_err(q)?;
+    match known {
+        Some(k) => Ok(k != 0),
+        None => Ok(!crate::storage::db::read_setting::<bool, _>(
+            pool,
+            SETTING_RESTORED_FROM_BACKUP,
+        )
+        .await?
+        .unwrap_or(false)),
+    }
+}
+
+/// Continues our numbering in each epoch above the highest seq found in our bucket, and records
+/// that it is known. Never lowers it.
+pub async fn raise_out_seqs(
+    pool: &SqlitePool,
+    group: &str,
+    highest: &std::collections::BTreeMap<u32, u64>,
+) -> Result<(), DbError> {
+    let mut tx = crate::storage::db::write_tx(pool).await.map_err(q)?;
+    for (epoch, seq) in highest {
+        sqlx::query(
+            "INSERT INTO group_own (group_id, epoch, out_seq, out_seq_known) VALUES (?, ?, ?, 1)
+             ON CONFLICT(group_id, epoch) DO UPDATE
+             SET out_seq = MAX(out_seq, excluded.out_seq), out_seq_known = 1",
+        )
+        .bind(group)
+        .bind(i64::from(*epoch))
+        .bind(i64::try_from(*seq).map_err(|_| DbError::Query("seq out of range".into()))?)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+    }
+    tx.commit().await.map_err(q)?;
+    Ok(())
+}
+
+/// Marks our numbering in every group epoch unknown (a restore from a backup).
+pub async fn forget_out_seqs(tx: &mut Transaction<'_, Sqlite>) -> Result<(), DbError> {
+    sqlx::query("UPDATE group_own SET out_seq_known = 0")
+        .execute(&mut **tx)
+        .await
+        .map_err(q)?;
+    Ok(())
+}
+
 /// `(out_seq, bucket_version)` for a group epoch.
 pub async fn own(pool: &SqlitePool, group: &str, epoch: u32) -> Result<(u64, u64), DbError> {
     let row = sqlx::query(

@@ -424,17 +424,36 @@ impl Channel {
         let msg_id = envelope::new_msg_id();
         let sent_at = now_ms();
         // Read before the lock: a DHT read must not hold up everything else.
-        let highest_sent = if row.out_seq_known {
+        let own_sent = if row.out_seq_known {
             None
         } else {
-            Some(self.highest_sent(&row, &keys).await?)
+            Some(self.own_sent(&row, &keys).await?)
         };
         let sealed = {
             let _guard = self.write.lock().await;
             let mut tx = crate::storage::db::write_tx(self.db.pool())
                 .await
                 .map_err(|e| DbError::Query(e.to_string()))?;
-            if let Some(highest) = highest_sent {
+            if let Some(own) = &own_sent {
+                // What we wrote from the other installation (after the backup, or ever, for a
+                // phrase restore) joins the history, as stored: it is in the bucket.
+                for (header, payload) in own.iter().filter(|(h, _)| h.seq > row.out_seq) {
+                    if let Payload::Chat { body } = payload {
+                        store::insert_message(
+                            &mut tx,
+                            &self.storage_key,
+                            peer,
+                            &header.msg_id,
+                            true,
+                            header.seq,
+                            header.sent_at,
+                            body,
+                            MessageState::Stored,
+                        )
+                        .await?;
+                    }
+                }
+                let highest = own.iter().map(|(h, _)| h.seq).max().unwrap_or(0);
                 store::raise_out_seq(&mut tx, peer, highest).await?;
             }
             let seq = store::next_out_seq(&mut tx, peer).await?;
@@ -490,35 +509,33 @@ impl Channel {
         Ok(msg_id)
     }
 
-    /// The highest seq we ever sent `row`'s contact, as our bucket for them in the DHT shows it
-    /// (0 if there is none). Asked once per contact, before the first send: this identity may
-    /// have written to them from another installation (a restore from the recovery phrase or an
-    /// older backup), and their inbox drops every seq it has seen. Only envelopes we signed
-    /// count: the contact can write this record too. Our numbering then goes on from there;
-    /// nonces are random, so no key and nonce pair repeats either way.
-    async fn highest_sent(
+    /// What we ever sent `row`'s contact, as our bucket for them in the DHT holds it. Asked
+    /// once per contact, before the first send: this identity may have written to them from
+    /// another installation (a restore from the recovery phrase or an older backup), and their
+    /// inbox drops every seq it has seen, so our numbering goes on above the highest found.
+    /// Only envelopes we signed count: the contact can write this record too. Nonces are random,
+    /// so no key and nonce pair repeats either way.
+    async fn own_sent(
         &self,
         row: &ContactRow,
         keys: &PairwiseKeys,
-    ) -> Result<u64, ChannelError> {
+    ) -> Result<Vec<(envelope::Header, Payload)>, ChannelError> {
         let record_key = keys.outgoing.bucket_record_key();
         let current: record::ReadBack<BucketContent> =
             record::read_own(&self.client, &record_key, self.config.max_record_bytes).await?;
         let mine = self.identity.public();
-        let highest = current
+        let own: Vec<_> = current
             .content
             .envelopes
             .iter()
             .filter_map(|e| {
                 envelope::open(e, &row.card.identity.ed25519, &mine, &keys.outgoing).ok()
             })
-            .map(|(header, _)| header.seq)
-            .max()
-            .unwrap_or(0);
-        if highest > 0 {
+            .collect();
+        if let Some(highest) = own.iter().map(|(h, _)| h.seq).max() {
             tracing::info!(peer = %row.peer_id, highest, "continuing our numbering above what our bucket holds");
         }
-        Ok(highest)
+        Ok(own)
     }
 
     /// Writes our bucket for `peer` in the background, coalesced ([`Writes`]): a burst of

@@ -4,5 +4,6 @@
 pub mod cipher;
 pub mod db;
 pub mod seal;
+pub mod snapshot;
 
 pub use db::{Database, DbError};

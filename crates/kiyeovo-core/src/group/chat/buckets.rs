@@ -197,38 +197,12 @@ impl GroupChat {
     /// [`super::pages`]). The outboxes of every epoch sharing the record go in together.
     /// Returns, per epoch, the highest seq now in it.
     pub(super) async fn publish_bucket(&self, ep: &Epoch) -> Result<Vec<(u32, u64)>, NodeError> {
-        // The epochs sharing the record as they are now, not when the write was first asked
-        // for: a write queued behind another may be for an epoch that began meanwhile.
-        let fresh = if ep.epoch == 0 {
-            None
-        } else {
-            self.groups
-                .load_group(&ep.group_id)
-                .await
-                .ok()
-                .and_then(|g| epochs_of(&g).into_iter().rfind(|e| e.epoch >= 1))
-        };
+        let fresh = self.sharing_record(ep).await;
         let ep = fresh.as_ref().unwrap_or(ep);
         let signing = ed25519_dalek::SigningKey::from_bytes(&ep.my_seed.0);
-        let public = signing.verifying_key().to_bytes();
-        let record_key = RecordKey::for_public_key(RecordKind::GroupBucket, &public);
-        let record::ReadBack {
-            content: current,
-            version,
-        } = record::read_own::<GroupBucket>(
-            &self.client,
-            &record_key,
-            self.config.max_record_bytes,
-        )
-        .await?;
-        let mut existing = current.envelopes.clone();
-        for page in join_all(current.pages.iter().map(|p| self.fetch_bucket(p)))
-            .await
-            .into_iter()
-            .flatten()
-        {
-            existing.extend(page.envelopes);
-        }
+        let record_key =
+            RecordKey::for_public_key(RecordKind::GroupBucket, &signing.verifying_key().to_bytes());
+        let (existing, version) = self.read_own_bucket(&record_key).await?;
         let epochs: Vec<u32> = if ep.epoch == 0 {
             vec![0]
         } else {
@@ -257,14 +231,7 @@ impl GroupChat {
         // Only envelopes that are ours and verify are kept: what we read back is untrusted (a
         // group from before v2 still has window buckets whose key every invitee can derive).
         // The bucket holds our envelopes of every established epoch (newest first to try).
-        let merged = bucket::merge(&existing, &outbox, everything, |b| {
-            ep.shared.iter().rev().find_map(|(epoch, key)| {
-                envelope::open(b, &ep.group_id, *epoch, key)
-                    .ok()
-                    .filter(|(h, _)| h.sender == self.me)
-                    .map(|(h, _)| ((*epoch, h.seq), h.msg_id))
-            })
-        });
+        let merged = bucket::merge(&existing, &outbox, everything, |b| self.peek_own(ep, b));
         // Room in each record for the record envelope and the list of pages.
         let per_record = self
             .config
@@ -306,6 +273,124 @@ impl GroupChat {
                 .map_err(db_err)?;
         }
         Ok(uptos)
+    }
+
+    /// The epoch whose bucket record `ep` writes to, as it is now rather than when a write was
+    /// first asked for: a write queued behind another may be for an epoch that began meanwhile.
+    /// `None`: `ep` itself (the window has a record of its own).
+    async fn sharing_record(&self, ep: &Epoch) -> Option<Epoch> {
+        if ep.epoch == 0 {
+            return None;
+        }
+        self.groups
+            .load_group(&ep.group_id)
+            .await
+            .ok()
+            .and_then(|g| epochs_of(&g).into_iter().rfind(|e| e.epoch >= 1))
+    }
+
+    /// Our bucket record as the DHT holds it, pages included, and its version.
+    async fn read_own_bucket(
+        &self,
+        record_key: &RecordKey,
+    ) -> Result<(Vec<Vec<u8>>, u64), NodeError> {
+        let record::ReadBack {
+            content: current,
+            version,
+        } = record::read_own::<GroupBucket>(&self.client, record_key, self.config.max_record_bytes)
+            .await?;
+        let mut existing = current.envelopes.clone();
+        for page in join_all(current.pages.iter().map(|p| self.fetch_bucket(p)))
+            .await
+            .into_iter()
+            .flatten()
+        {
+            existing.extend(page.envelopes);
+        }
+        Ok((existing, version))
+    }
+
+    /// `((epoch, seq), msg_id)` of an envelope of ours in one of the epochs sharing `ep`'s record
+    /// (newest first to try), or `None`. Only envelopes that are ours and verify count: what we
+    /// read back is untrusted (a group from before v2 still has window buckets whose key every
+    /// invitee can derive).
+    fn peek_own(&self, ep: &Epoch, bytes: &[u8]) -> Option<((u32, u64), crate::ids::MsgId)> {
+        ep.shared.iter().rev().find_map(|(epoch, key)| {
+            envelope::open(bytes, &ep.group_id, *epoch, key)
+                .ok()
+                .filter(|(h, _)| h.sender == self.me)
+                .map(|(h, _)| ((*epoch, h.seq), h.msg_id))
+        })
+    }
+
+    /// Before our first message in `ep` on a profile restored from a backup (or whose numbering
+    /// there is otherwise unknown): reads our bucket back and continues every epoch's numbering
+    /// above what we signed there, so members do not drop our next messages as already seen.
+    /// Nonces are random: no key and nonce pair repeats either way.
+    pub(super) async fn ensure_seq_known(&self, ep: &Epoch) -> Result<(), ChatError> {
+        if cs::out_seq_known(self.db.pool(), &ep.gid, ep.epoch).await? {
+            return Ok(());
+        }
+        let fresh = self.sharing_record(ep).await;
+        let shared = fresh.as_ref().unwrap_or(ep);
+        let signing = ed25519_dalek::SigningKey::from_bytes(&shared.my_seed.0);
+        let record_key =
+            RecordKey::for_public_key(RecordKind::GroupBucket, &signing.verifying_key().to_bytes());
+        let (existing, _) = self.read_own_bucket(&record_key).await?;
+        // Ours and authentic only (see `peek_own`), with the epoch each opens in.
+        let mine: Vec<_> = existing
+            .iter()
+            .filter_map(|bytes| {
+                shared.shared.iter().rev().find_map(|(epoch, key)| {
+                    envelope::open(bytes, &shared.group_id, *epoch, key)
+                        .ok()
+                        .filter(|(h, _)| h.sender == self.me)
+                        .map(|(h, body)| (*epoch, h, body, bytes))
+                })
+            })
+            .collect();
+        let mut highest: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for (epoch, h, ..) in &mine {
+            let top = highest.entry(*epoch).or_default();
+            *top = (*top).max(h.seq);
+        }
+        highest.entry(ep.epoch).or_default();
+        // What we wrote from the other installation after the backup joins our history (stored:
+        // it is in the bucket); what we have already is left as it is.
+        let mut known = std::collections::BTreeMap::new();
+        for epoch in highest.keys() {
+            known.insert(*epoch, cs::own(self.db.pool(), &ep.gid, *epoch).await?.0);
+        }
+        let mut tx = crate::storage::db::write_tx(self.db.pool())
+            .await
+            .map_err(tx_err)?;
+        let mut imported = 0;
+        for (epoch, h, body, bytes) in mine.iter().filter(|(e, h, ..)| h.seq > known[e]) {
+            let m = NewMessage {
+                group: &ep.gid,
+                epoch: *epoch,
+                sender: &self.me_peer,
+                seq: h.seq,
+                msg_id: &h.msg_id,
+                sent_at: h.sent_at,
+                body,
+                outgoing: true,
+                envelope: bytes,
+            };
+            imported += usize::from(cs::insert_message(&mut tx, &self.storage_key, &m).await?);
+        }
+        tx.commit().await.map_err(tx_err)?;
+        tracing::info!(group = %ep.gid, ?highest, imported, "continuing our numbering above what our bucket holds");
+        cs::raise_out_seqs(self.db.pool(), &ep.gid, &highest).await?;
+        for (epoch, seq) in &highest {
+            cs::mark_stored_up_to(self.db.pool(), &ep.gid, *epoch, &self.me_peer, *seq).await?;
+        }
+        if imported > 0 {
+            self.emit(ChatEvent::Changed {
+                group_id: ep.group_id,
+            });
+        }
+        Ok(())
     }
 
     /// Re-publishes every bucket we wrote in (PROTOCOL.md §3).

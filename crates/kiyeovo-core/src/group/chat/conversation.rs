@@ -20,6 +20,10 @@ impl GroupChat {
         }
         let msg_id = crate::group::control::random_id();
         let sent_at = now_ms();
+        // Outside the lock: it may read the DHT (once per epoch, after a restore).
+        if let Some(ep) = writable(&self.group(id).await?) {
+            self.ensure_seq_known(&ep).await?;
+        }
         // Spans named `stage.*` time one delivery's steps (the bench's breakdown; nothing when
         // no subscriber asks for trace level).
         let (ep, sealed, seq) = async {
@@ -138,6 +142,7 @@ impl GroupChat {
         let Some(ep) = writable(group) else {
             return Ok(0);
         };
+        self.ensure_seq_known(&ep).await?;
         let mut out = Vec::new();
         {
             let _guard = self.write.lock().await;

@@ -117,6 +117,8 @@ pub enum ChatError {
     Envelope(#[from] GroupEnvelopeError),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
 }
 
 impl ChatError {
@@ -132,6 +134,10 @@ impl ChatError {
                 "The message is too long; split it.",
             ),
             ChatError::Empty => (ErrorCode::InvalidInput, "Type a message first."),
+            ChatError::Node(_) => (
+                ErrorCode::Network,
+                "Kiyeovo's network part stopped; restart Kiyeovo, then send again.",
+            ),
             _ => (ErrorCode::InvalidInput, ""),
         };
         UiError {

@@ -1,0 +1,356 @@
+//! The encrypted backup file on real parts (issue 15): written by a running profile, restored
+//! into a new profile directory and keyring namespace on a "new machine", online with real nodes.
+
+use std::sync::Mutex;
+
+use kiyeovo_core::api::{GroupStatus, RestoreStep};
+use kiyeovo_core::backup::file::{self, BackupError};
+use kiyeovo_core::pairwise::channel::ChannelEvent;
+use kiyeovo_core::restore::{self, RestoreError};
+use kiyeovo_tests::{
+    bootstrap_node, group_of, start_online, wait_bodies, wait_connected, wait_event, wait_group,
+    wait_stored_messages, TestProfile,
+};
+
+const PASSPHRASE: &str = "otter lantern seventeen";
+
+/// Waits until `app`'s bucket for `peer` holds everything it numbered (receipts too): a write
+/// is asked for now and must cover the last seq.
+async fn wait_bucket_holds_all(app: &kiyeovo_core::service::App, peer: &libp2p::PeerId) {
+    let mut rx = app.channel().subscribe();
+    let last = kiyeovo_core::contacts::store::contact(app.database().pool(), peer)
+        .await
+        .unwrap()
+        .unwrap()
+        .out_seq;
+    app.channel().republish_all().await;
+    wait_event(
+        &mut rx,
+        "the bucket written up to the last seq",
+        |e| matches!(e, ChannelEvent::BucketWritten { peer: p, seq } if p == peer && *seq >= last),
+    )
+    .await;
+}
+
+/// Backup → the original keeps sending → its machine is lost → restore the older backup on a
+/// new machine: contacts trusted, the group active, the history as it was, and the restored
+/// profile's new 1:1 and group messages are taken by everyone, each once, and theirs reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
+    let (_boot, addr) = bootstrap_node().await;
+    let (profiles, apps, id) = group_of("bk", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let (ana_id, ben_id) = (ana.peer_id(), ben.peer_id());
+    ana.set_display_name("Ana").await.unwrap();
+    ana.channel().rename(&ben_id, "Benjamin").await.unwrap();
+
+    ana.channel()
+        .send_chat(&ben_id, "1:1 before")
+        .await
+        .unwrap();
+    ben.channel()
+        .send_chat(&ana_id, "reply before")
+        .await
+        .unwrap();
+    ana.chat().send(&id, "group before").await.unwrap();
+    wait_stored_messages(ben, &ana_id, "1:1 before", 1).await;
+    wait_stored_messages(ana, &ben_id, "reply before", 1).await;
+    wait_bodies(cai, &id, &["group before"]).await;
+
+    let folder = tempfile::tempdir().unwrap();
+    let written = ana.back_up(folder.path(), PASSPHRASE).await.unwrap();
+    assert!(written.path.starts_with(folder.path()));
+    let bytes = std::fs::read(&written.path).unwrap();
+    assert_eq!(bytes.len() as u64, written.bytes);
+    // Nothing readable but the format: no name, no message, no peer id.
+    for secret in [
+        "Ana",
+        "Benjamin",
+        "1:1 before",
+        "group before",
+        &ana_id.to_string(),
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} readable in the file"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&written.path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the backup is readable by others");
+    }
+
+    // The original goes on after the backup: these are in nobody's backup, only with the others.
+    ana.channel()
+        .send_chat(&ben_id, "1:1 after backup")
+        .await
+        .unwrap();
+    ana.chat().send(&id, "group after backup").await.unwrap();
+    wait_stored_messages(ben, &ana_id, "1:1 after backup", 1).await;
+    wait_bodies(cai, &id, &["group before", "group after backup"]).await;
+    wait_bodies(ben, &id, &["group before", "group after backup"]).await;
+    wait_bucket_holds_all(ana, &ben_id).await;
+    kiyeovo_tests::wait_all_stored(ana, &id).await;
+    let history_at_backup = 2; // "1:1 before", "reply before"
+
+    // Ana's machine is lost: data directory and keyring entries gone.
+    let mut apps = apps;
+    let ana = apps.remove(0);
+    ana.shutdown().await;
+    let (ben, cai) = (&apps[0], &apps[1]);
+    profiles[0].keystore().delete_all().unwrap();
+    std::fs::remove_dir_all(profiles[0].base.path().join("profiles")).unwrap();
+
+    let elsewhere = TestProfile::new("bk-restored");
+    let steps = Mutex::new(Vec::new());
+    let restored = restore::from_backup(
+        &elsewhere.name,
+        Some(elsewhere.base.path()),
+        &written.path,
+        PASSPHRASE,
+        |s| steps.lock().unwrap().push(s),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        *steps.lock().unwrap(),
+        [
+            RestoreStep::Reading,
+            RestoreStep::Unlocking,
+            RestoreStep::Writing,
+            RestoreStep::Keys
+        ]
+    );
+    assert_eq!(restored.peer_id, ana_id.to_string());
+    assert_eq!((restored.contacts, restored.groups), (2, 1));
+    let mut config = elsewhere.config(std::slice::from_ref(&addr));
+    config.group = kiyeovo_tests::group_config();
+    let back = start_online(config).await;
+    assert_eq!(back.peer_id(), ana_id);
+    assert!(
+        back.snapshot().warnings.is_empty(),
+        "{:?}",
+        back.snapshot().warnings
+    );
+    assert_eq!(back.display_name(), "Ana");
+    let contacts = back.channel().contacts().await.unwrap();
+    assert_eq!(contacts.len(), 2);
+    assert!(
+        contacts.iter().all(|c| c.trusted_at.is_some()),
+        "{contacts:?}"
+    );
+    assert!(
+        contacts.iter().any(|c| c.display_name == "Benjamin"),
+        "{contacts:?}"
+    );
+    let history: Vec<String> = back
+        .channel()
+        .messages(&ben_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        &history[..history_at_backup],
+        ["1:1 before", "reply before"]
+    );
+    wait_group(&back, &id, "active", |v| v.status == GroupStatus::Active).await;
+
+    // New messages from the restored profile: taken by everyone, each once, no gap.
+    back.channel()
+        .send_chat(&ben_id, "1:1 after restore")
+        .await
+        .unwrap();
+    back.chat().send(&id, "group after restore").await.unwrap();
+    wait_stored_messages(ben, &ana_id, "1:1 after restore", 1).await;
+    let at_ben: Vec<String> = ben
+        .channel()
+        .messages(&ana_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| !m.outgoing)
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        at_ben,
+        ["1:1 before", "1:1 after backup", "1:1 after restore"]
+    );
+    let group_all = ["group before", "group after backup", "group after restore"];
+    wait_bodies(ben, &id, &group_all).await;
+    wait_bodies(cai, &id, &group_all).await;
+    for app in [ben, cai] {
+        let view = app.chat().chat(&id).await.unwrap();
+        assert!(view.gaps.is_empty(), "{}: {:?}", app.profile(), view.gaps);
+    }
+    // And theirs reach the restored profile, with what it missed since the backup.
+    ben.channel()
+        .send_chat(&ana_id, "welcome back")
+        .await
+        .unwrap();
+    cai.chat().send(&id, "cai says hi").await.unwrap();
+    wait_stored_messages(&back, &ben_id, "welcome back", 1).await;
+    // Restored Ana's 1:1 history: the backup's, what she wrote after it from the lost machine
+    // (read from her bucket before her first send), and the new.
+    let mine: Vec<String> = back
+        .channel()
+        .messages(&ben_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.outgoing)
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        mine,
+        ["1:1 before", "1:1 after backup", "1:1 after restore"]
+    );
+    wait_bodies(
+        &back,
+        &id,
+        &[
+            "group before",
+            "group after backup",
+            "group after restore",
+            "cai says hi",
+        ],
+    )
+    .await;
+    back.shutdown().await;
+    for app in apps {
+        app.shutdown().await;
+    }
+}
+
+/// Wrong passphrase, a file cut short, a changed byte, a newer format, another file: each is
+/// refused in words, writes nothing (the profile stays new) and never panics; and a backup is
+/// never restored over an existing profile.
+#[tokio::test]
+async fn a_bad_backup_or_passphrase_is_refused_in_words_and_writes_nothing() {
+    let source = TestProfile::new("bk-bad-src");
+    let app = kiyeovo_core::service::App::start(source.config(&[]))
+        .await
+        .unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    assert_eq!(
+        app.back_up(folder.path(), "too short").await.unwrap_err(),
+        BackupError::PassphraseTooShort
+    );
+    let good = std::fs::read(app.back_up(folder.path(), PASSPHRASE).await.unwrap().path).unwrap();
+    app.shutdown().await;
+
+    let cut = good[..good.len() - 100].to_vec();
+    let mut changed = good.clone();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 0x20;
+    let mut newer = good.clone();
+    newer[file::MAGIC.len()] = file::FORMAT + 1;
+    let cases: Vec<(&str, Vec<u8>, &str, BackupError)> = vec![
+        (
+            "wrong passphrase",
+            good.clone(),
+            "otter lantern seventeen!",
+            BackupError::WrongPassphraseOrChanged,
+        ),
+        (
+            "cut short",
+            cut,
+            PASSPHRASE,
+            BackupError::Truncated { missing: 100 },
+        ),
+        (
+            "a changed byte",
+            changed,
+            PASSPHRASE,
+            BackupError::WrongPassphraseOrChanged,
+        ),
+        (
+            "a newer format",
+            newer,
+            PASSPHRASE,
+            BackupError::NewerFormat(file::FORMAT + 1),
+        ),
+        (
+            "another file",
+            b"PK\x03\x04 a zip file".to_vec(),
+            PASSPHRASE,
+            BackupError::NotABackup,
+        ),
+    ];
+    let target = TestProfile::new("bk-bad-dst");
+    for (what, bytes, passphrase, want) in cases {
+        let path = folder.path().join(format!("{what}.kiyeovo-backup"));
+        std::fs::write(&path, bytes).unwrap();
+        let err = restore::from_backup(
+            &target.name,
+            Some(target.base.path()),
+            &path,
+            passphrase,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        match &err {
+            RestoreError::Backup(e) => assert_eq!(*e, want, "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        let ui = err.to_ui();
+        assert!(
+            !ui.message.is_empty() && !ui.hint.is_empty(),
+            "{what}: {ui:?}"
+        );
+        assert!(
+            !ui.message.contains(PASSPHRASE),
+            "{what}: the passphrase in an error"
+        );
+        assert!(
+            restore::is_new(&target.name, Some(target.base.path()))
+                .await
+                .unwrap(),
+            "{what}: something was written"
+        );
+        assert!(!target.db_path().exists(), "{what}");
+    }
+    // A missing file: in words too.
+    let missing = restore::from_backup(
+        &target.name,
+        Some(target.base.path()),
+        &folder.path().join("nothing-here"),
+        PASSPHRASE,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(missing.to_ui().message.contains("cannot read"), "{missing}");
+    // Never over an existing profile, even its own: the original is still there.
+    let path = folder.path().join("good.kiyeovo-backup");
+    std::fs::write(&path, &good).unwrap();
+    let over = restore::from_backup(
+        &source.name,
+        Some(source.base.path()),
+        &path,
+        PASSPHRASE,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(over, RestoreError::NotNew { .. }), "{over:?}");
+    // And the good file restores.
+    restore::from_backup(
+        &target.name,
+        Some(target.base.path()),
+        &path,
+        PASSPHRASE,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(target.db_path().exists());
+}
