@@ -74,7 +74,7 @@ $(TOOLS)/bin/cargo-fuzz:
 ## Fuzz every network decoder: FUZZ_RUNS executions each (default 1 M), at most FUZZ_SECONDS each
 ## (stable toolchain, via RUSTC_BOOTSTRAP).
 fuzz: $(TOOLS)/bin/cargo-fuzz
-	cd fuzz && for t in record_key_parse record_validate contact_card pairwise_envelope group_control group_envelope group_info; do \
+	cd fuzz && for t in record_key_parse record_validate contact_card pairwise_envelope group_control group_envelope group_info backup_file; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 ## Loopback benchmark (10 nodes, latency, catch-up, memory) and the criterion micro-benchmarks.

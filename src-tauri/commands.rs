@@ -2,12 +2,15 @@
 
 use kiyeovo_core::api::{
     AppSnapshot, ContactView, DesktopSettings, ErrorCode, GroupChatView, GroupMessageView,
-    GroupView, MessageView, PhraseAnswer, TrayModel, UiError,
+    BackupWritten, GroupView, MessageView, PhraseAnswer, RestoredBackup, TrayModel, UiError,
 };
 use kiyeovo_core::PeerId;
 use tauri::State;
 
-use crate::state::ShellState;
+use crate::state::{Chosen, ShellState};
+
+/// Event: how far a restore from a backup file is (a `RestoreStep`).
+pub const EVENT_RESTORE_PROGRESS: &str = "restore-progress";
 
 fn not_ready() -> UiError {
     UiError {
@@ -27,7 +30,7 @@ pub fn get_snapshot(state: State<'_, ShellState>) -> AppSnapshot {
 #[tauri::command]
 pub fn first_run_new(state: State<'_, ShellState>) -> Result<(), UiError> {
     let first = state.first_run()?;
-    let _ = first.go.send(false);
+    let _ = first.go.send(Chosen::New);
     Ok(())
 }
 
@@ -44,7 +47,7 @@ pub async fn restore_from_phrase(
         .await
     {
         Ok(_) => {
-            let _ = first.go.send(true);
+            let _ = first.go.send(Chosen::Phrase);
             Ok(())
         }
         Err(e) => {
@@ -52,6 +55,65 @@ pub async fn restore_from_phrase(
             Err(e.to_ui())
         }
     }
+}
+
+/// First run: bring a whole profile back from a backup file, then start it. The window hears
+/// each step (`restore-progress`); a refusal leaves the first-run screen as it was.
+#[tauri::command]
+pub async fn restore_from_backup(
+    app: tauri::AppHandle,
+    state: State<'_, ShellState>,
+    path: String,
+    passphrase: String,
+) -> Result<RestoredBackup, UiError> {
+    use tauri::Emitter;
+    let first = state.first_run()?;
+    let passphrase = zeroize::Zeroizing::new(passphrase);
+    let restored = kiyeovo_core::restore::from_backup(
+        &first.profile,
+        first.data_dir.as_deref(),
+        std::path::Path::new(path.trim()),
+        &passphrase,
+        |step| {
+            let _ = app.emit(EVENT_RESTORE_PROGRESS, step);
+        },
+    )
+    .await;
+    match restored {
+        Ok(done) => {
+            let _ = first.go.send(Chosen::Backup);
+            Ok(done)
+        }
+        Err(e) => {
+            state.first_run_again(first);
+            Err(e.to_ui())
+        }
+    }
+}
+
+/// The folder backups go to: the last one used, else a "Kiyeovo backups" folder in Documents.
+#[tauri::command]
+pub async fn backup_folder(state: State<'_, ShellState>) -> Result<String, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    Ok(app.backup_folder().await.display().to_string())
+}
+
+/// Writes an encrypted backup of everything into `folder` now.
+#[tauri::command]
+pub async fn back_up_now(
+    state: State<'_, ShellState>,
+    folder: String,
+    passphrase: String,
+) -> Result<BackupWritten, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    let passphrase = zeroize::Zeroizing::new(passphrase);
+    app.back_up(std::path::Path::new(folder.trim()), &passphrase)
+        .await
+        .map(|w| BackupWritten {
+            path: w.path.display().to_string(),
+            bytes: w.bytes,
+        })
+        .map_err(|e| e.to_ui())
 }
 
 /// The words of the recovery phrase on their way to the window: serialised from the copy that

@@ -197,8 +197,18 @@ fn failed(handle: &AppHandle, error: UiError) {
 pub struct FirstRun {
     pub profile: String,
     pub data_dir: Option<std::path::PathBuf>,
-    /// `true` once a phrase was restored (it was typed, so it needs no reminder).
-    pub go: tokio::sync::oneshot::Sender<bool>,
+    pub go: tokio::sync::oneshot::Sender<Chosen>,
+}
+
+/// What the first-run screen chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    /// "Create my identity".
+    New,
+    /// An identity restored from its phrase (typed, so it needs no reminder).
+    Phrase,
+    /// A whole profile restored from a backup file.
+    Backup,
 }
 
 /// Starts the profile and then forwards every state change to the window. A new profile first
@@ -217,10 +227,10 @@ pub async fn start(handle: AppHandle, mut config: AppConfig) {
             snapshot.phase = Phase::FirstRun;
             publish(&handle, snapshot);
             // Dropped only when the app quits.
-            let Ok(typed) = chosen.await else { return };
-            config.phrase_typed = typed;
+            let Ok(chosen) = chosen.await else { return };
+            config.phrase_typed = chosen == Chosen::Phrase;
             // Only the user's "Create my identity" makes a new identity.
-            config.create_identity = !typed;
+            config.create_identity = chosen == Chosen::New;
             let mut snapshot = handle.state::<ShellState>().snapshot();
             snapshot.phase = Phase::Starting;
             publish(&handle, snapshot);

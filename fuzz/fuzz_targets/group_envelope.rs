@@ -4,7 +4,7 @@
 
 use kiyeovo_core::group::control::GroupKey;
 use kiyeovo_core::group::envelope;
-use kiyeovo_core::pairwise::bucket::{self, BucketContent, BucketLimits};
+use kiyeovo_core::delivery::bucket::{self, BucketContent, BucketLimits};
 use libfuzzer_sys::fuzz_target;
 
 const KEY: GroupKey = GroupKey([7; 32]);
@@ -18,7 +18,7 @@ fuzz_target!(|bytes: &[u8]| {
     if let Ok(content) = BucketContent::decode(bytes, 1 << 20) {
         assert_eq!(content.encode(), bytes, "accepted a non-canonical encoding");
         let limits = BucketLimits { cap: 100, max_bytes: 1 << 20 };
-        let merged = bucket::merge_with(&content.envelopes, &[], limits, |e| envelope::peek(e, &KEY));
-        let _ = bucket::read_after_with(&BucketContent { envelopes: merged }, 0, |e| envelope::peek(e, &KEY));
+        let merged = bucket::merge(&content.envelopes, &[], limits, |e| envelope::peek(e, &KEY));
+        let _ = bucket::read_after(&merged, 0, |e| envelope::peek(e, &KEY));
     }
 });

@@ -5,7 +5,8 @@
 use std::sync::LazyLock;
 
 use kiyeovo_core::identity::Identity;
-use kiyeovo_core::pairwise::bucket::{self, BucketContent, BucketLimits};
+use kiyeovo_core::delivery::bucket::{BucketContent, BucketLimits};
+use kiyeovo_core::pairwise::bucket;
 use kiyeovo_core::pairwise::envelope;
 use kiyeovo_core::pairwise::keys::{derive, PairwiseKeys};
 use libfuzzer_sys::fuzz_target;

@@ -133,10 +133,20 @@ pub enum RestoreStep {
 pub struct RestoredBackup {
     pub peer_id: String,
     /// When the backup was written (ms since the epoch): anything newer comes from the network.
+    #[ts(type = "number")]
     pub written_at: u64,
     pub contacts: u32,
     pub groups: u32,
     pub messages: u32,
+}
+
+/// A backup that was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BackupWritten {
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
 }
 
 /// Where the recovery phrase stands.

@@ -33,6 +33,8 @@ use crate::profile::{self, ProfileLock};
 use crate::storage::{cipher, db::DB_FILE, seal, Database, DbError};
 
 pub(crate) const META_PEER_ID: &str = "peer_id";
+/// The folder the last backup went to.
+const SETTING_BACKUP_FOLDER: &str = "backup_folder";
 const META_STORAGE_CHECK: &str = "storage_check";
 const STORAGE_CHECK_AAD: &[u8] = b"kiyeovo/v1/storage-check";
 const SETTING_DISPLAY_NAME: &str = "display_name";
@@ -369,14 +371,35 @@ impl App {
         ))
     }
 
+    /// Where backups go: the folder last used, else "Kiyeovo backups" in the user's Documents
+    /// (or home) folder.
+    pub async fn backup_folder(&self) -> PathBuf {
+        if let Ok(Some(folder)) = self.db.setting::<PathBuf>(SETTING_BACKUP_FOLDER).await {
+            return folder;
+        }
+        directories::UserDirs::new()
+            .map(|u| {
+                u.document_dir()
+                    .unwrap_or_else(|| u.home_dir())
+                    .join("Kiyeovo backups")
+            })
+            .unwrap_or_else(|| self.dir.join("backups"))
+    }
+
     /// Writes an encrypted backup of everything this profile holds into `folder` (see
-    /// [`crate::backup`]).
+    /// [`crate::backup`]), and remembers the folder.
     pub async fn back_up(
         &self,
         folder: &Path,
         passphrase: &str,
     ) -> Result<crate::backup::Written, crate::backup::BackupError> {
-        crate::backup::write(
+        if folder.as_os_str().is_empty() || !folder.is_absolute() {
+            return Err(crate::backup::BackupError::Io(format!(
+                "{:?} is not a full folder path",
+                folder.display().to_string()
+            )));
+        }
+        let written = crate::backup::write(
             &self.db,
             &self.identity,
             &self.storage_key,
@@ -385,7 +408,15 @@ impl App {
             passphrase,
             crate::time::now_ms(),
         )
-        .await
+        .await?;
+        if let Err(e) = self
+            .db
+            .set_setting(SETTING_BACKUP_FOLDER, &folder.to_path_buf())
+            .await
+        {
+            tracing::warn!(error = %e, "could not remember the backup folder");
+        }
+        Ok(written)
     }
 
     /// Three words of the phrase typed back; when right, the reminder ends.

@@ -7,4 +7,4 @@ export type RestoredBackup = { peer_id: string,
 /**
  * When the backup was written (ms since the epoch): anything newer comes from the network.
  */
-written_at: bigint, contacts: number, groups: number, messages: number, };
+written_at: number, contacts: number, groups: number, messages: number, };

@@ -16,12 +16,16 @@ import type { DesktopSettings } from "../bindings/DesktopSettings";
 import type { OpenGroup } from "../bindings/OpenGroup";
 import type { TrayModel } from "../bindings/TrayModel";
 import type { PhraseAnswer } from "../bindings/PhraseAnswer";
+import type { RestoredBackup } from "../bindings/RestoredBackup";
+import type { RestoreStep } from "../bindings/RestoreStep";
+import type { BackupWritten } from "../bindings/BackupWritten";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
 export const EVENT_GROUP_CHANGED = "group-changed";
 export const EVENT_GROUP_CHAT_CHANGED = "group-chat-changed";
 export const EVENT_OPEN_GROUP = "open-group";
+export const EVENT_RESTORE_PROGRESS = "restore-progress";
 
 export const api = {
   getSnapshot: () => invoke<AppSnapshot>("get_snapshot"),
@@ -29,6 +33,13 @@ export const api = {
   firstRunNew: () => invoke<void>("first_run_new"),
   /** First run: bring an identity back from its 24 words. */
   restoreFromPhrase: (phrase: string) => invoke<void>("restore_from_phrase", { phrase }),
+  /** First run: bring a whole profile back from a backup file. */
+  restoreFromBackup: (path: string, passphrase: string) =>
+    invoke<RestoredBackup>("restore_from_backup", { path, passphrase }),
+  onRestoreProgress: (cb: (step: RestoreStep) => void): Promise<UnlistenFn> =>
+    listen<RestoreStep>(EVENT_RESTORE_PROGRESS, (e) => cb(e.payload)),
+  backupFolder: () => invoke<string>("backup_folder"),
+  backUpNow: (folder: string, passphrase: string) => invoke<BackupWritten>("back_up_now", { folder, passphrase }),
   recoveryPhrase: () => invoke<string[]>("recovery_phrase"),
   confirmRecoveryPhrase: (answers: PhraseAnswer[]) => invoke<void>("confirm_recovery_phrase", { answers }),
   setDisplayName: (name: string) => invoke<string>("set_display_name", { name }),

@@ -1,16 +1,42 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
+import type { RestoreStep } from "../bindings/RestoreStep";
 import { api } from "../lib/api";
 import { useSubmit } from "../lib/useSubmit";
 
+const STEP_TEXT: Record<RestoreStep, string> = {
+  reading: "Reading the file…",
+  unlocking: "Checking the passphrase (this takes a moment)…",
+  writing: "Writing your contacts, groups and history…",
+  keys: "Storing your keys in the system keyring…",
+};
+
 /**
- * A profile's very first start: make a new identity, or bring one back from its recovery phrase.
- * Nothing is written until one is chosen.
+ * A profile's very first start: make a new identity, or bring one back from its recovery phrase
+ * or a backup file. Nothing is written until one is chosen.
  */
 export function FirstRun({ profile }: { profile: string }) {
-  const [restoring, setRestoring] = useState(false);
+  const [restoring, setRestoring] = useState<"phrase" | "backup" | null>(null);
   const [phrase, setPhrase] = useState("");
+  const [path, setPath] = useState("");
+  const [passphrase, setPassphrase] = useState("");
+  const [step, setStep] = useState<RestoreStep | null>(null);
   const fresh = useSubmit(() => api.firstRunNew());
   const restore = useSubmit(() => api.restoreFromPhrase(phrase));
+  const fromBackup = useSubmit(async () => {
+    setStep(null);
+    try {
+      await api.restoreFromBackup(path, passphrase);
+    } finally {
+      setStep(null);
+    }
+  });
+  useEffect(() => {
+    const unlisten = api.onRestoreProgress(setStep);
+    return () => {
+      void unlisten.then((f) => f());
+    };
+  }, []);
+  const busy = fresh.busy || restore.busy || fromBackup.busy;
 
   return (
     <main className="page" id="first-run">
@@ -25,7 +51,7 @@ export function FirstRun({ profile }: { profile: string }) {
           this computer is lost.
         </p>
         <form onSubmit={fresh.submit}>
-          <button type="submit" id="first-run-new" disabled={fresh.busy || restore.busy}>
+          <button type="submit" id="first-run-new" disabled={busy}>
             {fresh.busy ? "Creating…" : "Create my identity"}
           </button>
         </form>
@@ -37,11 +63,56 @@ export function FirstRun({ profile }: { profile: string }) {
       </section>
       <section className="card">
         <h2>Used Kiyeovo before?</h2>
-        {!restoring ? (
-          <button type="button" id="first-run-restore" onClick={() => setRestoring(true)}>
-            Restore from a recovery phrase
-          </button>
-        ) : (
+        {restoring === null && (
+          <div className="actions">
+            <button type="button" id="first-run-restore" onClick={() => setRestoring("phrase")}>
+              Restore from a recovery phrase
+            </button>
+            <button type="button" id="first-run-backup" onClick={() => setRestoring("backup")}>
+              Restore from a backup file
+            </button>
+          </div>
+        )}
+        {restoring === "backup" && (
+          <form onSubmit={fromBackup.submit} id="restore-backup-form">
+            <p className="muted">
+              A backup file brings back everything: your identity, contacts, groups, history and
+              settings. Messages since the backup arrive from the network.
+            </p>
+            <label htmlFor="restore-backup-path">The backup file (its full path)</label>
+            <input
+              id="restore-backup-path"
+              value={path}
+              spellCheck={false}
+              placeholder="/home/you/Documents/Kiyeovo backups/kiyeovo-….kiyeovo-backup"
+              onChange={(e) => setPath(e.target.value)}
+            />
+            <label htmlFor="restore-backup-passphrase">Its passphrase</label>
+            <input
+              id="restore-backup-passphrase"
+              type="password"
+              autoComplete="off"
+              value={passphrase}
+              onChange={(e) => setPassphrase(e.target.value)}
+            />
+            <button
+              type="submit"
+              id="restore-backup-submit"
+              disabled={busy || path.trim() === "" || passphrase === ""}
+            >
+              {fromBackup.busy ? "Restoring…" : "Restore"}
+            </button>
+            <p id="restore-progress" aria-live="polite">
+              {fromBackup.busy && step ? STEP_TEXT[step] : ""}
+            </p>
+            {fromBackup.error && (
+              <p className="error-text" role="alert" id="restore-backup-error">
+                {fromBackup.error.message} {fromBackup.error.hint}
+              </p>
+            )}
+          </form>
+        )}
+        {restoring === "phrase" && (
           <form onSubmit={restore.submit} id="restore-form">
             <label htmlFor="restore-phrase">
               Your 24-word recovery phrase, in order. It brings back your identity (contacts
@@ -55,7 +126,7 @@ export function FirstRun({ profile }: { profile: string }) {
               autoComplete="off"
               onChange={(e) => setPhrase(e.target.value)}
             />
-            <button type="submit" id="restore-submit" disabled={restore.busy || phrase.trim() === ""}>
+            <button type="submit" id="restore-submit" disabled={busy || phrase.trim() === ""}>
               {restore.busy ? "Restoring…" : "Restore"}
             </button>
             {restore.error && (

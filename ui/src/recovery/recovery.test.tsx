@@ -1,12 +1,15 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, waitFor } from "@testing-library/react";
 import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
 import { FirstRun } from "./FirstRun";
+import { BackupCard } from "./BackupCard";
 import { RecoveryPhraseCard, pickPositions } from "./RecoveryPhraseCard";
 
 vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
 const mockedInvoke = vi.mocked(invoke);
+const mockedListen = vi.mocked(listen);
 
 afterEach(() => {
   cleanup();
@@ -88,5 +91,89 @@ describe("FirstRun", () => {
     fireEvent.submit(view.querySelector("#restore-form")!);
     await waitFor(() => expect(view.querySelector("#restore-error")?.textContent).toContain("has 24 words"));
     expect(mockedInvoke).toHaveBeenCalledWith("restore_from_phrase", { phrase: "one two three" });
+  });
+});
+
+describe("Restore from a backup file", () => {
+  it("sends the path and passphrase, shows each step while it works, and a refusal in words", async () => {
+    let progress: ((e: { payload: unknown }) => void) | undefined;
+    mockedListen.mockImplementation(async (_event, cb) => {
+      progress = cb as (e: { payload: unknown }) => void;
+      return () => {};
+    });
+    let reject: (e: unknown) => void = () => {};
+    mockedInvoke.mockImplementation(
+      (cmd) =>
+        new Promise((_resolve, no) => {
+          if (cmd === "restore_from_backup") reject = no;
+        }),
+    );
+    const view = render(<FirstRun profile="ana" />).container;
+    fireEvent.click(view.querySelector("#first-run-backup")!);
+    expect(view.querySelector(`label[for="restore-backup-path"]`)!.textContent).toContain("backup file");
+    expect(view.querySelector<HTMLInputElement>("#restore-backup-passphrase")!.type).toBe("password");
+    expect(view.querySelector<HTMLButtonElement>("#restore-backup-submit")!.disabled).toBe(true);
+    fireEvent.change(view.querySelector("#restore-backup-path")!, { target: { value: "/tmp/a.kiyeovo-backup" } });
+    fireEvent.change(view.querySelector("#restore-backup-passphrase")!, { target: { value: "otter lantern" } });
+    fireEvent.submit(view.querySelector("#restore-backup-form")!);
+    await waitFor(() =>
+      expect(mockedInvoke).toHaveBeenCalledWith("restore_from_backup", {
+        path: "/tmp/a.kiyeovo-backup",
+        passphrase: "otter lantern",
+      }),
+    );
+    await waitFor(() => expect(progress).toBeDefined());
+    progress!({ payload: "unlocking" });
+    await waitFor(() => expect(view.querySelector("#restore-progress")!.textContent).toContain("Checking the passphrase"));
+    reject({
+      code: "invalid_input",
+      message: "the passphrase is wrong, or the file was changed after it was written",
+      hint: "Type the passphrase again (capitals count).",
+    });
+    await waitFor(() => expect(view.querySelector("#restore-backup-error")?.textContent).toContain("passphrase is wrong"));
+    expect(view.querySelector("#restore-progress")!.textContent).toBe("");
+    expect(view.querySelector("#restore-backup-form")).toBeTruthy();
+  });
+});
+
+describe("BackupCard", () => {
+  it("writes a backup into the suggested folder once the passphrase is typed twice, and says where", async () => {
+    mockedInvoke.mockImplementation(async (cmd) => {
+      if (cmd === "backup_folder") return "/home/ana/Documents/Kiyeovo backups";
+      if (cmd === "back_up_now") return { path: "/home/ana/Documents/Kiyeovo backups/k.kiyeovo-backup", bytes: 3 * 1024 * 1024 };
+    });
+    const view = render(<BackupCard />).container;
+    const folder = view.querySelector<HTMLInputElement>("#backup-folder")!;
+    await waitFor(() => expect(folder.value).toBe("/home/ana/Documents/Kiyeovo backups"));
+    const button = view.querySelector<HTMLButtonElement>("#backup-now")!;
+    fireEvent.change(view.querySelector("#backup-passphrase")!, { target: { value: "otter lantern seventeen" } });
+    fireEvent.change(view.querySelector("#backup-passphrase-again")!, { target: { value: "otter lantern" } });
+    expect(view.textContent).toContain("The two passphrases differ.");
+    expect(button.disabled).toBe(true);
+    fireEvent.change(view.querySelector("#backup-passphrase-again")!, { target: { value: "otter lantern seventeen" } });
+    expect(button.disabled).toBe(false);
+    fireEvent.submit(view.querySelector("#backup-form")!);
+    await waitFor(() => expect(view.querySelector("#backup-written")?.textContent).toContain("k.kiyeovo-backup"));
+    expect(view.querySelector("#backup-written")!.textContent).toContain("3.0 MB");
+    expect(mockedInvoke).toHaveBeenCalledWith("back_up_now", {
+      folder: "/home/ana/Documents/Kiyeovo backups",
+      passphrase: "otter lantern seventeen",
+    });
+    // The passphrase does not stay on the page.
+    expect(view.querySelector<HTMLInputElement>("#backup-passphrase")!.value).toBe("");
+  });
+
+  it("shows a refusal with its next step", async () => {
+    mockedInvoke.mockImplementation(async (cmd) => {
+      if (cmd === "backup_folder") return "/nope";
+      if (cmd === "back_up_now") throw { code: "data_dir", message: "cannot make the folder /nope", hint: "Check that the folder exists." };
+    });
+    const view = render(<BackupCard />).container;
+    await waitFor(() => expect(view.querySelector<HTMLInputElement>("#backup-folder")!.value).toBe("/nope"));
+    for (const id of ["#backup-passphrase", "#backup-passphrase-again"]) {
+      fireEvent.change(view.querySelector(id)!, { target: { value: "0123456789" } });
+    }
+    fireEvent.submit(view.querySelector("#backup-form")!);
+    await waitFor(() => expect(view.querySelector("#backup-error")?.textContent).toContain("Check that the folder exists."));
   });
 });

@@ -4,6 +4,7 @@ import { DisplayName } from "./DisplayName";
 import { BootstrapSettings } from "./BootstrapSettings";
 import { DesktopSettingsCard } from "./DesktopSettingsCard";
 import { RecoveryPhraseCard } from "../recovery/RecoveryPhraseCard";
+import { BackupCard } from "../recovery/BackupCard";
 
 function bootstrapText(b: BootstrapState): string {
   switch (b.state) {
@@ -89,6 +90,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
       )}
       <BootstrapSettings current={snapshot.bootstrap} />
       <DesktopSettingsCard current={snapshot.desktop} />
+      <BackupCard />
       {snapshot.recovery !== "not_confirmed" && <RecoveryPhraseCard status={snapshot.recovery} />}
     </main>
   );
