@@ -1,8 +1,8 @@
 //! Tauri commands: thin calls into the service. Errors reach the UI as `UiError` (words + hint).
 
 use kiyeovo_core::api::{
-    AppSnapshot, ContactView, DesktopSettings, ErrorCode, GroupChatView, GroupMessageView,
-    BackupWritten, GroupView, MessageView, PhraseAnswer, RestoredBackup, TrayModel, UiError,
+    AppSnapshot, AutoBackup, BackupWritten, ContactView, DesktopSettings, ErrorCode, GroupChatView,
+    GroupMessageView, GroupView, MessageView, PhraseAnswer, RestoredBackup, TrayModel, UiError,
 };
 use kiyeovo_core::PeerId;
 use tauri::State;
@@ -114,6 +114,34 @@ pub async fn back_up_now(
             bytes: w.bytes,
         })
         .map_err(|e| e.to_ui())
+}
+
+/// The automatic backups' setting.
+#[tauri::command]
+pub async fn auto_backup(state: State<'_, ShellState>) -> Result<AutoBackup, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    Ok(app.auto_backup().await)
+}
+
+/// Turns automatic backups on or off (the passphrase is needed the first time).
+#[tauri::command]
+pub async fn set_auto_backup(
+    state: State<'_, ShellState>,
+    enabled: bool,
+    folder: String,
+    keep: u32,
+    passphrase: Option<String>,
+) -> Result<AutoBackup, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    let passphrase = passphrase.map(zeroize::Zeroizing::new);
+    app.set_auto_backup(
+        enabled,
+        &folder,
+        keep,
+        passphrase.as_deref().map(String::as_str),
+    )
+    .await
+    .map_err(|e| e.to_ui())
 }
 
 /// The words of the recovery phrase on their way to the window: serialised from the copy that

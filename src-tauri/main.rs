@@ -48,6 +48,8 @@ fn main() {
             commands::restore_from_backup,
             commands::backup_folder,
             commands::back_up_now,
+            commands::auto_backup,
+            commands::set_auto_backup,
             commands::recovery_phrase,
             commands::confirm_recovery_phrase,
             commands::set_display_name,

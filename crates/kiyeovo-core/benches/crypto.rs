@@ -125,5 +125,37 @@ fn control(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, group_envelopes, pairwise_envelopes, control);
+/// The backup file: the passphrase stretching (Argon2id, format 1's parameters) that every
+/// backup and every restore attempt pays once, and sealing / opening 10 MiB of contents.
+fn backup(c: &mut Criterion) {
+    use kiyeovo_core::backup::file;
+    let mut g = c.benchmark_group("backup");
+    g.sample_size(10);
+    g.bench_function("argon2id_64mib_3_passes_4_lanes", |b| {
+        b.iter(|| file::derive_key(black_box("otter lantern seventeen"), &[1; 16]).unwrap())
+    });
+    let contents = vec![7u8; 10 << 20];
+    let key = [3u8; 32];
+    g.bench_function("seal_10_mib", |b| {
+        b.iter(|| file::seal_with_key(&key, &[1; 16], &[2; 24], black_box(&contents)).unwrap())
+    });
+    let sealed = file::seal_with_key(&key, &[1; 16], &[2; 24], &contents).unwrap();
+    g.bench_function("open_10_mib", |b| {
+        b.iter(|| {
+            file::parse(black_box(&sealed))
+                .unwrap()
+                .open_with_key(&key)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    group_envelopes,
+    pairwise_envelopes,
+    control,
+    backup
+);
 criterion_main!(benches);

@@ -140,6 +140,20 @@ pub struct RestoredBackup {
     pub messages: u32,
 }
 
+/// Automatic backups: on or off, into which folder, how many kept, and how the last went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AutoBackup {
+    pub enabled: bool,
+    pub folder: String,
+    pub keep: u32,
+    /// When the last automatic backup was tried (ms since the epoch).
+    #[ts(type = "number | null")]
+    pub last_at: Option<u64>,
+    /// Why it failed, if it did.
+    pub last_error: Option<String>,
+}
+
 /// A backup that was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]

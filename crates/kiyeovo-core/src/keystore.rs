@@ -117,10 +117,36 @@ impl Keystore {
         Ok(key)
     }
 
+    /// The passphrase automatic backups are written with, if the user turned them on.
+    pub fn load_backup_passphrase(&self) -> Result<Option<Zeroizing<String>>, KeyringError> {
+        let Some(bytes) = self.read("backup")? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes.to_vec())
+            .map(|s| Some(Zeroizing::new(s)))
+            .map_err(|_| KeyringError::Corrupt {
+                account: self.account("backup"),
+                reason: "not text".into(),
+            })
+    }
+
+    /// Keeps the automatic backups' passphrase beside the keys it protects: whoever can read
+    /// the keyring has the identity already.
+    pub fn store_backup_passphrase(&self, passphrase: &str) -> Result<(), KeyringError> {
+        self.write("backup", passphrase.as_bytes())
+    }
+
+    pub fn delete_backup_passphrase(&self) -> Result<(), KeyringError> {
+        match self.entry("backup")?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
     /// Removes this profile's entries (used when a profile is deleted, and by tests to clean
     /// up after themselves). Missing entries are not an error.
     pub fn delete_all(&self) -> Result<(), KeyringError> {
-        for what in ["identity", "storage"] {
+        for what in ["identity", "storage", "backup"] {
             match self.entry(what)?.delete_credential() {
                 Ok(()) | Err(keyring::Error::NoEntry) => {}
                 Err(e) => return Err(map_error(e)),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{AppSnapshot, DesktopSettings, NodeStatus, Phase, TrayModel};
+use crate::api::{AppSnapshot, AutoBackup, DesktopSettings, NodeStatus, Phase, TrayModel};
 use crate::config::{DhtMode, Limits, Timing};
 use crate::error::{ServiceError, StartupError};
 use crate::group::chat::ChatConfig;
@@ -74,6 +74,8 @@ pub struct AppConfig {
     /// user chose "Create my identity" on the first-run screen, so a start that raced that
     /// screen (or followed a keyring error) never makes an identity the user did not ask for.
     pub create_identity: bool,
+    /// How often an automatic backup is written, when the user turned them on (a day).
+    pub auto_backup_every: Duration,
 }
 
 impl AppConfig {
@@ -94,6 +96,7 @@ impl AppConfig {
             notifications: true,
             phrase_typed: false,
             create_identity: true,
+            auto_backup_every: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -105,6 +108,8 @@ pub struct App {
     db: Database,
     identity: Arc<Identity>,
     storage_key: Arc<StorageKey>,
+    /// Wakes the automatic backups' timer when their setting changed.
+    backup_changed: Arc<tokio::sync::Notify>,
     channel: Arc<Channel>,
     groups: Arc<Groups>,
     chat: Arc<GroupChat>,
@@ -274,6 +279,17 @@ impl App {
             node.status.clone(),
             snapshot.clone(),
         )));
+        let backup_changed = Arc::new(tokio::sync::Notify::new());
+        tasks.push(tokio::spawn(crate::backup::auto::run(
+            crate::backup::auto::Parts {
+                db: db.clone(),
+                identity: identity.clone(),
+                storage_key: storage_key.clone(),
+                profile: config.profile.clone(),
+                every: config.auto_backup_every,
+                changed: backup_changed.clone(),
+            },
+        )));
         if saved_port.is_none() && config.listen_port.is_none() {
             tasks.push(tokio::spawn(remember_port(node.status, db.clone())));
         }
@@ -284,6 +300,7 @@ impl App {
             db,
             identity,
             storage_key,
+            backup_changed,
             channel,
             groups,
             chat,
@@ -417,6 +434,94 @@ impl App {
             tracing::warn!(error = %e, "could not remember the backup folder");
         }
         Ok(written)
+    }
+
+    /// The automatic backups' setting (off, into [`App::backup_folder`], until turned on).
+    pub async fn auto_backup(&self) -> AutoBackup {
+        match self
+            .db
+            .setting::<AutoBackup>(crate::backup::auto::SETTING_AUTO_BACKUP)
+            .await
+        {
+            Ok(Some(setting)) => setting,
+            _ => AutoBackup {
+                enabled: false,
+                folder: self.backup_folder().await.display().to_string(),
+                keep: crate::backup::auto::DEFAULT_KEEP,
+                last_at: None,
+                last_error: None,
+            },
+        }
+    }
+
+    /// Turns automatic backups on (into `folder`, keeping the newest `keep`; the passphrase is
+    /// needed the first time and is kept in the keyring) or off (the passphrase is removed).
+    pub async fn set_auto_backup(
+        &self,
+        enabled: bool,
+        folder: &str,
+        keep: u32,
+        passphrase: Option<&str>,
+    ) -> Result<AutoBackup, crate::backup::BackupError> {
+        use crate::backup::{auto, file, BackupError};
+        let mut setting = self.auto_backup().await;
+        let store = Keystore::new(&self.profile);
+        let keyring_err = |e: crate::keystore::KeyringError| BackupError::Io(e.to_string());
+        if enabled {
+            let folder = folder.trim();
+            if folder.is_empty() || !Path::new(folder).is_absolute() {
+                return Err(BackupError::Io(format!(
+                    "{folder:?} is not a full folder path"
+                )));
+            }
+            if !(1..=auto::MAX_KEEP).contains(&keep) {
+                return Err(BackupError::Io(format!(
+                    "keep between 1 and {} backups",
+                    auto::MAX_KEEP
+                )));
+            }
+            match passphrase.filter(|p| !p.is_empty()) {
+                Some(p) if p.chars().count() < file::MIN_PASSPHRASE_CHARS => {
+                    return Err(BackupError::PassphraseTooShort)
+                }
+                Some(p) if p.len() > file::MAX_PASSPHRASE_BYTES => {
+                    return Err(BackupError::PassphraseTooLong)
+                }
+                Some(p) => {
+                    let (s, p) = (store.clone(), zeroize::Zeroizing::new(p.to_string()));
+                    keyring(move || s.store_backup_passphrase(&p))
+                        .await
+                        .map_err(keyring_err)?;
+                }
+                None => {
+                    let s = store.clone();
+                    if !keyring(move || s.load_backup_passphrase().map(|p| p.is_some()))
+                        .await
+                        .map_err(keyring_err)?
+                    {
+                        return Err(BackupError::PassphraseTooShort);
+                    }
+                }
+            }
+            if !setting.enabled || setting.folder != folder {
+                // A new folder or a fresh start: the first backup now.
+                setting.last_at = None;
+            }
+            setting.folder = folder.to_string();
+            setting.keep = keep;
+        } else {
+            keyring(move || store.delete_backup_passphrase())
+                .await
+                .map_err(keyring_err)?;
+        }
+        setting.enabled = enabled;
+        setting.last_error = None;
+        self.db
+            .set_setting(auto::SETTING_AUTO_BACKUP, &setting)
+            .await
+            .map_err(|e| BackupError::Database(e.to_string()))?;
+        self.backup_changed.notify_one();
+        Ok(setting)
     }
 
     /// Three words of the phrase typed back; when right, the reminder ends.

@@ -19,6 +19,7 @@ import type { PhraseAnswer } from "../bindings/PhraseAnswer";
 import type { RestoredBackup } from "../bindings/RestoredBackup";
 import type { RestoreStep } from "../bindings/RestoreStep";
 import type { BackupWritten } from "../bindings/BackupWritten";
+import type { AutoBackup } from "../bindings/AutoBackup";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
@@ -40,6 +41,9 @@ export const api = {
     listen<RestoreStep>(EVENT_RESTORE_PROGRESS, (e) => cb(e.payload)),
   backupFolder: () => invoke<string>("backup_folder"),
   backUpNow: (folder: string, passphrase: string) => invoke<BackupWritten>("back_up_now", { folder, passphrase }),
+  autoBackup: () => invoke<AutoBackup>("auto_backup"),
+  setAutoBackup: (enabled: boolean, folder: string, keep: number, passphrase: string | null) =>
+    invoke<AutoBackup>("set_auto_backup", { enabled, folder, keep, passphrase }),
   recoveryPhrase: () => invoke<string[]>("recovery_phrase"),
   confirmRecoveryPhrase: (answers: PhraseAnswer[]) => invoke<void>("confirm_recovery_phrase", { answers }),
   setDisplayName: (name: string) => invoke<string>("set_display_name", { name }),

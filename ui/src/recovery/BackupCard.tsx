@@ -1,7 +1,9 @@
 import { useEffect, useState } from "react";
 import type { BackupWritten } from "../bindings/BackupWritten";
+import type { AutoBackup } from "../bindings/AutoBackup";
 import { api } from "../lib/api";
 import { useSubmit } from "../lib/useSubmit";
+import { ErrorText } from "../lib/ErrorText";
 
 /** At least this many characters (the backend says the same in words if not). */
 export const MIN_PASSPHRASE = 10;
@@ -19,14 +21,35 @@ export function BackupCard() {
   const [passphrase, setPassphrase] = useState("");
   const [again, setAgain] = useState("");
   const [written, setWritten] = useState<BackupWritten | null>(null);
+  const [auto, setAuto] = useState<AutoBackup | null>(null);
+  const [autoOn, setAutoOn] = useState(false);
+  const [keep, setKeep] = useState(7);
   useEffect(() => {
     api.backupFolder().then(setFolder, () => {});
+    api.autoBackup().then(
+      (a) => {
+        setAuto(a);
+        setAutoOn(a.enabled);
+        setKeep(a.keep);
+        if (a.enabled) setFolder(a.folder);
+      },
+      () => {},
+    );
   }, []);
   const mismatch = again !== "" && again !== passphrase;
   const backUp = useSubmit(async () => {
     setWritten(null);
     const done = await api.backUpNow(folder, passphrase);
     setWritten(done);
+    setPassphrase("");
+    setAgain("");
+  });
+  // Turning them on needs the passphrase (kept in the keyring); changing folder or count later
+  // does not.
+  const needsPassphrase = autoOn && !auto?.enabled;
+  const saveAuto = useSubmit(async () => {
+    const typed = passphrase === "" ? null : passphrase;
+    setAuto(await api.setAutoBackup(autoOn, folder, keep, autoOn ? typed : null));
     setPassphrase("");
     setAgain("");
   });
@@ -38,7 +61,7 @@ export function BackupCard() {
         choose “Restore from a backup file” when Kiyeovo first starts. Without the passphrase nobody
         can open it — not even you, so keep it somewhere safe.
       </p>
-      <form onSubmit={backUp.submit} id="backup-form">
+      <form onSubmit={backUp.submit} id="backup-form" className="stack">
         <label htmlFor="backup-folder">Folder</label>
         <input id="backup-folder" value={folder} onChange={(e) => setFolder(e.target.value)} spellCheck={false} />
         <label htmlFor="backup-passphrase">Passphrase (at least {MIN_PASSPHRASE} characters)</label>
@@ -74,11 +97,48 @@ export function BackupCard() {
           </p>
         )}
       </div>
-      {backUp.error && (
-        <p className="error-text" role="alert" id="backup-error">
-          {backUp.error.message} {backUp.error.hint}
-        </p>
-      )}
+      {backUp.error && <ErrorText error={backUp.error} id="backup-error" />}
+      <form onSubmit={saveAuto.submit} id="auto-backup-form" className="stack">
+        <label className="check">
+          <input
+            type="checkbox"
+            id="auto-backup-enabled"
+            checked={autoOn}
+            onChange={(e) => setAutoOn(e.target.checked)}
+          />
+          Back up automatically once a day into this folder, with this passphrase (kept in the system
+          keyring)
+        </label>
+        <label htmlFor="auto-backup-keep">Keep the newest</label>
+        <input
+          id="auto-backup-keep"
+          type="number"
+          min={1}
+          max={100}
+          value={keep}
+          disabled={!autoOn}
+          onChange={(e) => setKeep(Number(e.target.value))}
+        />
+        <button
+          type="submit"
+          id="auto-backup-save"
+          disabled={
+            saveAuto.busy ||
+            (needsPassphrase && (passphrase.length < MIN_PASSPHRASE || again !== passphrase)) ||
+            (autoOn === auto?.enabled && keep === auto?.keep && folder === auto?.folder)
+          }
+        >
+          {needsPassphrase ? "Turn on (type the passphrase above twice)" : "Save"}
+        </button>
+      </form>
+      <p id="auto-backup-status" aria-live="polite">
+        {auto?.enabled && auto.last_error && <span className="error-text">The last automatic backup failed: {auto.last_error}</span>}
+        {auto?.enabled && !auto.last_error && auto.last_at !== null &&
+          `Last automatic backup: ${new Date(auto.last_at).toLocaleString()}.`}
+        {auto?.enabled && auto.last_at === null && "On: the first automatic backup is written in a moment."}
+        {auto && !auto.enabled && "Automatic backups are off."}
+      </p>
+      {saveAuto.error && <ErrorText error={saveAuto.error} id="auto-backup-error" />}
     </section>
   );
 }

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import type { RestoreStep } from "../bindings/RestoreStep";
 import { api } from "../lib/api";
 import { useSubmit } from "../lib/useSubmit";
+import { ErrorText } from "../lib/ErrorText";
 
 const STEP_TEXT: Record<RestoreStep, string> = {
   reading: "Reading the file…",
@@ -55,11 +56,7 @@ export function FirstRun({ profile }: { profile: string }) {
             {fresh.busy ? "Creating…" : "Create my identity"}
           </button>
         </form>
-        {fresh.error && (
-          <p className="error-text" role="alert">
-            {fresh.error.message} {fresh.error.hint}
-          </p>
-        )}
+        {fresh.error && <ErrorText error={fresh.error} />}
       </section>
       <section className="card">
         <h2>Used Kiyeovo before?</h2>
@@ -74,7 +71,7 @@ export function FirstRun({ profile }: { profile: string }) {
           </div>
         )}
         {restoring === "backup" && (
-          <form onSubmit={fromBackup.submit} id="restore-backup-form">
+          <form onSubmit={fromBackup.submit} id="restore-backup-form" className="stack">
             <p className="muted">
               A backup file brings back everything: your identity, contacts, groups, history and
               settings. Messages since the backup arrive from the network.
@@ -105,11 +102,7 @@ export function FirstRun({ profile }: { profile: string }) {
             <p id="restore-progress" aria-live="polite">
               {fromBackup.busy && step ? STEP_TEXT[step] : ""}
             </p>
-            {fromBackup.error && (
-              <p className="error-text" role="alert" id="restore-backup-error">
-                {fromBackup.error.message} {fromBackup.error.hint}
-              </p>
-            )}
+            {fromBackup.error && <ErrorText error={fromBackup.error} id="restore-backup-error" />}
           </form>
         )}
         {restoring === "phrase" && (
@@ -129,11 +122,7 @@ export function FirstRun({ profile }: { profile: string }) {
             <button type="submit" id="restore-submit" disabled={busy || phrase.trim() === ""}>
               {restore.busy ? "Restoring…" : "Restore"}
             </button>
-            {restore.error && (
-              <p className="error-text" role="alert" id="restore-error">
-                {restore.error.message} {restore.error.hint}
-              </p>
-            )}
+            {restore.error && <ErrorText error={restore.error} id="restore-error" />}
           </form>
         )}
       </section>

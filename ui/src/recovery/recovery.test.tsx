@@ -130,7 +130,11 @@ describe("Restore from a backup file", () => {
       message: "the passphrase is wrong, or the file was changed after it was written",
       hint: "Type the passphrase again (capitals count).",
     });
-    await waitFor(() => expect(view.querySelector("#restore-backup-error")?.textContent).toContain("passphrase is wrong"));
+    await waitFor(() =>
+      expect(view.querySelector("#restore-backup-error")?.textContent).toBe(
+        "the passphrase is wrong, or the file was changed after it was written. Type the passphrase again (capitals count).",
+      ),
+    );
     expect(view.querySelector("#restore-progress")!.textContent).toBe("");
     expect(view.querySelector("#restore-backup-form")).toBeTruthy();
   });
@@ -139,6 +143,7 @@ describe("Restore from a backup file", () => {
 describe("BackupCard", () => {
   it("writes a backup into the suggested folder once the passphrase is typed twice, and says where", async () => {
     mockedInvoke.mockImplementation(async (cmd) => {
+      if (cmd === "auto_backup") return { enabled: false, folder: "/home/ana/Documents/Kiyeovo backups", keep: 7, last_at: null, last_error: null };
       if (cmd === "backup_folder") return "/home/ana/Documents/Kiyeovo backups";
       if (cmd === "back_up_now") return { path: "/home/ana/Documents/Kiyeovo backups/k.kiyeovo-backup", bytes: 3 * 1024 * 1024 };
     });
@@ -165,6 +170,7 @@ describe("BackupCard", () => {
 
   it("shows a refusal with its next step", async () => {
     mockedInvoke.mockImplementation(async (cmd) => {
+      if (cmd === "auto_backup") return { enabled: false, folder: "/nope", keep: 7, last_at: null, last_error: null };
       if (cmd === "backup_folder") return "/nope";
       if (cmd === "back_up_now") throw { code: "data_dir", message: "cannot make the folder /nope", hint: "Check that the folder exists." };
     });
@@ -175,5 +181,45 @@ describe("BackupCard", () => {
     }
     fireEvent.submit(view.querySelector("#backup-form")!);
     await waitFor(() => expect(view.querySelector("#backup-error")?.textContent).toContain("Check that the folder exists."));
+  });
+});
+
+describe("Automatic backups", () => {
+  it("turn on with the passphrase typed twice, then say how the last one went", async () => {
+    let saved: unknown;
+    mockedInvoke.mockImplementation(async (cmd, args) => {
+      if (cmd === "backup_folder") return "/b";
+      if (cmd === "auto_backup") return { enabled: false, folder: "/b", keep: 7, last_at: null, last_error: null };
+      if (cmd === "set_auto_backup") {
+        saved = args;
+        return { enabled: true, folder: "/b", keep: 3, last_at: null, last_error: null };
+      }
+    });
+    const view = render(<BackupCard />).container;
+    await waitFor(() => expect(view.querySelector("#auto-backup-status")!.textContent).toContain("off"));
+    fireEvent.click(view.querySelector("#auto-backup-enabled")!);
+    const save = view.querySelector<HTMLButtonElement>("#auto-backup-save")!;
+    expect(save.textContent).toContain("type the passphrase above twice");
+    expect(save.disabled).toBe(true);
+    fireEvent.change(view.querySelector("#auto-backup-keep")!, { target: { value: "3" } });
+    for (const id of ["#backup-passphrase", "#backup-passphrase-again"]) {
+      fireEvent.change(view.querySelector(id)!, { target: { value: "otter lantern seventeen" } });
+    }
+    expect(save.disabled).toBe(false);
+    fireEvent.submit(view.querySelector("#auto-backup-form")!);
+    await waitFor(() => expect(view.querySelector("#auto-backup-status")!.textContent).toContain("first automatic backup"));
+    expect(saved).toEqual({ enabled: true, folder: "/b", keep: 3, passphrase: "otter lantern seventeen" });
+  });
+
+  it("show a failed automatic backup in words", async () => {
+    mockedInvoke.mockImplementation(async (cmd) => {
+      if (cmd === "backup_folder") return "/b";
+      if (cmd === "auto_backup") return { enabled: true, folder: "/b", keep: 7, last_at: 1, last_error: "cannot make the folder /b: permission denied" };
+    });
+    const view = render(<BackupCard />).container;
+    await waitFor(() =>
+      expect(view.querySelector("#auto-backup-status")!.textContent).toContain("The last automatic backup failed: cannot make the folder"),
+    );
+    expect(view.querySelector<HTMLInputElement>("#auto-backup-enabled")!.checked).toBe(true);
   });
 });

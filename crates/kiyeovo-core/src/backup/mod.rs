@@ -3,6 +3,7 @@
 //! stretched from a passphrase ([`file`]). Writing one is [`write`]; restoring one into a new
 //! profile is [`crate::restore::from_backup`].
 
+pub mod auto;
 pub mod contents;
 pub mod file;
 mod write;
