@@ -234,7 +234,8 @@ async fn a_profile_from_before_phrases_has_none_and_starts_as_before() {
 /// of dropping them as already seen — each once — and his replies reach her.
 #[tokio::test]
 async fn a_restored_identity_numbers_above_what_it_sent_and_is_heard() {
-    use kiyeovo_core::pairwise::channel::ChannelEvent;
+    use kiyeovo_core::node::NodeError;
+    use kiyeovo_core::pairwise::channel::{ChannelError, ChannelEvent};
     use kiyeovo_tests::{
         befriend, bootstrap_node, online, start_online, wait_event, wait_stored_messages,
     };
@@ -282,10 +283,41 @@ async fn a_restored_identity_numbers_above_what_it_sent_and_is_heard() {
     )
     .await
     .unwrap();
-    let mut config = elsewhere.config(std::slice::from_ref(&addr));
+    // First with nobody to ask: Ben is away (his card's address is dead) and no bootstrap node
+    // is set. "Nobody answered" is not "nothing there": the handshake is refused, in words, and
+    // nothing is numbered.
+    let old_card = ben.my_card();
+    ben.shutdown().await;
+    let mut config = elsewhere.config(&[]);
     config.phrase_typed = true;
-    let back = start_online(config).await;
+    let back = App::start(config).await.unwrap();
     assert_eq!(back.peer_id(), ana_id);
+    let refused = back.channel().add_contact(&old_card).await.unwrap_err();
+    assert!(
+        matches!(refused, ChannelError::Node(NodeError::Unreachable)),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_ui().hint.contains("restored"),
+        "{:?}",
+        refused.to_ui()
+    );
+    let row = kiyeovo_core::contacts::store::contact(back.database().pool(), &ben_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.out_seq, row.out_seq_known), (0, false));
+    // Then online, Ben back: the same card again goes through.
+    let ben = online(&ben_profile, &addr).await;
+    back.set_bootstrap(vec![addr.clone()]).await.unwrap();
+    let mut snapshots = back.snapshots();
+    kiyeovo_tests::wait_for(&mut snapshots, "joined the network", |s| {
+        matches!(
+            s.node.as_ref().map(|n| &n.bootstrap),
+            Some(kiyeovo_core::api::BootstrapState::Succeeded { .. })
+        )
+    })
+    .await;
     let mut rx = back.channel().subscribe();
     back.channel().add_contact(&ben.my_card()).await.unwrap();
     wait_event(&mut rx, "Ben trusted again", |e| {

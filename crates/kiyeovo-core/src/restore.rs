@@ -250,11 +250,7 @@ async fn write_database(
         tx.commit()
             .await
             .map_err(|e| crate::storage::DbError::Query(e.to_string()))?;
-        db.set_setting(
-            crate::group::chat_store::SETTING_RESTORED_FROM_BACKUP,
-            &true,
-        )
-        .await?;
+        db.set_setting(SETTING_IDENTITY_RESTORED, &true).await?;
         let count = |table: &'static str| {
             let pool = db.pool().clone();
             async move {
@@ -278,6 +274,23 @@ async fn write_database(
     .await;
     db.close().await;
     checked.map_err(|e| damaged(e).into())
+}
+
+/// Set on a profile whose identity was restored (from its phrase or a backup): it may have sent
+/// messages from another installation, so our numbering toward a contact added here, or in a
+/// group epoch we have no row for, is unknown until our own bucket was read back.
+pub const SETTING_IDENTITY_RESTORED: &str = "identity_restored";
+
+/// Whether this profile's identity was restored ([`SETTING_IDENTITY_RESTORED`]).
+pub async fn identity_restored<'e, E>(exec: E) -> Result<bool, crate::storage::DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    Ok(
+        crate::storage::db::read_setting::<bool, _>(exec, SETTING_IDENTITY_RESTORED)
+            .await?
+            .unwrap_or(false),
+    )
 }
 
 /// The setting that ends the "write down your recovery phrase" reminder.

@@ -175,6 +175,8 @@ impl App {
         if config.phrase_typed {
             db.set_setting(crate::restore::SETTING_PHRASE_CONFIRMED, &true)
                 .await?;
+            db.set_setting(crate::restore::SETTING_IDENTITY_RESTORED, &true)
+                .await?;
         }
         let phrase_confirmed: bool = db
             .setting(crate::restore::SETTING_PHRASE_CONFIRMED)

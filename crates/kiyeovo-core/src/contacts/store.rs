@@ -149,6 +149,8 @@ pub async fn upsert_card(
 ) -> Result<CardUpdate, DbError> {
     let mut tx = crate::storage::db::write_tx(pool).await.map_err(q)?;
     let existing = contact(&mut *tx, peer).await?;
+    // A restored identity may have written to this contact before (see migration 0008).
+    let restored = crate::restore::identity_restored(&mut *tx).await?;
     let update = match &existing {
         None => CardUpdate::New,
         Some(old) if old.card.identity.x25519 == card.identity.x25519 => CardUpdate::Refreshed,
@@ -158,12 +160,13 @@ pub async fn upsert_card(
         CardUpdate::New => {
             sqlx::query(
                 "INSERT INTO contacts (peer_id, card, added_at, inbox, out_seq_known)
-                 VALUES (?, ?, ?, ?, 0)",
+                 VALUES (?, ?, ?, ?, ?)",
             )
             .bind(peer.to_string())
             .bind(codec::encode(card))
             .bind(now as i64)
             .bind(codec::encode(&Inbox::default()))
+            .bind(i64::from(!restored))
             .execute(&mut *tx)
             .await
             .map_err(q)?;

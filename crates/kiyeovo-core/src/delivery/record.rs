@@ -25,8 +25,9 @@ pub struct ReadBack<C> {
 
 /// Our own bucket as the DHT holds it now, to merge into before a write. Absent or not a
 /// record → empty at version 0; a record whose payload does not decode → empty at its version
-/// (the next write must still be higher or storing nodes refuse it). A failed read is an error:
-/// writing without what is there could drop envelopes another session of ours wrote.
+/// (the next write must still be higher or storing nodes refuse it). A failed read is an error,
+/// and so is a query no peer answered ([`NodeError::Unreachable`]): writing without what is
+/// there could drop envelopes another session of ours wrote.
 pub async fn read_own<C>(
     client: &Client,
     key: &RecordKey,
@@ -58,7 +59,7 @@ where
         Ok(bytes) => SignedRecord::decode(&bytes, limit)
             .ok()
             .and_then(|r| C::decode(&r.payload, limit).ok()),
-        Err(NodeError::NotFound) => None,
+        Err(NodeError::NotFound | NodeError::Unreachable) => None,
         Err(e) => {
             tracing::debug!(error = %e, "cannot read a bucket");
             None

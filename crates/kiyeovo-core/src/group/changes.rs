@@ -267,7 +267,7 @@ impl Groups {
                 let key = info::record_key(&head.chain_pub, head.version.saturating_add(1));
                 let bytes = match self.client.get_record(key.to_bytes()).await {
                     Ok(b) => b,
-                    Err(NodeError::NotFound) => break,
+                    Err(NodeError::NotFound | NodeError::Unreachable) => break,
                     Err(e) => {
                         tracing::debug!(group = %hex(gid), error = %e, "cannot read group info");
                         break;

@@ -213,10 +213,6 @@ pub async fn next_out_seq(
     Ok(seq as u64)
 }
 
-/// Set on a profile restored from a backup: our numbering in a group epoch the backup has no row
-/// for is unknown too (we may have written in an epoch that began after the backup).
-pub const SETTING_RESTORED_FROM_BACKUP: &str = "restored_from_backup";
-
 /// Whether our highest seq in a group epoch is known here (see migration 0008).
 pub async fn out_seq_known(pool: &SqlitePool, group: &str, epoch: u32) -> Result<bool, DbError> {
     let known: Option<i64> =
@@ -228,12 +224,9 @@ pub async fn out_seq_known(pool: &SqlitePool, group: &str, epoch: u32) -> Result
             .map_err(q)?;
     match known {
         Some(k) => Ok(k != 0),
-        None => Ok(!crate::storage::db::read_setting::<bool, _>(
-            pool,
-            SETTING_RESTORED_FROM_BACKUP,
-        )
-        .await?
-        .unwrap_or(false)),
+        // A restored identity may have written in an epoch the backup has no row for (one that
+        // began after the backup was written).
+        None => Ok(!crate::restore::identity_restored(pool).await?),
     }
 }
 

@@ -16,6 +16,10 @@ pub enum NodeError {
     InvalidRecord(#[from] RecordError),
     #[error("no valid record found")]
     NotFound,
+    /// The query ended without any peer answering (not part of the DHT yet): unlike
+    /// [`NodeError::NotFound`], says nothing about whether the record exists.
+    #[error("no peer of the DHT could be asked")]
+    Unreachable,
     #[error("storing the record in the DHT failed: {0}")]
     PutFailed(String),
     #[error("direct message to {peer} failed: {reason}")]

@@ -31,6 +31,8 @@ struct PendingGet {
     key: Vec<u8>,
     copies: Vec<Vec<u8>>,
     reply: Reply<Vec<u8>>,
+    /// The query ended with no peer having answered.
+    unanswered: bool,
 }
 
 /// How often, at most, the node's status is rebuilt and published.
@@ -452,6 +454,7 @@ impl EventLoop {
                         key,
                         copies: Vec::new(),
                         reply,
+                        unanswered: false,
                     },
                 );
             }
@@ -1000,7 +1003,19 @@ impl EventLoop {
                             }
                             step.last || enough
                         }
-                        Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
+                        Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => true,
+                        Err(e) => {
+                            // "Not found" from nobody is not "not found": a caller that must
+                            // know (our own bucket before numbering, after a restore) waits.
+                            if let kad::GetRecordError::NotFound { closest_peers, .. } = &e {
+                                if closest_peers.is_empty() {
+                                    if let Some(pending) = self.pending_get.get_mut(&id) {
+                                        pending.unanswered = true;
+                                    }
+                                }
+                            }
+                            true
+                        }
                     };
                     if done {
                         self.finish_get(id);
@@ -1059,9 +1074,14 @@ impl EventLoop {
         for reason in refused {
             tracing::warn!(key = %key_for_log(&pending.key), %reason, "ignored invalid copy of a record");
         }
+        let missing = if pending.unanswered {
+            NodeError::Unreachable
+        } else {
+            NodeError::NotFound
+        };
         let _ = pending
             .reply
-            .send(best.map(|(_, bytes)| bytes).ok_or(NodeError::NotFound));
+            .send(best.map(|(_, bytes)| bytes).ok_or(missing));
     }
 
     fn handle_direct_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {

@@ -134,6 +134,10 @@ impl ChatError {
                 "The message is too long; split it.",
             ),
             ChatError::Empty => (ErrorCode::InvalidInput, "Type a message first."),
+            ChatError::Node(crate::node::NodeError::Unreachable) => (
+                ErrorCode::Network,
+                "Not sent: this identity was restored, and Kiyeovo must first read what it sent in this group before. Try again once the Status tab says it joined the network.",
+            ),
             ChatError::Node(_) => (
                 ErrorCode::Network,
                 "Kiyeovo's network part stopped; restart Kiyeovo, then send again.",
