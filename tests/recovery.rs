@@ -236,9 +236,7 @@ async fn a_profile_from_before_phrases_has_none_and_starts_as_before() {
 async fn a_restored_identity_numbers_above_what_it_sent_and_is_heard() {
     use kiyeovo_core::node::NodeError;
     use kiyeovo_core::pairwise::channel::{ChannelError, ChannelEvent};
-    use kiyeovo_tests::{
-        befriend, bootstrap_node, online, start_online, wait_event, wait_stored_messages,
-    };
+    use kiyeovo_tests::{befriend, bootstrap_node, online, wait_event, wait_stored_messages};
 
     let (_boot, addr) = bootstrap_node().await;
     let (ana_profile, ben_profile) = (TestProfile::new("reuse-ana"), TestProfile::new("reuse-ben"));
