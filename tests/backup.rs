@@ -244,6 +244,7 @@ async fn a_bad_backup_or_passphrase_is_refused_in_words_and_writes_nothing() {
         BackupError::PassphraseTooShort
     );
     let good = std::fs::read(app.back_up(folder.path(), PASSPHRASE).await.unwrap().path).unwrap();
+    let source_peer = app.peer_id().to_string();
     app.shutdown().await;
 
     let cut = good[..good.len() - 100].to_vec();
@@ -353,6 +354,57 @@ async fn a_bad_backup_or_passphrase_is_refused_in_words_and_writes_nothing() {
     .await
     .unwrap();
     assert!(target.db_path().exists());
+
+    // A restore interrupted after the keys were stored, before its database was moved into
+    // place: the next start finishes it (no empty profile, no "database was missing").
+    let waiting = target.db_path().with_file_name("kiyeovo.db.restoring");
+    std::fs::rename(target.db_path(), &waiting).unwrap();
+    assert!(!restore::is_new(&target.name, Some(target.base.path()))
+        .await
+        .unwrap());
+    let app = kiyeovo_core::service::App::start(target.config(&[]))
+        .await
+        .unwrap();
+    assert!(
+        app.snapshot().warnings.is_empty(),
+        "{:?}",
+        app.snapshot().warnings
+    );
+    assert!(!waiting.exists());
+    assert_eq!(app.peer_id().to_string(), source_peer);
+    app.shutdown().await;
+    // One that never stored its keys is removed, and the profile is new again.
+    let fresh = TestProfile::new("bk-bad-fresh");
+    let dir = fresh.db_path().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("kiyeovo.db.restoring"), b"left by a crash").unwrap();
+    assert!(restore::is_new(&fresh.name, Some(fresh.base.path()))
+        .await
+        .unwrap());
+    let mut config = fresh.config(&[]);
+    config.create_identity = false;
+    assert!(kiyeovo_core::service::App::start(config).await.is_err());
+    assert!(!dir.join("kiyeovo.db.restoring").exists());
+    // Not a regular file: refused before reading (a FIFO would never end).
+    let fifo = folder.path().join("fifo.kiyeovo-backup");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let not_file = restore::from_backup(
+        &fresh.name,
+        Some(fresh.base.path()),
+        &fifo,
+        PASSPHRASE,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(not_file, RestoreError::Backup(BackupError::NotABackup)),
+        "{not_file:?}"
+    );
 }
 
 /// Automatic backups: off until turned on with a passphrase (kept in the keyring); then one per

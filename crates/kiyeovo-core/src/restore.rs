@@ -166,7 +166,7 @@ pub async fn from_backup(
         });
     }
     progress(RestoreStep::Writing);
-    let partial = dir.join(format!("{DB_FILE}.restoring"));
+    let partial = restoring_path(&dir);
     let summary = write_database(&partial, &contents, &peer_id).await;
     let summary = match summary {
         Ok(s) => s,
@@ -184,10 +184,14 @@ pub async fn from_backup(
         s.store_identity(&identity)
     })
     .await;
+    // The commit point: from here a start finds a whole profile. A crash before it leaves the
+    // keys and `.restoring`, which the next start finishes ([`finish_interrupted`]).
     let moved = stored.map_err(RestoreError::from).and_then(|()| {
-        std::fs::rename(&partial, dir.join(DB_FILE)).map_err(|e| {
-            BackupError::Io(format!("cannot write into {}: {e}", dir.display())).into()
-        })
+        std::fs::rename(&partial, dir.join(DB_FILE))
+            .map(|()| sync_dir(&dir))
+            .map_err(|e| {
+                BackupError::Io(format!("cannot write into {}: {e}", dir.display())).into()
+            })
     });
     if let Err(e) = moved {
         remove_database(&partial);
@@ -202,13 +206,79 @@ pub async fn from_backup(
     })
 }
 
+fn restoring_path(dir: &Path) -> std::path::PathBuf {
+    dir.join(format!("{DB_FILE}.restoring"))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Finishes a restore from a backup that was interrupted after the keys were stored and before
+/// its database was moved into place (a crash, a power cut, the app quit at a keyring prompt):
+/// the waiting database goes in if it opens with the keyring's storage key and belongs to the
+/// keyring's identity; anything else waiting is removed (a restore that never stored its keys,
+/// or one overtaken by another choice). Runs under the profile lock, before start-up reads
+/// anything.
+pub async fn finish_interrupted(profile: &str, dir: &Path) -> Result<(), KeyringError> {
+    let partial = restoring_path(dir);
+    if !partial.exists() {
+        return Ok(());
+    }
+    let db_path = dir.join(DB_FILE);
+    let store = Keystore::new(profile);
+    let keys = if db_path.exists() {
+        None
+    } else {
+        let s = store.clone();
+        let identity = keyring(move || s.load_identity()).await?;
+        let key = keyring(move || store.load_storage_key()).await?;
+        identity.zip(key)
+    };
+    let adopt = match keys {
+        Some((identity, key)) => match crate::storage::Database::open(&partial, &key).await {
+            Ok(db) => {
+                let owner = db.meta(crate::service::META_PEER_ID).await.ok().flatten();
+                db.close().await;
+                owner == Some(identity.peer_id().to_string())
+            }
+            Err(_) => false,
+        },
+        None => false,
+    };
+    if adopt && std::fs::rename(&partial, &db_path).is_ok() {
+        sync_dir(dir);
+        tracing::info!(%profile, "finished a restore from a backup that was interrupted");
+    } else {
+        remove_database(&partial);
+        tracing::info!(%profile, "removed the database of a restore that did not finish");
+    }
+    Ok(())
+}
+
 fn read_backup(file: &Path) -> Result<Vec<u8>, BackupError> {
     let io = |e: std::io::Error| BackupError::Io(format!("cannot read {}: {e}", file.display()));
-    let len = std::fs::metadata(file).map_err(io)?.len();
-    if len > MAX_FILE_BYTES as u64 {
+    use std::io::Read;
+    // A regular file only: opening a FIFO waits for a writer, and a device (say /dev/zero) has
+    // no end to read to. Asked before opening, and of what was opened.
+    if !std::fs::metadata(file).map_err(io)?.is_file() {
+        return Err(BackupError::NotABackup);
+    }
+    let opened = std::fs::File::open(file).map_err(io)?;
+    if !opened.metadata().map_err(io)?.is_file() {
+        return Err(BackupError::NotABackup);
+    }
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > MAX_FILE_BYTES {
         return Err(BackupError::TooLarge);
     }
-    std::fs::read(file).map_err(io)
+    Ok(bytes)
 }
 
 fn remove_database(path: &Path) {
@@ -237,7 +307,7 @@ async fn write_database(
         .map_err(damaged)?;
     let checked = async {
         let owner = db.meta(crate::service::META_PEER_ID).await?;
-        if owner.as_deref().is_some_and(|o| o != peer_id) {
+        if owner.as_deref() != Some(peer_id) {
             return Err(crate::storage::DbError::Query(
                 "it belongs to another identity".into(),
             ));
@@ -251,6 +321,14 @@ async fn write_database(
             .await
             .map_err(|e| crate::storage::DbError::Query(e.to_string()))?;
         db.set_setting(SETTING_IDENTITY_RESTORED, &true).await?;
+        // This machine's own: the other machine's backup folder and automatic backups (whose
+        // passphrase is in that machine's keyring) do not come along.
+        sqlx::query("DELETE FROM settings WHERE key IN (?, ?)")
+            .bind(crate::backup::auto::SETTING_AUTO_BACKUP)
+            .bind(crate::service::SETTING_BACKUP_FOLDER)
+            .execute(db.pool())
+            .await
+            .map_err(|e| crate::storage::DbError::Query(e.to_string()))?;
         let count = |table: &'static str| {
             let pool = db.pool().clone();
             async move {

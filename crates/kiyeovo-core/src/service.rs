@@ -34,7 +34,7 @@ use crate::storage::{cipher, db::DB_FILE, seal, Database, DbError};
 
 pub(crate) const META_PEER_ID: &str = "peer_id";
 /// The folder the last backup went to.
-const SETTING_BACKUP_FOLDER: &str = "backup_folder";
+pub(crate) const SETTING_BACKUP_FOLDER: &str = "backup_folder";
 const META_STORAGE_CHECK: &str = "storage_check";
 const STORAGE_CHECK_AAD: &[u8] = b"kiyeovo/v1/storage-check";
 const SETTING_DISPLAY_NAME: &str = "display_name";
@@ -129,6 +129,8 @@ impl App {
     pub async fn start(config: AppConfig) -> Result<App, StartupError> {
         let dir = profile::data_dir(&config.profile, config.data_dir.as_deref())?;
         let lock = ProfileLock::acquire(&config.profile, &dir)?;
+        crate::restore::finish_interrupted(&config.profile, &dir).await?;
+        crate::storage::snapshot::remove_leftovers(&dir);
         // Before the database opens (and migrations copy rows), and again after (its -wal and
         // -shm files exist only then).
         profile::make_private(&dir);

@@ -48,8 +48,9 @@ export function BackupCard() {
   // does not.
   const needsPassphrase = autoOn && !auto?.enabled;
   const saveAuto = useSubmit(async () => {
-    const typed = passphrase === "" ? null : passphrase;
-    setAuto(await api.setAutoBackup(autoOn, folder, keep, autoOn ? typed : null));
+    // Only when turning them on: a passphrase half-typed above for "Back up now" must never
+    // replace the one automatic backups use.
+    setAuto(await api.setAutoBackup(autoOn, folder, keep, needsPassphrase ? passphrase : null));
     setPassphrase("");
     setAgain("");
   });

@@ -74,7 +74,9 @@ export function FirstRun({ profile }: { profile: string }) {
           <form onSubmit={fromBackup.submit} id="restore-backup-form" className="stack">
             <p className="muted">
               A backup file brings back everything: your identity, contacts, groups, history and
-              settings. Messages since the backup arrive from the network.
+              settings. What was sent since the backup comes from the network as far as it still
+              holds it (the newest 100 messages per person). Stop Kiyeovo on the old computer
+              first: one identity on two computers confuses your contacts.
             </p>
             <label htmlFor="restore-backup-path">The backup file (its full path)</label>
             <input
@@ -110,6 +112,7 @@ export function FirstRun({ profile }: { profile: string }) {
             <label htmlFor="restore-phrase">
               Your 24-word recovery phrase, in order. It brings back your identity (contacts
               recognise you); your contacts, groups and history come back only from a backup file.
+              Stop Kiyeovo on the old computer first.
             </label>
             <textarea
               id="restore-phrase"

@@ -28,14 +28,16 @@ pub fn due(last_at: Option<u64>, now_ms: u64, every: Duration) -> bool {
     }
 }
 
-/// Whether `name` is a backup of `profile` as [`super::file_name`] writes it (another profile's,
-/// say `work-2` beside `work`, is not).
-fn is_backup_of(name: &str, profile: &str) -> bool {
+/// Whether `name` is a backup of `profile` and identity `tag` as [`super::file_name`] writes it
+/// (another profile's, say `work-2` beside `work`, or another identity's, is not).
+fn is_backup_of(name: &str, profile: &str, tag: &str) -> bool {
     let Some(rest) = name
         .strip_prefix("kiyeovo-")
         .and_then(|n| n.strip_prefix(profile))
         .and_then(|n| n.strip_prefix('-'))
         .and_then(|n| n.strip_suffix(".kiyeovo-backup"))
+        .and_then(|n| n.strip_suffix(tag))
+        .and_then(|n| n.strip_suffix('-'))
     else {
         return false;
     };
@@ -47,23 +49,38 @@ fn is_backup_of(name: &str, profile: &str) -> bool {
         })
 }
 
-/// Of the file names in a folder, the backups of `profile` beyond the newest `keep` (names sort
-/// by time), oldest first. Nothing else in the folder is ever touched.
-pub fn to_prune(names: &[String], profile: &str, keep: usize) -> Vec<String> {
-    let mut ours: Vec<&String> = names.iter().filter(|n| is_backup_of(n, profile)).collect();
+/// Of the file names in a folder, the backups of `profile` and identity `tag` beyond the newest
+/// `keep` (names sort by time), oldest first; never `written` (the one just made, even if a
+/// clock that went back makes it sort first). Nothing else in the folder is ever touched.
+pub fn to_prune(
+    names: &[String],
+    profile: &str,
+    tag: &str,
+    keep: usize,
+    written: &str,
+) -> Vec<String> {
+    let mut ours: Vec<&String> = names
+        .iter()
+        .filter(|n| n.as_str() != written && is_backup_of(n, profile, tag))
+        .collect();
     ours.sort();
-    let extra = ours.len().saturating_sub(keep.max(1));
+    // The one just written counts as one of those kept.
+    let extra = ours.len().saturating_sub(keep.max(1) - 1);
     ours.into_iter().take(extra).cloned().collect()
 }
 
-fn prune(folder: &Path, profile: &str, keep: u32) {
+fn prune(folder: &Path, profile: &str, tag: &str, keep: u32, written: &Path) {
+    let written = written
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let Ok(entries) = std::fs::read_dir(folder) else {
         return;
     };
     let names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    for name in to_prune(&names, profile, keep as usize) {
+    for name in to_prune(&names, profile, tag, keep as usize, written) {
         match std::fs::remove_file(folder.join(&name)) {
             Ok(()) => tracing::info!(%name, "older automatic backup removed"),
             Err(e) => tracing::warn!(%name, error = %e, "cannot remove an older backup"),
@@ -96,8 +113,13 @@ pub async fn run(parts: Parts) {
 }
 
 async fn once(parts: &Parts) {
-    let Ok(Some(mut setting)) = parts.db.setting::<AutoBackup>(SETTING_AUTO_BACKUP).await else {
-        return;
+    let setting = match parts.db.setting::<AutoBackup>(SETTING_AUTO_BACKUP).await {
+        Ok(Some(setting)) => setting,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the automatic backup setting");
+            return;
+        }
     };
     let now = crate::time::now_ms();
     if !setting.enabled || !due(setting.last_at, now, parts.every) {
@@ -117,7 +139,11 @@ async fn once(parts: &Parts) {
                 now,
             )
             .await
-            .map(|_| prune(&folder, &parts.profile, setting.keep))
+            .map(|w| {
+                let peer = parts.identity.peer_id().to_string();
+                let tag = super::write::identity_tag(&peer);
+                prune(&folder, &parts.profile, tag, setting.keep, &w.path)
+            })
             .map_err(|e| e.to_string())
         }
         Ok(None) => Err(
@@ -126,13 +152,26 @@ async fn once(parts: &Parts) {
         ),
         Err(e) => Err(e.to_string()),
     };
-    // A failure is tried again at the next interval, not at every tick.
-    setting.last_at = Some(now);
-    setting.last_error = outcome.err();
-    if let Some(error) = &setting.last_error {
-        tracing::warn!(%error, "automatic backup failed");
+    // Recorded into the setting as it is now: the user may have changed it while the backup
+    // was written (then this outcome is about a setting that is gone, and is dropped). A failure
+    // leaves `last_at` as it was, so it is tried again at the next tick (within the hour).
+    let Ok(Some(mut current)) = parts.db.setting::<AutoBackup>(SETTING_AUTO_BACKUP).await else {
+        return;
+    };
+    if !current.enabled || current.folder != setting.folder {
+        return;
     }
-    if let Err(e) = parts.db.set_setting(SETTING_AUTO_BACKUP, &setting).await {
+    match outcome {
+        Ok(()) => {
+            current.last_at = Some(now);
+            current.last_error = None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "automatic backup failed");
+            current.last_error = Some(error);
+        }
+    }
+    if let Err(e) = parts.db.set_setting(SETTING_AUTO_BACKUP, &current).await {
         tracing::warn!(error = %e, "cannot record the automatic backup");
     }
 }
@@ -153,30 +192,40 @@ mod tests {
     #[test]
     fn only_this_profiles_oldest_backups_beyond_keep_are_removed() {
         let names: Vec<String> = [
-            "kiyeovo-work-2026-12-05-010000.kiyeovo-backup",
-            "kiyeovo-work-2026-12-07-010000.kiyeovo-backup",
-            "kiyeovo-work-2026-12-06-010000.kiyeovo-backup",
-            "kiyeovo-work-2-2026-12-01-010000.kiyeovo-backup",
-            "kiyeovo-work-2026-12-01-010000.kiyeovo-backup.partial",
+            "kiyeovo-work-2026-12-05-010000-AAAAAA.kiyeovo-backup",
+            "kiyeovo-work-2026-12-07-010000-AAAAAA.kiyeovo-backup",
+            "kiyeovo-work-2026-12-06-010000-AAAAAA.kiyeovo-backup",
+            "kiyeovo-work-2026-12-04-010000-BBBBBB.kiyeovo-backup",
+            "kiyeovo-work-2-2026-12-01-010000-AAAAAA.kiyeovo-backup",
+            ".kiyeovo-backup-0123456789abcdef.partial",
             "kiyeovo-work-notes.kiyeovo-backup",
             "holiday.jpg",
         ]
         .map(String::from)
         .to_vec();
+        let written = "kiyeovo-work-2026-12-07-010000-AAAAAA.kiyeovo-backup";
         assert_eq!(
-            to_prune(&names, "work", 2),
-            ["kiyeovo-work-2026-12-05-010000.kiyeovo-backup"]
+            to_prune(&names, "work", "AAAAAA", 2, written),
+            ["kiyeovo-work-2026-12-05-010000-AAAAAA.kiyeovo-backup"]
         );
-        assert_eq!(to_prune(&names, "work", 5), Vec::<String>::new());
-        // At least the newest is always kept.
-        assert_eq!(to_prune(&names, "work", 0).len(), 2);
         assert_eq!(
-            to_prune(&names, "work-2", 0),
-            Vec::<String>::new(),
-            "keeps one"
+            to_prune(&names, "work", "AAAAAA", 5, written),
+            Vec::<String>::new()
         );
-        let name = super::super::file_name("work", 1_796_616_909_000);
-        assert!(is_backup_of(&name, "work"));
-        assert!(!is_backup_of(&name, "wor"));
+        // Keep 1 (or 0): only the one just written stays.
+        assert_eq!(to_prune(&names, "work", "AAAAAA", 0, written).len(), 2);
+        // The clock went back: the one just written sorts first and still stays.
+        let early = "kiyeovo-work-2020-01-01-000000-AAAAAA.kiyeovo-backup";
+        let mut with_early = names.clone();
+        with_early.push(early.into());
+        assert!(!to_prune(&with_early, "work", "AAAAAA", 1, early).contains(&early.to_string()));
+        // Another identity's backups of a profile of the same name are never touched.
+        assert!(to_prune(&names, "work", "AAAAAA", 1, written)
+            .iter()
+            .all(|n| n.ends_with("-AAAAAA.kiyeovo-backup") && n.starts_with("kiyeovo-work-2026")));
+        let name = super::super::file_name("work", "AAAAAA", 1_796_616_909_000);
+        assert!(is_backup_of(&name, "work", "AAAAAA"));
+        assert!(!is_backup_of(&name, "wor", "AAAAAA"));
+        assert!(!is_backup_of(&name, "work", "BBBBBB"));
     }
 }

@@ -220,6 +220,14 @@ pub fn seal_with_key(
 
 /// Seals `contents` under `passphrase` with a fresh random salt and nonce.
 pub fn seal(passphrase: &str, contents: &[u8]) -> Result<Vec<u8>, BackupError> {
+    seal_keeping_key(passphrase, contents).map(|(sealed, _)| sealed)
+}
+
+/// [`seal`], also returning the file key (to check what was written without deriving again).
+pub fn seal_keeping_key(
+    passphrase: &str,
+    contents: &[u8],
+) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>), BackupError> {
     if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(BackupError::PassphraseTooShort);
     }
@@ -228,7 +236,8 @@ pub fn seal(passphrase: &str, contents: &[u8]) -> Result<Vec<u8>, BackupError> {
     rand::rngs::OsRng.fill_bytes(&mut salt);
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let key = derive_key(passphrase, &salt)?;
-    seal_with_key(&key, &salt, &nonce, contents)
+    let sealed = seal_with_key(&key, &salt, &nonce, contents)?;
+    Ok((sealed, key))
 }
 
 #[cfg(test)]

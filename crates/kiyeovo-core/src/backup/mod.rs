@@ -9,4 +9,4 @@ pub mod file;
 mod write;
 
 pub use file::BackupError;
-pub use write::{file_name, write, Written};
+pub use write::{file_name, identity_tag, write, Written};

@@ -20,26 +20,38 @@ impl GroupChat {
         }
         let msg_id = crate::group::control::random_id();
         let sent_at = now_ms();
-        // Outside the lock: it may read the DHT (once per epoch, after a restore).
-        if let Some(ep) = writable(&self.group(id).await?) {
-            self.ensure_seq_known(&ep).await?;
-        }
-        // Spans named `stage.*` time one delivery's steps (the bench's breakdown; nothing when
-        // no subscriber asks for trace level).
-        let (ep, sealed, seq) = async {
-            let _guard = self.write.lock().await;
-            // The epoch as it is under the lock: a re-seal into a new epoch is not overtaken.
-            let group = self.group(id).await?;
-            let ep = writable(&group).ok_or(ChatError::NotAMember)?;
-            let mut tx = crate::storage::db::write_tx(self.db.pool())
-                .await
-                .map_err(tx_err)?;
-            let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
-            tx.commit().await.map_err(tx_err)?;
-            Ok::<_, ChatError>((ep, sealed, seq))
-        }
-        .instrument(tracing::trace_span!("stage.send_seal_commit"))
-        .await?;
+        let mut tries = 0;
+        let (ep, sealed, seq) = loop {
+            // Outside the lock: it may read the DHT (once per epoch, after a restore).
+            if let Some(ep) = writable(&self.group(id).await?) {
+                self.ensure_seq_known(&ep).await?;
+            }
+            // Spans named `stage.*` time one delivery's steps (the bench's breakdown; nothing
+            // when no subscriber asks for trace level).
+            let committed = async {
+                let _guard = self.write.lock().await;
+                // The epoch as it is under the lock: a re-seal into a new epoch is not overtaken.
+                let group = self.group(id).await?;
+                let ep = writable(&group).ok_or(ChatError::NotAMember)?;
+                // An epoch that began since the check above is checked first too.
+                if !cs::out_seq_known(self.db.pool(), &ep.gid, ep.epoch).await? {
+                    return Ok(None);
+                }
+                let mut tx = crate::storage::db::write_tx(self.db.pool())
+                    .await
+                    .map_err(tx_err)?;
+                let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
+                tx.commit().await.map_err(tx_err)?;
+                Ok::<_, ChatError>(Some((ep, sealed, seq)))
+            }
+            .instrument(tracing::trace_span!("stage.send_seal_commit"))
+            .await?;
+            match committed {
+                Some(done) => break done,
+                None if tries < 3 => tries += 1,
+                None => return Err(ChatError::Node(crate::node::NodeError::Unreachable)),
+            }
+        };
         let published = self
             .go_out(&ep, sealed, msg_id)
             .instrument(tracing::trace_span!("stage.send_publish"))
