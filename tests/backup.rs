@@ -149,14 +149,7 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
         contacts.iter().any(|c| c.display_name == "Benjamin"),
         "{contacts:?}"
     );
-    let history: Vec<String> = back
-        .channel()
-        .messages(&ben_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.body)
-        .collect();
+    let history = kiyeovo_tests::chat_bodies(&back, &ben_id, None).await;
     assert_eq!(
         &history[..history_at_backup],
         ["1:1 before", "reply before"]
@@ -170,15 +163,7 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
         .unwrap();
     back.chat().send(&id, "group after restore").await.unwrap();
     wait_stored_messages(ben, &ana_id, "1:1 after restore", 1).await;
-    let at_ben: Vec<String> = ben
-        .channel()
-        .messages(&ana_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|m| !m.outgoing)
-        .map(|m| m.body)
-        .collect();
+    let at_ben = kiyeovo_tests::chat_bodies(ben, &ana_id, Some(false)).await;
     assert_eq!(
         at_ben,
         ["1:1 before", "1:1 after backup", "1:1 after restore"]
@@ -199,15 +184,7 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
     wait_stored_messages(&back, &ben_id, "welcome back", 1).await;
     // Restored Ana's 1:1 history: the backup's, what she wrote after it from the lost machine
     // (read from her bucket before her first send), and the new.
-    let mine: Vec<String> = back
-        .channel()
-        .messages(&ben_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.outgoing)
-        .map(|m| m.body)
-        .collect();
+    let mine = kiyeovo_tests::chat_bodies(&back, &ben_id, Some(true)).await;
     assert_eq!(
         mine,
         ["1:1 before", "1:1 after backup", "1:1 after restore"]

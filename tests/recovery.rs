@@ -327,16 +327,15 @@ async fn a_restored_identity_numbers_above_what_it_sent_and_is_heard() {
         .await
         .unwrap();
     wait_stored_messages(&ben, &ana_id, "after", 1).await;
-    let bodies: Vec<String> = ben
-        .channel()
-        .messages(&ana_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.body)
-        .collect();
+    let bodies = kiyeovo_tests::chat_bodies(&ben, &ana_id, None).await;
     assert_eq!(
         bodies,
+        ["before 1", "before 2", "before 3", "after restore"]
+    );
+    // What the phrase alone brings back of the conversation: what Ana's bucket for Ben still
+    // holds (the newest 100 envelopes), read before her first send.
+    assert_eq!(
+        kiyeovo_tests::chat_bodies(&back, &ben_id, Some(true)).await,
         ["before 1", "before 2", "before 3", "after restore"]
     );
     // And Ben's answer reaches the restored Ana.

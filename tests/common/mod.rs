@@ -340,15 +340,7 @@ pub async fn wait_bodies(app: &App, id: &str, want: &[&str]) {
     want.sort();
     let outcome = tokio::time::timeout(WAIT * 2, async {
         loop {
-            let mut have: Vec<String> = app
-                .chat()
-                .chat(id)
-                .await
-                .unwrap()
-                .messages
-                .iter()
-                .map(|m| m.body.clone())
-                .collect();
+            let mut have = group_bodies(app, id).await;
             have.sort();
             if have == want {
                 return;
@@ -363,17 +355,34 @@ pub async fn wait_bodies(app: &App, id: &str, want: &[&str]) {
     })
     .await;
     if outcome.is_err() {
-        let have: Vec<String> = app
-            .chat()
-            .chat(id)
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| m.body.clone())
-            .collect();
+        let have = group_bodies(app, id).await;
         panic!("{}: timed out; has {have:?}, wants {want:?}", app.profile());
     }
+}
+
+/// The bodies of `app`'s messages in group `id`, in the conversation's order.
+pub async fn group_bodies(app: &App, id: &str) -> Vec<String> {
+    app.chat()
+        .chat(id)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.body.clone())
+        .collect()
+}
+
+/// The bodies of `app`'s 1:1 conversation with `peer`, in order: every message, or only the
+/// outgoing (`Some(true)`) or incoming (`Some(false)`) ones.
+pub async fn chat_bodies(app: &App, peer: &libp2p::PeerId, outgoing: Option<bool>) -> Vec<String> {
+    app.channel()
+        .messages(peer)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| outgoing.is_none_or(|o| m.outgoing == o))
+        .map(|m| m.body)
+        .collect()
 }
 
 /// Group timers for tests: a 6-hour window, quick ticks and re-sends.
