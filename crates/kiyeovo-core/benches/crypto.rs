@@ -148,6 +148,60 @@ fn backup(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // A whole backup as "Back up now" writes it: a real encrypted database with one contact and
+    // 5 000 messages of 200 characters, copied, sealed, opened again and written.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::new_with_phrase();
+    let storage_key = [5u8; 32];
+    let db = rt.block_on(async {
+        use kiyeovo_core::contacts::{card::ContactCard, store};
+        let db =
+            kiyeovo_core::storage::Database::open(&dir.path().join("kiyeovo.db"), &storage_key)
+                .await
+                .unwrap();
+        let them = Identity::generate();
+        let card = ContactCard::new(&them, "Ben", vec![], 1);
+        let peer = them.peer_id();
+        store::upsert_card(db.pool(), &card, &peer, 1)
+            .await
+            .unwrap();
+        let body = "x".repeat(200);
+        let mut tx = db.pool().begin().await.unwrap();
+        for seq in 1..=5_000u64 {
+            let id = kiyeovo_core::pairwise::envelope::new_msg_id();
+            store::insert_message(
+                &mut tx,
+                &storage_key,
+                &peer,
+                &id,
+                seq % 2 == 0,
+                seq,
+                seq,
+                &body,
+                kiyeovo_core::api::MessageState::Received,
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        db
+    });
+    let out = dir.path().join("backups");
+    let write = |now| {
+        rt.block_on(kiyeovo_core::backup::write(
+            &db,
+            &me,
+            &storage_key,
+            "bench",
+            &out,
+            "otter lantern seventeen",
+            now,
+        ))
+        .unwrap()
+    };
+    println!("a backup of 5 000 messages: {} bytes", write(0).bytes);
+    g.bench_function("whole_backup_5000_messages", |b| b.iter(|| write(1)));
     g.finish();
 }
 
