@@ -39,6 +39,7 @@ fn main() {
                 .callback(|handle, _args, _cwd| tray::show_window(handle))
                 .build(),
         )
+        .plugin(tauri_plugin_dialog::init())
         .manage(ShellState::new(&profile))
         .on_window_event(on_window_event)
         .invoke_handler(tauri::generate_handler![

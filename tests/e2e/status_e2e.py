@@ -682,6 +682,12 @@ def backup_and_restore(wd, ana, ben, args, cards):
 
     def ana_backs_up():
         found["peer"] = wait_until("peer id", lambda: wd.text("#peer-id"))
+        # The window may open the system's file chooser ("Choose…"): the permission is granted,
+        # so arguments it cannot read are refused as such, not as "not allowed". (Opening the
+        # real dialog would wait for a person to close it.)
+        refused = wd.invoke("plugin:dialog|open", {"options": 42})
+        assert isinstance(refused, dict) and "error" in refused, refused
+        assert "not allowed" not in json.dumps(refused).lower(), refused
         wait_until("the suggested folder", lambda: wd.call(
             "GET", wd.s(f"/element/{wd.find('#backup-folder')}/property/value")))
         wd.type_into("#backup-folder", str(folder))

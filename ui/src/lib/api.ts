@@ -2,6 +2,7 @@
 // ts-rs); components never call `invoke` with strings.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { open as openDialog } from "@tauri-apps/plugin-dialog";
 import type { AppSnapshot } from "../bindings/AppSnapshot";
 import type { UiError } from "../bindings/UiError";
 import type { ContactView } from "../bindings/ContactView";
@@ -40,6 +41,21 @@ export const api = {
   onRestoreProgress: (cb: (step: RestoreStep) => void): Promise<UnlistenFn> =>
     listen<RestoreStep>(EVENT_RESTORE_PROGRESS, (e) => cb(e.payload)),
   backupFolder: () => invoke<string>("backup_folder"),
+  /** The system's file chooser for a backup file; `null` if the user cancelled. */
+  chooseBackupFile: async (): Promise<string | null> => {
+    const picked = await openDialog({
+      multiple: false,
+      directory: false,
+      title: "Choose your Kiyeovo backup",
+      filters: [{ name: "Kiyeovo backup", extensions: ["kiyeovo-backup"] }],
+    });
+    return typeof picked === "string" ? picked : null;
+  },
+  /** The system's folder chooser, starting at `from`; `null` if the user cancelled. */
+  chooseFolder: async (from: string): Promise<string | null> => {
+    const picked = await openDialog({ directory: true, multiple: false, defaultPath: from || undefined, title: "Choose a folder for backups" });
+    return typeof picked === "string" ? picked : null;
+  },
   backUpNow: (folder: string, passphrase: string) => invoke<BackupWritten>("back_up_now", { folder, passphrase }),
   autoBackup: () => invoke<AutoBackup>("auto_backup"),
   setAutoBackup: (enabled: boolean, folder: string, keep: number, passphrase: string | null) =>

@@ -64,7 +64,16 @@ export function BackupCard() {
       </p>
       <form onSubmit={backUp.submit} id="backup-form" className="stack">
         <label htmlFor="backup-folder">Folder</label>
-        <input id="backup-folder" value={folder} onChange={(e) => setFolder(e.target.value)} spellCheck={false} />
+        <div className="row">
+          <input id="backup-folder" value={folder} onChange={(e) => setFolder(e.target.value)} spellCheck={false} />
+          <button
+            type="button"
+            id="backup-folder-choose"
+            onClick={() => void api.chooseFolder(folder).then((f) => f && setFolder(f), () => {})}
+          >
+            Choose…
+          </button>
+        </div>
         <label htmlFor="backup-passphrase">Passphrase (at least {MIN_PASSPHRASE} characters)</label>
         <input
           id="backup-passphrase"

@@ -79,13 +79,22 @@ export function FirstRun({ profile }: { profile: string }) {
               first: one identity on two computers confuses your contacts.
             </p>
             <label htmlFor="restore-backup-path">The backup file (its full path)</label>
-            <input
-              id="restore-backup-path"
-              value={path}
-              spellCheck={false}
-              placeholder="/home/you/Documents/Kiyeovo backups/kiyeovo-….kiyeovo-backup"
-              onChange={(e) => setPath(e.target.value)}
-            />
+            <div className="row">
+              <input
+                id="restore-backup-path"
+                value={path}
+                spellCheck={false}
+                placeholder="/home/you/Documents/Kiyeovo backups/kiyeovo-….kiyeovo-backup"
+                onChange={(e) => setPath(e.target.value)}
+              />
+              <button
+                type="button"
+                id="restore-backup-choose"
+                onClick={() => void api.chooseBackupFile().then((p) => p && setPath(p), () => {})}
+              >
+                Choose…
+              </button>
+            </div>
             <label htmlFor="restore-backup-passphrase">Its passphrase</label>
             <input
               id="restore-backup-passphrase"

@@ -2,12 +2,15 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, waitFor } from "@testing-library/react";
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import { open as openDialog } from "@tauri-apps/plugin-dialog";
 import { FirstRun } from "./FirstRun";
 import { BackupCard } from "./BackupCard";
 import { RecoveryPhraseCard, pickPositions } from "./RecoveryPhraseCard";
 
 vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
+vi.mock("@tauri-apps/plugin-dialog", () => ({ open: vi.fn() }));
+const mockedDialog = vi.mocked(openDialog);
 const mockedInvoke = vi.mocked(invoke);
 const mockedListen = vi.mocked(listen);
 
@@ -221,5 +224,33 @@ describe("Automatic backups", () => {
       expect(view.querySelector("#auto-backup-status")!.textContent).toContain("The last automatic backup failed: cannot make the folder"),
     );
     expect(view.querySelector<HTMLInputElement>("#auto-backup-enabled")!.checked).toBe(true);
+  });
+});
+
+describe("File choosers", () => {
+  it("fill the backup file and the folder from the system's chooser, and leave them on cancel", async () => {
+    mockedInvoke.mockImplementation(async (cmd) => {
+      if (cmd === "backup_folder") return "/b";
+      if (cmd === "auto_backup") return { enabled: false, folder: "/b", keep: 7, last_at: null, last_error: null };
+    });
+    mockedDialog.mockResolvedValueOnce("/media/usb/kiyeovo-ana.kiyeovo-backup");
+    const first = render(<FirstRun profile="ana" />).container;
+    fireEvent.click(first.querySelector("#first-run-backup")!);
+    fireEvent.click(first.querySelector("#restore-backup-choose")!);
+    await waitFor(() =>
+      expect(first.querySelector<HTMLInputElement>("#restore-backup-path")!.value).toBe("/media/usb/kiyeovo-ana.kiyeovo-backup"),
+    );
+    expect(mockedDialog.mock.calls[0]![0]).toMatchObject({ multiple: false, directory: false });
+    cleanup();
+    mockedDialog.mockResolvedValueOnce("/media/usb");
+    const card = render(<BackupCard />).container;
+    await waitFor(() => expect(card.querySelector<HTMLInputElement>("#backup-folder")!.value).toBe("/b"));
+    fireEvent.click(card.querySelector("#backup-folder-choose")!);
+    await waitFor(() => expect(card.querySelector<HTMLInputElement>("#backup-folder")!.value).toBe("/media/usb"));
+    expect(mockedDialog.mock.calls[1]![0]).toMatchObject({ directory: true, defaultPath: "/b" });
+    mockedDialog.mockResolvedValueOnce(null);
+    fireEvent.click(card.querySelector("#backup-folder-choose")!);
+    await waitFor(() => expect(mockedDialog).toHaveBeenCalledTimes(3));
+    expect(card.querySelector<HTMLInputElement>("#backup-folder")!.value).toBe("/media/usb");
   });
 });
