@@ -1,11 +1,12 @@
-//! A profile's first run, and bringing an identity back on a new machine from its recovery
-//! phrase.
+//! A profile's first run, and bringing a profile back on a new machine: its identity from the
+//! recovery phrase ([`from_phrase`]), or everything from a backup file ([`from_backup`]).
 //!
-//! Both happen before [`crate::service::App::start`]: a profile that has neither an identity in
+//! All happen before [`crate::service::App::start`]: a profile that has neither an identity in
 //! the keyring nor a database is new, and the window asks whether to make a new identity or to
-//! restore one. Restoring writes the phrase's identity to the keyring; the start that follows
-//! loads it like any other (and, finding no database, makes a new empty one for it). A profile
-//! that has either is never touched: restoring over it would orphan or mix data.
+//! restore one. A phrase restore writes the phrase's identity to the keyring; the start that
+//! follows loads it like any other (and, finding no database, makes a new empty one for it). A
+//! backup restore also writes the storage key and the backup's database. A profile that has
+//! either is never touched: restoring over it would orphan or mix data.
 
 use std::path::Path;
 
@@ -27,11 +28,11 @@ pub enum RestoreError {
         "profile {profile:?} already has an identity or data, so nothing was restored into it"
     )]
     NotNew { profile: String },
-    #[error("the data directory of profile {profile:?} belongs to identity {owner}, not to this phrase's {phrase}, so nothing was restored into it")]
+    #[error("the data directory of profile {profile:?} belongs to identity {owner}, not to the one being restored ({restored}), so nothing was restored into it")]
     OtherOwner {
         profile: String,
         owner: String,
-        phrase: String,
+        restored: String,
     },
     #[error(transparent)]
     Backup(#[from] BackupError),
@@ -113,7 +114,7 @@ pub async fn from_phrase(
         return Err(RestoreError::OtherOwner {
             profile: profile.to_string(),
             owner,
-            phrase: peer_id,
+            restored: peer_id,
         });
     }
     let store = Keystore::new(profile);
@@ -162,7 +163,7 @@ pub async fn from_backup(
         return Err(RestoreError::OtherOwner {
             profile: profile.to_string(),
             owner,
-            phrase: peer_id,
+            restored: peer_id,
         });
     }
     progress(RestoreStep::Writing);
