@@ -22,10 +22,6 @@ impl GroupChat {
         let sent_at = now_ms();
         let mut tries = 0;
         let (ep, sealed, seq) = loop {
-            // Outside the lock: it may read the DHT (once per epoch, after a restore).
-            if let Some(ep) = writable(&self.group(id).await?) {
-                self.ensure_seq_known(&ep).await?;
-            }
             // Spans named `stage.*` time one delivery's steps (the bench's breakdown; nothing
             // when no subscriber asks for trace level).
             let committed = async {
@@ -33,23 +29,27 @@ impl GroupChat {
                 // The epoch as it is under the lock: a re-seal into a new epoch is not overtaken.
                 let group = self.group(id).await?;
                 let ep = writable(&group).ok_or(ChatError::NotAMember)?;
-                // An epoch that began since the check above is checked first too.
+                // After a restore our numbering in this epoch may be unknown: learned outside
+                // the lock (it reads the DHT), then tried again.
                 if !cs::out_seq_known(self.db.pool(), &ep.gid, ep.epoch).await? {
-                    return Ok(None);
+                    return Ok(Err(ep));
                 }
                 let mut tx = crate::storage::db::write_tx(self.db.pool())
                     .await
                     .map_err(tx_err)?;
                 let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
                 tx.commit().await.map_err(tx_err)?;
-                Ok::<_, ChatError>(Some((ep, sealed, seq)))
+                Ok::<_, ChatError>(Ok((ep, sealed, seq)))
             }
             .instrument(tracing::trace_span!("stage.send_seal_commit"))
             .await?;
             match committed {
-                Some(done) => break done,
-                None if tries < 3 => tries += 1,
-                None => return Err(ChatError::Node(crate::node::NodeError::Unreachable)),
+                Ok(done) => break done,
+                Err(ep) if tries < 3 => {
+                    tries += 1;
+                    self.ensure_seq_known(&ep).await?;
+                }
+                Err(_) => return Err(ChatError::Node(crate::node::NodeError::Unreachable)),
             }
         };
         let published = self
