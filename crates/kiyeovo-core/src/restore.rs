@@ -313,7 +313,8 @@ async fn write_database(
                 "it belongs to another identity".into(),
             ));
         }
-        let mut tx = crate::storage::db::write_tx(db.pool())
+        let mut tx = db
+            .write_tx()
             .await
             .map_err(|e| crate::storage::DbError::Query(e.to_string()))?;
         crate::contacts::store::forget_out_seqs(&mut tx).await?;

@@ -262,9 +262,7 @@ impl Groups {
     }
 
     pub(super) async fn save(&self, group: &Group) -> Result<(), DbError> {
-        let mut tx = crate::storage::db::write_tx(self.db.pool())
-            .await
-            .map_err(tx_err)?;
+        let mut tx = self.db.write_tx().await.map_err(tx_err)?;
         gstore::save(&mut tx, &self.storage_key, group).await?;
         tx.commit().await.map_err(tx_err)
     }
@@ -472,9 +470,7 @@ impl Groups {
             return;
         }
         let queued = async {
-            let mut tx = crate::storage::db::write_tx(self.db.pool())
-                .await
-                .map_err(tx_err)?;
+            let mut tx = self.db.write_tx().await.map_err(tx_err)?;
             cstore::push_group_inbox(&mut tx, &self.storage_key, &peer, bytes).await?;
             tx.commit().await.map_err(tx_err)
         }
@@ -520,9 +516,7 @@ impl Groups {
 
     async fn process_one(&self, row_id: i64, peer: &str, sealed: &[u8]) -> Result<(), DropReason> {
         let _guard = self.write.lock().await;
-        let mut tx = crate::storage::db::write_tx(self.db.pool())
-            .await
-            .map_err(tx_err)?;
+        let mut tx = self.db.write_tx().await.map_err(tx_err)?;
         // Whatever happens below, the row is consumed in this transaction (once: a concurrent
         // caller of `process_inbox` may have taken it already).
         if !gstore::remove_inbox(&mut tx, row_id).await? {

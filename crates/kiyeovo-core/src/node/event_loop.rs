@@ -29,7 +29,8 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 struct PendingGet {
     key: Vec<u8>,
-    copies: Vec<Vec<u8>>,
+    /// What peers answered so far, each distinct copy checked once.
+    copies: records::Copies,
     reply: Reply<Vec<u8>>,
     /// The query ended with no peer having answered.
     unanswered: bool,
@@ -451,8 +452,8 @@ impl EventLoop {
                 self.pending_get.insert(
                     id,
                     PendingGet {
+                        copies: records::Copies::new(key.clone()),
                         key,
-                        copies: Vec::new(),
                         reply,
                         unanswered: false,
                     },
@@ -978,19 +979,11 @@ impl EventLoop {
                         Ok(GetRecordOk::FoundRecord(found)) => {
                             let mut enough = false;
                             if let Some(pending) = self.pending_get.get_mut(&id) {
-                                pending.copies.push(found.record.value);
+                                pending.copies.add(found.record.value, &self.limits);
                                 // Stop early only once enough *valid* copies agree on the newest
                                 // version: junk answers, or a stale copy served first, never
                                 // end a read before it reached the current record.
-                                let (best, _) = records::best_of(
-                                    &pending.key,
-                                    pending.copies.iter().map(Vec::as_slice),
-                                    &self.limits,
-                                );
-                                let agreeing = best.map_or(0, |(_, bytes)| {
-                                    pending.copies.iter().filter(|c| **c == bytes).count()
-                                });
-                                enough = agreeing >= ENOUGH_COPIES;
+                                enough = pending.copies.agreeing() >= ENOUGH_COPIES;
                             }
                             if enough && !step.last {
                                 // Stop the query: waiting for the rest (some of them possibly
@@ -1066,11 +1059,7 @@ impl EventLoop {
         let Some(pending) = self.pending_get.remove(&id) else {
             return;
         };
-        let (best, refused) = records::best_of(
-            &pending.key,
-            pending.copies.iter().map(Vec::as_slice),
-            &self.limits,
-        );
+        let (best, refused) = pending.copies.finish();
         for reason in refused {
             tracing::warn!(key = %key_for_log(&pending.key), %reason, "ignored invalid copy of a record");
         }

@@ -432,7 +432,9 @@ impl Channel {
         };
         let sealed = {
             let _guard = self.write.lock().await;
-            let mut tx = crate::storage::db::write_tx(self.db.pool())
+            let mut tx = self
+                .db
+                .write_tx()
                 .await
                 .map_err(|e| DbError::Query(e.to_string()))?;
             if let Some(own) = &own_sent {
@@ -675,7 +677,7 @@ impl Channel {
                 let _guard = self.write.lock().await;
                 if let Ok(Some(mut fresh)) = store::contact(self.db.pool(), peer).await {
                     let missed = fresh.inbox.evicted_below(first.seq);
-                    if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
+                    if let Ok(mut tx) = self.db.write_tx().await {
                         if store::save_inbox(&mut tx, peer, &fresh.inbox).await.is_ok()
                             && tx.commit().await.is_ok()
                             && missed > 0
@@ -783,7 +785,9 @@ impl Channel {
             if row.inbox.check(header.seq) == Arrival::Duplicate {
                 return Err(DropReason::Duplicate);
             }
-            let mut tx = crate::storage::db::write_tx(self.db.pool())
+            let mut tx = self
+                .db
+                .write_tx()
                 .await
                 .map_err(|e| DbError::Query(e.to_string()))?;
             if row.blocked {

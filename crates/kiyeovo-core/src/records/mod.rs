@@ -16,4 +16,4 @@ pub mod validate;
 
 pub use key::{KeyError, RecordKey, RecordKind};
 pub use signed::SignedRecord;
-pub use validate::{best_of, validate, RecordError, Verdict};
+pub use validate::{best_of, validate, Copies, RecordError, Verdict};

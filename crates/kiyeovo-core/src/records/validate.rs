@@ -127,22 +127,77 @@ pub fn best_of<'a>(
     copies: impl IntoIterator<Item = &'a [u8]>,
     limits: &Limits,
 ) -> (Option<(SignedRecord, Vec<u8>)>, Vec<RecordError>) {
-    let mut best: Option<(SignedRecord, Vec<u8>)> = None;
-    let mut refused = Vec::new();
+    let mut all = Copies::new(key.to_vec());
     for bytes in copies {
-        match check(key, bytes, limits) {
-            Ok((_, record)) => {
-                let newer = best
-                    .as_ref()
-                    .is_none_or(|(b, b_bytes)| order(&record, bytes, b, b_bytes).is_gt());
-                if newer {
-                    best = Some((record, bytes.to_vec()));
-                }
-            }
-            Err(e) => refused.push(e),
+        all.add(bytes.to_vec(), limits);
+    }
+    all.finish()
+}
+
+/// The copies of one record a read has received so far, as they arrive. Each *distinct* copy
+/// is checked once: peers mostly answer with the same bytes, a copy's signature covers the
+/// whole record (tens of KiB for a full bucket), and this runs on the node's event loop, where
+/// re-checking every copy at every answer (as a read used to) delays everything else the node
+/// does. Bounded by the answers one query collects.
+#[derive(Debug)]
+pub struct Copies {
+    key: Vec<u8>,
+    /// Each distinct copy, its verdict, and how many peers served it.
+    distinct: Vec<(Vec<u8>, Result<SignedRecord, RecordError>, usize)>,
+    /// Index into `distinct` of the newest valid copy.
+    best: Option<usize>,
+}
+
+impl Copies {
+    pub fn new(key: Vec<u8>) -> Self {
+        Self {
+            key,
+            distinct: Vec::new(),
+            best: None,
         }
     }
-    (best, refused)
+
+    /// Takes one more peer's copy.
+    pub fn add(&mut self, bytes: Vec<u8>, limits: &Limits) {
+        if let Some(seen) = self.distinct.iter_mut().find(|(b, _, _)| *b == bytes) {
+            seen.2 += 1;
+            return;
+        }
+        let verdict = check(&self.key, &bytes, limits).map(|(_, record)| record);
+        let i = self.distinct.len();
+        if let Ok(record) = &verdict {
+            let newer = self.best.is_none_or(|b| {
+                let (b_bytes, b_verdict, _) = &self.distinct[b];
+                b_verdict
+                    .as_ref()
+                    .is_ok_and(|b_record| order(record, &bytes, b_record, b_bytes).is_gt())
+            });
+            if newer {
+                self.best = Some(i);
+            }
+        }
+        self.distinct.push((bytes, verdict, 1));
+    }
+
+    /// How many peers served the newest valid copy.
+    pub fn agreeing(&self) -> usize {
+        self.best.map_or(0, |b| self.distinct[b].2)
+    }
+
+    /// The newest valid copy (decoded, and as bytes), and why each invalid distinct copy was
+    /// refused.
+    pub fn finish(self) -> (Option<(SignedRecord, Vec<u8>)>, Vec<RecordError>) {
+        let mut best = None;
+        let mut refused = Vec::new();
+        for (i, (bytes, verdict, _)) in self.distinct.into_iter().enumerate() {
+            match verdict {
+                Ok(record) if Some(i) == self.best => best = Some((record, bytes)),
+                Ok(_) => {}
+                Err(e) => refused.push(e),
+            }
+        }
+        (best, refused)
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +424,34 @@ mod tests {
             &limits(),
         );
         assert_eq!(best.unwrap().0.version, 3);
+        assert_eq!(refused, vec![RecordError::BadSignature]);
+    }
+
+    /// A read counts how many peers agree on the newest copy, checks each distinct copy once,
+    /// and a junk or stale copy arriving first or last changes neither.
+    #[test]
+    fn copies_count_agreement_on_the_newest_and_check_each_distinct_copy_once() {
+        let o = owner(RecordKind::PairwiseBucket);
+        let key = o.dht_key.to_bytes();
+        let v1 = o.record(1, 1, b"1");
+        let v2 = o.record(2, 1, b"2");
+        let mut forged = SignedRecord::decode(&o.record(9, 1, b"9"), 4096).unwrap();
+        forged.payload = b"evil".to_vec();
+        let forged = forged.encode();
+        let mut copies = Copies::new(key.clone());
+        assert_eq!(copies.agreeing(), 0);
+        for c in [&forged, &v2, &v1, &v2, &forged, &v2, &v1] {
+            copies.add(c.clone(), &limits());
+        }
+        assert_eq!(copies.agreeing(), 3, "three peers served version 2");
+        assert_eq!(
+            copies.distinct.len(),
+            3,
+            "each distinct copy kept (and checked) once"
+        );
+        let (best, refused) = copies.finish();
+        let (best, bytes) = best.unwrap();
+        assert_eq!((best.version, bytes), (2, v2));
         assert_eq!(refused, vec![RecordError::BadSignature]);
     }
 

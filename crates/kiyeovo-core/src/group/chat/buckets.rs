@@ -1,6 +1,8 @@
 //! Offline delivery through the DHT: reading every other member's bucket of an epoch (pages
 //! included), writing ours (coalesced, merged with what is there), re-publishing.
 
+use std::collections::HashSet;
+
 use super::*;
 
 impl GroupChat {
@@ -89,7 +91,7 @@ impl GroupChat {
                 let _guard = self.write.lock().await;
                 if let Ok(mut fresh) = cs::inbox(self.db.pool(), &ep.gid, ep.epoch, &sender).await {
                     let lost = fresh.evicted_below(first);
-                    if let Ok(mut tx) = crate::storage::db::write_tx(self.db.pool()).await {
+                    if let Ok(mut tx) = self.db.write_tx().await {
                         let ok = cs::save_inbox(&mut tx, &ep.gid, ep.epoch, &sender, &fresh)
                             .await
                             .is_ok()
@@ -231,7 +233,12 @@ impl GroupChat {
         // Only envelopes that are ours and verify are kept: what we read back is untrusted (a
         // group from before v2 still has window buckets whose key every invitee can derive).
         // The bucket holds our envelopes of every established epoch (newest first to try).
-        let merged = bucket::merge(&existing, &outbox, everything, |b| self.peek_own(ep, b));
+        // What is byte for byte in our outbox we sealed ourselves: it is only decrypted for
+        // its order, not verified again (a full bucket is a hundred signatures per write).
+        let sealed_here: HashSet<&[u8]> = outbox.iter().map(Vec::as_slice).collect();
+        let merged = bucket::merge(&existing, &outbox, everything, |b| {
+            self.peek_own(ep, b, sealed_here.contains(b))
+        });
         // Room in each record for the record envelope and the list of pages.
         let per_record = self
             .config
@@ -313,13 +320,28 @@ impl GroupChat {
     /// `((epoch, seq), msg_id)` of an envelope of ours in one of the epochs sharing `ep`'s record
     /// (newest first to try), or `None`. Only envelopes that are ours and verify count: what we
     /// read back is untrusted (a group from before v2 still has window buckets whose key every
-    /// invitee can derive).
-    fn peek_own(&self, ep: &Epoch, bytes: &[u8]) -> Option<((u32, u64), crate::ids::MsgId)> {
+    /// invitee can derive). `sealed_here`: the bytes come from our own outbox, so the signature
+    /// is ours and is not checked again.
+    fn peek_own(
+        &self,
+        ep: &Epoch,
+        bytes: &[u8],
+        sealed_here: bool,
+    ) -> Option<((u32, u64), crate::ids::MsgId)> {
         ep.shared.iter().rev().find_map(|(epoch, key)| {
-            envelope::open(bytes, &ep.group_id, *epoch, key)
-                .ok()
-                .filter(|(h, _)| h.sender == self.me)
-                .map(|(h, _)| ((*epoch, h.seq), h.msg_id))
+            let header = if sealed_here {
+                envelope::unseal(bytes, key)
+                    .ok()
+                    .map(|inner| inner.header)
+                    .filter(|h| h.group_id == ep.group_id && h.epoch == *epoch)
+            } else {
+                envelope::open(bytes, &ep.group_id, *epoch, key)
+                    .ok()
+                    .map(|(h, _)| h)
+            };
+            header
+                .filter(|h| h.sender == self.me)
+                .map(|h| ((*epoch, h.seq), h.msg_id))
         })
     }
 
@@ -361,9 +383,7 @@ impl GroupChat {
         for epoch in highest.keys() {
             known.insert(*epoch, cs::own(self.db.pool(), &ep.gid, *epoch).await?.0);
         }
-        let mut tx = crate::storage::db::write_tx(self.db.pool())
-            .await
-            .map_err(tx_err)?;
+        let mut tx = self.db.write_tx().await.map_err(tx_err)?;
         let mut imported = 0;
         for (epoch, h, body, bytes) in mine.iter().filter(|(e, h, ..)| h.seq > known[e]) {
             let m = NewMessage {

@@ -34,9 +34,7 @@ impl GroupChat {
                 if !cs::out_seq_known(self.db.pool(), &ep.gid, ep.epoch).await? {
                     return Ok(Err(ep));
                 }
-                let mut tx = crate::storage::db::write_tx(self.db.pool())
-                    .await
-                    .map_err(tx_err)?;
+                let mut tx = self.db.write_tx().await.map_err(tx_err)?;
                 let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
                 tx.commit().await.map_err(tx_err)?;
                 Ok::<_, ChatError>(Ok((ep, sealed, seq)))
@@ -158,9 +156,7 @@ impl GroupChat {
         let mut out = Vec::new();
         {
             let _guard = self.write.lock().await;
-            let mut tx = crate::storage::db::write_tx(self.db.pool())
-                .await
-                .map_err(tx_err)?;
+            let mut tx = self.db.write_tx().await.map_err(tx_err)?;
             // Only from epochs we stayed in up to now, without a gap (the window counts as
             // the epoch before the first): never across a time we were out of the group —
             // what we wrote then was meant for the members of then.

@@ -56,9 +56,7 @@ impl GroupChat {
         let committed = async {
             let _guard = self.write.lock().await;
             let outcome: Result<(), ChatDrop> = async {
-                let mut tx = crate::storage::db::write_tx(self.db.pool())
-                    .await
-                    .map_err(tx_err)?;
+                let mut tx = self.db.write_tx().await.map_err(tx_err)?;
                 let mut inbox = cs::inbox(&mut *tx, &ep.gid, ep.epoch, &sender).await?;
                 let mut moved = false;
                 for c in &items {
