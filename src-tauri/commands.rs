@@ -4,6 +4,7 @@ use kiyeovo_core::api::{
     AppSnapshot, AutoBackup, BackupWritten, ContactView, DesktopSettings, ErrorCode, GroupChatView,
     GroupMessageView, GroupView, MessageView, PhraseAnswer, RestoredBackup, TrayModel, UiError,
 };
+use kiyeovo_core::conversations::{ConversationKind, ConversationView};
 use kiyeovo_core::PeerId;
 use tauri::State;
 
@@ -218,6 +219,26 @@ pub async fn add_contact(
         .add_contact(&card)
         .await
         .map_err(|e| e.to_ui())
+}
+
+/// Every contact and group with its newest message (the conversation list).
+#[tauri::command]
+pub async fn list_conversations(
+    state: State<'_, ShellState>,
+) -> Result<Vec<ConversationView>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.conversations().await.map_err(|e| e.to_ui())
+}
+
+/// One entry of the conversation list, re-read when an event names it; `null` once gone.
+#[tauri::command]
+pub async fn conversation(
+    state: State<'_, ShellState>,
+    kind: ConversationKind,
+    id: String,
+) -> Result<Option<ConversationView>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.conversation(kind, &id).await.map_err(|e| e.to_ui())
 }
 
 #[tauri::command]

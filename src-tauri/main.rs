@@ -57,6 +57,8 @@ fn main() {
             commands::set_bootstrap,
             commands::my_card,
             commands::add_contact,
+            commands::list_conversations,
+            commands::conversation,
             commands::list_contacts,
             commands::list_messages,
             commands::send_message,

@@ -45,6 +45,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def shown_peer_id(wd):
+    """The app opens on the conversation list: goes to the Status view and returns the peer id
+    it shows (right after start, or after the first-run screens)."""
+    def there():
+        if wd.exists("#peer-id") and wd.text("#peer-id"):
+            return wd.text("#peer-id")
+        if wd.exists("#tab-status"):
+            wd.click("#tab-status")
+        return None
+    return wait_until("the peer id on the Status view", there)
+
+
 def wait_until(what, fn, timeout=TIMEOUT, interval=0.2):
     """Re-evaluates a UI condition until it holds (a UI test observes the DOM from outside, so
     it can only poll; the deadline is generous and a pass is usually immediate)."""
@@ -248,7 +260,7 @@ def contacts_and_chat(wd, bootstrap, data_dir):
     cards = {}
 
     def open_contacts():
-        wait_until("status", lambda: wd.text("#peer-id"))
+        shown_peer_id(wd)
         wait_until("joined", lambda: "Joined the network" in wd.text("#bootstrap-state"))
         wd.click("#tab-contacts")
 
@@ -285,10 +297,16 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         wd.screenshot(OUT / "chat-ben.png")
 
     def ana_reads():
-        open_contacts()
-        wait_until("trusted", lambda: "trusted since" in wd.text("#contact-list button.contact"))
-        wd.click("#contact-list button.contact")
+        # The app opens on the conversation list: Ben's message is its preview, unread.
+        entry = wait_until("Ben's conversation with his message", lambda: (
+            lambda e: e if "hello from ben" in wd.text("#conversation-list") else None)(
+                wd.find("#conversation-list button[data-kind=contact]")))
+        assert wd.call("GET", wd.s(f"/element/{entry}/attribute/data-unread")) == "1"
+        wd.screenshot(OUT / "conversations-ana.png")
+        wd.click("#conversation-list button[data-kind=contact]")
         wait_until("message arrived", lambda: "hello from ben" in wd.text("#messages"))
+        wait_until("read", lambda: wd.call(
+            "GET", wd.s(f"/element/{wd.find('#conversation-list button[data-kind=contact]')}/attribute/data-unread")) == "0")
         wd.screenshot(OUT / "chat-ana.png")
 
     session(wd, ben, args, copy_card("ben"))
@@ -309,7 +327,7 @@ def group_flow(wd, ana, ben, args, cards):
     carol = "e2e-carol-" + secrets.token_hex(3)
 
     def open_tab(tab):
-        wait_until("status", lambda: wd.text("#peer-id"))
+        shown_peer_id(wd)
         wd.click(tab)
 
     def carol_adds_ana():
@@ -405,7 +423,7 @@ def group_flow(wd, ana, ben, args, cards):
         wd.screenshot(OUT / "group-chat-ben.png")
 
     def carol_catches_up():
-        cards["carol_peer"] = wait_until("peer id", lambda: wd.text("#peer-id"))
+        cards["carol_peer"] = shown_peer_id(wd)
         open_tab("#tab-groups")
         wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
         wd.click("#group-list button[data-status=active]")
@@ -641,7 +659,7 @@ def recovery_phrase(wd, app_args):
         wd.click("#phrase-confirm")
         wait_until("the app, the phrase written down", lambda: wd.exists(".tabs"))
         assert not wd.exists("#phrase-badge")
-        found["peer"] = wait_until("peer id", lambda: wd.text("#peer-id"))
+        found["peer"] = shown_peer_id(wd)
         assert "Written down" in wd.text("#recovery-phrase"), wd.text("#recovery-phrase")
         found["words"] = words
 
@@ -660,7 +678,7 @@ def recovery_phrase(wd, app_args):
         wd.type_into("#restore-phrase", " ".join(found["words"]))
         wd.click("#restore-submit")
         try:
-            peer = wait_until("peer id", lambda: wd.exists("#peer-id") and wd.text("#peer-id"))
+            peer = shown_peer_id(wd)
         finally:
             wd.screenshot(OUT / "restored-from-phrase.png")
         assert peer == found["peer"], (peer, found["peer"])
@@ -681,7 +699,7 @@ def backup_and_restore(wd, ana, ben, args, cards):
     found = {}
 
     def ana_backs_up():
-        found["peer"] = wait_until("peer id", lambda: wd.text("#peer-id"))
+        found["peer"] = shown_peer_id(wd)
         # The window may open the system's file chooser ("Choose…"): the permission is granted,
         # so arguments it cannot read are refused as such, not as "not allowed". (Opening the
         # real dialog would wait for a person to close it.)
@@ -718,7 +736,7 @@ def backup_and_restore(wd, ana, ben, args, cards):
         wait_until("the app", lambda: wd.exists(".tabs") or wd.exists("#phrase-skip"))
         if wd.exists("#phrase-skip"):
             wd.click("#phrase-skip")
-        peer = wait_until("peer id", lambda: wd.exists("#peer-id") and wd.text("#peer-id"))
+        peer = shown_peer_id(wd)
         assert peer == found["peer"], (peer, found["peer"])
         wd.click("#tab-contacts")
         items = wait_until("contacts", lambda: wd.call(
@@ -746,7 +764,7 @@ def run_checks(wd, bootstrap, data_dir):
     wd.start(APP, ["--profile", "e2e-" + secrets.token_hex(4), "--bootstrap", bootstrap] + app_args)
     try:
         def status_screen():
-            peer_id = wait_until("peer id", lambda: wd.text("#peer-id"))
+            peer_id = shown_peer_id(wd)
             assert peer_id.startswith("12D3Koo"), peer_id
             count = wait_until("a connected peer",
                                lambda: int(wd.text("#connected-count")) > 0 and wd.text("#connected-count"))

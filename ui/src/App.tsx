@@ -4,6 +4,7 @@ import { StatusScreen } from "./status/StatusScreen";
 import { ErrorScreen } from "./errors/ErrorScreen";
 import { ContactsScreen } from "./contacts/ContactsScreen";
 import { GroupsScreen } from "./groups/GroupsScreen";
+import { ChatsScreen, type OpenRequest } from "./conversations/ChatsScreen";
 import { api } from "./lib/api";
 import { FirstRun } from "./recovery/FirstRun";
 import { RecoveryPhraseCard } from "./recovery/RecoveryPhraseCard";
@@ -11,9 +12,10 @@ import { RecoveryPhraseCard } from "./recovery/RecoveryPhraseCard";
 export function App() {
   const snapshot = useSnapshot();
   const [bridgeError, setBridgeError] = useState<string | null>(null);
-  const [tab, setTab] = useState<"contacts" | "groups" | "status">("status");
+  // The app opens on the conversation list.
+  const [tab, setTab] = useState<"chats" | "contacts" | "groups" | "status">("chats");
   // Asked for by a notification or the tray menu; the nonce re-opens the same group twice.
-  const [openGroup, setOpenGroup] = useState<{ id: string; nonce: number } | null>(null);
+  const [openGroup, setOpenGroup] = useState<OpenRequest | null>(null);
   // Set when this run began on the first-run screen: the recovery phrase is offered next.
   const [firstRun, setFirstRun] = useState(false);
   const [phraseStepDone, setPhraseStepDone] = useState(false);
@@ -21,8 +23,8 @@ export function App() {
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
     const off = api.onOpenGroup(({ group_id }) => {
-      setTab("groups");
-      setOpenGroup({ id: group_id, nonce: Date.now() });
+      setTab("chats");
+      setOpenGroup({ key: `group:${group_id}`, nonce: Date.now() });
     });
     return () => void off.then((f) => f());
   }, []);
@@ -68,7 +70,8 @@ export function App() {
   const phraseDue = snapshot.recovery === "not_confirmed";
   return (
     <>
-      <nav className="tabs">
+      <nav className="tabs" aria-label="Views">
+        <button id="tab-chats" className={tab === "chats" ? "active" : ""} aria-current={tab === "chats" ? "page" : undefined} onClick={() => setTab("chats")}>Chats</button>
         <button id="tab-status" className={tab === "status" ? "active" : ""} onClick={() => setTab("status")}>
           Status
           {phraseDue && (
@@ -80,9 +83,10 @@ export function App() {
         <button id="tab-contacts" className={tab === "contacts" ? "active" : ""} onClick={() => setTab("contacts")}>Contacts</button>
         <button id="tab-groups" className={tab === "groups" ? "active" : ""} onClick={() => setTab("groups")}>Groups</button>
       </nav>
+      {tab === "chats" && <ChatsScreen open={openGroup} />}
       {tab === "status" && <StatusScreen snapshot={snapshot} />}
       {tab === "contacts" && <ContactsScreen />}
-      {tab === "groups" && <GroupsScreen open={openGroup} />}
+      {tab === "groups" && <GroupsScreen />}
     </>
   );
 }

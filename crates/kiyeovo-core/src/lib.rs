@@ -46,6 +46,7 @@ pub mod backup;
 pub mod codec;
 pub mod config;
 pub mod contacts;
+pub mod conversations;
 pub mod debounce;
 pub mod delivery;
 pub mod desktop;

@@ -107,7 +107,7 @@ pub struct App {
     dir: PathBuf,
     db: Database,
     identity: Arc<Identity>,
-    storage_key: Arc<StorageKey>,
+    pub(crate) storage_key: Arc<StorageKey>,
     /// Wakes the automatic backups' timer when their setting changed.
     backup_changed: Arc<tokio::sync::Notify>,
     channel: Arc<Channel>,

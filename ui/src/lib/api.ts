@@ -21,6 +21,8 @@ import type { RestoredBackup } from "../bindings/RestoredBackup";
 import type { RestoreStep } from "../bindings/RestoreStep";
 import type { BackupWritten } from "../bindings/BackupWritten";
 import type { AutoBackup } from "../bindings/AutoBackup";
+import type { ConversationView } from "../bindings/ConversationView";
+import type { ConversationKind } from "../bindings/ConversationKind";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
@@ -66,6 +68,11 @@ export const api = {
   setBootstrap: (addrs: string[]) => invoke<string[]>("set_bootstrap", { addrs }),
   onSnapshot: (cb: (s: AppSnapshot) => void): Promise<UnlistenFn> =>
     listen<AppSnapshot>(EVENT_APP_SNAPSHOT, (e) => cb(e.payload)),
+  /** Every contact and group with its newest message (the conversation list). */
+  listConversations: () => invoke<ConversationView[]>("list_conversations"),
+  /** One entry of that list, re-read when an event names it; `null` once it is gone. */
+  conversation: (kind: ConversationKind, id: string) =>
+    invoke<ConversationView | null>("conversation", { kind, id }),
   myCard: () => invoke<string>("my_card"),
   addContact: (card: string) => invoke<ContactView>("add_contact", { card }),
   listContacts: () => invoke<ContactView[]>("list_contacts"),

@@ -541,6 +541,38 @@ pub async fn messages(
         .collect()
 }
 
+/// The newest message with `peer` in the order the conversation shows (`messages`):
+/// `(outgoing, body, sent_at)`.
+pub async fn last_message(
+    pool: &sqlx::SqlitePool,
+    key: &[u8; 32],
+    peer: &PeerId,
+) -> Result<Option<(bool, String, u64)>, DbError> {
+    let Some(r) = sqlx::query(
+        "SELECT msg_id, outgoing, body, sent_at FROM messages WHERE peer_id = ?
+         ORDER BY sent_at DESC, outgoing DESC, seq DESC LIMIT 1",
+    )
+    .bind(peer.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(q)?
+    else {
+        return Ok(None);
+    };
+    let id: Vec<u8> = r.get("msg_id");
+    let msg_id: MsgId = id
+        .as_slice()
+        .try_into()
+        .map_err(|_| DbError::Query("bad message id".into()))?;
+    let body = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
+        .map_err(|e| DbError::Query(format!("message body: {e}")))?;
+    Ok(Some((
+        r.get::<i64, _>("outgoing") != 0,
+        String::from_utf8_lossy(&body).into_owned(),
+        r.get::<i64, _>("sent_at") as u64,
+    )))
+}
+
 pub async fn mark_read(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<(), DbError> {
     sqlx::query("UPDATE messages SET read = 1 WHERE peer_id = ? AND outgoing = 0 AND read = 0")
         .bind(peer.to_string())

@@ -503,6 +503,38 @@ pub async fn messages(
     Ok(out)
 }
 
+/// The newest message of `group` in the order the chat shows (`messages`):
+/// `(sender peer id, outgoing, body, sent_at)`. A body that does not open is skipped over.
+pub async fn last_message(
+    pool: &SqlitePool,
+    key: &[u8; 32],
+    group: &str,
+) -> Result<Option<(String, bool, String, u64)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT msg_id, sender, outgoing, body, sent_at FROM group_messages WHERE group_id = ?
+         ORDER BY sent_at DESC, sender DESC, seq DESC LIMIT 8",
+    )
+    .bind(group)
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
+    for r in rows {
+        let Ok(id) = MsgId::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
+            continue;
+        };
+        let Ok(body) = seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) else {
+            continue;
+        };
+        return Ok(Some((
+            r.get("sender"),
+            r.get::<i64, _>("outgoing") != 0,
+            String::from_utf8_lossy(&body).into_owned(),
+            r.get::<i64, _>("sent_at") as u64,
+        )));
+    }
+    Ok(None)
+}
+
 pub async fn unread(pool: &SqlitePool, group: &str) -> Result<u32, DbError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM group_messages WHERE group_id = ? AND outgoing = 0 AND read = 0",

@@ -290,6 +290,14 @@ impl Channel {
         Ok(out)
     }
 
+    /// One contact as the list shows it; `None` if it is not (or no longer) a contact.
+    pub async fn contact_view(&self, peer: &PeerId) -> Result<Option<ContactView>, ChannelError> {
+        match store::contact(self.db.pool(), peer).await? {
+            Some(row) => Ok(Some(store::view(self.db.pool(), &row).await?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn messages(&self, peer: &PeerId) -> Result<Vec<MessageView>, ChannelError> {
         Ok(store::messages(self.db.pool(), &self.storage_key, peer).await?)
     }
