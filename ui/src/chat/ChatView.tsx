@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { Composer } from "./Composer";
 import { api, asUiError } from "../lib/api";
 import type { ContactView } from "../bindings/ContactView";
 import type { MessageView } from "../bindings/MessageView";
@@ -16,7 +17,6 @@ const STATE_TEXT: Record<MessageState, string> = {
 /** One conversation. `changed` bumps whenever the backend reports news for this contact. */
 export function ChatView({ contact, changed, onBlocked }: { contact: ContactView; changed: number; onBlocked: () => void }) {
   const [messages, setMessages] = useState<MessageView[]>([]);
-  const [draft, setDraft] = useState("");
   const [error, setError] = useState<UiError | null>(null);
 
   const reload = useCallback(async () => {
@@ -35,15 +35,15 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
     void reload();
   }, [reload, changed]);
 
-  async function send(e: FormEvent) {
-    e.preventDefault();
+  async function send(body: string): Promise<boolean> {
     setError(null);
     try {
-      await api.sendMessage(contact.peer_id, draft);
-      setDraft("");
+      await api.sendMessage(contact.peer_id, body);
       await reload();
+      return true;
     } catch (err) {
       setError(asUiError(err));
+      return false;
     }
   }
 
@@ -127,7 +127,7 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
       {contact.missed > 0 && (
         <p className="warnings" role="status">{contact.missed} earlier messages were missed (they expired before this device came online).</p>
       )}
-      <ol className="messages" id="messages">
+      <ol className="messages" id="messages" aria-label={`Messages with ${contact.display_name}`} aria-live="polite" aria-relevant="additions">
         {messages.map((m) => (
           <li key={m.msg_id} className={m.outgoing ? "out" : "in"} data-state={m.state}>
             <span className="body">{m.body}</span>
@@ -137,11 +137,8 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
           </li>
         ))}
       </ol>
-      <form className="row" onSubmit={send} id="send-form">
-        <input id="message-input" value={draft} onChange={(e) => setDraft(e.target.value)}
-          placeholder={contact.trusted_at === null ? "Waiting for the handshake…" : "Write a message"} />
-        <button type="submit" disabled={draft.trim() === ""}>Send</button>
-      </form>
+      <Composer id="message-input" formId="send-form" label={`Message to ${contact.display_name}`} onSend={send}
+        placeholder={contact.trusted_at === null ? "Waiting for the handshake…" : "Write a message (Enter sends, Shift+Enter for a new line)"} />
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
     </div>
   );

@@ -56,7 +56,7 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
           </p>
         )}
       </aside>
-      <section className="main" aria-live="polite">
+      <section className="main">
         {current ? (
           <Conversation key={keyOf(current)} c={current} />
         ) : (

@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useState } from "react";
+import { Composer } from "../chat/Composer";
 import { api, asUiError } from "../lib/api";
 import type { GroupChangeView } from "../bindings/GroupChangeView";
 import type { GroupChatView } from "../bindings/GroupChatView";
@@ -61,7 +62,6 @@ function ownState(m: GroupMessageView): string {
 /** A group's conversation. Re-reads on `group-chat-changed` for this group. */
 export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?: GroupChangeView[] }) {
   const [view, setView] = useState<GroupChatView | null>(null);
-  const [draft, setDraft] = useState("");
   const [error, setError] = useState<UiError | null>(null);
 
   const reload = useCallback(async () => {
@@ -84,15 +84,15 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
     };
   }, [reload, groupId]);
 
-  async function send(e: FormEvent) {
-    e.preventDefault();
+  async function send(body: string): Promise<boolean> {
     setError(null);
     try {
-      await api.sendGroupMessage(groupId, draft);
-      setDraft("");
+      await api.sendGroupMessage(groupId, body);
       await reload();
+      return true;
     } catch (err) {
       setError(asUiError(err));
+      return false;
     }
   }
 
@@ -101,7 +101,7 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
   const nearlyFull = view.bucket_fill * 10 >= view.bucket_cap * 9;
   return (
     <div className="chat group-chat" id="group-chat">
-      <ol className="messages" id="group-messages">
+      <ol className="messages" id="group-messages" aria-label="Group messages" aria-live="polite" aria-relevant="additions">
         {layout(view, changes).map((item, i) =>
           item.kind === "change" ? (
             <li key={`change-${i}`} className="change" data-epoch={item.c.epoch} role="note">
@@ -126,10 +126,8 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
         )}
       </ol>
       {view.can_send ? (
-        <form className="row" id="group-send-form" onSubmit={send}>
-          <input id="group-message-input" value={draft} placeholder="Message the group" onChange={(e) => setDraft(e.target.value)} />
-          <button type="submit" disabled={draft.trim() === ""}>Send</button>
-        </form>
+        <Composer id="group-message-input" formId="group-send-form" label="Message to the group" onSend={send}
+          placeholder="Message the group (Enter sends, Shift+Enter for a new line)" />
       ) : (
         <p className="muted">You cannot write in this group.</p>
       )}
