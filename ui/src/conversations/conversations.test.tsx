@@ -141,6 +141,16 @@ describe("ChatsScreen", () => {
     expect(vi.mocked(invoke).mock.calls.filter(([c]) => c === "list_conversations")).toHaveLength(1);
   });
 
+  it("an event with no id (the backend missed some) re-reads the whole list", async () => {
+    let list = [ben];
+    vi.mocked(invoke).mockImplementation(async (cmd: string) => (cmd === "list_conversations" ? list : []));
+    render(<ChatsScreen />);
+    await waitFor(() => expect(screen.getAllByRole("button")).toHaveLength(1));
+    list = [ben, cai];
+    await act(async () => handlers["contact-changed"]!.forEach((h) => h({ payload: { peer_id: "" } })));
+    await waitFor(() => expect(screen.getAllByRole("button")).toHaveLength(2));
+  });
+
   it("Ctrl+K goes to the filter box and Esc clears it", async () => {
     vi.mocked(invoke).mockImplementation(async (cmd: string) => (cmd === "list_conversations" ? [ben, cai] : []));
     render(<ChatsScreen />);

@@ -17,8 +17,10 @@ function set(next: Partial<State>) {
   listeners.forEach((l) => l());
 }
 
-/** Re-reads one conversation; drops it if it is gone. */
+/** Re-reads one conversation; drops it if it is gone. An empty id is the backend saying it
+ * missed events (its queue lagged): everything is re-read. */
 export async function refresh(kind: ConversationKind, id: string) {
+  if (id === "") return reloadAll();
   try {
     const c = await api.conversation(kind, id);
     const items = new Map(state.items);
