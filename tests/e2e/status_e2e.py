@@ -602,6 +602,7 @@ def tray_and_single_instance(wd, bootstrap, app_args):
     args = ["--profile", profile, "--bootstrap", bootstrap] + app_args
     wd.start(APP, args)
     try:
+        shown_peer_id(wd)
         wait_until("joined", lambda: "Joined the network" in wd.text("#bootstrap-state"))
         win = wait_until("the window on the X server", lambda: x11.find_window(f"Kiyeovo — {profile}"))
         tray = wd.invoke("tray_model")
@@ -794,6 +795,7 @@ def run_checks(wd, bootstrap, data_dir):
     wd.start(APP, ["--profile", "e2e-" + secrets.token_hex(4)] + app_args)
     try:
         def bootstrap_from_ui():
+            shown_peer_id(wd)
             state = wait_until("status", lambda: wd.text("#bootstrap-state"))
             assert "No bootstrap node configured" in state, state
             wd.type_into("#bootstrap-addrs", "/ip4/127.0.0.1/tcp/4001")
