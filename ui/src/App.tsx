@@ -68,11 +68,14 @@ export function App() {
     );
   }
   const phraseDue = snapshot.recovery === "not_confirmed";
+  // The views are a navigation landmark; the open one is marked current for screen readers.
+  const current = (t: typeof tab) =>
+    t === tab ? { className: "active", "aria-current": "page" as const } : { className: "" };
   return (
     <>
       <nav className="tabs" aria-label="Views">
-        <button id="tab-chats" className={tab === "chats" ? "active" : ""} aria-current={tab === "chats" ? "page" : undefined} onClick={() => setTab("chats")}>Chats</button>
-        <button id="tab-status" className={tab === "status" ? "active" : ""} onClick={() => setTab("status")}>
+        <button id="tab-chats" {...current("chats")} onClick={() => setTab("chats")}>Chats</button>
+        <button id="tab-status" {...current("status")} onClick={() => setTab("status")}>
           Status
           {phraseDue && (
             <span className="badge" id="phrase-badge" aria-label="recovery phrase not written down yet">
@@ -80,8 +83,8 @@ export function App() {
             </span>
           )}
         </button>
-        <button id="tab-contacts" className={tab === "contacts" ? "active" : ""} onClick={() => setTab("contacts")}>Contacts</button>
-        <button id="tab-groups" className={tab === "groups" ? "active" : ""} onClick={() => setTab("groups")}>Groups</button>
+        <button id="tab-contacts" {...current("contacts")} onClick={() => setTab("contacts")}>Contacts</button>
+        <button id="tab-groups" {...current("groups")} onClick={() => setTab("groups")}>Groups</button>
       </nav>
       {tab === "chats" && <ChatsScreen open={openGroup} />}
       {tab === "status" && <StatusScreen snapshot={snapshot} />}

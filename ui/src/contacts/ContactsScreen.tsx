@@ -61,6 +61,7 @@ export function ContactsScreen() {
                   <span className={`presence ${connected.has(c.peer_id) ? "online" : ""}`}
                     title={connected.has(c.peer_id) ? "online" : "offline"}
                     data-online={connected.has(c.peer_id)} />
+                  <span className="sr-only">{connected.has(c.peer_id) ? "online, " : "offline, "}</span>
                   {c.display_name}
                 </span>
                 {c.unread > 0 && <span className="badge">{c.unread}</span>}
@@ -70,13 +71,13 @@ export function ContactsScreen() {
           ))}
         </ul>
       </aside>
-      <section className="main">
+      <main className="main">
         {current ? (
           <ChatView contact={current} changed={changed.peer === current.peer_id || changed.peer === "" ? changed.n : 0} onBlocked={reload} />
         ) : (
           <p className="muted centered-text">Pick a contact to chat.</p>
         )}
-      </section>
+      </main>
     </div>
   );
 }

@@ -29,10 +29,14 @@ describe("ContactsScreen", () => {
       },
     } as AppSnapshot);
     render(<ContactsScreen />);
-    await screen.findByText("Ana");
-    const dot = (name: string) => screen.getByText(name).querySelector(".presence") as HTMLElement;
+    await screen.findByText(/Ana/);
+    const entry = (name: string) => screen.getByRole("button", { name: new RegExp(name) });
+    const dot = (name: string) => entry(name).querySelector(".presence") as HTMLElement;
     expect(dot("Ana").dataset.online).toBe("true");
     expect(dot("Ben").dataset.online).toBe("false");
+    // Said in words too, not by the dot's colour alone.
+    expect(entry("Ana").textContent).toMatch(/^online, Ana/);
+    expect(entry("Ben").textContent).toMatch(/^offline, Ben/);
     expect(screen.getByText("2").className).toContain("badge");
     expect(screen.getByText(/pending: waiting for their card/)).toBeTruthy();
     expect(screen.getByText(/trusted since/)).toBeTruthy();

@@ -56,13 +56,13 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
           </p>
         )}
       </aside>
-      <section className="main">
+      <main className="main">
         {current ? (
           <Conversation key={keyOf(current)} c={current} />
         ) : (
           <p className="muted centered-text">Pick a conversation.</p>
         )}
-      </section>
+      </main>
     </div>
   );
 }

@@ -99,7 +99,7 @@ export function GroupsScreen({ open = null }: { open?: { id: string; nonce: numb
           ))}
         </ul>
       </aside>
-      <section className="main">
+      <main className="main">
         {creating ? (
           <NewGroup contacts={contacts} onCancel={() => setCreating(false)}
             onCreated={(g) => { setCreating(false); setSelected(g.group_id); void reload(); }} />
@@ -108,7 +108,7 @@ export function GroupsScreen({ open = null }: { open?: { id: string; nonce: numb
         ) : (
           <p className="muted centered-text">Pick a group, or start a new one.</p>
         )}
-      </section>
+      </main>
     </div>
   );
 }
