@@ -5,6 +5,7 @@ use kiyeovo_core::api::{
     GroupMessageView, GroupView, MessageView, PhraseAnswer, RestoredBackup, TrayModel, UiError,
 };
 use kiyeovo_core::conversations::{ConversationKind, ConversationView};
+use kiyeovo_core::search::SearchHit;
 use kiyeovo_core::PeerId;
 use tauri::State;
 
@@ -241,6 +242,16 @@ pub async fn conversation(
     app.conversation(kind, &id).await.map_err(|e| e.to_ui())
 }
 
+/// Messages in every conversation that contain `query` (case ignored), the newest first.
+#[tauri::command]
+pub async fn search(
+    state: State<'_, ShellState>,
+    query: String,
+) -> Result<Vec<SearchHit>, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.search(&query).await.map_err(|e| e.to_ui())
+}
+
 #[tauri::command]
 pub async fn list_contacts(state: State<'_, ShellState>) -> Result<Vec<ContactView>, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
@@ -318,6 +329,20 @@ pub async fn mark_read(state: State<'_, ShellState>, peer_id: String) -> Result<
     let app = state.app().ok_or_else(not_ready)?;
     app.channel()
         .mark_read(&peer(&peer_id)?)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// "Delete for me" of one 1:1 message (its id in hex).
+#[tauri::command]
+pub async fn delete_message(
+    state: State<'_, ShellState>,
+    peer_id: String,
+    msg_id: String,
+) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .delete_message(&peer(&peer_id)?, &msg_id)
         .await
         .map_err(|e| e.to_ui())
 }
@@ -595,4 +620,19 @@ pub async fn mark_group_read(
 ) -> Result<(), UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.chat().mark_read(&group_id).await.map_err(|e| e.to_ui())
+}
+
+/// "Delete for me" of `sender`'s message in a group.
+#[tauri::command]
+pub async fn delete_group_message(
+    state: State<'_, ShellState>,
+    group_id: String,
+    sender: String,
+    msg_id: String,
+) -> Result<(), UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.chat()
+        .delete_message(&group_id, &sender, &msg_id)
+        .await
+        .map_err(|e| e.to_ui())
 }

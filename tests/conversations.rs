@@ -110,3 +110,272 @@ async fn contacts_and_groups_are_one_list_with_their_newest_message_and_unread_c
         "refused in words, not a panic"
     );
 }
+
+/// Search (issue 14): every conversation, case ignored, the newest first, each hit naming its
+/// conversation, sender and message, with the match marked in a one-line snippet. Only what
+/// this profile holds: bodies are sealed at rest and no plaintext index is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_messages_across_conversations_newest_first() {
+    let (_boot, addr) = bootstrap_node().await;
+    let (profiles, apps, gid) = group_of("search", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let (ben_id, cai_id) = (ben.peer_id().to_string(), cai.peer_id().to_string());
+    ana.channel()
+        .rename(&ben.peer_id(), "Benjamin")
+        .await
+        .unwrap();
+
+    ana.channel()
+        .send_chat(&cai.peer_id(), "Dinner at the LIGHTHOUSE on friday?")
+        .await
+        .unwrap();
+    ben.chat()
+        .send(&gid, "the lighthouse\nis closed, let us pick another place")
+        .await
+        .unwrap();
+    ben.chat().send(&gid, "nothing to see here").await.unwrap();
+    wait_bodies(
+        ana,
+        &gid,
+        &[
+            "the lighthouse\nis closed, let us pick another place",
+            "nothing to see here",
+        ],
+    )
+    .await;
+    ana.channel()
+        .send_chat(&ben.peer_id(), "ok, lighthouse some other time")
+        .await
+        .unwrap();
+
+    let hits = ana.search("  Lighthouse ").await.unwrap();
+    let found: Vec<(&str, &str, &str)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.conversation_id.as_str(),
+                h.sender_name.as_str(),
+                h.snippet.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (ben_id.as_str(), "You", "ok, lighthouse some other time"),
+            (
+                gid.as_str(),
+                "Benjamin",
+                "the lighthouse is closed, let us pick another place"
+            ),
+            (
+                cai_id.as_str(),
+                "You",
+                "Dinner at the LIGHTHOUSE on friday?"
+            ),
+        ],
+        "all three, the newest first: {hits:#?}"
+    );
+    let group_hit = &hits[1];
+    assert_eq!(group_hit.kind, ConversationKind::Group);
+    assert_eq!(group_hit.title, "Everyone");
+    let marked: String = group_hit
+        .snippet
+        .chars()
+        .skip(group_hit.mark_start as usize)
+        .take((group_hit.mark_end - group_hit.mark_start) as usize)
+        .collect();
+    assert_eq!(marked, "lighthouse");
+    // The hit names the message the group chat shows, to jump to it.
+    let chat = ana.chat().chat(&gid).await.unwrap();
+    assert!(chat
+        .messages
+        .iter()
+        .any(|m| m.msg_id == group_hit.msg_id && m.body.starts_with("the lighthouse")));
+
+    assert!(ana.search("sunflower").await.unwrap().is_empty());
+    assert!(
+        ana.search("   ").await.unwrap().is_empty(),
+        "a blank query finds nothing"
+    );
+    assert!(
+        ana.search(&"x".repeat(201)).await.is_err(),
+        "refused in words"
+    );
+
+    // The database holds no body in the clear, so the search opened them: the word is not in
+    // the file.
+    let db = std::fs::read(profiles[0].db_path()).unwrap();
+    assert!(
+        !db.windows(b"lighthouse".len())
+            .any(|w| w.eq_ignore_ascii_case(b"lighthouse")),
+        "no plaintext in the database file"
+    );
+}
+
+async fn bodies(app: &App, peer: &libp2p::PeerId) -> Vec<String> {
+    let all = app.channel().messages(peer).await.unwrap();
+    all.into_iter().map(|m| m.body).collect()
+}
+
+/// "Delete for me" (issue 14): a 1:1 and a group message deleted here are no longer shown,
+/// counted, previewed, found or relayed; reading the sender's bucket again does not bring them
+/// back; the sender keeps theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_deleted_for_me_stays_deleted_and_the_others_keep_theirs() {
+    let (_boot, addr) = bootstrap_node().await;
+    let (_profiles, apps, gid) = group_of("delete", 2, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben) = (&apps[0], &apps[1]);
+    let (ana_id, ben_id) = (ana.peer_id(), ben.peer_id());
+
+    ben.channel().send_chat(&ana_id, "keep this").await.unwrap();
+    ben.channel()
+        .send_chat(&ana_id, "the door code is 4711")
+        .await
+        .unwrap();
+    wait_stored_messages(ana, &ben_id, "the door code", 1).await;
+    wait_stored_messages(ana, &ben_id, "keep this", 1).await;
+    ben.chat().send(&gid, "group secret").await.unwrap();
+    ben.chat().send(&gid, "group hello").await.unwrap();
+    wait_bodies(ana, &gid, &["group secret", "group hello"]).await;
+
+    // 1:1: deleted, then gone from the chat, the preview, the unread count and search.
+    let secret = ana
+        .channel()
+        .messages(&ben_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.body.starts_with("the door code"))
+        .unwrap();
+    ana.channel()
+        .delete_message(&ben_id, &secret.msg_id)
+        .await
+        .unwrap();
+    assert_eq!(bodies(ana, &ben_id).await, ["keep this"]);
+    let entry = ana
+        .conversation(ConversationKind::Contact, &ben_id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.last.unwrap().preview, "keep this");
+    assert_eq!(
+        entry.unread, 1,
+        "the deleted one no longer counts as unread"
+    );
+    assert!(ana.search("4711").await.unwrap().is_empty());
+    // Deleting it again, or an id that is not there, is refused in words.
+    let again = ana.channel().delete_message(&ben_id, &secret.msg_id).await;
+    assert!(
+        matches!(
+            again,
+            Err(kiyeovo_core::pairwise::channel::ChannelError::UnknownMessage)
+        ),
+        "{again:?}"
+    );
+    assert!(ana
+        .channel()
+        .delete_message(&ben_id, "not hex")
+        .await
+        .is_err());
+
+    // Group: the same, by sender and id; nothing left to relay to a member who asks.
+    let view = ana.chat().chat(&gid).await.unwrap();
+    let g = view
+        .messages
+        .iter()
+        .find(|m| m.body == "group secret")
+        .unwrap()
+        .clone();
+    ana.chat()
+        .delete_message(&gid, &g.sender_peer_id, &g.msg_id)
+        .await
+        .unwrap();
+    let view = ana.chat().chat(&gid).await.unwrap();
+    let left: Vec<&str> = view.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(left, ["group hello"]);
+    assert!(ana.search("group secret").await.unwrap().is_empty());
+    let relay = kiyeovo_core::group::chat_store::envelopes(
+        ana.database().pool(),
+        &gid,
+        g.epoch,
+        &g.sender_peer_id,
+        &[g.seq],
+    )
+    .await
+    .unwrap();
+    assert!(relay.is_empty(), "its envelope is gone too");
+
+    // Reading Ben's buckets again brings nothing back (the inbox knows those numbers).
+    ana.channel().poll_all().await;
+    ana.chat().poll_all().await;
+    assert_eq!(bodies(ana, &ben_id).await, ["keep this"]);
+    let view = ana.chat().chat(&gid).await.unwrap();
+    assert_eq!(view.messages.len(), 1);
+
+    // Ben keeps his.
+    assert_eq!(
+        bodies(ben, &ana_id).await,
+        ["keep this", "the door code is 4711"]
+    );
+    assert_eq!(ben.chat().chat(&gid).await.unwrap().messages.len(), 2);
+}
+
+/// One of ours still being sent cannot be deleted (its row is what would send it again); once
+/// stored it can; a second time it is not there. On a real database file.
+#[tokio::test]
+async fn our_own_message_is_deleted_only_once_it_went_out() {
+    use kiyeovo_core::api::MessageState;
+    use kiyeovo_core::contacts::{card::ContactCard, store};
+    let dir = tempfile::tempdir().unwrap();
+    let key = [9u8; 32];
+    let db = kiyeovo_core::storage::Database::open(&dir.path().join("kiyeovo.db"), &key)
+        .await
+        .unwrap();
+    let them = kiyeovo_core::identity::Identity::generate();
+    let peer = them.peer_id();
+    store::upsert_card(
+        db.pool(),
+        &ContactCard::new(&them, "Ben", vec![], 1),
+        &peer,
+        1,
+    )
+    .await
+    .unwrap();
+    let id = kiyeovo_core::pairwise::envelope::new_msg_id();
+    let mut tx = db.pool().begin().await.unwrap();
+    store::insert_message(
+        &mut tx,
+        &key,
+        &peer,
+        &id,
+        true,
+        1,
+        1,
+        "hi",
+        MessageState::Pending,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        store::delete_message(db.pool(), &peer, &id).await.unwrap(),
+        store::Deleted::StillSending
+    );
+    store::mark_stored_up_to(db.pool(), &peer, 1).await.unwrap();
+    assert_eq!(
+        store::delete_message(db.pool(), &peer, &id).await.unwrap(),
+        store::Deleted::Deleted
+    );
+    assert_eq!(
+        store::delete_message(db.pool(), &peer, &id).await.unwrap(),
+        store::Deleted::NotFound
+    );
+    assert!(store::messages(db.pool(), &key, &peer)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -317,6 +317,15 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         wait_until("read", lambda: wd.call(
             "GET", wd.s(f"/element/{wd.find('#conversation-list button[data-kind=contact]')}/attribute/data-unread")) == "0")
         wd.screenshot(OUT / "chat-ana.png")
+        # Search finds it (case ignored); the result opens the conversation at that message.
+        wd.type_into("#conversation-filter", "FROM BEN")
+        wait_until("a search result", lambda: "hello from ben" in (wd.text_content("#search-results") or ""))
+        wd.screenshot(OUT / "search-ana.png")
+        wd.click("#search-results button.hit")
+        focused = wait_until("the message focused", lambda: wd.call("POST", wd.s("/execute/sync"), {
+            "script": "const e = document.activeElement; return e && e.dataset.msgId ? e.textContent : null;",
+            "args": []}))
+        assert "hello from ben" in focused, focused
 
     session(wd, ben, args, copy_card("ben"))
     session(wd, ana, args, copy_card("ana"))

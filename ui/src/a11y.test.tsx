@@ -63,6 +63,10 @@ const answers: Record<string, unknown> = {
   backup_folder: "/home/ana/Documents",
   auto_backup: { enabled: false, folder: "/home/ana/Documents", keep: 5, last_at: null, last_error: null },
   my_card: "kiyeovo1example",
+  search: [{
+    kind: "contact", conversation_id: BEN, title: "Ben", msg_id: "02", sender_name: "Ben", outgoing: false,
+    snippet: "hello from ben", mark_start: 0, mark_end: 5, at: NOW - 60_000,
+  }],
 };
 
 async function violations(): Promise<string[]> {
@@ -85,6 +89,11 @@ describe("accessibility (axe-core)", () => {
     expect(await violations()).toEqual([]);
     fireEvent.click(entry);
     await waitFor(() => expect(document.getElementById("messages")?.textContent).toContain("hello from ben"));
+    expect(await violations()).toEqual([]);
+
+    // Search results beside it.
+    fireEvent.change(screen.getByLabelText("Search conversations and messages"), { target: { value: "hello" } });
+    await waitFor(() => expect(document.querySelector("#search-results mark")?.textContent).toBe("hello"));
     expect(await violations()).toEqual([]);
 
     for (const tab of ["tab-status", "tab-contacts", "tab-groups"]) {

@@ -203,6 +203,41 @@ fn backup(c: &mut Criterion) {
     println!("a backup of 5 000 messages: {} bytes", write(0).bytes);
     g.bench_function("whole_backup_5000_messages", |b| b.iter(|| write(1)));
     g.finish();
+
+    // Search keeps no index (bodies are sealed at rest): it opens every body of a conversation.
+    // The same 5 000 messages, a word that is in none of them (the worst case: all are read).
+    let mut s = c.benchmark_group("search");
+    s.sample_size(10);
+    let peer = rt.block_on(async {
+        kiyeovo_core::contacts::store::contacts(db.pool())
+            .await
+            .unwrap()[0]
+            .peer_id
+    });
+    // The floor: opening the 5 000 bodies as the chat does to show them.
+    s.bench_function("floor_open_5000_messages", |b| {
+        b.iter(|| {
+            rt.block_on(kiyeovo_core::contacts::store::messages(
+                db.pool(),
+                &storage_key,
+                &peer,
+            ))
+            .unwrap()
+        })
+    });
+    s.bench_function("open_and_look_in_5000_messages", |b| {
+        b.iter(|| {
+            rt.block_on(kiyeovo_core::contacts::store::search(
+                db.pool(),
+                &storage_key,
+                &peer,
+                kiyeovo_core::search::MAX_HITS,
+                |body| kiyeovo_core::search::contains(body, "lighthouse"),
+            ))
+            .unwrap()
+        })
+    });
+    s.finish();
 }
 
 criterion_group!(

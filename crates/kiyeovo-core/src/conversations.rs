@@ -125,6 +125,18 @@ pub fn of_contact(
     }
 }
 
+/// Who wrote a group message, as the list and search results name them.
+pub(crate) fn sender_name(g: &GroupView, sender: &str, outgoing: bool) -> String {
+    if outgoing {
+        return "You".into();
+    }
+    g.members
+        .iter()
+        .chain(&g.roster)
+        .find(|m| m.peer_id == sender)
+        .map_or_else(|| "Someone".into(), |m| m.display_name.clone())
+}
+
 /// A group's entry; `last` is its newest message `(sender peer id, outgoing, body, sent_at)`.
 pub fn of_group(
     g: &GroupView,
@@ -132,15 +144,7 @@ pub fn of_group(
     now: u64,
 ) -> ConversationView {
     let last = last.map(|(sender, outgoing, body, sent_at)| LastMessage {
-        sender_name: if outgoing {
-            "You".into()
-        } else {
-            g.members
-                .iter()
-                .chain(&g.roster)
-                .find(|m| m.peer_id == sender)
-                .map_or_else(|| "Someone".into(), |m| m.display_name.clone())
-        },
+        sender_name: sender_name(g, &sender, outgoing),
         outgoing,
         preview: preview(&body),
         at: sent_at.min(now),

@@ -61,6 +61,7 @@ pub mod profile;
 pub mod records;
 pub mod recovery;
 pub mod restore;
+pub mod search;
 pub mod service;
 pub mod sign;
 pub mod storage;

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Composer } from "./Composer";
+import { MessageActions } from "./MessageActions";
 import { api, asUiError } from "../lib/api";
 import type { ContactView } from "../bindings/ContactView";
 import type { MessageView } from "../bindings/MessageView";
@@ -129,11 +130,15 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
       )}
       <ol className="messages" id="messages" aria-label={`Messages with ${contact.display_name}`} aria-live="polite" aria-relevant="additions">
         {messages.map((m) => (
-          <li key={m.msg_id} className={m.outgoing ? "out" : "in"} data-state={m.state}>
+          <li key={m.msg_id} className={m.outgoing ? "out" : "in"} data-state={m.state} data-msg-id={m.msg_id}>
             <span className="body">{m.body}</span>
             <span className="meta">
               {new Date(m.sent_at).toLocaleTimeString()} {m.outgoing ? STATE_TEXT[m.state] : ""}
             </span>
+            <MessageActions body={m.body} canDelete={m.state !== "pending"} onDelete={async () => {
+              await api.deleteMessage(contact.peer_id, m.msg_id);
+              await reload();
+            }} />
           </li>
         ))}
       </ol>

@@ -10,6 +10,9 @@ import { GroupDetail } from "../groups/GroupDetail";
 import { ConversationList } from "./ConversationList";
 import { keyOf, ordered } from "./order";
 import { refresh, startConversations, useConversations } from "./store";
+import { SearchResults } from "./SearchResults";
+import { jumpToMessage } from "./jump";
+import type { SearchHit } from "../bindings/SearchHit";
 
 /** Asked for from outside (a notification, the tray): show this conversation. */
 export type OpenRequest = { key: string; nonce: number };
@@ -20,6 +23,9 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
   const [selected, setSelected] = useState<string | null>(open?.key ?? null);
   const [filter, setFilter] = useState("");
   const filterRef = useRef<HTMLInputElement>(null);
+  const paneRef = useRef<HTMLElement>(null);
+  // A search result asks for one message: the conversation opens and scrolls to it.
+  const [jump, setJump] = useState<{ msgId: string; nonce: number } | null>(null);
 
   useEffect(() => void startConversations(), []);
   useEffect(() => {
@@ -41,6 +47,16 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
     return () => document.removeEventListener("keydown", onKey);
   }, []);
 
+  useEffect(() => {
+    if (!jump || !paneRef.current) return;
+    return jumpToMessage(paneRef.current, jump.msgId);
+  }, [jump]);
+
+  function openHit(h: SearchHit) {
+    setSelected(`${h.kind}:${h.conversation_id}`);
+    setJump({ msgId: h.msg_id, nonce: Date.now() });
+  }
+
   const list = ordered([...items.values()], filter);
   const current = selected ? items.get(selected) : undefined;
 
@@ -50,13 +66,14 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
         {error && <ErrorText error={error} />}
         <ConversationList list={list} selected={selected} filter={filter} onFilter={setFilter}
           onSelect={setSelected} filterRef={filterRef} />
+        <SearchResults query={filter} onOpen={openHit} />
         {loaded && items.size === 0 && (
           <p className="muted" id="conversations-empty">
             Start by adding a contact: open <strong>Contacts</strong>, share your card, and paste theirs.
           </p>
         )}
       </aside>
-      <main className="main">
+      <main className="main" ref={paneRef}>
         {current ? (
           <Conversation key={keyOf(current)} c={current} />
         ) : (

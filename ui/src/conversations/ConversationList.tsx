@@ -40,8 +40,8 @@ export function ConversationList({ list, selected, filter, onFilter, onSelect, f
   return (
     <div className="conversations">
       <label className="field filter">
-        <span className="sr-only">Filter conversations</span>
-        <input id="conversation-filter" type="search" placeholder="Filter conversations" value={filter}
+        <span className="sr-only">Search conversations and messages</span>
+        <input id="conversation-filter" type="search" placeholder="Search (Ctrl+K)" value={filter}
           ref={filterRef} onChange={(e) => onFilter(e.target.value)} />
       </label>
       <nav aria-label="Conversations">

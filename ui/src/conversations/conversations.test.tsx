@@ -87,7 +87,7 @@ describe("ConversationList", () => {
   it("is labelled for assistive technology, the open one marked current", () => {
     renderList([ben, cai], "contact:12D3KooWCai");
     expect(screen.getByRole("navigation", { name: "Conversations" })).toBeTruthy();
-    expect(screen.getByLabelText("Filter conversations")).toBeTruthy();
+    expect(screen.getByLabelText("Search conversations and messages")).toBeTruthy();
     const current = screen.getAllByRole("button").filter((b) => b.getAttribute("aria-current") === "true");
     expect(current.map((b) => b.dataset.id)).toEqual(["12D3KooWCai"]);
   });
@@ -155,7 +155,7 @@ describe("ChatsScreen", () => {
     vi.mocked(invoke).mockImplementation(async (cmd: string) => (cmd === "list_conversations" ? [ben, cai] : []));
     render(<ChatsScreen />);
     await waitFor(() => expect(screen.getAllByRole("button")).toHaveLength(2));
-    const box = screen.getByLabelText("Filter conversations") as HTMLInputElement;
+    const box = screen.getByLabelText("Search conversations and messages") as HTMLInputElement;
     fireEvent.keyDown(document, { key: "k", ctrlKey: true });
     expect(document.activeElement).toBe(box);
     fireEvent.change(box, { target: { value: "cai" } });
@@ -169,5 +169,67 @@ describe("ChatsScreen", () => {
     vi.mocked(invoke).mockImplementation(async () => []);
     render(<ChatsScreen />);
     await waitFor(() => expect(screen.getByText(/Start by adding a contact/)).toBeTruthy());
+  });
+});
+
+describe("search", () => {
+  beforeEach(() => {
+    resetConversations();
+    vi.mocked(invoke).mockClear();
+    vi.mocked(listen).mockImplementation((async () => () => {}) as never);
+  });
+
+  const hit = {
+    kind: "group" as const, conversation_id: "aa".repeat(16), title: "Book club", msg_id: "0f".repeat(16),
+    sender_name: "Dee", outgoing: false, snippet: "…we meet at the LIGHTHOUSE café", mark_start: 16, mark_end: 26, at: NOW - MIN,
+  };
+
+  it("searches messages once typing pauses, marks the match, and a result opens its conversation at the message", async () => {
+    const searched: string[] = [];
+    vi.mocked(invoke).mockImplementation(async (cmd: string, args?: unknown) => {
+      if (cmd === "list_conversations") return [ben, club];
+      if (cmd === "search") {
+        searched.push((args as { query: string }).query);
+        return [hit];
+      }
+      if (cmd === "list_contacts") return [];
+      if (cmd === "list_groups") return [];
+      return null;
+    });
+    render(<ChatsScreen />);
+    await waitFor(() => expect(screen.getAllByRole("button")).toHaveLength(2));
+    const box = screen.getByLabelText("Search conversations and messages") as HTMLInputElement;
+    fireEvent.change(box, { target: { value: "l" } });
+    fireEvent.change(box, { target: { value: "li" } });
+    fireEvent.change(box, { target: { value: "lighthouse " } });
+    const results = await screen.findByRole("region", { name: "Messages found" });
+    await waitFor(() => expect(results.querySelector("mark")?.textContent).toBe("LIGHTHOUSE"));
+    expect(searched).toEqual(["lighthouse"]);
+    expect(results.textContent).toContain("Dee: …we meet at the LIGHTHOUSE café");
+    expect(screen.getByRole("status").textContent).toBe("1 messages found");
+
+    // Opening it opens the group (the results stay, to go through them); once the message is
+    // rendered it is scrolled to and focused.
+    fireEvent.click(results.querySelector("button.hit")!);
+    expect(screen.queryByText("Pick a conversation.")).toBeNull();
+    await waitFor(() => expect(vi.mocked(invoke).mock.calls.some(([c]) => c === "list_groups")).toBe(true));
+    const pane = document.querySelector("main.main")!;
+    const li = document.createElement("li");
+    li.dataset.msgId = hit.msg_id;
+    pane.appendChild(li);
+    await waitFor(() => expect(document.activeElement).toBe(li));
+    expect(li.classList.contains("found")).toBe(true);
+  });
+
+  it("says when nothing is found, and does not search for one character", async () => {
+    vi.mocked(invoke).mockImplementation(async (cmd: string) => (cmd === "list_conversations" ? [ben] : []));
+    render(<ChatsScreen />);
+    await waitFor(() => expect(screen.getAllByRole("button")).toHaveLength(1));
+    const box = screen.getByLabelText("Search conversations and messages");
+    fireEvent.change(box, { target: { value: "x" } });
+    expect(screen.queryByRole("region", { name: "Messages found" })).toBeNull();
+    fireEvent.change(box, { target: { value: "xyz" } });
+    expect(await screen.findByText("No message contains “xyz”.")).toBeTruthy();
+    expect(vi.mocked(invoke).mock.calls.filter(([c]) => c === "search")).toHaveLength(1);
   });
 });

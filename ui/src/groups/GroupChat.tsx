@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { Composer } from "../chat/Composer";
+import { MessageActions } from "../chat/MessageActions";
 import { api, asUiError } from "../lib/api";
 import type { GroupChangeView } from "../bindings/GroupChangeView";
 import type { GroupChatView } from "../bindings/GroupChatView";
@@ -112,7 +113,7 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
               {gapText(item.g)}
             </li>
           ) : (
-            <li key={`${item.m.sender_peer_id}/${item.m.msg_id}`} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain}>
+            <li key={`${item.m.sender_peer_id}/${item.m.msg_id}`} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain} data-msg-id={item.m.msg_id}>
               {item.m.order_uncertain && <span className="uncertain">order uncertain here: the senders' clocks disagree</span>}
               {!item.m.outgoing && <span className="author">{item.m.sender_name}</span>}
               <span className="body">{item.m.body}</span>
@@ -121,6 +122,11 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
                 {item.m.epoch === 0 ? " · window chat" : ""}
                 {item.m.outgoing ? ` · ${ownState(item.m)}` : ""}
               </span>
+              <MessageActions body={item.m.body} canDelete={!item.m.outgoing || item.m.published || item.m.stored}
+                onDelete={async () => {
+                  await api.deleteGroupMessage(groupId, item.m.sender_peer_id, item.m.msg_id);
+                  await reload();
+                }} />
             </li>
           ),
         )}

@@ -23,6 +23,7 @@ import type { BackupWritten } from "../bindings/BackupWritten";
 import type { AutoBackup } from "../bindings/AutoBackup";
 import type { ConversationView } from "../bindings/ConversationView";
 import type { ConversationKind } from "../bindings/ConversationKind";
+import type { SearchHit } from "../bindings/SearchHit";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
@@ -73,6 +74,7 @@ export const api = {
   /** One entry of that list, re-read when an event names it; `null` once it is gone. */
   conversation: (kind: ConversationKind, id: string) =>
     invoke<ConversationView | null>("conversation", { kind, id }),
+  search: (query: string) => invoke<SearchHit[]>("search", { query }),
   myCard: () => invoke<string>("my_card"),
   addContact: (card: string) => invoke<ContactView>("add_contact", { card }),
   listContacts: () => invoke<ContactView[]>("list_contacts"),
@@ -82,6 +84,7 @@ export const api = {
   renameContact: (peerId: string, name: string) => invoke<ContactView>("rename_contact", { peerId, name }),
   acknowledgeKeyChange: (peerId: string) => invoke<ContactView>("acknowledge_key_change", { peerId }),
   markRead: (peerId: string) => invoke<void>("mark_read", { peerId }),
+  deleteMessage: (peerId: string, msgId: string) => invoke<void>("delete_message", { peerId, msgId }),
   onContactChanged: (cb: (c: ContactChanged) => void): Promise<UnlistenFn> =>
     listen<ContactChanged>(EVENT_CONTACT_CHANGED, (e) => cb(e.payload)),
   myCardQr: () => invoke<string>("my_card_qr"),
@@ -105,6 +108,8 @@ export const api = {
   groupChat: (groupId: string) => invoke<GroupChatView>("group_chat", { groupId }),
   sendGroupMessage: (groupId: string, body: string) => invoke<GroupMessageView>("send_group_message", { groupId, body }),
   markGroupRead: (groupId: string) => invoke<void>("mark_group_read", { groupId }),
+  deleteGroupMessage: (groupId: string, sender: string, msgId: string) =>
+    invoke<void>("delete_group_message", { groupId, sender, msgId }),
   onGroupChatChanged: (cb: (g: GroupChatChanged) => void): Promise<UnlistenFn> =>
     listen<GroupChatChanged>(EVENT_GROUP_CHAT_CHANGED, (e) => cb(e.payload)),
   setDesktopSettings: (settings: DesktopSettings) => invoke<DesktopSettings>("set_desktop_settings", { settings }),

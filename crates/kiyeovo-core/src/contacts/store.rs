@@ -514,12 +514,13 @@ pub async fn messages(
     key: &[u8; 32],
     peer: &PeerId,
 ) -> Result<Vec<MessageView>, DbError> {
-    let rows =
-        sqlx::query("SELECT * FROM messages WHERE peer_id = ? ORDER BY sent_at, outgoing, seq")
-            .bind(peer.to_string())
-            .fetch_all(pool)
-            .await
-            .map_err(q)?;
+    let rows = sqlx::query(
+        "SELECT * FROM messages WHERE peer_id = ? AND deleted = 0 ORDER BY sent_at, outgoing, seq",
+    )
+    .bind(peer.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(q)?;
     rows.iter()
         .map(|r| {
             let id: Vec<u8> = r.get("msg_id");
@@ -549,7 +550,7 @@ pub async fn last_message(
     peer: &PeerId,
 ) -> Result<Option<(bool, String, u64)>, DbError> {
     let Some(r) = sqlx::query(
-        "SELECT msg_id, outgoing, body, sent_at FROM messages WHERE peer_id = ?
+        "SELECT msg_id, outgoing, body, sent_at FROM messages WHERE peer_id = ? AND deleted = 0
          ORDER BY sent_at DESC, outgoing DESC, seq DESC LIMIT 1",
     )
     .bind(peer.to_string())
@@ -573,6 +574,93 @@ pub async fn last_message(
     )))
 }
 
+/// The newest `limit` messages with `peer` whose body `keep` accepts, newest first: `(msg_id, outgoing, body,
+/// sent_at)`. Bodies are sealed at rest, so each is opened here, one row at a time; no index of
+/// the plaintext is kept anywhere.
+pub async fn search(
+    pool: &sqlx::SqlitePool,
+    key: &[u8; 32],
+    peer: &PeerId,
+    limit: usize,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<(MsgId, bool, String, u64)>, DbError> {
+    use futures::TryStreamExt;
+    let mut rows = sqlx::query(
+        "SELECT msg_id, outgoing, body, sent_at FROM messages WHERE peer_id = ? AND deleted = 0
+         ORDER BY sent_at DESC, outgoing DESC, seq DESC",
+    )
+    .bind(peer.to_string())
+    .fetch(pool);
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(r) = rows.try_next().await.map_err(q)? else {
+            break;
+        };
+        let Ok(msg_id) = MsgId::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
+            continue;
+        };
+        let Ok(body) = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
+        else {
+            continue;
+        };
+        let body = String::from_utf8_lossy(&body);
+        if keep(&body) {
+            out.push((
+                msg_id,
+                r.get::<i64, _>("outgoing") != 0,
+                body.into_owned(),
+                r.get::<i64, _>("sent_at") as u64,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// What "delete for me" did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// No such message here (or deleted already).
+    NotFound,
+    /// Ours and not stored or sent yet: it is kept until it went out.
+    StillSending,
+}
+
+/// "Delete for me": the message's body is wiped and it is no longer shown, counted or found.
+/// The row stays so that its number keeps counting. One of ours that has not gone out yet is
+/// refused: it is still being delivered.
+pub async fn delete_message(
+    pool: &sqlx::SqlitePool,
+    peer: &PeerId,
+    msg_id: &MsgId,
+) -> Result<Deleted, DbError> {
+    let done = sqlx::query(
+        "UPDATE messages SET deleted = 1, body = X'', read = 1
+         WHERE peer_id = ? AND msg_id = ? AND deleted = 0 AND state != 'pending'",
+    )
+    .bind(peer.to_string())
+    .bind(msg_id.as_slice())
+    .execute(pool)
+    .await
+    .map_err(q)?;
+    if done.rows_affected() > 0 {
+        return Ok(Deleted::Deleted);
+    }
+    let pending: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM messages WHERE peer_id = ? AND msg_id = ? AND deleted = 0",
+    )
+    .bind(peer.to_string())
+    .bind(msg_id.as_slice())
+    .fetch_optional(pool)
+    .await
+    .map_err(q)?;
+    Ok(if pending.is_some() {
+        Deleted::StillSending
+    } else {
+        Deleted::NotFound
+    })
+}
+
 pub async fn mark_read(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<(), DbError> {
     sqlx::query("UPDATE messages SET read = 1 WHERE peer_id = ? AND outgoing = 0 AND read = 0")
         .bind(peer.to_string())
@@ -584,7 +672,7 @@ pub async fn mark_read(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<(), DbE
 
 pub async fn unread(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<u32, DbError> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE peer_id = ? AND outgoing = 0 AND read = 0",
+        "SELECT COUNT(*) FROM messages WHERE peer_id = ? AND outgoing = 0 AND read = 0 AND deleted = 0",
     )
     .bind(peer.to_string())
     .fetch_one(pool)

@@ -401,7 +401,7 @@ pub async fn unsent_tail(
 ) -> Result<Vec<(u64, MsgId, u64, String)>, DbError> {
     let rows = sqlx::query(
         "SELECT seq, msg_id, sent_at, body FROM group_messages
-         WHERE group_id = ?1 AND epoch = ?2 AND sender = ?3 AND outgoing = 1
+         WHERE group_id = ?1 AND epoch = ?2 AND sender = ?3 AND outgoing = 1 AND deleted = 0
            AND seq > COALESCE((SELECT MAX(seq) FROM group_messages WHERE group_id = ?1
                 AND epoch = ?2 AND sender = ?3 AND (published = 1 OR stored = 1)), 0)
          ORDER BY seq",
@@ -469,7 +469,7 @@ pub async fn messages(
     group: &str,
 ) -> Result<Vec<StoredMessage>, DbError> {
     let rows = sqlx::query(
-        "SELECT * FROM group_messages WHERE group_id = ? ORDER BY sent_at, sender, seq",
+        "SELECT * FROM group_messages WHERE group_id = ? AND deleted = 0 ORDER BY sent_at, sender, seq",
     )
     .bind(group)
     .fetch_all(pool)
@@ -511,7 +511,8 @@ pub async fn last_message(
     group: &str,
 ) -> Result<Option<(String, bool, String, u64)>, DbError> {
     let rows = sqlx::query(
-        "SELECT msg_id, sender, outgoing, body, sent_at FROM group_messages WHERE group_id = ?
+        "SELECT msg_id, sender, outgoing, body, sent_at FROM group_messages
+         WHERE group_id = ? AND deleted = 0
          ORDER BY sent_at DESC, sender DESC, seq DESC LIMIT 8",
     )
     .bind(group)
@@ -535,9 +536,93 @@ pub async fn last_message(
     Ok(None)
 }
 
+/// The newest `limit` messages of `group` whose body `keep` accepts, newest first: `(msg_id, sender peer id,
+/// outgoing, body, sent_at)`. Each sealed body is opened here, one row at a time; no index of
+/// the plaintext is kept anywhere.
+pub async fn search(
+    pool: &SqlitePool,
+    key: &[u8; 32],
+    group: &str,
+    limit: usize,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<(MsgId, String, bool, String, u64)>, DbError> {
+    use futures::TryStreamExt;
+    let mut rows = sqlx::query(
+        "SELECT msg_id, sender, outgoing, body, sent_at FROM group_messages
+         WHERE group_id = ? AND deleted = 0
+         ORDER BY sent_at DESC, sender DESC, seq DESC",
+    )
+    .bind(group)
+    .fetch(pool);
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(r) = rows.try_next().await.map_err(q)? else {
+            break;
+        };
+        let Ok(id) = MsgId::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
+            continue;
+        };
+        let Ok(body) = seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) else {
+            continue;
+        };
+        let body = String::from_utf8_lossy(&body);
+        if keep(&body) {
+            out.push((
+                id,
+                r.get("sender"),
+                r.get::<i64, _>("outgoing") != 0,
+                body.into_owned(),
+                r.get::<i64, _>("sent_at") as u64,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// "Delete for me" of `sender`'s message `msg_id` in `group`: its body and the envelope kept for
+/// relaying are wiped and it is no longer shown, counted or found; the row stays so that its
+/// number keeps counting. One of ours that has not gone out yet is refused (it would be sent
+/// again from here). See `contacts::store::Deleted`.
+pub async fn delete_message(
+    pool: &SqlitePool,
+    group: &str,
+    sender: &str,
+    msg_id: &MsgId,
+) -> Result<crate::contacts::store::Deleted, DbError> {
+    use crate::contacts::store::Deleted;
+    let done = sqlx::query(
+        "UPDATE group_messages SET deleted = 1, body = X'', envelope = NULL, read = 1
+         WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0
+           AND (outgoing = 0 OR published = 1 OR stored = 1)",
+    )
+    .bind(group)
+    .bind(sender)
+    .bind(msg_id.as_slice())
+    .execute(pool)
+    .await
+    .map_err(q)?;
+    if done.rows_affected() > 0 {
+        return Ok(Deleted::Deleted);
+    }
+    let pending: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM group_messages WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0",
+    )
+    .bind(group)
+    .bind(sender)
+    .bind(msg_id.as_slice())
+    .fetch_optional(pool)
+    .await
+    .map_err(q)?;
+    Ok(if pending.is_some() {
+        Deleted::StillSending
+    } else {
+        Deleted::NotFound
+    })
+}
+
 pub async fn unread(pool: &SqlitePool, group: &str) -> Result<u32, DbError> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM group_messages WHERE group_id = ? AND outgoing = 0 AND read = 0",
+        "SELECT COUNT(*) FROM group_messages WHERE group_id = ? AND outgoing = 0 AND read = 0 AND deleted = 0",
     )
     .bind(group)
     .fetch_one(pool)

@@ -88,6 +88,10 @@ pub enum ChannelEvent {
     Read {
         peer: PeerId,
     },
+    /// A message was deleted here ("delete for me").
+    MessageDeleted {
+        peer: PeerId,
+    },
     /// Our bucket for `peer` now holds every envelope up to `seq`.
     BucketWritten {
         peer: PeerId,
@@ -111,6 +115,10 @@ pub enum ChannelError {
     Blocked(String),
     #[error("the message is empty")]
     EmptyMessage,
+    #[error("that message is not here (it may have been deleted already)")]
+    UnknownMessage,
+    #[error("that message is still being sent")]
+    StillSending,
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
@@ -128,6 +136,8 @@ impl ChannelError {
             ChannelError::UnknownContact(_) | ChannelError::NotTrusted(_) => (ErrorCode::InvalidInput, "Both of you must add each other's card; the contact turns trusted once the handshake completes."),
             ChannelError::Blocked(_) => (ErrorCode::InvalidInput, "Unblock the contact first."),
             ChannelError::EmptyMessage => (ErrorCode::InvalidInput, "Type a message first."),
+            ChannelError::UnknownMessage => (ErrorCode::InvalidInput, "Reopen the conversation to see what it holds now."),
+            ChannelError::StillSending => (ErrorCode::InvalidInput, "Delete it once it shows as stored or sent."),
             ChannelError::Envelope(_) => (ErrorCode::InvalidInput, "The message is too long; split it."),
             ChannelError::Database(_) => (ErrorCode::Database, "Check free disk space, then try again."),
             ChannelError::Node(NodeError::Unreachable) => (ErrorCode::Network, "Not sent: this identity was restored, and Kiyeovo must first read what it sent before from the network. Try again once the Status tab says it joined the network."),
@@ -150,6 +160,7 @@ impl ChannelEvent {
             | ChannelEvent::MessageState { peer, .. }
             | ChannelEvent::Missed { peer, .. }
             | ChannelEvent::Read { peer }
+            | ChannelEvent::MessageDeleted { peer }
             | ChannelEvent::BucketWritten { peer, .. }
             | ChannelEvent::GroupControl { peer } => *peer,
         }
@@ -300,6 +311,20 @@ impl Channel {
 
     pub async fn messages(&self, peer: &PeerId) -> Result<Vec<MessageView>, ChannelError> {
         Ok(store::messages(self.db.pool(), &self.storage_key, peer).await?)
+    }
+
+    /// "Delete for me": the message (its id in hex) is no longer shown, counted or found here;
+    /// the contact keeps theirs.
+    pub async fn delete_message(&self, peer: &PeerId, msg_id: &str) -> Result<(), ChannelError> {
+        let id = MsgId::from_hex(msg_id).ok_or(ChannelError::UnknownMessage)?;
+        match store::delete_message(self.db.pool(), peer, &id).await? {
+            store::Deleted::Deleted => {
+                self.emit(ChannelEvent::MessageDeleted { peer: *peer });
+                Ok(())
+            }
+            store::Deleted::NotFound => Err(ChannelError::UnknownMessage),
+            store::Deleted::StillSending => Err(ChannelError::StillSending),
+        }
     }
 
     /// The user has seen the conversation: its unread count drops to zero.

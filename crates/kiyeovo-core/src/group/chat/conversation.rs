@@ -327,6 +327,29 @@ impl GroupChat {
         })
     }
 
+    /// "Delete for me" of `sender`'s message `msg_id` (hex): no longer shown, counted, found or
+    /// relayed from here; the other members keep theirs.
+    pub async fn delete_message(
+        &self,
+        id: &str,
+        sender: &str,
+        msg_id: &str,
+    ) -> Result<(), ChatError> {
+        let group = self.group(id).await?;
+        let msg = MsgId::from_hex(msg_id).ok_or(ChatError::UnknownMessage)?;
+        let gid = hex(group.group_id);
+        match cs::delete_message(self.db.pool(), &gid, sender, &msg).await? {
+            crate::contacts::store::Deleted::Deleted => {
+                self.emit(ChatEvent::Changed {
+                    group_id: group.group_id,
+                });
+                Ok(())
+            }
+            crate::contacts::store::Deleted::NotFound => Err(ChatError::UnknownMessage),
+            crate::contacts::store::Deleted::StillSending => Err(ChatError::StillSending),
+        }
+    }
+
     pub async fn mark_read(&self, id: &str) -> Result<(), ChatError> {
         let group = self.group(id).await?;
         cs::mark_read(self.db.pool(), &hex(group.group_id)).await?;

@@ -113,6 +113,10 @@ pub enum ChatError {
     NotAMember,
     #[error("the message is empty")]
     Empty,
+    #[error("that message is not here (it may have been deleted already)")]
+    UnknownMessage,
+    #[error("that message is still being sent")]
+    StillSending,
     #[error(transparent)]
     Envelope(#[from] GroupEnvelopeError),
     #[error(transparent)]
@@ -134,6 +138,14 @@ impl ChatError {
                 "The message is too long; split it.",
             ),
             ChatError::Empty => (ErrorCode::InvalidInput, "Type a message first."),
+            ChatError::UnknownMessage => (
+                ErrorCode::InvalidInput,
+                "Reopen the conversation to see what it holds now.",
+            ),
+            ChatError::StillSending => (
+                ErrorCode::InvalidInput,
+                "Delete it once it shows as sent or stored.",
+            ),
             ChatError::Node(crate::node::NodeError::Unreachable) => (
                 ErrorCode::Network,
                 "Not sent: this identity was restored, and Kiyeovo must first read what it sent in this group before. Try again once the Status tab says it joined the network.",
