@@ -51,7 +51,9 @@ def shown_peer_id(wd):
     def there():
         if wd.exists("#peer-id") and wd.text("#peer-id"):
             return wd.text("#peer-id")
-        if wd.exists("#tab-status"):
+        if wd.exists("#onboarding-skip"):  # a profile with no name yet: its first steps
+            wd.click("#onboarding-skip")
+        elif wd.exists("#tab-status"):
             wd.click("#tab-status")
         return None
     return wait_until("the peer id on the Status view", there)
@@ -115,6 +117,9 @@ class WebDriver:
             self.click("#first-run-new")
             wait_until("the recovery phrase step", lambda: self.exists("#phrase-skip"))
             self.click("#phrase-skip")
+            # Then the first steps (name, card, contact): `recovery_phrase` goes through them.
+            wait_until("the first steps", lambda: self.exists("#onboarding-skip"))
+            self.click("#onboarding-skip")
             wait_until("the app", lambda: self.exists(".tabs"))
 
     def s(self, path):
@@ -676,10 +681,29 @@ def recovery_phrase(wd, app_args):
             if wd.exists(f"#phrase-word-{position}"):
                 wd.type_into(f"#phrase-word-{position}", words[position - 1])
         wd.click("#phrase-confirm")
+        # The first steps: a name, the card to send, a contact's card (left for later here).
+        wait_until("step 1, the name", lambda: wd.exists("#onboarding-name"))
+        wd.type_into("#onboarding-name", "Ana")
+        wd.screenshot(OUT / "onboarding-name.png")
+        wd.click("#onboarding-next")
+        wait_until("step 2, the card", lambda: wd.exists("#my-card-button"))
+        wd.click("#my-card-button")
+        card = wait_until("the card", lambda: wd.call(
+            "GET", wd.s(f"/element/{wd.find('#my-card')}/property/value")))
+        assert card.startswith("kiyeovo1"), card
+        wd.screenshot(OUT / "onboarding-card.png")
+        wd.click("#onboarding-next")
+        wait_until("step 3, a contact", lambda: wd.exists("#add-contact"))
+        wd.screenshot(OUT / "onboarding-contact.png")
+        wd.click("#onboarding-done")
         wait_until("the app, the phrase written down", lambda: wd.exists(".tabs"))
+        empty = wait_until("the empty list says what to do", lambda: wd.exists("#conversations-empty")
+                           and wd.text("#conversations-empty"))
+        assert "adding a contact" in empty, empty
         assert not wd.exists("#phrase-badge")
         found["peer"] = shown_peer_id(wd)
         assert "Written down" in wd.text("#recovery-phrase"), wd.text("#recovery-phrase")
+        assert wd.call("GET", wd.s(f"/element/{wd.find('#display-name')}/property/value")) == "Ana"
         found["words"] = words
 
     def restored_elsewhere():
@@ -752,7 +776,7 @@ def backup_and_restore(wd, ana, ben, args, cards):
         wd.type_into("#restore-backup-passphrase", passphrase)
         wd.click("#restore-backup-submit")
         # A backup restore asks for the phrase like any profile whose phrase is not confirmed.
-        wait_until("the app", lambda: wd.exists(".tabs") or wd.exists("#phrase-skip"))
+        wait_until("the app", lambda: wd.exists(".tabs, #phrase-skip, #onboarding-skip"))
         if wd.exists("#phrase-skip"):
             wd.click("#phrase-skip")
         peer = shown_peer_id(wd)

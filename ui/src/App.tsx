@@ -8,6 +8,7 @@ import { ChatsScreen, type OpenRequest } from "./conversations/ChatsScreen";
 import { api } from "./lib/api";
 import { FirstRun } from "./recovery/FirstRun";
 import { RecoveryPhraseCard } from "./recovery/RecoveryPhraseCard";
+import { Onboarding } from "./onboarding/Onboarding";
 
 export function App() {
   const snapshot = useSnapshot();
@@ -19,6 +20,9 @@ export function App() {
   // Set when this run began on the first-run screen: the recovery phrase is offered next.
   const [firstRun, setFirstRun] = useState(false);
   const [phraseStepDone, setPhraseStepDone] = useState(false);
+  // Decided once, right after the phrase step: a profile that starts with no name (a new
+  // identity, or one restored from its phrase alone) is walked through name, card, contact.
+  const [onboarding, setOnboarding] = useState<"undecided" | "show" | "done">("undecided");
 
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
@@ -66,6 +70,13 @@ export function App() {
         </button>
       </main>
     );
+  }
+  if (firstRun && onboarding !== "done") {
+    if (onboarding === "undecided") {
+      setOnboarding(snapshot.display_name.trim() === "" ? "show" : "done");
+      return null;
+    }
+    return <Onboarding name={snapshot.display_name} onDone={() => setOnboarding("done")} />;
   }
   const phraseDue = snapshot.recovery === "not_confirmed";
   // The views are a navigation landmark; the open one is marked current for screen readers.
