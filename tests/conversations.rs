@@ -179,6 +179,11 @@ async fn search_finds_messages_across_conversations_newest_first() {
     );
     let group_hit = &hits[1];
     assert_eq!(group_hit.kind, ConversationKind::Group);
+    assert_eq!(
+        group_hit.sender_peer_id, ben_id,
+        "a group message is named by its sender too"
+    );
+    assert_eq!(hits[0].sender_peer_id, ana.peer_id().to_string());
     assert_eq!(group_hit.title, "Everyone");
     let marked: String = group_hit
         .snippet

@@ -64,7 +64,7 @@ const answers: Record<string, unknown> = {
   auto_backup: { enabled: false, folder: "/home/ana/Documents", keep: 5, last_at: null, last_error: null },
   my_card: "kiyeovo1example",
   search: [{
-    kind: "contact", conversation_id: BEN, title: "Ben", msg_id: "02", sender_name: "Ben", outgoing: false,
+    kind: "contact", conversation_id: BEN, title: "Ben", msg_id: "02", sender_peer_id: BEN, sender_name: "Ben", outgoing: false,
     snippet: "hello from ben", mark_start: 0, mark_end: 5, at: NOW - 60_000,
   }],
 };

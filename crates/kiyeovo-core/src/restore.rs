@@ -346,9 +346,10 @@ async fn write_database(
             written_at: 0,
             contacts: count("contacts").await?,
             groups: count("groups").await?,
-            messages: count("messages")
+            // Messages deleted for me keep their rows (their numbers count) but are not shown.
+            messages: count("messages WHERE deleted = 0")
                 .await?
-                .saturating_add(count("group_messages").await?),
+                .saturating_add(count("group_messages WHERE deleted = 0").await?),
         })
     }
     .await;

@@ -31,8 +31,10 @@ pub struct SearchHit {
     pub conversation_id: String,
     /// The contact's or the group's name.
     pub title: String,
-    /// Hex of the message id, to jump to it in the conversation.
+    /// Hex of the message id and its sender's peer id, to jump to it in the conversation (a
+    /// group message is known by both: ids are chosen by their senders).
     pub msg_id: String,
+    pub sender_peer_id: String,
     /// "You", the contact's name, or the member's name.
     pub sender_name: String,
     pub outgoing: bool,
@@ -145,17 +147,16 @@ impl App {
                     .await
                     .map_err(err)?
             {
-                let sender = if outgoing {
-                    "You".into()
+                let (name, sender) = if outgoing {
+                    ("You".into(), self.peer_id().to_string())
                 } else {
-                    c.display_name.clone()
+                    (c.display_name.clone(), c.peer_id.clone())
                 };
                 hits.push(hit(
                     ConversationKind::Contact,
                     &c.peer_id,
                     &c.display_name,
-                    id.to_hex(),
-                    sender,
+                    (id.to_hex(), sender, name),
                     outgoing,
                     &body,
                     &needle,
@@ -174,8 +175,7 @@ impl App {
                     ConversationKind::Group,
                     &g.group_id,
                     &g.name,
-                    crate::ids::hex(id),
-                    name,
+                    (crate::ids::hex(id), sender, name),
                     outgoing,
                     &body,
                     &needle,
@@ -194,8 +194,7 @@ fn hit(
     kind: ConversationKind,
     conversation_id: &str,
     title: &str,
-    msg_id: String,
-    sender_name: String,
+    (msg_id, sender_peer_id, sender_name): (String, String, String),
     outgoing: bool,
     body: &str,
     needle: &[char],
@@ -208,6 +207,7 @@ fn hit(
         conversation_id: conversation_id.to_string(),
         title: title.to_string(),
         msg_id,
+        sender_peer_id,
         sender_name,
         outgoing,
         snippet,

@@ -14,9 +14,10 @@ conversation_id: string,
  */
 title: string, 
 /**
- * Hex of the message id, to jump to it in the conversation.
+ * Hex of the message id and its sender's peer id, to jump to it in the conversation (a
+ * group message is known by both: ids are chosen by their senders).
  */
-msg_id: string, 
+msg_id: string, sender_peer_id: string, 
 /**
  * "You", the contact's name, or the member's name.
  */

@@ -135,7 +135,7 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
             <span className="meta">
               {new Date(m.sent_at).toLocaleTimeString()} {m.outgoing ? STATE_TEXT[m.state] : ""}
             </span>
-            <MessageActions body={m.body} canDelete={m.state !== "pending"} onDelete={async () => {
+            <MessageActions body={m.body} outgoing={m.outgoing} canDelete={m.state !== "pending"} onDelete={async () => {
               await api.deleteMessage(contact.peer_id, m.msg_id);
               await reload();
             }} />

@@ -7,8 +7,9 @@ import { ErrorText } from "../lib/ErrorText";
  * A message's own actions, for contacts and groups alike: Copy, and Delete for me (asked once
  * more, in words; a message of ours still being sent cannot be deleted yet).
  */
-export function MessageActions({ body, canDelete, onDelete }: {
+export function MessageActions({ body, outgoing, canDelete, onDelete }: {
   body: string;
+  outgoing: boolean;
   canDelete: boolean;
   onDelete: () => Promise<void>;
 }) {
@@ -40,7 +41,10 @@ export function MessageActions({ body, canDelete, onDelete }: {
     <div className="message-actions">
       {confirming ? (
         <span role="group" aria-label="Delete this message?">
-          <span className="muted">Delete from this device? The others keep theirs.</span>{" "}
+          <span className="muted">
+            Delete from this device? The others keep theirs.
+            {outgoing && " The copy sent for them stays, encrypted, in your offline bucket until newer messages replace it."}
+          </span>{" "}
           <button type="button" className="link danger" onClick={() => void remove()}>Delete</button>{" "}
           <button type="button" className="link" onClick={() => setConfirming(false)}>Cancel</button>
         </span>

@@ -25,7 +25,7 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
   const filterRef = useRef<HTMLInputElement>(null);
   const paneRef = useRef<HTMLElement>(null);
   // A search result asks for one message: the conversation opens and scrolls to it.
-  const [jump, setJump] = useState<{ msgId: string; nonce: number } | null>(null);
+  const [jump, setJump] = useState<{ msgId: string; sender?: string; nonce: number } | null>(null);
 
   useEffect(() => void startConversations(), []);
   useEffect(() => {
@@ -49,12 +49,12 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
 
   useEffect(() => {
     if (!jump || !paneRef.current) return;
-    return jumpToMessage(paneRef.current, jump.msgId);
+    return jumpToMessage(paneRef.current, jump.msgId, jump.sender);
   }, [jump]);
 
   function openHit(h: SearchHit) {
     setSelected(`${h.kind}:${h.conversation_id}`);
-    setJump({ msgId: h.msg_id, nonce: Date.now() });
+    setJump({ msgId: h.msg_id, sender: h.kind === "group" ? h.sender_peer_id : undefined, nonce: Date.now() });
   }
 
   const list = ordered([...items.values()], filter);

@@ -47,7 +47,7 @@ export function SearchResults({ query, onOpen }: {
       {hits?.length === 0 && <p className="muted">No message contains “{q}”.</p>}
       <ul>
         {hits?.map((h) => (
-          <li key={`${h.kind}:${h.conversation_id}:${h.msg_id}`}>
+          <li key={`${h.kind}:${h.conversation_id}:${h.sender_peer_id}:${h.msg_id}`}>
             <button className="hit" data-kind={h.kind} data-id={h.conversation_id} data-msg-id={h.msg_id}
               onClick={() => onOpen(h)}>
               <span className="row">

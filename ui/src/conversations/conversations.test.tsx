@@ -180,7 +180,7 @@ describe("search", () => {
   });
 
   const hit = {
-    kind: "group" as const, conversation_id: "aa".repeat(16), title: "Book club", msg_id: "0f".repeat(16),
+    kind: "group" as const, conversation_id: "aa".repeat(16), title: "Book club", msg_id: "0f".repeat(16), sender_peer_id: "12D3KooWDee",
     sender_name: "Dee", outgoing: false, snippet: "…we meet at the LIGHTHOUSE café", mark_start: 16, mark_end: 26, at: NOW - MIN,
   };
 
@@ -213,12 +213,19 @@ describe("search", () => {
     fireEvent.click(results.querySelector("button.hit")!);
     expect(screen.queryByText("Pick a conversation.")).toBeNull();
     await waitFor(() => expect(vi.mocked(invoke).mock.calls.some(([c]) => c === "list_groups")).toBe(true));
+    // Another member's message with the same id (ids are chosen by senders) is not the one.
     const pane = document.querySelector("main.main")!;
+    const impostor = document.createElement("li");
+    impostor.dataset.msgId = hit.msg_id;
+    impostor.dataset.sender = "12D3KooWMallory";
+    pane.appendChild(impostor);
     const li = document.createElement("li");
     li.dataset.msgId = hit.msg_id;
+    li.dataset.sender = hit.sender_peer_id;
     pane.appendChild(li);
     await waitFor(() => expect(document.activeElement).toBe(li));
     expect(li.classList.contains("found")).toBe(true);
+    expect(impostor.classList.contains("found")).toBe(false);
   });
 
   it("says when nothing is found, and does not search for one character", async () => {

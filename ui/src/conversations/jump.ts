@@ -5,13 +5,16 @@
 const WAIT_MS = 5000;
 
 /**
- * Scrolls `root`'s element for message `msgId` into view once it is there, marks it for a
- * moment and moves the focus to it (so a screen reader reads it). Returns a cancel function.
+ * Scrolls `root`'s element for message `msgId` (of `sender`, for a group: ids are chosen by
+ * their senders, so only the pair names one message) into view once it is there, marks it for
+ * a moment and moves the focus to it (so a screen reader reads it). Returns a cancel function.
+ * The ids are compared as data, never put into a selector.
  */
-export function jumpToMessage(root: HTMLElement, msgId: string): () => void {
-  // Message ids are hex; anything else would not be one of ours (and must not reach a selector).
-  if (!/^[0-9a-f]{1,64}$/.test(msgId)) return () => {};
-  const find = () => root.querySelector<HTMLElement>(`[data-msg-id="${msgId}"]`);
+export function jumpToMessage(root: HTMLElement, msgId: string, sender?: string): () => void {
+  const find = () =>
+    Array.from(root.querySelectorAll<HTMLElement>("[data-msg-id]")).find(
+      (el) => el.dataset.msgId === msgId && (sender === undefined || el.dataset.sender === sender),
+    );
   let done = false;
   const observer = new MutationObserver(() => tryJump());
   const timer = setTimeout(() => stop(), WAIT_MS);

@@ -113,7 +113,7 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
               {gapText(item.g)}
             </li>
           ) : (
-            <li key={`${item.m.sender_peer_id}/${item.m.msg_id}`} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain} data-msg-id={item.m.msg_id}>
+            <li key={`${item.m.sender_peer_id}/${item.m.msg_id}`} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain} data-msg-id={item.m.msg_id} data-sender={item.m.sender_peer_id}>
               {item.m.order_uncertain && <span className="uncertain">order uncertain here: the senders' clocks disagree</span>}
               {!item.m.outgoing && <span className="author">{item.m.sender_name}</span>}
               <span className="body">{item.m.body}</span>
@@ -122,7 +122,7 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
                 {item.m.epoch === 0 ? " · window chat" : ""}
                 {item.m.outgoing ? ` · ${ownState(item.m)}` : ""}
               </span>
-              <MessageActions body={item.m.body} canDelete={!item.m.outgoing || item.m.published || item.m.stored}
+              <MessageActions body={item.m.body} outgoing={item.m.outgoing} canDelete={!item.m.outgoing || item.m.published || item.m.stored}
                 onDelete={async () => {
                   await api.deleteGroupMessage(groupId, item.m.sender_peer_id, item.m.msg_id);
                   await reload();
