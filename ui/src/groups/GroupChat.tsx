@@ -14,7 +14,8 @@ type Item =
   | { kind: "change"; c: GroupChangeView };
 
 /**
- * Where each gap goes: before the sender's message with `before_seq`, or at the end; each
+ * Where each gap goes: before the sender's message with `before_seq` (or their next one, if
+ * that was deleted here), or at the end; each
  * membership change ("Ana added Eve") in place by time, before the first message sent after it.
  */
 export function layout(view: GroupChatView, changes: GroupChangeView[] = []): Item[] {
@@ -27,7 +28,8 @@ export function layout(view: GroupChatView, changes: GroupChangeView[] = []): It
       pending.shift();
     }
     for (const g of view.gaps) {
-      if (!placed.has(g) && g.sender_peer_id === m.sender_peer_id && g.epoch === m.epoch && g.before_seq === m.seq) {
+      // `>=`: the message it precedes may have been deleted here; the next one of theirs takes it.
+      if (!placed.has(g) && g.sender_peer_id === m.sender_peer_id && g.epoch === m.epoch && m.seq >= g.before_seq) {
         out.push({ kind: "gap", g });
         placed.add(g);
       }

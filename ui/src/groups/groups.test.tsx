@@ -248,6 +248,10 @@ describe("group chat layout", () => {
     };
     const items = layout(view).map((i) => (i.kind === "gap" ? `gap:${i.g.sender_name}` : i.kind === "message" ? i.m.body : i.c.text));
     expect(items).toEqual(["gap:Ana", "ana 51", "ben 1", "ana 52", "gap:Ben"]);
+    // Ana's 51 deleted here: the gap stays before her next message, not at the end.
+    const without = { ...view, messages: view.messages.filter((m) => m.seq !== 51) };
+    expect(layout(without).map((i) => (i.kind === "gap" ? `gap:${i.g.sender_name}` : i.kind === "message" ? i.m.body : "")))
+      .toEqual(["ben 1", "gap:Ana", "ana 52", "gap:Ben"]);
     expect(gapText(view.gaps[0]!)).toBe("50 messages from Ana missed: they expired before this device came online");
     expect(gapText(view.gaps[1]!)).toBe("3 messages from Ben missing so far");
     expect(evictionWarning({ ...view, bucket_fill: 95, away_members: ["Cai"] })).toContain("Cai is away");
