@@ -97,17 +97,17 @@ class WebDriver:
                 if attempt == 2:
                     raise
 
-    def start(self, application, args, first_run=True):
+    def start(self, application, args, first_run=True, name=None):
         caps = {"capabilities": {"alwaysMatch": {
             "tauri:options": {"application": str(application), "args": args}}}}
         self.session = self.call("POST", "/session", caps)["sessionId"]
         if first_run:
-            self.past_first_run()
+            self.past_first_run(name)
 
     def exists(self, css):
         return len(self.call("POST", self.s("/elements"), {"using": "css selector", "value": css})) > 0
 
-    def past_first_run(self):
+    def past_first_run(self, name=None):
         """A new profile opens on the first-run screen: make a new identity and skip the recovery
         phrase for now (`recovery_phrase` does both in full). An existing one opens as before."""
         first = wait_until("the window's first screen", lambda: (
@@ -117,8 +117,13 @@ class WebDriver:
             self.click("#first-run-new")
             wait_until("the recovery phrase step", lambda: self.exists("#phrase-skip"))
             self.click("#phrase-skip")
-            # Then the first steps (name, card, contact): `recovery_phrase` goes through them.
+            # Then the first steps (name, card, contact): the name if one is given, the rest
+            # skipped (`recovery_phrase` goes through all of them).
             wait_until("the first steps", lambda: self.exists("#onboarding-skip"))
+            if name:
+                self.type_into("#onboarding-name", name)
+                self.click("#onboarding-next")
+                wait_until("the card step", lambda: self.exists("#my-card-button"))
             self.click("#onboarding-skip")
             wait_until("the app", lambda: self.exists(".tabs"))
 
@@ -255,10 +260,10 @@ def profile_closed(name):
     return subprocess.run(["pgrep", "-f", f"--profile {name} "], capture_output=True).returncode != 0
 
 
-def session(wd, profile, args, body, first_run=True):
+def session(wd, profile, args, body, first_run=True, name=None):
     """One app window for `profile`: run `body`, then close the window and wait for the exit.
     A new profile is taken past its first-run screen unless `first_run` is False."""
-    wd.start(APP, ["--profile", profile] + args, first_run=first_run)
+    wd.start(APP, ["--profile", profile] + args, first_run=first_run, name=name)
     try:
         body()
     finally:
@@ -316,6 +321,8 @@ def contacts_and_chat(wd, bootstrap, data_dir):
             lambda e: e if "hello from ben" in (wd.text_content("#conversation-list") or "") else None)(
                 wd.find("#conversation-list button[data-kind=contact]")))
         assert wd.call("GET", wd.s(f"/element/{entry}/attribute/data-unread")) == "1"
+        title = wd.text_content("#conversation-list button[data-kind=contact] .title")
+        assert title == "Ben", f"Ben by the name he chose: {title!r}"
         wd.screenshot(OUT / "conversations-ana.png")
         wd.click("#conversation-list button[data-kind=contact]")
         wait_until("message arrived", lambda: "hello from ben" in wd.text("#messages"))
@@ -332,8 +339,8 @@ def contacts_and_chat(wd, bootstrap, data_dir):
             "args": []}))
         assert "hello from ben" in focused, focused
 
-    session(wd, ben, args, copy_card("ben"))
-    session(wd, ana, args, copy_card("ana"))
+    session(wd, ben, args, copy_card("ben"), name="Ben")
+    session(wd, ana, args, copy_card("ana"), name="Ana")
     session(wd, ana, args, add_card("ben"))          # Ana adds Ben while Ben is closed
     session(wd, ben, args, add_card("ana", ben_sends))  # Ben adds Ana, finds her handshake, writes
     session(wd, ana, args, ana_reads)                 # Ana opens later and reads it
@@ -452,6 +459,10 @@ def group_flow(wd, ana, ben, args, cards):
         wd.click("#group-list button[data-status=active]")
         wait_until("both messages", lambda: "hello from ana" in wd.text("#group-messages")
                    and "hi from ben" in wd.text("#group-messages"))
+        authors = wd.call("POST", wd.s("/execute/sync"), {"script": (
+            "return Array.from(document.querySelectorAll('#group-messages .author'), e => e.textContent);"),
+            "args": []})
+        assert authors == ["Ana", "Ben"], f"each member by the name they chose: {authors!r}"
         wd.screenshot(OUT / "group-chat-carol.png")
 
     def open_group():
@@ -544,7 +555,7 @@ def group_flow(wd, ana, ben, args, cards):
         assert "added" in wd.text("#group-messages"), wd.text("#group-messages")
         wd.screenshot(OUT / "member-added-carol.png")
 
-    session(wd, carol, args, carol_adds_ana)
+    session(wd, carol, args, carol_adds_ana, name="Carol")
     session(wd, ana, args, ana_adds_carol)
     # Ben runs outside WebDriver, started as a login would start it (hidden, in the tray),
     # while Ana invites him: his tray menu must list the invitation, and its Quit must stop
