@@ -339,6 +339,26 @@ def contacts_and_chat(wd, bootstrap, data_dir):
             "args": []}))
         assert "hello from ben" in focused, focused
 
+        # Dark, chosen on the Status view (the default follows the system), then back to it:
+        # the choice is kept by the web view, which every profile of this run shares.
+        theme = lambda: wd.call("POST", wd.s("/execute/sync"), {
+            "script": "return [document.documentElement.dataset.theme,"
+                      " getComputedStyle(document.body).backgroundColor];", "args": []})
+        light = theme()
+        wd.click("#tab-status")
+        wd.click("#theme-dark")
+        try:
+            dark = theme()
+            assert dark[0] == "dark" and light[0] == "light" and dark[1] != light[1], (light, dark)
+            wd.click("#tab-chats")
+            wd.click("#conversation-list button[data-kind=contact]")
+            wait_until("the chat", lambda: "hello from ben" in wd.text("#messages"))
+            wd.screenshot(OUT / "chat-ana-dark.png")
+        finally:
+            wd.click("#tab-status")
+            wd.click("#theme-system")
+        assert theme() == light, theme()
+
     session(wd, ben, args, copy_card("ben"), name="Ben")
     session(wd, ana, args, copy_card("ana"), name="Ana")
     session(wd, ana, args, add_card("ben"))          # Ana adds Ben while Ben is closed

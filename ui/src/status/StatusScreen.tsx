@@ -3,6 +3,7 @@ import type { BootstrapState } from "../bindings/BootstrapState";
 import { DisplayName } from "./DisplayName";
 import { BootstrapSettings } from "./BootstrapSettings";
 import { DesktopSettingsCard } from "./DesktopSettingsCard";
+import { AppearanceCard } from "./AppearanceCard";
 import { RecoveryPhraseCard } from "../recovery/RecoveryPhraseCard";
 import { BackupCard } from "../recovery/BackupCard";
 
@@ -90,6 +91,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
       )}
       <BootstrapSettings current={snapshot.bootstrap} />
       <DesktopSettingsCard current={snapshot.desktop} />
+      <AppearanceCard />
       <BackupCard />
       {snapshot.recovery !== "not_confirmed" && <RecoveryPhraseCard status={snapshot.recovery} />}
     </main>
