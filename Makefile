@@ -7,7 +7,7 @@ TOOLS ?= $(HOME)/.cache/kiyeovo/tools
 export PATH := $(TOOLS)/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: fuzz run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench soak clean
+.PHONY: fuzz run demo deps test-deps ui-deps ui build lint test test-rust test-ui test-e2e bindings-check package bench soak footprint clean
 
 ## Install system packages (if missing), build the UI and the app, open the window against a
 ## local bootstrap node.
@@ -81,6 +81,12 @@ fuzz: $(TOOLS)/bin/cargo-fuzz
 bench: test-deps
 	scripts/with-keyring.sh $(CARGO) run --locked --release -p kiyeovo-bench
 	$(CARGO) bench --locked -p kiyeovo-core
+
+## Memory of the release app under Xvfb: one idle window, closed to the tray, opened again
+## (scripts/footprint.py; figures in README, "Footprint").
+footprint: test-deps ui
+	$(CARGO) build --locked --release -p kiyeovo-desktop -p kiyeovo-tests --bins
+	scripts/with-keyring.sh /usr/bin/python3 scripts/footprint.py
 
 ## Installers into <target dir>/release/bundle: .deb and .rpm by default; BUNDLES=deb,rpm,appimage
 ## where linuxdeploy can be downloaded (it comes from GitHub, unreachable on the offline CI box).

@@ -636,3 +636,17 @@ pub async fn delete_group_message(
         .await
         .map_err(|e| e.to_ui())
 }
+
+/// The window tells which conversation is open (`None`: none), so that a window created again
+/// after being closed to the tray opens on it.
+#[tauri::command]
+pub fn remember_open(open: State<'_, crate::window::OpenConversation>, key: Option<String>) {
+    open.set(key);
+}
+
+/// The conversation to open a new window on: the one open when the window was closed, or the
+/// group a notification or the tray asked for.
+#[tauri::command]
+pub fn last_open(open: State<'_, crate::window::OpenConversation>) -> Option<String> {
+    open.get()
+}

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod state;
 mod tray;
+mod window;
 
 use clap::Parser;
 use tauri::{Manager, RunEvent, WindowEvent};
@@ -36,11 +37,12 @@ fn main() {
         .plugin(
             tauri_plugin_single_instance::Builder::new()
                 .dbus_id(single_instance_id(&profile))
-                .callback(|handle, _args, _cwd| tray::show_window(handle))
+                .callback(|handle, _args, _cwd| window::show(handle))
                 .build(),
         )
         .plugin(tauri_plugin_dialog::init())
         .manage(ShellState::new(&profile))
+        .manage(window::OpenConversation::default())
         .on_window_event(on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::get_snapshot,
@@ -91,22 +93,19 @@ fn main() {
             commands::set_desktop_settings,
             commands::set_group_muted,
             commands::tray_model,
+            commands::remember_open,
+            commands::last_open,
         ])
         .setup(move |app| {
-            if profile != kiyeovo_core::profile::DEFAULT_PROFILE {
-                if let Some(window) = app.get_webview_window("main") {
-                    let _ = window.set_title(&format!("Kiyeovo — {profile}"));
-                }
-            }
             // Without a tray (some desktops have none) the app still works; closing the window
             // then leaves it reachable by launching it again (single instance).
             if let Err(e) = tray::create(app.handle()) {
                 tracing::warn!(error = %e, "no system tray");
             }
-            if hidden {
-                if let Some(window) = app.get_webview_window("main") {
-                    let _ = window.hide();
-                }
+            // The window is made here, not from the configuration (`"create": false`): a start
+            // at login has none until it is asked for.
+            if !hidden || app.tray_by_id(tray::TRAY_ID).is_none() {
+                window::show(app.handle());
             }
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(state::start(handle, config));
@@ -126,7 +125,17 @@ fn main() {
         // macOS: a click on the Dock icon brings the hidden window back.
         #[cfg(target_os = "macos")]
         if let RunEvent::Reopen { .. } = event {
-            tray::show_window(handle);
+            window::show(handle);
+        }
+        // The window was closed (and destroyed): with a tray, Kiyeovo goes on there. Quit, a
+        // signal or a logout asks with an exit code and is let through.
+        if let RunEvent::ExitRequested {
+            code: None, api, ..
+        } = &event
+        {
+            if handle.tray_by_id(tray::TRAY_ID).is_some() {
+                api.prevent_exit();
+            }
         }
         if let RunEvent::Exit = event {
             // Stop the node and close the database before the process ends.
@@ -158,16 +167,16 @@ fn single_instance_id(profile: &str) -> String {
 }
 
 /// Closing the window keeps Kiyeovo running in the tray, so invitations and messages still
-/// arrive; Quit in the tray menu ends it. Focus changes decide whether new messages notify.
+/// arrive; Quit in the tray menu ends it. The window itself goes (`window.rs`: its web view is
+/// what costs memory) and is made again when shown. Focus changes decide whether new messages
+/// notify.
 fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
     let state = window.state::<ShellState>();
     match event {
         // Without a tray there is nowhere to come back from: closing quits.
-        WindowEvent::CloseRequested { api, .. }
+        WindowEvent::CloseRequested { .. }
             if window.app_handle().tray_by_id(tray::TRAY_ID).is_some() =>
         {
-            api.prevent_close();
-            let _ = window.hide();
             if let Some(app) = state.app() {
                 app.set_window_focused(false);
             }

@@ -177,7 +177,7 @@ async fn forward_open_requests(
         match requests.recv().await {
             Ok(group_id) => {
                 let h = handle.clone();
-                let _ = handle.run_on_main_thread(move || crate::tray::open_group(&h, group_id));
+                let _ = handle.run_on_main_thread(move || crate::window::open_group(&h, group_id));
             }
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => break,

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiyeovo_core::api::{events, OpenGroup, TrayMenuEntry, TrayModel};
+use kiyeovo_core::api::{TrayMenuEntry, TrayModel};
 use kiyeovo_core::desktop::tray::{MENU_INVITE_PREFIX, MENU_OPEN, MENU_QUIT};
 use kiyeovo_core::service::App;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuBuilder, MenuEvent, MenuItemBuilder};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime};
 
 use crate::state::ShellState;
 
@@ -60,14 +60,6 @@ pub fn create<R: Runtime>(handle: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
     builder.build(handle)
 }
 
-/// Shows, un-minimises and focuses the main window.
-pub fn show_window<R: Runtime>(handle: &AppHandle<R>) {
-    if let Some(window) = handle.get_webview_window("main") {
-        let _ = window.show();
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
-}
 
 /// Told once per run, the first time the window is closed: where Kiyeovo went.
 pub fn notice_still_running<R: Runtime>(handle: &AppHandle<R>) {
@@ -84,21 +76,16 @@ pub fn notice_still_running<R: Runtime>(handle: &AppHandle<R>) {
     }
 }
 
-/// Shows the window on one group.
-pub fn open_group<R: Runtime>(handle: &AppHandle<R>, group_id: String) {
-    show_window(handle);
-    let _ = handle.emit(events::OPEN_GROUP, OpenGroup { group_id });
-}
 
 fn on_menu<R: Runtime>(handle: &AppHandle<R>, event: MenuEvent) {
     let id = event.id().as_ref();
     match id {
-        MENU_OPEN => show_window(handle),
+        MENU_OPEN => crate::window::show(handle),
         // The exit path stops the node and closes the database (main.rs, RunEvent::Exit).
         MENU_QUIT => handle.exit(0),
         _ => {
             if let Some(group_id) = id.strip_prefix(MENU_INVITE_PREFIX) {
-                open_group(handle, group_id.to_string());
+                crate::window::open_group(handle, group_id.to_string());
             }
         }
     }

@@ -626,6 +626,37 @@ def menu_labels(tray):
     return [e["label"] if e["kind"] == "item" else "-" for e in tray["menu"]]
 
 
+def app_pids(profile):
+    """The app processes running `profile`."""
+    out = subprocess.run(["pgrep", "-a", "-f", f"kiyeovo-desktop --profile {profile} "],
+                         capture_output=True, text=True).stdout
+    return sorted(int(line.split()[0]) for line in out.splitlines())
+
+
+def web_processes(pid):
+    """WebKit's web processes below the app process `pid` (a web view's page runs in one)."""
+    children, found = {}, []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    todo = list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            if "WebKitWebProcess" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(p)
+        except OSError:
+            pass
+    return found
+
+
 def close_to_tray(win):
     """Clicks the window's close button and waits for the window to hide. Once in a CI run the
     first close request left the window mapped for a whole minute; a user would click again, so
@@ -673,17 +704,26 @@ def tray_and_single_instance(wd, bootstrap, app_args):
         wd.click("#autostart")
         wait_until("the autostart entry removed", lambda: not entry.exists())
 
+        [pid] = app_pids(profile)
+        assert web_processes(pid), "a window without its WebKit web process?"
         close_to_tray(win)
-        # Still running: the page answers and the node is still connected.
-        assert int(wd.text("#connected-count")) >= 1
+        # The window and its web view are gone, WebKit's web process with them; the app (node,
+        # tray, notifications) goes on.
+        wait_until("the web process gone", lambda: not web_processes(pid))
+        assert app_pids(profile) == [pid], "the app itself must keep running"
+        assert x11.find_window(f"Kiyeovo — {profile}") is None
 
         started = time.monotonic()
         second = subprocess.run([str(APP)] + args, capture_output=True, text=True, timeout=TIMEOUT)
         assert second.returncode == 0, second.stderr[-2000:]
         assert "profile opened" not in second.stderr, "the second launch opened the profile itself"
-        wait_until("the window shown again", lambda: x11.is_viewable(win))
-        print(f"  second launch handed over in {time.monotonic() - started:.2f} s", flush=True)
-        wd.screenshot(OUT / "shown-again.png")
+        again = wait_until("the window made again", lambda: (
+            lambda w: w if w and x11.is_viewable(w) else None)(x11.find_window(f"Kiyeovo — {profile}")))
+        print(f"  second launch handed over and the window was made again in "
+              f"{time.monotonic() - started:.2f} s", flush=True)
+        assert web_processes(pid), "the new window has its web process"
+        assert again != win
+        x11.screenshot(OUT / "shown-again.png")
     finally:
         wd.quit()
         wait_until(f"{profile} to exit", lambda: profile_closed(profile), 30)

@@ -42,9 +42,12 @@ def find_window(title):
 
 
 def is_viewable(window_id):
+    """Whether the window is mapped; a window that no longer exists is not."""
     d = display.Display()
     try:
         return d.create_resource_object("window", window_id).get_attributes().map_state == X.IsViewable
+    except error.BadWindow:
+        return False
     finally:
         d.close()
 

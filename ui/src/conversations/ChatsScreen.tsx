@@ -31,6 +31,15 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
   useEffect(() => {
     if (open) setSelected(open.key);
   }, [open]);
+  // A window made again after being closed to the tray opens on the conversation that was
+  // open (the backend keeps which one; the web view itself is gone in between).
+  useEffect(() => {
+    if (open) return;
+    api.lastOpen().then((key) => key && setSelected((now) => now ?? key), () => {});
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    api.rememberOpen(selected).catch(() => {});
+  }, [selected]);
 
   // Ctrl/Cmd+K jumps to the filter box; Esc there clears it.
   useEffect(() => {

@@ -141,6 +141,21 @@ describe("ChatsScreen", () => {
     expect(vi.mocked(invoke).mock.calls.filter(([c]) => c === "list_conversations")).toHaveLength(1);
   });
 
+  it("a window made again opens on the conversation that was open, and tells which one is", async () => {
+    const remembered: unknown[] = [];
+    vi.mocked(invoke).mockImplementation(async (cmd: string, args?: unknown) => {
+      if (cmd === "list_conversations") return [ben, cai];
+      if (cmd === "last_open") return "contact:12D3KooWCai";
+      if (cmd === "remember_open") remembered.push((args as { key: unknown }).key);
+      return [];
+    });
+    render(<ChatsScreen />);
+    await waitFor(() => expect(screen.getAllByRole("button").find((b) => b.getAttribute("aria-current") === "true")?.dataset.id)
+      .toBe("12D3KooWCai"));
+    fireEvent.click(screen.getAllByRole("button").find((b) => b.dataset.id === "12D3KooWBen")!);
+    await waitFor(() => expect(remembered.at(-1)).toBe("contact:12D3KooWBen"));
+  });
+
   it("an event with no id (the backend missed some) re-reads the whole list", async () => {
     let list = [ben];
     vi.mocked(invoke).mockImplementation(async (cmd: string) => (cmd === "list_conversations" ? list : []));

@@ -115,6 +115,8 @@ export const api = {
   setDesktopSettings: (settings: DesktopSettings) => invoke<DesktopSettings>("set_desktop_settings", { settings }),
   setGroupMuted: (groupId: string, muted: boolean) => invoke<DesktopSettings>("set_group_muted", { groupId, muted }),
   trayModel: () => invoke<TrayModel>("tray_model"),
+  rememberOpen: (key: string | null) => invoke<void>("remember_open", { key }),
+  lastOpen: () => invoke<string | null>("last_open"),
   /** A notification or the tray menu asked to show a group. */
   onOpenGroup: (cb: (g: OpenGroup) => void): Promise<UnlistenFn> =>
     listen<OpenGroup>(EVENT_OPEN_GROUP, (e) => cb(e.payload)),
