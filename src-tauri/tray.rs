@@ -60,7 +60,6 @@ pub fn create<R: Runtime>(handle: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
     builder.build(handle)
 }
 
-
 /// Told once per run, the first time the window is closed: where Kiyeovo went.
 pub fn notice_still_running<R: Runtime>(handle: &AppHandle<R>) {
     let quiet = handle
@@ -75,7 +74,6 @@ pub fn notice_still_running<R: Runtime>(handle: &AppHandle<R>) {
         ));
     }
 }
-
 
 fn on_menu<R: Runtime>(handle: &AppHandle<R>, event: MenuEvent) {
     let id = event.id().as_ref();
