@@ -33,13 +33,22 @@ export function ChatsScreen({ open = null }: { open?: OpenRequest | null }) {
   }, [open]);
   // A window made again after being closed to the tray opens on the conversation that was
   // open (the backend keeps which one; the web view itself is gone in between).
+  // Nothing is told back before that answer is in, or the "none open yet" of a window just
+  // made could overwrite what it is about to read.
+  const [restored, setRestored] = useState(open !== null);
   useEffect(() => {
     if (open) return;
-    api.lastOpen().then((key) => key && setSelected((now) => now ?? key), () => {});
+    api.lastOpen().then(
+      (key) => {
+        if (key) setSelected((now) => now ?? key);
+        setRestored(true);
+      },
+      () => setRestored(true),
+    );
   }, []); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
-    api.rememberOpen(selected).catch(() => {});
-  }, [selected]);
+    if (restored) api.rememberOpen(selected).catch(() => {});
+  }, [selected, restored]);
 
   // Ctrl/Cmd+K jumps to the filter box; Esc there clears it.
   useEffect(() => {

@@ -152,6 +152,7 @@ describe("ChatsScreen", () => {
     render(<ChatsScreen />);
     await waitFor(() => expect(screen.getAllByRole("button").find((b) => b.getAttribute("aria-current") === "true")?.dataset.id)
       .toBe("12D3KooWCai"));
+    expect(remembered).not.toContain(null); // never "none open" before it was read back
     fireEvent.click(screen.getAllByRole("button").find((b) => b.dataset.id === "12D3KooWBen")!);
     await waitFor(() => expect(remembered.at(-1)).toBe("contact:12D3KooWBen"));
   });
