@@ -60,16 +60,6 @@ fn create<R: Runtime>(handle: &AppHandle<R>) -> tauri::Result<tauri::WebviewWind
         .ok_or_else(|| tauri::Error::WindowNotFound)?;
     let started = std::time::Instant::now();
     let window = tauri::WebviewWindowBuilder::from_config(handle, &config)?.build()?;
-    // No GPU compositing: a chat window has nothing to accelerate, and WebKit's accelerated
-    // compositing costs its web process ~65 MiB at rest here (README, "Footprint").
-    #[cfg(target_os = "linux")]
-    let _ = window.with_webview(|webview| {
-        use webkit2gtk::{SettingsExt, WebViewExt};
-        if let Some(settings) = webview.inner().settings() {
-            settings
-                .set_hardware_acceleration_policy(webkit2gtk::HardwareAccelerationPolicy::Never);
-        }
-    });
     let profile = handle.state::<ShellState>().snapshot().profile;
     if profile != kiyeovo_core::profile::DEFAULT_PROFILE {
         let _ = window.set_title(&format!("Kiyeovo — {profile}"));
