@@ -343,7 +343,7 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         # the choice is kept by the web view, which every profile of this run shares.
         theme = lambda: wd.call("POST", wd.s("/execute/sync"), {
             "script": "return [document.documentElement.dataset.theme,"
-                      " getComputedStyle(document.body).backgroundColor];", "args": []})
+                      " getComputedStyle(document.documentElement).backgroundColor];", "args": []})
         light = theme()
         wd.click("#tab-status")
         wd.click("#theme-dark")
