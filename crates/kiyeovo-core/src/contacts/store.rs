@@ -543,35 +543,17 @@ pub async fn messages(
 }
 
 /// The newest message with `peer` in the order the conversation shows (`messages`):
-/// `(outgoing, body, sent_at)`.
+/// `(outgoing, body, sent_at)`. A row whose body does not open is skipped over.
 pub async fn last_message(
     pool: &sqlx::SqlitePool,
     key: &[u8; 32],
     peer: &PeerId,
 ) -> Result<Option<(bool, String, u64)>, DbError> {
-    let Some(r) = sqlx::query(
-        "SELECT msg_id, outgoing, body, sent_at FROM messages WHERE peer_id = ? AND deleted = 0
-         ORDER BY sent_at DESC, outgoing DESC, seq DESC LIMIT 1",
-    )
-    .bind(peer.to_string())
-    .fetch_optional(pool)
-    .await
-    .map_err(q)?
-    else {
-        return Ok(None);
-    };
-    let id: Vec<u8> = r.get("msg_id");
-    let msg_id: MsgId = id
-        .as_slice()
-        .try_into()
-        .map_err(|_| DbError::Query("bad message id".into()))?;
-    let body = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
-        .map_err(|e| DbError::Query(format!("message body: {e}")))?;
-    Ok(Some((
-        r.get::<i64, _>("outgoing") != 0,
-        String::from_utf8_lossy(&body).into_owned(),
-        r.get::<i64, _>("sent_at") as u64,
-    )))
+    let newest = search(pool, key, peer, 1, |_| true).await?;
+    Ok(newest
+        .into_iter()
+        .next()
+        .map(|(_, outgoing, body, at)| (outgoing, body, at)))
 }
 
 /// The newest `limit` messages with `peer` whose body `keep` accepts, newest first: `(msg_id, outgoing, body,

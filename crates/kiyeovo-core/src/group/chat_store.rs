@@ -510,30 +510,11 @@ pub async fn last_message(
     key: &[u8; 32],
     group: &str,
 ) -> Result<Option<(String, bool, String, u64)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT msg_id, sender, outgoing, body, sent_at FROM group_messages
-         WHERE group_id = ? AND deleted = 0
-         ORDER BY sent_at DESC, sender DESC, seq DESC LIMIT 8",
-    )
-    .bind(group)
-    .fetch_all(pool)
-    .await
-    .map_err(q)?;
-    for r in rows {
-        let Ok(id) = MsgId::try_from(r.get::<Vec<u8>, _>("msg_id").as_slice()) else {
-            continue;
-        };
-        let Ok(body) = seal::open(key, &body_aad(group, &id), &r.get::<Vec<u8>, _>("body")) else {
-            continue;
-        };
-        return Ok(Some((
-            r.get("sender"),
-            r.get::<i64, _>("outgoing") != 0,
-            String::from_utf8_lossy(&body).into_owned(),
-            r.get::<i64, _>("sent_at") as u64,
-        )));
-    }
-    Ok(None)
+    let newest = search(pool, key, group, 1, |_| true).await?;
+    Ok(newest
+        .into_iter()
+        .next()
+        .map(|(_, sender, outgoing, body, at)| (sender, outgoing, body, at)))
 }
 
 /// The newest `limit` messages of `group` whose body `keep` accepts, newest first: `(msg_id, sender peer id,
