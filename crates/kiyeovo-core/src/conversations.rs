@@ -242,7 +242,7 @@ impl App {
     }
 }
 
-fn service_err(e: impl std::fmt::Display) -> ServiceError {
+pub(crate) fn service_err(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::InvalidInput(e.to_string())
 }
 

@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::conversations::{sender_name, ConversationKind, PREVIEW_CHARS};
+use crate::conversations::{sender_name, service_err, ConversationKind, PREVIEW_CHARS};
 use crate::error::ServiceError;
 use crate::service::App;
 
@@ -137,15 +137,14 @@ impl App {
         let mut hits = Vec::new();
         let needle_text: String = needle.iter().collect();
         let matches = |body: &str| contains(body, &needle_text);
-        let err = |e: crate::storage::DbError| ServiceError::from(e);
-        for c in self.channel().contacts().await.map_err(invalid)? {
+        for c in self.channel().contacts().await.map_err(service_err)? {
             let Ok(peer) = c.peer_id.parse::<PeerId>() else {
                 continue;
             };
             for (id, outgoing, body, at) in
                 crate::contacts::store::search(pool, key, &peer, MAX_HITS, matches)
                     .await
-                    .map_err(err)?
+                    .map_err(ServiceError::from)?
             {
                 let (name, sender) = if outgoing {
                     ("You".into(), self.peer_id().to_string())
@@ -164,11 +163,11 @@ impl App {
                 ));
             }
         }
-        for g in self.groups().list().await.map_err(invalid)? {
+        for g in self.groups().list().await.map_err(service_err)? {
             for (id, sender, outgoing, body, at) in
                 crate::group::chat_store::search(pool, key, &g.group_id, MAX_HITS, matches)
                     .await
-                    .map_err(err)?
+                    .map_err(ServiceError::from)?
             {
                 let name = sender_name(&g, &sender, outgoing);
                 hits.push(hit(
@@ -215,10 +214,6 @@ fn hit(
         mark_end,
         at,
     }
-}
-
-fn invalid(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::InvalidInput(e.to_string())
 }
 
 #[cfg(test)]

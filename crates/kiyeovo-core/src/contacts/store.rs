@@ -608,6 +608,18 @@ pub enum Deleted {
     StillSending,
 }
 
+impl Deleted {
+    /// The outcome, from whether the delete changed a row and, if not, whether the message is
+    /// still there (then it is ours and not sent yet: the delete only takes sent ones).
+    pub(crate) fn after(changed: bool, still_there: bool) -> Self {
+        match (changed, still_there) {
+            (true, _) => Deleted::Deleted,
+            (false, true) => Deleted::StillSending,
+            (false, false) => Deleted::NotFound,
+        }
+    }
+}
+
 /// "Delete for me": the message's body is wiped and it is no longer shown, counted or found.
 /// The row stays so that its number keeps counting. One of ours that has not gone out yet is
 /// refused: it is still being delivered.
@@ -626,7 +638,7 @@ pub async fn delete_message(
     .await
     .map_err(q)?;
     if done.rows_affected() > 0 {
-        return Ok(Deleted::Deleted);
+        return Ok(Deleted::after(true, false));
     }
     let pending: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM messages WHERE peer_id = ? AND msg_id = ? AND deleted = 0",
@@ -636,11 +648,7 @@ pub async fn delete_message(
     .fetch_optional(pool)
     .await
     .map_err(q)?;
-    Ok(if pending.is_some() {
-        Deleted::StillSending
-    } else {
-        Deleted::NotFound
-    })
+    Ok(Deleted::after(false, pending.is_some()))
 }
 
 pub async fn mark_read(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<(), DbError> {

@@ -583,7 +583,7 @@ pub async fn delete_message(
     .await
     .map_err(q)?;
     if done.rows_affected() > 0 {
-        return Ok(Deleted::Deleted);
+        return Ok(Deleted::after(true, false));
     }
     let pending: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM group_messages WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0",
@@ -594,11 +594,7 @@ pub async fn delete_message(
     .fetch_optional(pool)
     .await
     .map_err(q)?;
-    Ok(if pending.is_some() {
-        Deleted::StillSending
-    } else {
-        Deleted::NotFound
-    })
+    Ok(Deleted::after(false, pending.is_some()))
 }
 
 pub async fn unread(pool: &SqlitePool, group: &str) -> Result<u32, DbError> {
