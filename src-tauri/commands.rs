@@ -2,7 +2,8 @@
 
 use kiyeovo_core::api::{
     AppSnapshot, AutoBackup, BackupWritten, ContactView, DesktopSettings, ErrorCode, GroupChatView,
-    GroupMessageView, GroupView, MessageView, PhraseAnswer, RestoredBackup, TrayModel, UiError,
+    GroupMessageView, GroupView, MessageView, PhraseAnswer, ReplyTarget, RestoredBackup, TrayModel,
+    UiError,
 };
 use kiyeovo_core::conversations::{ConversationKind, ConversationView};
 use kiyeovo_core::search::SearchHit;
@@ -275,10 +276,11 @@ pub async fn send_message(
     state: State<'_, ShellState>,
     peer_id: String,
     body: String,
+    reply_to: Option<ReplyTarget>,
 ) -> Result<MessageView, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.channel()
-        .send_chat(&peer(&peer_id)?, &body)
+        .send_reply(&peer(&peer_id)?, &body, reply_to.as_ref())
         .await
         .map_err(|e| e.to_ui())
 }
@@ -604,10 +606,11 @@ pub async fn send_group_message(
     state: State<'_, ShellState>,
     group_id: String,
     body: String,
+    reply_to: Option<ReplyTarget>,
 ) -> Result<GroupMessageView, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.chat()
-        .send(&group_id, &body)
+        .send_reply(&group_id, &body, reply_to.as_ref())
         .await
         .map_err(|e| e.to_ui())
 }

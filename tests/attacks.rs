@@ -2282,3 +2282,102 @@ async fn a_member_cannot_invite_a_non_contact_over_the_member_to_member_path() {
     }
     boot.shutdown().await;
 }
+
+/// Attack: Cai, a member running modified code, sends group replies whose reference she chose
+/// herself — Ben's message claimed as Ana's (to put Ben's words in Ana's mouth), and a message
+/// of Ana's private chat with Cai (to drag it in front of the group). Stopped by: only a
+/// reference travels, signed with the reply; the quote is read from the answered message as
+/// the reader stored it, under its real author, from the same conversation only. The replies
+/// arrive (they are Cai's own words) with their quotes shown as not available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_cannot_put_words_in_someone_elses_mouth() {
+    use kiyeovo_core::group::chat::ChatDrop;
+    use kiyeovo_core::ids::MsgId;
+    use kiyeovo_core::reply::ReplyRef;
+    let (boot, addr) = bootstrap_node().await;
+    let (profiles, apps, id) = group_of("forged-reply", 3, &addr).await;
+    kiyeovo_tests::wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let ana_key = profiles[0]
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let private = ana
+        .channel()
+        .send_chat(&cai.peer_id(), "my pin is 2468")
+        .await
+        .unwrap();
+    wait_chat(cai, &ana.peer_id(), "my pin is 2468").await;
+    ben.chat()
+        .send(&id, "I never liked the book")
+        .await
+        .unwrap();
+    wait_group_message(ana, &id, "I never liked the book").await;
+    let bens = ana
+        .chat()
+        .chat(&id)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .find(|m| m.body == "I never liked the book")
+        .unwrap();
+
+    let forged = [
+        (1, "as Ana said:", MsgId::from_hex(&bens.msg_id).unwrap()),
+        (
+            2,
+            "remember this:",
+            MsgId::from_hex(&private.msg_id).unwrap(),
+        ),
+    ];
+    for (seq, body, msg_id) in forged {
+        let reply_to = Some(ReplyRef {
+            author: ana_key,
+            msg_id,
+        });
+        let bytes = cai
+            .groups()
+            .seal_reply(&id, seq, body, reply_to)
+            .await
+            .unwrap();
+        // Handed to Ana as a relayed envelope, and to Ben as his own copy (same path as gossip).
+        ana.chat().ingest(&id, &bytes).await.unwrap();
+        match ben.chat().ingest(&id, &bytes).await {
+            Ok(_) | Err(ChatDrop::Duplicate) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    for app in [ana, ben] {
+        let view = app.chat().chat(&id).await.unwrap();
+        for body in ["as Ana said:", "remember this:"] {
+            let m = view
+                .messages
+                .iter()
+                .find(|m| m.body == body)
+                .expect("the reply is there");
+            let q = m.reply_to.as_ref().expect("still a reply");
+            assert_eq!(
+                q.body, None,
+                "{body}: no words shown that its author did not write here"
+            );
+            assert_eq!(q.author_peer_id, ana.peer_id().to_string());
+        }
+    }
+    // Ana's own chat with Cai still holds it; nothing of it shows in the group.
+    assert!(!ana
+        .chat()
+        .chat(&id)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .any(|m| m.reply_to.as_ref().and_then(|q| q.body.as_deref()) == Some("my pin is 2468")));
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}

@@ -360,6 +360,7 @@ async fn our_own_message_is_deleted_only_once_it_went_out() {
         1,
         1,
         "hi",
+        None,
         MessageState::Pending,
     )
     .await
@@ -379,8 +380,166 @@ async fn our_own_message_is_deleted_only_once_it_went_out() {
         store::delete_message(db.pool(), &peer, &id).await.unwrap(),
         store::Deleted::NotFound
     );
-    assert!(store::messages(db.pool(), &key, &peer)
+    assert!(store::messages(db.pool(), &key, &peer, &peer, "Ben")
         .await
         .unwrap()
         .is_empty());
+}
+
+/// `app`'s view of the message of group `gid` that says `body`.
+async fn group_message(app: &App, gid: &str, body: &str) -> kiyeovo_core::api::GroupMessageView {
+    app.chat()
+        .chat(gid)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .find(|m| m.body == body)
+        .unwrap_or_else(|| panic!("{body:?} is not in the group"))
+}
+
+/// Reply (issue 14): a reply shows the message it answers, under that message's author, in a
+/// 1:1 chat and in a group, for the one who wrote it and the others. The quote is read from the
+/// answered message as each profile holds it: deleted for me, it shows as not available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_shows_the_message_it_answers_under_its_author() {
+    use kiyeovo_core::api::{QuoteView, ReplyTarget};
+    let (_boot, addr) = bootstrap_node().await;
+    let (_profiles, apps, gid) = group_of("reply", 3, &addr).await;
+    wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let (ana_id, ben_id, cai_id) = (ana.peer_id(), ben.peer_id(), cai.peer_id());
+    ana.channel().rename(&ben_id, "Benjamin").await.unwrap();
+    let quote = |q: &Option<QuoteView>| {
+        let q = q.as_ref().expect("a reply");
+        (q.author_name.clone(), q.outgoing, q.body.clone())
+    };
+
+    // 1:1: Ana asks, Cai answers her question.
+    let asked = ana
+        .channel()
+        .send_chat(&cai_id, "lunch at one?")
+        .await
+        .unwrap();
+    wait_stored_messages(cai, &ana_id, "lunch at one?", 1).await;
+    let target = ReplyTarget {
+        msg_id: asked.msg_id.clone(),
+        author_peer_id: ana_id.to_string(),
+    };
+    let sent = cai
+        .channel()
+        .send_reply(&ana_id, "yes, see you there", Some(&target))
+        .await
+        .unwrap();
+    let (name, outgoing, body) = quote(&sent.reply_to);
+    assert_eq!((outgoing, body.as_deref()), (false, Some("lunch at one?")));
+    let shown = cai.channel().contacts().await.unwrap();
+    let ana_name = &shown
+        .iter()
+        .find(|c| c.peer_id == ana_id.to_string())
+        .unwrap()
+        .display_name;
+    assert_eq!(&name, ana_name, "Ana under the name Cai knows her by");
+    wait_stored_messages(ana, &cai_id, "yes, see you there", 1).await;
+    let at_ana = ana.channel().messages(&cai_id).await.unwrap();
+    let reply = at_ana
+        .iter()
+        .find(|m| m.body == "yes, see you there")
+        .unwrap();
+    assert_eq!(
+        quote(&reply.reply_to),
+        ("You".into(), true, Some("lunch at one?".into()))
+    );
+    assert_eq!(reply.reply_to.as_ref().unwrap().msg_id, asked.msg_id);
+    assert!(at_ana
+        .iter()
+        .find(|m| m.body == "lunch at one?")
+        .unwrap()
+        .reply_to
+        .is_none());
+
+    // Group: Ben writes, Cai answers him; Ana sees Ben under the name she gave him.
+    ben.chat().send(&gid, "chapter 3 tonight").await.unwrap();
+    wait_bodies(cai, &gid, &["chapter 3 tonight"]).await;
+    let chapter = cai
+        .chat()
+        .chat(&gid)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .find(|m| m.body == "chapter 3 tonight")
+        .unwrap();
+    let target = ReplyTarget {
+        msg_id: chapter.msg_id.clone(),
+        author_peer_id: ben_id.to_string(),
+    };
+    let sent = cai
+        .chat()
+        .send_reply(&gid, "I will bring the tea", Some(&target))
+        .await
+        .unwrap();
+    assert_eq!(
+        quote(&sent.reply_to).2.as_deref(),
+        Some("chapter 3 tonight")
+    );
+    wait_bodies(ana, &gid, &["chapter 3 tonight", "I will bring the tea"]).await;
+    wait_bodies(ben, &gid, &["chapter 3 tonight", "I will bring the tea"]).await;
+    const TEA: &str = "I will bring the tea";
+    assert_eq!(
+        quote(&group_message(ana, &gid, TEA).await.reply_to),
+        ("Benjamin".into(), false, Some("chapter 3 tonight".into()))
+    );
+    assert_eq!(
+        quote(&group_message(ben, &gid, TEA).await.reply_to),
+        ("You".into(), true, Some("chapter 3 tonight".into()))
+    );
+
+    // Ana deletes Ben's message for herself: the reply stays, its quote is no longer there.
+    let at_ana = group_message(ana, &gid, TEA).await;
+    ana.chat()
+        .delete_message(&gid, &ben_id.to_string(), &at_ana.reply_to.unwrap().msg_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        quote(&group_message(ana, &gid, TEA).await.reply_to),
+        ("Benjamin".into(), false, None)
+    );
+
+    // Only a message of the conversation can be answered, under its real author.
+    let elsewhere = ReplyTarget {
+        msg_id: asked.msg_id.clone(),
+        author_peer_id: ana_id.to_string(),
+    };
+    assert!(
+        matches!(
+            cai.chat().send_reply(&gid, "x", Some(&elsewhere)).await,
+            Err(kiyeovo_core::group::chat::ChatError::UnknownMessage)
+        ),
+        "a 1:1 message is not in the group"
+    );
+    let wrong_author = ReplyTarget {
+        msg_id: asked.msg_id.clone(),
+        author_peer_id: ben_id.to_string(),
+    };
+    assert!(
+        matches!(
+            cai.channel()
+                .send_reply(&ana_id, "x", Some(&wrong_author))
+                .await,
+            Err(kiyeovo_core::pairwise::channel::ChannelError::UnknownMessage)
+        ),
+        "Ben is not in Cai's chat with Ana"
+    );
+    let not_hers = ReplyTarget {
+        msg_id: asked.msg_id,
+        author_peer_id: cai_id.to_string(),
+    };
+    assert!(
+        cai.channel()
+            .send_reply(&ana_id, "x", Some(&not_hers))
+            .await
+            .is_err(),
+        "Cai did not write Ana's message"
+    );
 }

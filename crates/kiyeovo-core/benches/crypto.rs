@@ -179,6 +179,7 @@ fn backup(c: &mut Criterion) {
                 seq,
                 seq,
                 &body,
+                None,
                 kiyeovo_core::api::MessageState::Received,
             )
             .await
@@ -221,6 +222,8 @@ fn backup(c: &mut Criterion) {
                 db.pool(),
                 &storage_key,
                 &peer,
+                &peer,
+                "them",
             ))
             .unwrap()
         })

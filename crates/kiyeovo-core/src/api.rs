@@ -318,6 +318,31 @@ pub struct MessageView {
     #[ts(type = "number")]
     pub seq: u64,
     pub state: MessageState,
+    /// A reply: the message it answers.
+    pub reply_to: Option<QuoteView>,
+}
+
+/// The message a reply answers, as shown above the reply. The text is the answered message as
+/// stored here (never words carried by the reply: see `crate::reply`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct QuoteView {
+    pub msg_id: String,
+    pub author_peer_id: String,
+    pub author_name: String,
+    /// We wrote the answered message.
+    pub outgoing: bool,
+    /// The start of the answered message; `None` when it is not here (not received, deleted
+    /// for me, or not a message of this conversation).
+    pub body: Option<String>,
+}
+
+/// The message the user is answering, as the UI names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReplyTarget {
+    pub msg_id: String,
+    pub author_peer_id: String,
 }
 
 /// Something changed for a contact (trust, a message, a delivery state); the UI re-reads it.
@@ -489,6 +514,8 @@ pub struct GroupMessageView {
     pub stored: bool,
     /// Shown out of clock order to keep its sender's own order (clocks disagree here).
     pub order_uncertain: bool,
+    /// A reply: the message it answers.
+    pub reply_to: Option<QuoteView>,
 }
 
 /// A hole in a sender's messages, shown where it is.

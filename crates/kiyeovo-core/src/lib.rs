@@ -60,6 +60,7 @@ pub mod pairwise;
 pub mod profile;
 pub mod records;
 pub mod recovery;
+pub mod reply;
 pub mod restore;
 pub mod search;
 pub mod service;

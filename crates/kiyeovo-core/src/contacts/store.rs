@@ -10,6 +10,7 @@ use crate::codec;
 use crate::contacts::card::{ContactCard, MAX_CARD_BYTES};
 use crate::delivery::inbox::Inbox;
 use crate::pairwise::envelope::MsgId;
+use crate::reply::{Quotes, StoredRef};
 use crate::storage::{seal, DbError};
 
 fn q(e: sqlx::Error) -> DbError {
@@ -430,11 +431,13 @@ pub async fn insert_message(
     seq: u64,
     sent_at: u64,
     body: &str,
+    reply_to: Option<&StoredRef>,
     state: MessageState,
 ) -> Result<bool, DbError> {
     let sealed = seal::seal(key, &body_aad(peer, msg_id), body.as_bytes());
     let done = sqlx::query(
-        "INSERT INTO messages (peer_id, msg_id, outgoing, seq, sent_at, body, state) VALUES (?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO messages (peer_id, msg_id, outgoing, seq, sent_at, body, state, reply_author, reply_msg_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(peer_id, msg_id) DO NOTHING",
     )
     .bind(peer.to_string())
@@ -444,6 +447,8 @@ pub async fn insert_message(
     .bind(sent_at as i64)
     .bind(sealed)
     .bind(state_text(state))
+    .bind(reply_to.map(|r| r.author.as_str()))
+    .bind(reply_to.map(|r| r.msg_id.as_slice()))
     .execute(&mut **tx)
     .await
     .map_err(q)?;
@@ -508,11 +513,14 @@ pub async fn mark_stored_up_to(
         .collect())
 }
 
-/// The conversation with `peer`, in order (sender clock, then seq).
+/// The conversation with `peer`, in order (sender clock, then seq). `me` and `their_name` name
+/// the authors of quoted messages.
 pub async fn messages(
     pool: &sqlx::SqlitePool,
     key: &[u8; 32],
     peer: &PeerId,
+    me: &PeerId,
+    their_name: &str,
 ) -> Result<Vec<MessageView>, DbError> {
     let rows = sqlx::query(
         "SELECT * FROM messages WHERE peer_id = ? AND deleted = 0 ORDER BY sent_at, outgoing, seq",
@@ -521,7 +529,9 @@ pub async fn messages(
     .fetch_all(pool)
     .await
     .map_err(q)?;
-    rows.iter()
+    let (me, them) = (me.to_string(), peer.to_string());
+    let opened = rows
+        .iter()
         .map(|r| {
             let id: Vec<u8> = r.get("msg_id");
             let msg_id: MsgId = id
@@ -530,16 +540,69 @@ pub async fn messages(
                 .map_err(|_| DbError::Query("bad message id".into()))?;
             let body = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
                 .map_err(|e| DbError::Query(format!("message body: {e}")))?;
-            Ok(MessageView {
-                msg_id: msg_id.to_hex(),
-                outgoing: r.get::<i64, _>("outgoing") != 0,
-                body: String::from_utf8_lossy(&body).into_owned(),
-                sent_at: r.get::<i64, _>("sent_at") as u64,
-                seq: r.get::<i64, _>("seq") as u64,
-                state: state_from(&r.get::<String, _>("state")),
-            })
+            let reply_to = StoredRef::from_columns(r.get("reply_author"), r.get("reply_msg_id"));
+            Ok((
+                r,
+                msg_id,
+                String::from_utf8_lossy(&body).into_owned(),
+                reply_to,
+            ))
         })
-        .collect()
+        .collect::<Result<Vec<_>, DbError>>()?;
+    // Quotes come from this conversation's own messages, each under its real author.
+    let quotes = Quotes::new(opened.iter().map(|(r, id, body, _)| {
+        let author = if r.get::<i64, _>("outgoing") != 0 {
+            me.as_str()
+        } else {
+            them.as_str()
+        };
+        (author, *id, body.as_str())
+    }));
+    Ok(opened
+        .iter()
+        .map(|(r, msg_id, body, reply_to)| MessageView {
+            msg_id: msg_id.to_hex(),
+            outgoing: r.get::<i64, _>("outgoing") != 0,
+            body: body.clone(),
+            sent_at: r.get::<i64, _>("sent_at") as u64,
+            seq: r.get::<i64, _>("seq") as u64,
+            state: state_from(&r.get::<String, _>("state")),
+            reply_to: reply_to.as_ref().map(|q| {
+                let outgoing = q.author == me;
+                let name = if outgoing {
+                    "You"
+                } else if q.author == them {
+                    their_name
+                } else {
+                    "someone else"
+                };
+                quotes.view(q, name.to_string(), outgoing)
+            }),
+        })
+        .collect())
+}
+
+/// The body of our (`outgoing`) or their message `msg_id` with `peer`, if it is here and not
+/// deleted (what a reply to it may quote).
+pub async fn quotable(
+    pool: &sqlx::SqlitePool,
+    key: &[u8; 32],
+    peer: &PeerId,
+    outgoing: bool,
+    msg_id: &MsgId,
+) -> Result<Option<String>, DbError> {
+    let body: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE peer_id = ? AND msg_id = ? AND outgoing = ? AND deleted = 0",
+    )
+    .bind(peer.to_string())
+    .bind(msg_id.as_slice())
+    .bind(outgoing as i64)
+    .fetch_optional(pool)
+    .await
+    .map_err(q)?;
+    Ok(body
+        .and_then(|b| seal::open(key, &body_aad(peer, msg_id), &b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// The newest message with `peer` in the order the conversation shows (`messages`):

@@ -7,6 +7,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use super::store::hex;
 use crate::codec;
 use crate::delivery::inbox::Inbox;
+use crate::reply::StoredRef;
 use crate::storage::{seal, DbError};
 
 fn q(e: sqlx::Error) -> DbError {
@@ -29,6 +30,7 @@ pub struct StoredMessage {
     pub seq: u64,
     pub sent_at: u64,
     pub body: String,
+    pub reply_to: Option<StoredRef>,
     pub outgoing: bool,
     pub published: bool,
     pub stored: bool,
@@ -58,6 +60,8 @@ pub struct NewMessage<'a> {
     pub msg_id: &'a MsgId,
     pub sent_at: u64,
     pub body: &'a str,
+    /// A reply: the message it answers.
+    pub reply_to: Option<StoredRef>,
     pub outgoing: bool,
     /// The envelope as it travelled, kept for relaying to members who missed it.
     pub envelope: &'a [u8],
@@ -71,8 +75,8 @@ pub async fn insert_message(
 ) -> Result<bool, DbError> {
     let sealed = seal::seal(key, &body_aad(m.group, m.msg_id), m.body.as_bytes());
     let done = sqlx::query(
-        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read, envelope)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read, envelope, reply_author, reply_msg_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(m.group)
     .bind(m.epoch as i64)
@@ -84,6 +88,8 @@ pub async fn insert_message(
     .bind(m.outgoing as i64)
     .bind(m.outgoing as i64)
     .bind(m.envelope)
+    .bind(m.reply_to.as_ref().map(|r| r.author.as_str()))
+    .bind(m.reply_to.as_ref().map(|r| r.msg_id.as_slice()))
     .execute(&mut **tx)
     .await
     .map_err(q)?;
@@ -398,9 +404,9 @@ pub async fn unsent_tail(
     group: &str,
     epoch: u32,
     me: &str,
-) -> Result<Vec<(u64, MsgId, u64, String)>, DbError> {
+) -> Result<Vec<(u64, MsgId, u64, String, Option<StoredRef>)>, DbError> {
     let rows = sqlx::query(
-        "SELECT seq, msg_id, sent_at, body FROM group_messages
+        "SELECT seq, msg_id, sent_at, body, reply_author, reply_msg_id FROM group_messages
          WHERE group_id = ?1 AND epoch = ?2 AND sender = ?3 AND outgoing = 1 AND deleted = 0
            AND seq > COALESCE((SELECT MAX(seq) FROM group_messages WHERE group_id = ?1
                 AND epoch = ?2 AND sender = ?3 AND (published = 1 OR stored = 1)), 0)
@@ -425,6 +431,7 @@ pub async fn unsent_tail(
             id,
             r.get::<i64, _>("sent_at") as u64,
             String::from_utf8_lossy(&body).into_owned(),
+            StoredRef::from_columns(r.get("reply_author"), r.get("reply_msg_id")),
         ));
     }
     Ok(out)
@@ -495,6 +502,7 @@ pub async fn messages(
             seq: r.get::<i64, _>("seq") as u64,
             sent_at: r.get::<i64, _>("sent_at") as u64,
             body,
+            reply_to: StoredRef::from_columns(r.get("reply_author"), r.get("reply_msg_id")),
             outgoing: r.get::<i64, _>("outgoing") != 0,
             published: r.get::<i64, _>("published") != 0,
             stored: r.get::<i64, _>("stored") != 0,
@@ -558,6 +566,29 @@ pub async fn search(
         }
     }
     Ok(out)
+}
+
+/// The body of `sender`'s message `msg_id` in `group`, if it is here and not deleted (what a
+/// reply to it may quote).
+pub async fn quotable(
+    pool: &SqlitePool,
+    key: &[u8; 32],
+    group: &str,
+    sender: &str,
+    msg_id: &MsgId,
+) -> Result<Option<String>, DbError> {
+    let body: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT body FROM group_messages WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0",
+    )
+    .bind(group)
+    .bind(sender)
+    .bind(msg_id.as_slice())
+    .fetch_optional(pool)
+    .await
+    .map_err(q)?;
+    Ok(body
+        .and_then(|b| seal::open(key, &body_aad(group, msg_id), &b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// "Delete for me" of `sender`'s message `msg_id` in `group`: its body and the envelope kept for

@@ -15,11 +15,16 @@ use serde::{Deserialize, Serialize};
 use super::control::{GroupId, GroupKey, MemberKey};
 use crate::codec::{self, DecodeError};
 use crate::identity::{serde_sig, Identity};
+use crate::reply::ReplyRef;
 use crate::sign::{self, Domain};
 use crate::storage::seal;
 
-/// v1 carried the header and signature in the clear; v2 seals them.
-pub const GROUP_ENVELOPE_VERSION: u8 = 2;
+/// v1 carried the header and signature in the clear; v2 seals them; v3 adds the reply
+/// reference. What we write.
+pub const GROUP_ENVELOPE_VERSION: u8 = 3;
+/// v2 (no reply reference) is still opened: members who have not upgraded yet write it, and
+/// buckets, outboxes and relay copies hold it.
+const GROUP_ENVELOPE_V2: u8 = 2;
 /// Largest group envelope accepted from gossipsub or a bucket.
 pub const MAX_GROUP_ENVELOPE_BYTES: usize = 24 * 1024;
 /// Largest message body, in bytes of UTF-8.
@@ -46,13 +51,24 @@ pub struct GroupEnvelope {
     pub ciphertext: Vec<u8>,
 }
 
-/// The plaintext of a group envelope.
+/// The plaintext of a group envelope (v3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInner {
     pub header: GroupHeader,
+    /// The message this one answers (`crate::reply`).
+    pub reply_to: Option<ReplyRef>,
     pub body: String,
     #[serde(with = "serde_sig")]
     pub signature: [u8; 64],
+}
+
+/// The plaintext of a v2 envelope. Postcard is positional: this layout never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct GroupInnerV2 {
+    header: GroupHeader,
+    body: String,
+    #[serde(with = "serde_sig")]
+    signature: [u8; 64],
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,8 +89,12 @@ pub enum GroupEnvelopeError {
     ZeroSeq,
 }
 
-fn signable(header: &GroupHeader, body: &str) -> Vec<u8> {
+/// What the sender signs: `header ‖ reply_to ‖ body` (v3), `header ‖ body` (v2).
+fn signable(version: u8, header: &GroupHeader, reply_to: &Option<ReplyRef>, body: &str) -> Vec<u8> {
     let mut out = codec::encode(header);
+    if version != GROUP_ENVELOPE_V2 {
+        out.extend_from_slice(&codec::encode(reply_to));
+    }
     out.extend_from_slice(body.as_bytes());
     out
 }
@@ -109,6 +129,15 @@ pub fn seal_inner(key: &GroupKey, inner: &GroupInner) -> Result<Vec<u8>, GroupEn
 }
 
 pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> {
+    seal_reply(s, body, None)
+}
+
+/// Seals `body`, answering `reply_to` if given.
+pub fn seal_reply(
+    s: &Sealing<'_>,
+    body: &str,
+    reply_to: Option<ReplyRef>,
+) -> Result<Vec<u8>, GroupEnvelopeError> {
     if body.len() > MAX_GROUP_BODY_BYTES {
         return Err(GroupEnvelopeError::BadBody);
     }
@@ -124,13 +153,15 @@ pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> 
         sent_at: s.sent_at,
         roster_hash: s.roster_hash,
     };
-    let signature = s
-        .identity
-        .sign(Domain::GroupMessage, &signable(&header, body));
+    let signature = s.identity.sign(
+        Domain::GroupMessage,
+        &signable(GROUP_ENVELOPE_VERSION, &header, &reply_to, body),
+    );
     seal_inner(
         s.key,
         &GroupInner {
             header,
+            reply_to,
             body: body.to_string(),
             signature,
         },
@@ -141,7 +172,7 @@ pub fn seal(s: &Sealing<'_>, body: &str) -> Result<Vec<u8>, GroupEnvelopeError> 
 pub fn outer(bytes: &[u8]) -> Result<GroupEnvelope, GroupEnvelopeError> {
     let env: GroupEnvelope = codec::decode_bounded(bytes, MAX_GROUP_ENVELOPE_BYTES)
         .map_err(GroupEnvelopeError::Malformed)?;
-    if env.version != GROUP_ENVELOPE_VERSION {
+    if env.version != GROUP_ENVELOPE_VERSION && env.version != GROUP_ENVELOPE_V2 {
         return Err(GroupEnvelopeError::UnknownVersion(env.version));
     }
     Ok(env)
@@ -149,18 +180,35 @@ pub fn outer(bytes: &[u8]) -> Result<GroupEnvelope, GroupEnvelopeError> {
 
 /// Decrypts with an epoch key, without checking the signature or the group (to order a bucket).
 pub fn unseal(bytes: &[u8], key: &GroupKey) -> Result<GroupInner, GroupEnvelopeError> {
+    unseal_versioned(bytes, key).map(|(_, inner)| inner)
+}
+
+/// [`unseal`], with the envelope's version (what its signature covers depends on it).
+fn unseal_versioned(bytes: &[u8], key: &GroupKey) -> Result<(u8, GroupInner), GroupEnvelopeError> {
     let env = outer(bytes)?;
+    // The version is in the associated data: a v2 label on v3 bytes (or back) does not open.
     let plain = seal::open_parts(&key.0, &aad(env.version), &env.nonce, &env.ciphertext)
         .map_err(|_| GroupEnvelopeError::Undecryptable)?;
-    let inner: GroupInner = codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
-        .map_err(GroupEnvelopeError::Malformed)?;
+    let inner = if env.version == GROUP_ENVELOPE_V2 {
+        let old: GroupInnerV2 = codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
+            .map_err(GroupEnvelopeError::Malformed)?;
+        GroupInner {
+            header: old.header,
+            reply_to: None,
+            body: old.body,
+            signature: old.signature,
+        }
+    } else {
+        codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
+            .map_err(GroupEnvelopeError::Malformed)?
+    };
     if inner.header.seq == 0 {
         return Err(GroupEnvelopeError::ZeroSeq);
     }
     if inner.body.len() > MAX_GROUP_BODY_BYTES {
         return Err(GroupEnvelopeError::BadBody);
     }
-    Ok(inner)
+    Ok((env.version, inner))
 }
 
 /// `(seq, msg_id)` of an envelope that opens with `key` (to order a bucket).
@@ -177,8 +225,8 @@ pub fn open(
     group_id: &GroupId,
     epoch: u32,
     key: &GroupKey,
-) -> Result<(GroupHeader, String), GroupEnvelopeError> {
-    let inner = unseal(bytes, key)?;
+) -> Result<GroupInner, GroupEnvelopeError> {
+    let (version, inner) = unseal_versioned(bytes, key)?;
     if inner.header.group_id != *group_id || inner.header.epoch != epoch {
         return Err(GroupEnvelopeError::WrongGroup);
     }
@@ -187,11 +235,11 @@ pub fn open(
     sign::verify(
         &sender,
         Domain::GroupMessage,
-        &signable(&inner.header, &inner.body),
+        &signable(version, &inner.header, &inner.reply_to, &inner.body),
         &inner.signature,
     )
     .map_err(|_| GroupEnvelopeError::BadSignature)?;
-    Ok((inner.header, inner.body))
+    Ok(inner)
 }
 
 #[cfg(test)]
@@ -283,8 +331,11 @@ mod tests {
         let key = GroupKey::random();
         let gid = random_id();
         let good = sealed(&alice, &key, gid, 1, 1);
-        let (header, body) = open(&good, &gid, 1, &key).unwrap();
-        assert_eq!((header.seq, body.as_str()), (1, "hello group"));
+        let opened = open(&good, &gid, 1, &key).unwrap();
+        assert_eq!(
+            (opened.header.seq, opened.body.as_str()),
+            (1, "hello group")
+        );
         let inner = unseal(&good, &key).unwrap();
 
         let mut tampered = outer(&good).unwrap();
@@ -308,6 +359,17 @@ mod tests {
             i.body = "something else".into();
             seal_inner(&key, &i).unwrap()
         };
+        let repointed = {
+            let mut i = inner.clone();
+            i.reply_to = Some(ReplyRef {
+                author: alice.public().ed25519,
+                msg_id: random_id(),
+            });
+            seal_inner(&key, &i).unwrap()
+        };
+        // v3 bytes relabelled v2 (or the reverse) to dodge what the signature covers.
+        let mut relabelled = outer(&good).unwrap();
+        relabelled.version = GROUP_ENVELOPE_V2;
         let temp_key = GroupKey::random();
         let mut big = good.clone();
         big.resize(MAX_GROUP_ENVELOPE_BYTES + 1, 0);
@@ -349,6 +411,20 @@ mod tests {
                 GroupEnvelopeError::BadSignature,
             ),
             (
+                "reply reference added by a key holder",
+                repointed,
+                &key,
+                1,
+                GroupEnvelopeError::BadSignature,
+            ),
+            (
+                "relabelled as v2",
+                codec::encode(&relabelled),
+                &key,
+                1,
+                GroupEnvelopeError::Undecryptable,
+            ),
+            (
                 "wrong epoch",
                 good.clone(),
                 &key,
@@ -377,6 +453,85 @@ mod tests {
         assert_eq!(
             open(&good, &random_id(), 1, &key).unwrap_err(),
             GroupEnvelopeError::WrongGroup
+        );
+    }
+
+    /// A v2 envelope, as members who have not upgraded write it (and buckets still hold).
+    fn sealed_v2(id: &Identity, key: &GroupKey, gid: GroupId, body: &str) -> Vec<u8> {
+        let header = GroupHeader {
+            group_id: gid,
+            epoch: 1,
+            sender: id.public().ed25519,
+            seq: 1,
+            msg_id: random_id(),
+            sent_at: 5,
+            roster_hash: [3; 32],
+        };
+        let signature = id.sign(
+            Domain::GroupMessage,
+            &signable(GROUP_ENVELOPE_V2, &header, &None, body),
+        );
+        let inner = GroupInnerV2 {
+            header,
+            body: body.into(),
+            signature,
+        };
+        let (nonce, ciphertext) =
+            seal::seal_parts(&key.0, &aad(GROUP_ENVELOPE_V2), &codec::encode(&inner));
+        codec::encode(&GroupEnvelope {
+            version: GROUP_ENVELOPE_V2,
+            nonce,
+            ciphertext,
+        })
+    }
+
+    /// Envelopes written before replies existed still open, with their signature checked over
+    /// what v2 signed; a reply opens with its reference.
+    #[test]
+    fn v2_envelopes_still_open_and_replies_carry_their_reference() {
+        let alice = Identity::generate();
+        let key = GroupKey::random();
+        let gid = random_id();
+        let old = open(&sealed_v2(&alice, &key, gid, "from before"), &gid, 1, &key).unwrap();
+        assert_eq!((old.body.as_str(), old.reply_to), ("from before", None));
+
+        let mut forged_v2 = outer(&sealed_v2(&alice, &key, gid, "x")).unwrap();
+        let mut inner: GroupInnerV2 = codec::decode_bounded(
+            &seal::open_parts(&key.0, &aad(2), &forged_v2.nonce, &forged_v2.ciphertext).unwrap(),
+            MAX_GROUP_ENVELOPE_BYTES,
+        )
+        .unwrap();
+        inner.body = "changed".into();
+        (forged_v2.nonce, forged_v2.ciphertext) =
+            seal::seal_parts(&key.0, &aad(2), &codec::encode(&inner));
+        assert_eq!(
+            open(&codec::encode(&forged_v2), &gid, 1, &key).unwrap_err(),
+            GroupEnvelopeError::BadSignature
+        );
+
+        let answered = ReplyRef {
+            author: Identity::generate().public().ed25519,
+            msg_id: random_id(),
+        };
+        let reply = seal_reply(
+            &Sealing {
+                identity: &alice,
+                key: &key,
+                group_id: gid,
+                epoch: 1,
+                seq: 2,
+                msg_id: random_id(),
+                sent_at: 6,
+                roster_hash: [3; 32],
+            },
+            "yes",
+            Some(answered),
+        )
+        .unwrap();
+        let opened = open(&reply, &gid, 1, &key).unwrap();
+        assert_eq!(
+            (opened.body.as_str(), opened.reply_to),
+            ("yes", Some(answered))
         );
     }
 

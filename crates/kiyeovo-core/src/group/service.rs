@@ -763,9 +763,20 @@ impl Groups {
 
     /// Seals `body` as our message number `seq` with the group's current key.
     pub async fn seal(&self, id: &str, seq: u64, body: &str) -> Result<Vec<u8>, GroupServiceError> {
+        self.seal_reply(id, seq, body, None).await
+    }
+
+    /// [`Self::seal`], answering `reply_to`, whatever it names (what a modified client can send).
+    pub async fn seal_reply(
+        &self,
+        id: &str,
+        seq: u64,
+        body: &str,
+        reply_to: Option<crate::reply::ReplyRef>,
+    ) -> Result<Vec<u8>, GroupServiceError> {
         let group = self.load(&Self::parse(id)?).await?;
         let (epoch, key) = self.key(id).await?;
-        super::envelope::seal(
+        super::envelope::seal_reply(
             &super::envelope::Sealing {
                 identity: &self.identity,
                 key: &key,
@@ -777,6 +788,7 @@ impl Groups {
                 roster_hash: group.roster_hash(),
             },
             body,
+            reply_to,
         )
         .map_err(|e| GroupServiceError::InvalidInput(e.to_string()))
     }

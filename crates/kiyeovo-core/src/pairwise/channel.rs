@@ -14,7 +14,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, Mutex};
 
-use crate::api::{ContactView, MessageState, MessageView};
+use crate::api::{ContactView, MessageState, MessageView, ReplyTarget};
 use crate::contacts::card::{CardError, ContactCard};
 use crate::contacts::store::{self, ContactRow};
 use crate::debounce::Debounce;
@@ -29,6 +29,7 @@ use crate::pairwise::bucket;
 use crate::pairwise::envelope::{self, EnvelopeError, MsgId, Payload};
 use crate::pairwise::keys::{self, PairwiseKeys};
 use crate::records::{RecordKey, RecordKind};
+use crate::reply::ReplyRef;
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
 
@@ -284,7 +285,6 @@ impl Channel {
             Payload::Handshake {
                 card_created_at: card.created_at,
             },
-            None,
         )
         .await?;
         // They may have added us while we were away: their handshake waits in their bucket.
@@ -310,7 +310,19 @@ impl Channel {
     }
 
     pub async fn messages(&self, peer: &PeerId) -> Result<Vec<MessageView>, ChannelError> {
-        Ok(store::messages(self.db.pool(), &self.storage_key, peer).await?)
+        let row = self.contact(peer).await?;
+        Ok(store::messages(
+            self.db.pool(),
+            &self.storage_key,
+            peer,
+            &self.me_peer(),
+            row.shown_name(),
+        )
+        .await?)
+    }
+
+    fn me_peer(&self) -> PeerId {
+        crate::identity::peer_id_of(&self.me).expect("our own identity key is valid")
     }
 
     /// "Delete for me": the message (its id in hex) is no longer shown, counted or found here;
@@ -409,7 +421,7 @@ impl Channel {
         control: Vec<u8>,
     ) -> Result<(), ChannelError> {
         self.trusted_contact(peer).await?;
-        self.send(peer, Payload::Group { control }, None).await?;
+        self.send(peer, Payload::Group { control }).await?;
         Ok(())
     }
 
@@ -418,6 +430,17 @@ impl Channel {
         self: &Arc<Self>,
         peer: &PeerId,
         body: &str,
+    ) -> Result<MessageView, ChannelError> {
+        self.send_reply(peer, body, None).await
+    }
+
+    /// Sends a chat message to a trusted contact, answering `reply_to` (a message of this
+    /// conversation) if given.
+    pub async fn send_reply(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        body: &str,
+        reply_to: Option<&ReplyTarget>,
     ) -> Result<MessageView, ChannelError> {
         if body.trim().is_empty() {
             return Err(ChannelError::EmptyMessage);
@@ -429,15 +452,35 @@ impl Channel {
         if row.trusted_at.is_none() {
             return Err(ChannelError::NotTrusted(row.shown_name().to_string()));
         }
-        let msg_id = self
-            .send(
-                peer,
-                Payload::Chat {
-                    body: body.to_string(),
-                },
-                Some(body),
-            )
-            .await?;
+        // Only a message of this conversation that we hold can be answered; its author is one
+        // of the two of us.
+        let reply = match reply_to {
+            None => None,
+            Some(t) => {
+                let msg_id = MsgId::from_hex(&t.msg_id).ok_or(ChannelError::UnknownMessage)?;
+                let author: PeerId = t
+                    .author_peer_id
+                    .parse()
+                    .map_err(|_| ChannelError::UnknownMessage)?;
+                let outgoing = if author == self.me_peer() {
+                    true
+                } else if author == *peer {
+                    false
+                } else {
+                    return Err(ChannelError::UnknownMessage);
+                };
+                store::quotable(self.db.pool(), &self.storage_key, peer, outgoing, &msg_id)
+                    .await?
+                    .ok_or(ChannelError::UnknownMessage)?;
+                let author = if outgoing {
+                    self.me
+                } else {
+                    row.card.identity.ed25519
+                };
+                Some(ReplyRef { author, msg_id })
+            }
+        };
+        let msg_id = self.send(peer, Payload::text_message(body, reply)).await?;
         let id_hex = msg_id.to_hex();
         self.messages(peer)
             .await?
@@ -451,7 +494,6 @@ impl Channel {
         self: &Arc<Self>,
         peer: &PeerId,
         payload: Payload,
-        chat_body: Option<&str>,
     ) -> Result<MsgId, ChannelError> {
         let row = self.contact(peer).await?;
         let keys = self.keys(&row.card);
@@ -474,7 +516,7 @@ impl Channel {
                 // What we wrote from the other installation (after the backup, or ever, for a
                 // phrase restore) joins the history, as stored: it is in the bucket.
                 for (header, payload) in own.iter().filter(|(h, _)| h.seq > row.out_seq) {
-                    if let Payload::Chat { body } = payload {
+                    if let Some((body, reply_to)) = payload.text() {
                         store::insert_message(
                             &mut tx,
                             &self.storage_key,
@@ -484,6 +526,7 @@ impl Channel {
                             header.seq,
                             header.sent_at,
                             body,
+                            reply_to.and_then(ReplyRef::stored).as_ref(),
                             MessageState::Stored,
                         )
                         .await?;
@@ -503,7 +546,7 @@ impl Channel {
                 &payload,
             )?;
             store::push_outbox(&mut tx, peer, seq, &sealed).await?;
-            if let Some(body) = chat_body {
+            if let Some((body, reply_to)) = payload.text() {
                 store::insert_message(
                     &mut tx,
                     &self.storage_key,
@@ -513,6 +556,7 @@ impl Channel {
                     seq,
                     sent_at,
                     body,
+                    reply_to.and_then(ReplyRef::stored).as_ref(),
                     MessageState::Pending,
                 )
                 .await?;
@@ -839,28 +883,29 @@ impl Channel {
             if row.trusted_at.is_none() && store::set_trusted(&mut tx, peer, now_ms()).await? {
                 events.push(ChannelEvent::ContactTrusted { peer: *peer });
             }
+            if let Some((body, reply_to)) = payload.text() {
+                store::insert_message(
+                    &mut tx,
+                    &self.storage_key,
+                    peer,
+                    &header.msg_id,
+                    false,
+                    header.seq,
+                    header.sent_at,
+                    body,
+                    reply_to.and_then(ReplyRef::stored).as_ref(),
+                    MessageState::Received,
+                )
+                .await?;
+                events.push(ChannelEvent::MessageReceived {
+                    peer: *peer,
+                    seq: header.seq,
+                    live,
+                });
+                receipt = Some(header.msg_id);
+            }
             match &payload {
-                Payload::Handshake { .. } => {}
-                Payload::Chat { body } => {
-                    store::insert_message(
-                        &mut tx,
-                        &self.storage_key,
-                        peer,
-                        &header.msg_id,
-                        false,
-                        header.seq,
-                        header.sent_at,
-                        body,
-                        MessageState::Received,
-                    )
-                    .await?;
-                    events.push(ChannelEvent::MessageReceived {
-                        peer: *peer,
-                        seq: header.seq,
-                        live,
-                    });
-                    receipt = Some(header.msg_id);
-                }
+                Payload::Handshake { .. } | Payload::Chat { .. } | Payload::Reply { .. } => {}
                 Payload::Group { control } => {
                     store::push_group_inbox(&mut tx, &self.storage_key, peer, control).await?;
                     events.push(ChannelEvent::GroupControl { peer: *peer });
@@ -892,7 +937,7 @@ impl Channel {
             let receipt = Payload::Receipt {
                 delivered: chunk.to_vec(),
             };
-            if let Err(e) = self.send(peer, receipt, None).await {
+            if let Err(e) = self.send(peer, receipt).await {
                 tracing::debug!(%peer, error = %e, "receipt not sent");
             }
         }

@@ -337,7 +337,7 @@ impl GroupChat {
             } else {
                 envelope::open(bytes, &ep.group_id, *epoch, key)
                     .ok()
-                    .map(|(h, _)| h)
+                    .map(|inner| inner.header)
             };
             header
                 .filter(|h| h.sender == self.me)
@@ -366,15 +366,15 @@ impl GroupChat {
                 shared.shared.iter().rev().find_map(|(epoch, key)| {
                     envelope::open(bytes, &shared.group_id, *epoch, key)
                         .ok()
-                        .filter(|(h, _)| h.sender == self.me)
-                        .map(|(h, body)| (*epoch, h, body, bytes))
+                        .filter(|inner| inner.header.sender == self.me)
+                        .map(|inner| (*epoch, inner, bytes))
                 })
             })
             .collect();
         let mut highest: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
-        for (epoch, h, ..) in &mine {
+        for (epoch, inner, _) in &mine {
             let top = highest.entry(*epoch).or_default();
-            *top = (*top).max(h.seq);
+            *top = (*top).max(inner.header.seq);
         }
         highest.entry(ep.epoch).or_default();
         // What we wrote from the other installation after the backup joins our history (stored:
@@ -385,7 +385,8 @@ impl GroupChat {
         }
         let mut tx = self.db.write_tx().await.map_err(tx_err)?;
         let mut imported = 0;
-        for (epoch, h, body, bytes) in mine.iter().filter(|(e, h, ..)| h.seq > known[e]) {
+        for (epoch, inner, bytes) in mine.iter().filter(|(e, i, _)| i.header.seq > known[e]) {
+            let h = &inner.header;
             let m = NewMessage {
                 group: &ep.gid,
                 epoch: *epoch,
@@ -393,7 +394,8 @@ impl GroupChat {
                 seq: h.seq,
                 msg_id: &h.msg_id,
                 sent_at: h.sent_at,
-                body,
+                body: &inner.body,
+                reply_to: inner.reply_to.as_ref().and_then(ReplyRef::stored),
                 outgoing: true,
                 envelope: bytes,
             };

@@ -15,9 +15,45 @@ impl GroupChat {
         id: &str,
         body: &str,
     ) -> Result<GroupMessageView, ChatError> {
+        self.send_reply(id, body, None).await
+    }
+
+    /// Sends a message to the group, answering `reply_to` (a message of this group) if given.
+    pub async fn send_reply(
+        self: &Arc<Self>,
+        id: &str,
+        body: &str,
+        reply_to: Option<&ReplyTarget>,
+    ) -> Result<GroupMessageView, ChatError> {
         if body.trim().is_empty() {
             return Err(ChatError::Empty);
         }
+        // Only a message we hold in this group can be answered: its author's key goes on the
+        // wire, its text stays here (`crate::reply`).
+        let reply = match reply_to {
+            None => None,
+            Some(t) => {
+                let gid = parse_group_id(id).ok_or(ChatError::UnknownGroup)?;
+                let msg_id = MsgId::from_hex(&t.msg_id).ok_or(ChatError::UnknownMessage)?;
+                let author = t
+                    .author_peer_id
+                    .parse::<PeerId>()
+                    .ok()
+                    .and_then(|p| reply::ed25519_of(&p))
+                    .ok_or(ChatError::UnknownMessage)?;
+                let quoted = cs::quotable(
+                    self.db.pool(),
+                    &self.storage_key,
+                    &hex(gid),
+                    &t.author_peer_id,
+                    &msg_id,
+                )
+                .await?
+                .ok_or(ChatError::UnknownMessage)?;
+                Some((ReplyRef { author, msg_id }, quoted))
+            }
+        };
+        let reply_ref = reply.as_ref().map(|(r, _)| *r);
         let msg_id = crate::group::control::random_id();
         let sent_at = now_ms();
         let mut tries = 0;
@@ -35,7 +71,9 @@ impl GroupChat {
                     return Ok(Err(ep));
                 }
                 let mut tx = self.db.write_tx().await.map_err(tx_err)?;
-                let (sealed, seq) = self.commit_own(&mut tx, &ep, msg_id, sent_at, body).await?;
+                let (sealed, seq) = self
+                    .commit_own(&mut tx, &ep, msg_id, sent_at, body, reply_ref)
+                    .await?;
                 tx.commit().await.map_err(tx_err)?;
                 Ok::<_, ChatError>(Ok((ep, sealed, seq)))
             }
@@ -69,6 +107,25 @@ impl GroupChat {
             published,
             stored: false,
             order_uncertain: false,
+            reply_to: match (reply, reply_to) {
+                (Some((r, quoted)), Some(t)) => {
+                    let outgoing = t.author_peer_id == self.me_peer;
+                    let name = if outgoing {
+                        "You".to_string()
+                    } else {
+                        let group = self.group(id).await?;
+                        self.names(&group)
+                            .await
+                            .remove(&t.author_peer_id)
+                            .unwrap_or_else(|| "former member".into())
+                    };
+                    r.stored().map(|s| {
+                        reply::Quotes::new([(s.author.as_str(), s.msg_id, quoted.as_str())])
+                            .view(&s, name, outgoing)
+                    })
+                }
+                _ => None,
+            },
         })
     }
 
@@ -81,9 +138,10 @@ impl GroupChat {
         msg_id: MsgId,
         sent_at: u64,
         body: &str,
+        reply_to: Option<ReplyRef>,
     ) -> Result<(Vec<u8>, u64), ChatError> {
         let seq = cs::next_out_seq(tx, &ep.gid, ep.epoch).await?;
-        let sealed = envelope::seal(
+        let sealed = envelope::seal_reply(
             &Sealing {
                 identity: &self.identity,
                 key: &ep.key,
@@ -95,6 +153,7 @@ impl GroupChat {
                 roster_hash: ep.roster_hash,
             },
             body,
+            reply_to,
         )?;
         cs::push_outbox(tx, &ep.gid, ep.epoch, seq, &sealed).await?;
         cs::insert_message(
@@ -108,6 +167,7 @@ impl GroupChat {
                 msg_id: &msg_id,
                 sent_at,
                 body,
+                reply_to: reply_to.as_ref().and_then(ReplyRef::stored),
                 outgoing: true,
                 envelope: &sealed,
             },
@@ -172,12 +232,14 @@ impl GroupChat {
                     &self.me_peer,
                 )
                 .await?;
-                for (seq, msg_id, sent_at, body) in tail {
+                for (seq, msg_id, sent_at, body, reply_to) in tail {
                     if !cs::take_back_unsent(&mut tx, &ep.gid, epoch, seq, &msg_id).await? {
                         continue;
                     }
+                    // A reply stays a reply to the same message.
+                    let reply_to = reply_to.as_ref().and_then(StoredRef::wire);
                     let (sealed, _) = self
-                        .commit_own(&mut tx, &ep, msg_id, sent_at, &body)
+                        .commit_own(&mut tx, &ep, msg_id, sent_at, &body, reply_to)
                         .await?;
                     out.push((sealed, msg_id));
                 }
@@ -223,11 +285,11 @@ impl GroupChat {
     }
 
     /// The conversation, with gaps where they are.
-    pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
-        let group = self.group(id).await?;
-        let gid = hex(group.group_id);
+    /// Every member's name as this user knows them, by peer id: the rosters, the invitation,
+    /// and over both the user's own names for their contacts.
+    async fn names(&self, group: &Group) -> HashMap<String, String> {
         let contact_names = self.groups.names().await;
-        let names: HashMap<String, String> = epochs_of(&group)
+        epochs_of(group)
             .iter()
             .flat_map(|e| {
                 e.senders
@@ -245,35 +307,62 @@ impl GroupChat {
                     .into_iter()
                     .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
             )
-            .collect();
+            .collect()
+    }
+
+    pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
+        let group = self.group(id).await?;
+        let gid = hex(group.group_id);
+        let names = self.names(&group).await;
         let name = |peer: &str| {
             names
                 .get(peer)
                 .cloned()
                 .unwrap_or_else(|| "former member".into())
         };
-        let messages = crate::group::order::order(
-            cs::messages(self.db.pool(), &self.storage_key, &gid).await?,
-        )
-        .into_iter()
-        .map(|(m, order_uncertain)| GroupMessageView {
-            order_uncertain,
-            msg_id: hex(m.msg_id),
-            epoch: m.epoch,
-            sender_name: if m.outgoing {
-                "You".into()
-            } else {
-                name(&m.sender)
-            },
-            sender_peer_id: m.sender,
-            outgoing: m.outgoing,
-            body: m.body,
-            sent_at: m.sent_at,
-            seq: m.seq,
-            published: m.published,
-            stored: m.stored,
-        })
-        .collect();
+        let stored = cs::messages(self.db.pool(), &self.storage_key, &gid).await?;
+        // Quotes come from this group's own messages only.
+        let mut quote_of: HashMap<(String, MsgId), crate::api::QuoteView> = {
+            let q = reply::Quotes::new(
+                stored
+                    .iter()
+                    .map(|m| (m.sender.as_str(), m.msg_id, m.body.as_str())),
+            );
+            stored
+                .iter()
+                .filter_map(|m| {
+                    let r = m.reply_to.as_ref()?;
+                    let outgoing = r.author == self.me_peer;
+                    let author = if outgoing {
+                        "You".into()
+                    } else {
+                        name(&r.author)
+                    };
+                    Some(((m.sender.clone(), m.msg_id), q.view(r, author, outgoing)))
+                })
+                .collect()
+        };
+        let messages = crate::group::order::order(stored)
+            .into_iter()
+            .map(|(m, order_uncertain)| GroupMessageView {
+                reply_to: quote_of.remove(&(m.sender.clone(), m.msg_id)),
+                order_uncertain,
+                msg_id: hex(m.msg_id),
+                epoch: m.epoch,
+                sender_name: if m.outgoing {
+                    "You".into()
+                } else {
+                    name(&m.sender)
+                },
+                sender_peer_id: m.sender,
+                outgoing: m.outgoing,
+                body: m.body,
+                sent_at: m.sent_at,
+                seq: m.seq,
+                published: m.published,
+                stored: m.stored,
+            })
+            .collect();
         let mut gaps: Vec<GroupGapView> = cs::missed(self.db.pool(), &gid)
             .await?
             .into_iter()

@@ -33,7 +33,7 @@ use super::machine::{roster_hash, FlagKind, Group, Status, CLOCK_SKEW_MS};
 use super::pages::{self, GroupBucket};
 use super::service::{GroupEvent, Groups};
 use super::store::{hex, parse_group_id};
-use crate::api::{GroupChatView, GroupGapView, GroupMessageView};
+use crate::api::{GroupChatView, GroupGapView, GroupMessageView, ReplyTarget};
 use crate::debounce::Debounce;
 use crate::delivery::bucket::{self, BucketLimits};
 use crate::delivery::record;
@@ -42,6 +42,7 @@ use crate::identity::{peer_id_of, Identity};
 use crate::keystore::StorageKey;
 use crate::node::{Client, NodeError, Verdict};
 use crate::records::{RecordKey, RecordKind};
+use crate::reply::{self, ReplyRef, StoredRef};
 use crate::storage::{Database, DbError};
 use crate::time::now_ms;
 

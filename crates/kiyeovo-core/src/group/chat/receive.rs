@@ -75,6 +75,7 @@ impl GroupChat {
                             msg_id: &c.header.msg_id,
                             sent_at: c.header.sent_at,
                             body: &c.body,
+                            reply_to: c.reply_to.as_ref().and_then(ReplyRef::stored),
                             outgoing: false,
                             envelope: &c.bytes,
                         },

@@ -19,18 +19,25 @@ use super::{ChatDrop, Epoch, MAX_SEQ_AHEAD};
 use crate::delivery::inbox::{Arrival, Inbox};
 use crate::group::control::MemberKey;
 use crate::group::envelope::{self, GroupHeader};
+use crate::reply::ReplyRef;
 
 /// An envelope that passed every rule that needs no cursor.
 pub(crate) struct Checked {
     pub(crate) peer: PeerId,
     pub(crate) header: GroupHeader,
     pub(crate) body: String,
+    pub(crate) reply_to: Option<ReplyRef>,
     pub(crate) bytes: Vec<u8>,
 }
 
 /// The rules about the envelope itself and the epoch it is for; `me` is our identity key.
 pub(crate) fn admit(ep: &Epoch, me: &MemberKey, bytes: &[u8]) -> Result<Checked, ChatDrop> {
-    let (header, body) = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
+    let envelope::GroupInner {
+        header,
+        body,
+        reply_to,
+        ..
+    } = envelope::open(bytes, &ep.group_id, ep.epoch, &ep.key)?;
     let (peer, _, _) = ep.senders.get(&header.sender).ok_or(ChatDrop::NotAMember)?;
     if ep.closed {
         // An acceptor could otherwise still add backdated window messages.
@@ -62,6 +69,7 @@ pub(crate) fn admit(ep: &Epoch, me: &MemberKey, bytes: &[u8]) -> Result<Checked,
         peer: *peer,
         header,
         body,
+        reply_to,
         bytes: bytes.to_vec(),
     })
 }

@@ -1,0 +1,165 @@
+//! Replies (issue 14): a message may answer an earlier message of the same conversation.
+//!
+//! Only a reference travels — the answered message's author and id, inside the sender's
+//! signature — never the quoted text. The quote shown above a reply is the referenced message as
+//! *we* stored it, and only from the conversation the reply is in. So a modified peer cannot put
+//! words in someone else's mouth (it can only point at what that person really signed), nor pull
+//! a message of another conversation into this one. A reference that does not resolve here (not
+//! received yet, deleted for me, made up, or another conversation's) shows as "not available".
+//!
+//! The author is part of the reference because message ids are chosen by their authors: in a
+//! group two members may use the same id (PROTOCOL.md §5 keys messages by sender and id).
+
+use std::collections::HashMap;
+
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+
+use crate::api::QuoteView;
+use crate::identity::peer_id_of;
+use crate::ids::MsgId;
+
+/// Which message a reply answers, as it travels (signed with the reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplyRef {
+    /// The answered message's author (Ed25519 identity key).
+    pub author: [u8; 32],
+    pub msg_id: MsgId,
+}
+
+/// Which message a reply answers, as stored: the author as a peer id, like a message's sender.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredRef {
+    pub author: String,
+    pub msg_id: MsgId,
+}
+
+impl ReplyRef {
+    /// The stored form; `None` if the author bytes are not a valid key (nothing could resolve).
+    pub fn stored(&self) -> Option<StoredRef> {
+        Some(StoredRef {
+            author: peer_id_of(&self.author)?.to_string(),
+            msg_id: self.msg_id,
+        })
+    }
+}
+
+impl StoredRef {
+    /// The form that travels; `None` if the author is not an Ed25519 peer id.
+    pub fn wire(&self) -> Option<ReplyRef> {
+        Some(ReplyRef {
+            author: ed25519_of(&self.author.parse().ok()?)?,
+            msg_id: self.msg_id,
+        })
+    }
+
+    /// From the two nullable columns a message row keeps its reference in.
+    pub fn from_columns(author: Option<String>, msg_id: Option<Vec<u8>>) -> Option<Self> {
+        Some(StoredRef {
+            author: author?,
+            msg_id: MsgId::from_slice(&msg_id?)?,
+        })
+    }
+}
+
+/// The Ed25519 key inside an Ed25519 peer id (the inverse of [`peer_id_of`]).
+pub fn ed25519_of(peer: &PeerId) -> Option<[u8; 32]> {
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
+/// At most this many characters of the quoted message are shown above a reply.
+pub const QUOTE_CHARS: usize = 200;
+
+/// The start of `body`, for a quote: [`QUOTE_CHARS`] characters, then "…".
+pub fn snippet(body: &str) -> String {
+    let mut chars = body.chars();
+    let head: String = chars.by_ref().take(QUOTE_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// One conversation's messages by (author peer id, msg id), to fill the quotes of its replies.
+pub struct Quotes<'a> {
+    bodies: HashMap<(&'a str, MsgId), &'a str>,
+}
+
+impl<'a> Quotes<'a> {
+    /// From `(author peer id, msg id, body)` of every message shown in the conversation.
+    pub fn new(messages: impl IntoIterator<Item = (&'a str, MsgId, &'a str)>) -> Self {
+        Quotes {
+            bodies: messages
+                .into_iter()
+                .map(|(author, id, body)| ((author, id), body))
+                .collect(),
+        }
+    }
+
+    /// The quote for a reply referring to `r`, with the author named as the conversation names
+    /// them; `outgoing` when the author is us.
+    pub fn view(&self, r: &StoredRef, author_name: String, outgoing: bool) -> QuoteView {
+        QuoteView {
+            msg_id: r.msg_id.to_hex(),
+            author_peer_id: r.author.clone(),
+            author_name,
+            outgoing,
+            body: self
+                .bodies
+                .get(&(r.author.as_str(), r.msg_id))
+                .map(|b| snippet(b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    #[test]
+    fn a_peer_id_gives_back_its_key() {
+        let id = Identity::generate();
+        let key = id.public().ed25519;
+        assert_eq!(ed25519_of(&peer_id_of(&key).unwrap()), Some(key));
+        assert_eq!(
+            ed25519_of(&PeerId::random()),
+            None,
+            "not an Ed25519 peer id"
+        );
+    }
+
+    #[test]
+    fn a_quote_is_the_start_of_the_message() {
+        assert_eq!(snippet("short"), "short");
+        let long = "é".repeat(QUOTE_CHARS + 5);
+        let s = snippet(&long);
+        assert_eq!(s.chars().count(), QUOTE_CHARS + 1);
+        assert!(s.ends_with('…'));
+        assert_eq!(snippet(&"a".repeat(QUOTE_CHARS)), "a".repeat(QUOTE_CHARS));
+    }
+
+    #[test]
+    fn a_quote_comes_only_from_its_author_in_this_conversation() {
+        let id = MsgId::random();
+        let quotes = Quotes::new([("ana", id, "the real words")]);
+        let real = StoredRef {
+            author: "ana".into(),
+            msg_id: id,
+        };
+        assert_eq!(
+            quotes.view(&real, "Ana".into(), false).body.as_deref(),
+            Some("the real words")
+        );
+        // The same id under another author (a member reusing Ana's id) is not Ana's message.
+        let other = StoredRef {
+            author: "ben".into(),
+            msg_id: id,
+        };
+        let v = quotes.view(&other, "Ben".into(), false);
+        assert_eq!(v.body, None);
+        assert_eq!(v.author_name, "Ben");
+    }
+}
