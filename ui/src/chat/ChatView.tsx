@@ -1,6 +1,9 @@
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { Composer } from "./Composer";
 import { MessageActions } from "./MessageActions";
+import { Quote, type Replying } from "./Quote";
+import { jumpToMessage } from "../conversations/jump";
+import { useSnapshot } from "../lib/store";
 import { api, asUiError } from "../lib/api";
 import type { ContactView } from "../bindings/ContactView";
 import type { MessageView } from "../bindings/MessageView";
@@ -19,6 +22,13 @@ const STATE_TEXT: Record<MessageState, string> = {
 export function ChatView({ contact, changed, onBlocked }: { contact: ContactView; changed: number; onBlocked: () => void }) {
   const [messages, setMessages] = useState<MessageView[]>([]);
   const [error, setError] = useState<UiError | null>(null);
+  const [replying, setReplying] = useState<Replying | null>(null);
+  const list = useRef<HTMLOListElement>(null);
+  // Our own peer id names us as the author when we answer one of our own messages.
+  const me = useSnapshot()?.node?.peer_id ?? null;
+
+  // Another contact's chat starts with no reply chosen.
+  useEffect(() => setReplying(null), [contact.peer_id]);
 
   const reload = useCallback(async () => {
     try {
@@ -39,7 +49,8 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
   async function send(body: string): Promise<boolean> {
     setError(null);
     try {
-      await api.sendMessage(contact.peer_id, body);
+      await api.sendMessage(contact.peer_id, body, replying?.target ?? null);
+      setReplying(null);
       await reload();
       return true;
     } catch (err) {
@@ -128,21 +139,30 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
       {contact.missed > 0 && (
         <p className="warnings" role="status">{contact.missed} earlier messages were missed (they expired before this device came online).</p>
       )}
-      <ol className="messages" id="messages" aria-label={`Messages with ${contact.display_name}`} aria-live="polite" aria-relevant="additions">
+      <ol ref={list} className="messages" id="messages" aria-label={`Messages with ${contact.display_name}`} aria-live="polite" aria-relevant="additions">
         {messages.map((m) => (
           <li key={m.msg_id} className={m.outgoing ? "out" : "in"} data-state={m.state} data-msg-id={m.msg_id}>
+            {m.reply_to && (
+              <Quote quote={m.reply_to} onJump={(q) => list.current && jumpToMessage(list.current, q.msg_id)} />
+            )}
             <span className="body">{m.body}</span>
             <span className="meta">
               {new Date(m.sent_at).toLocaleTimeString()} {m.outgoing ? STATE_TEXT[m.state] : ""}
             </span>
             <MessageActions body={m.body} outgoing={m.outgoing} canDelete={m.state !== "pending"} onDelete={async () => {
               await api.deleteMessage(contact.peer_id, m.msg_id);
+              if (replying?.target.msg_id === m.msg_id) setReplying(null);
               await reload();
-            }} />
+            }} onReply={m.outgoing && me === null ? undefined : () => setReplying({
+              target: { msg_id: m.msg_id, author_peer_id: m.outgoing && me !== null ? me : contact.peer_id },
+              author: m.outgoing ? "yourself" : contact.display_name,
+              body: m.body,
+            })} />
           </li>
         ))}
       </ol>
       <Composer id="message-input" formId="send-form" label={`Message to ${contact.display_name}`} onSend={send}
+        replying={replying} onCancelReply={() => setReplying(null)}
         placeholder={contact.trusted_at === null ? "Waiting for the handshake…" : "Write a message (Enter sends, Shift+Enter for a new line)"} />
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
     </div>

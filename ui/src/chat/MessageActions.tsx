@@ -4,14 +4,16 @@ import { asUiError } from "../lib/api";
 import { ErrorText } from "../lib/ErrorText";
 
 /**
- * A message's own actions, for contacts and groups alike: Copy, and Delete for me (asked once
- * more, in words; a message of ours still being sent cannot be deleted yet).
+ * A message's own actions, for contacts and groups alike: Reply (when the conversation takes
+ * new messages), Copy, and Delete for me (asked once more, in words; a message of ours still
+ * being sent cannot be deleted yet).
  */
-export function MessageActions({ body, outgoing, canDelete, onDelete }: {
+export function MessageActions({ body, outgoing, canDelete, onDelete, onReply }: {
   body: string;
   outgoing: boolean;
   canDelete: boolean;
   onDelete: () => Promise<void>;
+  onReply?: () => void;
 }) {
   const [confirming, setConfirming] = useState(false);
   const [note, setNote] = useState<string | null>(null);
@@ -50,6 +52,11 @@ export function MessageActions({ body, outgoing, canDelete, onDelete }: {
         </span>
       ) : (
         <>
+          {onReply && (
+            <>
+              <button type="button" className="link" onClick={onReply}>Reply</button>{" "}
+            </>
+          )}
           <button type="button" className="link" onClick={() => void copy()}>Copy</button>
           {canDelete && (
             <>

@@ -1,6 +1,8 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Composer } from "../chat/Composer";
 import { MessageActions } from "../chat/MessageActions";
+import { Quote, type Replying } from "../chat/Quote";
+import { jumpToMessage } from "../conversations/jump";
 import { api, asUiError } from "../lib/api";
 import type { GroupChangeView } from "../bindings/GroupChangeView";
 import type { GroupChatView } from "../bindings/GroupChatView";
@@ -66,6 +68,11 @@ function ownState(m: GroupMessageView): string {
 export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?: GroupChangeView[] }) {
   const [view, setView] = useState<GroupChatView | null>(null);
   const [error, setError] = useState<UiError | null>(null);
+  const [replying, setReplying] = useState<Replying | null>(null);
+  const list = useRef<HTMLOListElement>(null);
+
+  // Another group's chat starts with no reply chosen.
+  useEffect(() => setReplying(null), [groupId]);
 
   const reload = useCallback(async () => {
     try {
@@ -90,7 +97,8 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
   async function send(body: string): Promise<boolean> {
     setError(null);
     try {
-      await api.sendGroupMessage(groupId, body);
+      await api.sendGroupMessage(groupId, body, replying?.target ?? null);
+      setReplying(null);
       await reload();
       return true;
     } catch (err) {
@@ -104,7 +112,7 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
   const nearlyFull = view.bucket_fill * 10 >= view.bucket_cap * 9;
   return (
     <div className="chat group-chat" id="group-chat">
-      <ol className="messages" id="group-messages" aria-label="Group messages" aria-live="polite" aria-relevant="additions">
+      <ol ref={list} className="messages" id="group-messages" aria-label="Group messages" aria-live="polite" aria-relevant="additions">
         {layout(view, changes).map((item, i) =>
           item.kind === "change" ? (
             <li key={`change-${i}`} className="change" data-epoch={item.c.epoch} role="note">
@@ -118,6 +126,10 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
             <li key={`${item.m.sender_peer_id}/${item.m.msg_id}`} className={item.m.outgoing ? "out" : "in"} data-order-uncertain={item.m.order_uncertain} data-msg-id={item.m.msg_id} data-sender={item.m.sender_peer_id}>
               {item.m.order_uncertain && <span className="uncertain">order uncertain here: the senders' clocks disagree</span>}
               {!item.m.outgoing && <span className="author">{item.m.sender_name}</span>}
+              {item.m.reply_to && (
+                <Quote quote={item.m.reply_to}
+                  onJump={(q) => list.current && jumpToMessage(list.current, q.msg_id, q.author_peer_id)} />
+              )}
               <span className="body">{item.m.body}</span>
               <span className="meta">
                 {new Date(item.m.sent_at).toLocaleTimeString()}
@@ -127,14 +139,21 @@ export function GroupChat({ groupId, changes = [] }: { groupId: string; changes?
               <MessageActions body={item.m.body} outgoing={item.m.outgoing} canDelete={!item.m.outgoing || item.m.published || item.m.stored}
                 onDelete={async () => {
                   await api.deleteGroupMessage(groupId, item.m.sender_peer_id, item.m.msg_id);
+                  if (replying?.target.msg_id === item.m.msg_id) setReplying(null);
                   await reload();
-                }} />
+                }}
+                onReply={view.can_send ? () => setReplying({
+                  target: { msg_id: item.m.msg_id, author_peer_id: item.m.sender_peer_id },
+                  author: item.m.outgoing ? "yourself" : item.m.sender_name,
+                  body: item.m.body,
+                }) : undefined} />
             </li>
           ),
         )}
       </ol>
       {view.can_send ? (
         <Composer id="group-message-input" formId="group-send-form" label="Message to the group" onSend={send}
+          replying={replying} onCancelReply={() => setReplying(null)}
           placeholder="Message the group (Enter sends, Shift+Enter for a new line)" />
       ) : (
         <p className="muted">You cannot write in this group.</p>

@@ -112,7 +112,7 @@ describe("Change lines", () => {
   it("places each membership change in the conversation by time", () => {
     const msg = (body: string, sent_at: number) => ({
       msg_id: body, epoch: 1, sender_peer_id: "12D3KooWCai", sender_name: "Cai", outgoing: false, body, sent_at, seq: sent_at,
-      published: true, stored: true, order_uncertain: false,
+      published: true, stored: true, order_uncertain: false, reply_to: null,
     });
     const view = { messages: [msg("one", 10), msg("two", 30)], gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [] };
     const changes = [{ at: 40, epoch: 3, text: "Ben left" }, { at: 20, epoch: 2, text: "Ana added Eve" }];
@@ -236,7 +236,7 @@ describe("group chat layout", () => {
   it("puts each gap right before the sender's message it precedes, in words", () => {
     const msg = (sender: string, seq: number, sent_at: number) => ({
       msg_id: `${sender}${seq}`, epoch: 1, sender_peer_id: sender, sender_name: sender, outgoing: false,
-      body: `${sender} ${seq}`, sent_at, seq, published: false, stored: false, order_uncertain: false,
+      body: `${sender} ${seq}`, sent_at, seq, published: false, stored: false, order_uncertain: false, reply_to: null,
     });
     const view: GroupChatView = {
       messages: [msg("ana", 51, 1), msg("ben", 1, 2), msg("ana", 52, 3)],

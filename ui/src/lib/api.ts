@@ -24,6 +24,7 @@ import type { AutoBackup } from "../bindings/AutoBackup";
 import type { ConversationView } from "../bindings/ConversationView";
 import type { ConversationKind } from "../bindings/ConversationKind";
 import type { SearchHit } from "../bindings/SearchHit";
+import type { ReplyTarget } from "../bindings/ReplyTarget";
 
 export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
@@ -79,7 +80,9 @@ export const api = {
   addContact: (card: string) => invoke<ContactView>("add_contact", { card }),
   listContacts: () => invoke<ContactView[]>("list_contacts"),
   listMessages: (peerId: string) => invoke<MessageView[]>("list_messages", { peerId }),
-  sendMessage: (peerId: string, body: string) => invoke<MessageView>("send_message", { peerId, body }),
+  /** `replyTo`: the message this one answers (one of this conversation). */
+  sendMessage: (peerId: string, body: string, replyTo: ReplyTarget | null = null) =>
+    invoke<MessageView>("send_message", { peerId, body, replyTo }),
   setBlocked: (peerId: string, blocked: boolean) => invoke<void>("set_blocked", { peerId, blocked }),
   renameContact: (peerId: string, name: string) => invoke<ContactView>("rename_contact", { peerId, name }),
   acknowledgeKeyChange: (peerId: string) => invoke<ContactView>("acknowledge_key_change", { peerId }),
@@ -106,7 +109,8 @@ export const api = {
   onGroupChanged: (cb: (g: GroupChanged) => void): Promise<UnlistenFn> =>
     listen<GroupChanged>(EVENT_GROUP_CHANGED, (e) => cb(e.payload)),
   groupChat: (groupId: string) => invoke<GroupChatView>("group_chat", { groupId }),
-  sendGroupMessage: (groupId: string, body: string) => invoke<GroupMessageView>("send_group_message", { groupId, body }),
+  sendGroupMessage: (groupId: string, body: string, replyTo: ReplyTarget | null = null) =>
+    invoke<GroupMessageView>("send_group_message", { groupId, body, replyTo }),
   markGroupRead: (groupId: string) => invoke<void>("mark_group_read", { groupId }),
   deleteGroupMessage: (groupId: string, sender: string, msgId: string) =>
     invoke<void>("delete_group_message", { groupId, sender, msgId }),

@@ -76,7 +76,7 @@ describe("the command layer", () => {
   it("finds the commands (the parsers still match the sources)", () => {
     expect(rust.size).toBeGreaterThan(40);
     expect(ui.size).toBeGreaterThan(40);
-    expect(rust.get("send_message")).toEqual(["body", "peerId"]);
+    expect(rust.get("send_message")).toEqual(["body", "peerId", "replyTo"]);
   });
 
   it("every command the window calls is registered, with the same argument names", () => {
