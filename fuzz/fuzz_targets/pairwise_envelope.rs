@@ -20,6 +20,11 @@ static KEYS: LazyLock<(Identity, Identity, PairwiseKeys)> = LazyLock::new(|| {
 fuzz_target!(|bytes: &[u8]| {
     let (a, b, keys) = &*KEYS;
     let _ = envelope::open(bytes, &b.public().ed25519, &a.public(), &keys.incoming);
+    // The plaintext a contact controls behind the AEAD (chat, reply, receipts, group control).
+    if let Ok(inner) = envelope::decode_inner(bytes) {
+        assert_eq!(kiyeovo_core::codec::encode(&inner), bytes, "accepted a non-canonical encoding");
+        let _ = inner.payload.text();
+    }
     if let Ok(env) = envelope::outer(bytes) {
         assert_eq!(kiyeovo_core::codec::encode(&env), bytes, "accepted a non-canonical encoding");
     }

@@ -371,8 +371,8 @@ def group_flow(wd, ana, ben, args, cards):
     """Carol (a third profile) and Ana exchange cards. Ana creates a group through the UI and
     invites Ben and Carol (both closed); each opens, sees the invite card with its countdown
     and the shared roster, and accepts; Ana sees the roster update and establishes and writes;
-    Ben sees the group active and answers; Carol, closed all along, reopens and finds both
-    messages. WebKitWebDriver drives one window at a time, so every hand-over goes through the
+    Ben sees the group active and answers Ana's message with Reply; Carol, closed all along,
+    reopens and finds both messages, Ben's under the quote of Ana's, which goes to it. WebKitWebDriver drives one window at a time, so every hand-over goes through the
     offline path (the DHT buckets)."""
     carol = "e2e-carol-" + secrets.token_hex(3)
 
@@ -461,15 +461,21 @@ def group_flow(wd, ana, ben, args, cards):
         wd.screenshot(OUT / "group-active-ana.png")
 
     def ben_reads_and_answers():
+        """Ben answers Ana's message with Reply: it shows above the box, then above his reply."""
         open_tab("#tab-groups")
         wait_until("active", lambda: wd.find("#group-list button[data-status=active]"))
         wd.click("#group-list button[data-status=active]")
         wait_until("active", lambda: wd.text("#group-status") == "active")
         wait_until("ana's message", lambda: "hello from ana" in wd.text("#group-messages"))
+        click_reply(wd, "#group-messages", "hello from ana")
+        wait_until("replying to Ana", lambda: "Replying to Ana" in (wd.text_content("#group-message-input-replying") or ""))
         wd.type_into("#group-message-input", "hi from ben")
         wd.click("#group-send-form button[type=submit]")
         wait_until("stored for the others", lambda: wd.text("#group-messages").count("stored") >= 1
                    and "hi from ben" in wd.text("#group-messages"))
+        assert not wd.exists("#group-message-input-replying"), "the reply bar goes once sent"
+        assert quote_of(wd, "#group-messages", "hi from ben") == "Anahello from ana", \
+            quote_of(wd, "#group-messages", "hi from ben")
         wd.screenshot(OUT / "group-chat-ben.png")
 
     def carol_catches_up():
@@ -483,6 +489,13 @@ def group_flow(wd, ana, ben, args, cards):
             "return Array.from(document.querySelectorAll('#group-messages .author'), e => e.textContent);"),
             "args": []})
         assert authors == ["Ana", "Ben"], f"each member by the name they chose: {authors!r}"
+        # Ben's reply shows Ana's message above it; the quote goes to Ana's message.
+        assert quote_of(wd, "#group-messages", "hi from ben") == "Anahello from ana", \
+            quote_of(wd, "#group-messages", "hi from ben")
+        wd.click("#group-messages button.quote")
+        wait_until("Ana's message focused", lambda: wd.call("POST", wd.s("/execute/sync"), {"script": (
+            "return document.activeElement?.querySelector('.body')?.textContent ?? null;"), "args": []})
+            == "hello from ana")
         wd.screenshot(OUT / "group-chat-carol.png")
 
     def open_group():
@@ -622,6 +635,28 @@ def group_flow(wd, ana, ben, args, cards):
 
 
 TRAY_REGION = (1280 - 240, 0, 240, 40)
+
+
+def click_reply(wd, list_css, body):
+    """Reply on the message of `list_css` that says `body`. A message's actions show on hover
+    or keyboard focus: the button is focused first, as a keyboard user reaches it."""
+    el = wd.call("POST", wd.s("/execute/sync"), {"script": (
+        "const [list, body] = arguments;"
+        "const li = Array.from(document.querySelectorAll(list + ' li'))"
+        "  .find((l) => l.querySelector('.body')?.textContent === body);"
+        "const b = li && Array.from(li.querySelectorAll('.message-actions button')).find((b) => b.textContent === 'Reply');"
+        "if (b) b.focus(); return b || null;"), "args": [list_css, body]})
+    assert el, f"no Reply on {body!r}"
+    wd.call("POST", wd.s(f"/element/{next(iter(el.values()))}/click"), {})
+
+
+def quote_of(wd, list_css, body):
+    """The quote (author and text) above the message of `list_css` that says `body`."""
+    return wd.call("POST", wd.s("/execute/sync"), {"script": (
+        "const [list, body] = arguments;"
+        "const li = Array.from(document.querySelectorAll(list + ' li'))"
+        "  .find((l) => l.querySelector('.body')?.textContent === body);"
+        "return li?.querySelector('.quote')?.textContent ?? null;"), "args": [list_css, body]})
 
 
 def menu_labels(tray):

@@ -189,8 +189,14 @@ fn unseal_versioned(bytes: &[u8], key: &GroupKey) -> Result<(u8, GroupInner), Gr
     // The version is in the associated data: a v2 label on v3 bytes (or back) does not open.
     let plain = seal::open_parts(&key.0, &aad(env.version), &env.nonce, &env.ciphertext)
         .map_err(|_| GroupEnvelopeError::Undecryptable)?;
-    let inner = if env.version == GROUP_ENVELOPE_V2 {
-        let old: GroupInnerV2 = codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
+    Ok((env.version, decode_inner(env.version, &plain)?))
+}
+
+/// The plaintext of a `version` envelope, strictly decoded (what a member's modified client
+/// controls once the AEAD has passed; public for the fuzz target).
+pub fn decode_inner(version: u8, plain: &[u8]) -> Result<GroupInner, GroupEnvelopeError> {
+    let inner = if version == GROUP_ENVELOPE_V2 {
+        let old: GroupInnerV2 = codec::decode_bounded(plain, MAX_GROUP_ENVELOPE_BYTES)
             .map_err(GroupEnvelopeError::Malformed)?;
         GroupInner {
             header: old.header,
@@ -199,7 +205,7 @@ fn unseal_versioned(bytes: &[u8], key: &GroupKey) -> Result<(u8, GroupInner), Gr
             signature: old.signature,
         }
     } else {
-        codec::decode_bounded(&plain, MAX_GROUP_ENVELOPE_BYTES)
+        codec::decode_bounded(plain, MAX_GROUP_ENVELOPE_BYTES)
             .map_err(GroupEnvelopeError::Malformed)?
     };
     if inner.header.seq == 0 {
@@ -208,7 +214,7 @@ fn unseal_versioned(bytes: &[u8], key: &GroupKey) -> Result<(u8, GroupInner), Gr
     if inner.body.len() > MAX_GROUP_BODY_BYTES {
         return Err(GroupEnvelopeError::BadBody);
     }
-    Ok((env.version, inner))
+    Ok(inner)
 }
 
 /// `(seq, msg_id)` of an envelope that opens with `key` (to order a bucket).

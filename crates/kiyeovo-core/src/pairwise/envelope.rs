@@ -232,8 +232,14 @@ pub fn unseal(bytes: &[u8], keys: &DirectionKeys) -> Result<Inner, EnvelopeError
         &envelope.ciphertext,
     )
     .map_err(|_| EnvelopeError::Undecryptable)?;
+    decode_inner(&plain)
+}
+
+/// The plaintext of an envelope, strictly decoded (what a contact's modified client controls
+/// once the AEAD has passed; public for the fuzz target).
+pub fn decode_inner(plain: &[u8]) -> Result<Inner, EnvelopeError> {
     let inner: Inner =
-        codec::decode_bounded(&plain, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
+        codec::decode_bounded(plain, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Malformed)?;
     if inner.header.seq == 0 {
         return Err(EnvelopeError::ZeroSeq);
     }
