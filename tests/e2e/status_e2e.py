@@ -46,17 +46,17 @@ def free_port():
 
 
 def shown_peer_id(wd):
-    """The app opens on the conversation list: goes to the Status view and returns the peer id
+    """The app opens on the conversation list: goes to the Settings view and returns the peer id
     it shows (right after start, or after the first-run screens)."""
     def there():
         if wd.exists("#peer-id") and wd.text("#peer-id"):
             return wd.text("#peer-id")
         if wd.exists("#onboarding-skip"):  # a profile with no name yet: its first steps
             wd.click("#onboarding-skip")
-        elif wd.exists("#tab-status"):
-            wd.click("#tab-status")
+        elif wd.exists("#tab-settings"):
+            wd.click("#tab-settings")
         return None
-    return wait_until("the peer id on the Status view", there)
+    return wait_until("the peer id on the Settings view", there)
 
 
 def wait_until(what, fn, timeout=TIMEOUT, interval=0.2):
@@ -339,13 +339,13 @@ def contacts_and_chat(wd, bootstrap, data_dir):
             "args": []}))
         assert "hello from ben" in focused, focused
 
-        # Dark, chosen on the Status view (the default follows the system), then back to it:
+        # Dark, chosen in Settings (the default follows the system), then back to it:
         # the choice is kept by the web view, which every profile of this run shares.
         theme = lambda: wd.call("POST", wd.s("/execute/sync"), {
             "script": "return [document.documentElement.dataset.theme,"
                       " getComputedStyle(document.documentElement).backgroundColor];", "args": []})
         light = theme()
-        wd.click("#tab-status")
+        wd.click("#tab-settings")
         wd.click("#theme-dark")
         try:
             dark = theme()
@@ -355,7 +355,7 @@ def contacts_and_chat(wd, bootstrap, data_dir):
             wait_until("the chat", lambda: "hello from ben" in wd.text("#messages"))
             wd.screenshot(OUT / "chat-ana-dark.png")
         finally:
-            wd.click("#tab-status")
+            wd.click("#tab-settings")
             wd.click("#theme-system")
         assert theme() == light, theme()
 

@@ -14,7 +14,7 @@ export function App() {
   const snapshot = useSnapshot();
   const [bridgeError, setBridgeError] = useState<string | null>(null);
   // The app opens on the conversation list.
-  const [tab, setTab] = useState<"chats" | "contacts" | "groups" | "status">("chats");
+  const [tab, setTab] = useState<"chats" | "contacts" | "groups" | "settings">("chats");
   // Asked for by a notification or the tray menu; the nonce re-opens the same group twice.
   const [openGroup, setOpenGroup] = useState<OpenRequest | null>(null);
   // Set when this run began on the first-run screen: the recovery phrase is offered next.
@@ -86,19 +86,19 @@ export function App() {
     <>
       <nav className="tabs" aria-label="Views">
         <button id="tab-chats" {...current("chats")} onClick={() => setTab("chats")}>Chats</button>
-        <button id="tab-status" {...current("status")} onClick={() => setTab("status")}>
-          Status
+        <button id="tab-contacts" {...current("contacts")} onClick={() => setTab("contacts")}>Contacts</button>
+        <button id="tab-groups" {...current("groups")} onClick={() => setTab("groups")}>Groups</button>
+        <button id="tab-settings" {...current("settings")} onClick={() => setTab("settings")}>
+          Settings
           {phraseDue && (
             <span className="badge" id="phrase-badge" aria-label="recovery phrase not written down yet">
               !
             </span>
           )}
         </button>
-        <button id="tab-contacts" {...current("contacts")} onClick={() => setTab("contacts")}>Contacts</button>
-        <button id="tab-groups" {...current("groups")} onClick={() => setTab("groups")}>Groups</button>
       </nav>
       {tab === "chats" && <ChatsScreen open={openGroup} />}
-      {tab === "status" && <StatusScreen snapshot={snapshot} />}
+      {tab === "settings" && <StatusScreen snapshot={snapshot} />}
       {tab === "contacts" && <ContactsScreen />}
       {tab === "groups" && <GroupsScreen />}
     </>

@@ -98,7 +98,7 @@ describe("accessibility (axe-core)", () => {
     await waitFor(() => expect(document.querySelector("#search-results mark")?.textContent).toBe("hello"));
     expect(await violations()).toEqual([]);
 
-    for (const tab of ["tab-status", "tab-contacts", "tab-groups"]) {
+    for (const tab of ["tab-settings", "tab-contacts", "tab-groups"]) {
       fireEvent.click(document.getElementById(tab)!);
       await waitFor(() => expect(document.querySelector(".tabs [aria-current=page]")?.id).toBe(tab));
       expect({ tab, found: await violations() }).toEqual({ tab, found: [] });

@@ -1,8 +1,11 @@
 import { useState } from "react";
 import { api, asUiError } from "../lib/api";
 
-/** Our `kiyeovo1…` card: copied to the clipboard, shown as text and as a QR code, saved to a file. */
-export function MyCard() {
+/**
+ * Our `kiyeovo1…` card: copied to the clipboard, shown as text and as a QR code, saved to a file.
+ * `titled`: as a section of its own (in Settings), with a heading and what the card is for.
+ */
+export function MyCard({ titled = false }: { titled?: boolean }) {
   const [card, setCard] = useState<string | null>(null);
   const [qr, setQr] = useState<string | null>(null);
   const [note, setNote] = useState<string>("");
@@ -38,7 +41,16 @@ export function MyCard() {
     });
 
   return (
-    <div className="card">
+    <section className="card" aria-labelledby={titled ? "my-card-title" : undefined}>
+      {titled && (
+        <>
+          <h2 id="my-card-title">Your contact card</h2>
+          <p className="muted">
+            Give it to someone you trust (in person, or over a channel you trust), and add theirs under Contacts.
+            It holds your name, your keys and where to reach you; nothing secret.
+          </p>
+        </>
+      )}
       <div className="row">
         <button id="my-card-button" onClick={() => void show()}>My contact card</button>
         <button className="secondary" id="my-card-qr" onClick={() => void showQr()}>QR</button>
@@ -47,6 +59,6 @@ export function MyCard() {
       {card && <textarea id="my-card" readOnly rows={4} value={card} onFocus={(e) => e.target.select()} />}
       {qr && <img id="my-card-qr-image" className="qr" alt="Your contact card as a QR code" src={`data:image/svg+xml;utf8,${encodeURIComponent(qr)}`} />}
       {note && <p className="muted" id="my-card-note">{note}</p>}
-    </div>
+    </section>
   );
 }

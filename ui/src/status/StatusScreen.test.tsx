@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { render, screen } from "@testing-library/react";
+import { render, screen, within } from "@testing-library/react";
 import { StatusScreen } from "./StatusScreen";
 import { ErrorScreen } from "../errors/ErrorScreen";
 import type { AppSnapshot } from "../bindings/AppSnapshot";
@@ -38,6 +38,16 @@ describe("StatusScreen", () => {
     expect(screen.getByText(/database was missing/)).toBeTruthy();
     const boot = document.getElementById("bootstrap-addrs") as HTMLTextAreaElement;
     expect(boot.value).toBe("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot");
+  });
+
+  it("is the Settings view: the name, then the contact card with what it is for, then the node", () => {
+    const view = within(render(<StatusScreen snapshot={snapshot} />).container);
+    expect(view.getByRole("heading", { level: 1 }).textContent).toBe("Settings");
+    const card = view.getByRole("region", { name: "Your contact card" });
+    expect(card.textContent).toContain("nothing secret");
+    expect(within(card).getByRole("button", { name: "My contact card" }).id).toBe("my-card-button");
+    const headings = view.getAllByRole("heading", { level: 2 }).map((h) => h.textContent);
+    expect(headings.indexOf("Your contact card")).toBeLessThan(headings.indexOf("Your node"));
   });
 
   it("says whether we are confirmed reachable from outside, and where", () => {

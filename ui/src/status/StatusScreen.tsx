@@ -6,6 +6,7 @@ import { DesktopSettingsCard } from "./DesktopSettingsCard";
 import { AppearanceCard } from "./AppearanceCard";
 import { RecoveryPhraseCard } from "../recovery/RecoveryPhraseCard";
 import { BackupCard } from "../recovery/BackupCard";
+import { MyCard } from "../contacts/MyCard";
 
 function bootstrapText(b: BootstrapState): string {
   switch (b.state) {
@@ -26,7 +27,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
   return (
     <main className="page">
       <header>
-        <h1>Kiyeovo</h1>
+        <h1>Settings</h1>
         <span className="profile">profile: {snapshot.profile}</span>
       </header>
       {warnings.length > 0 && (
@@ -38,6 +39,7 @@ export function StatusScreen({ snapshot }: { snapshot: AppSnapshot }) {
       )}
       {snapshot.recovery === "not_confirmed" && <RecoveryPhraseCard status={snapshot.recovery} />}
       <DisplayName current={snapshot.display_name} />
+      <MyCard titled />
       {node && (
         <section className="card">
           <h2>Your node</h2>

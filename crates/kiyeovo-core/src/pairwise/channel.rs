@@ -141,7 +141,7 @@ impl ChannelError {
             ChannelError::StillSending => (ErrorCode::InvalidInput, "Delete it once it shows as stored or sent."),
             ChannelError::Envelope(_) => (ErrorCode::InvalidInput, "The message is too long; split it."),
             ChannelError::Database(_) => (ErrorCode::Database, "Check free disk space, then try again."),
-            ChannelError::Node(NodeError::Unreachable) => (ErrorCode::Network, "Not sent: this identity was restored, and Kiyeovo must first read what it sent before from the network. Try again once the Status tab says it joined the network."),
+            ChannelError::Node(NodeError::Unreachable) => (ErrorCode::Network, "Not sent: this identity was restored, and Kiyeovo must first read what it sent before from the network. Try again once Settings says it joined the network."),
             ChannelError::Node(_) => (ErrorCode::Network, "Check your network connection; the message is kept and sent later."),
         };
         UiError {

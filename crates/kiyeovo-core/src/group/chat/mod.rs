@@ -149,7 +149,7 @@ impl ChatError {
             ),
             ChatError::Node(crate::node::NodeError::Unreachable) => (
                 ErrorCode::Network,
-                "Not sent: this identity was restored, and Kiyeovo must first read what it sent in this group before. Try again once the Status tab says it joined the network.",
+                "Not sent: this identity was restored, and Kiyeovo must first read what it sent in this group before. Try again once Settings says it joined the network.",
             ),
             ChatError::Node(_) => (
                 ErrorCode::Network,
