@@ -285,6 +285,19 @@ pub async fn send_message(
         .map_err(|e| e.to_ui())
 }
 
+/// The 20 digits to compare with a contact out of band (in person, on a call).
+#[tauri::command]
+pub async fn contact_safety_code(
+    state: State<'_, ShellState>,
+    peer_id: String,
+) -> Result<String, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.channel()
+        .safety_code(&peer(&peer_id)?)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
 #[tauri::command]
 pub async fn set_blocked(
     state: State<'_, ShellState>,

@@ -68,6 +68,7 @@ fn main() {
             commands::list_messages,
             commands::send_message,
             commands::set_blocked,
+            commands::contact_safety_code,
             commands::rename_contact,
             commands::acknowledge_key_change,
             commands::mark_read,

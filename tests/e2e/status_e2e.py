@@ -314,6 +314,10 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         wd.click("#send-form button[type=submit]")
         wait_until("stored or sent", lambda: "hello from ben" in wd.text("#messages"))
         wd.screenshot(OUT / "chat-ben.png")
+        # The safety code Ben would read out to Ana.
+        wd.click("#contact-details-button")
+        cards["code_ben"] = wait_until("Ben's safety code", lambda: (
+            lambda t: t if t and t[0].isdigit() else None)(wd.text("#contact-safety-code")))
 
     def ana_reads():
         # The app opens on the conversation list: Ben's message is its preview, unread.
@@ -329,6 +333,15 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         wait_until("read", lambda: wd.call(
             "GET", wd.s(f"/element/{wd.find('#conversation-list button[data-kind=contact]')}/attribute/data-unread")) == "0")
         wd.screenshot(OUT / "chat-ana.png")
+        # The details beside the chat: Ana sees the same safety code as Ben (nobody swapped
+        # their cards); Esc closes the panel.
+        wd.click("#contact-details-button")
+        code = wait_until("Ana's safety code", lambda: (
+            lambda t: t if t and t[0].isdigit() else None)(wd.text("#contact-safety-code")))
+        assert code == cards["code_ben"] and len(code.split(" ")) == 4, (code, cards["code_ben"])
+        wd.screenshot(OUT / "contact-details-ana.png")
+        wd.click("#close-details")
+        wait_until("details closed", lambda: not wd.exists("#contact-details"))
         # Search finds it (case ignored); the result opens the conversation at that message.
         wd.type_into("#conversation-filter", "FROM BEN")
         wait_until("a search result", lambda: "hello from ben" in (wd.text_content("#search-results") or ""))

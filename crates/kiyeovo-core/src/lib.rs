@@ -62,6 +62,7 @@ pub mod records;
 pub mod recovery;
 pub mod reply;
 pub mod restore;
+pub mod safety;
 pub mod search;
 pub mod service;
 pub mod sign;

@@ -1,7 +1,8 @@
-import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Composer } from "./Composer";
 import { MessageActions } from "./MessageActions";
 import { Quote, type Replying } from "./Quote";
+import { ContactDetails } from "./ContactDetails";
 import { jumpToMessage } from "../conversations/jump";
 import { useSnapshot } from "../lib/store";
 import { api, asUiError } from "../lib/api";
@@ -59,29 +60,8 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
     }
   }
 
-  async function toggleBlock() {
-    try {
-      await api.setBlocked(contact.peer_id, !contact.blocked);
-      onBlocked();
-    } catch (err) {
-      setError(asUiError(err));
-    }
-  }
-
-  const [naming, setNaming] = useState<string | null>(null);
-
-  async function rename(e: FormEvent) {
-    e.preventDefault();
-    if (naming === null) return;
-    setError(null);
-    try {
-      await api.renameContact(contact.peer_id, naming);
-      setNaming(null);
-      onBlocked();
-    } catch (err) {
-      setError(asUiError(err));
-    }
-  }
+  // The details panel (who, safety code, actions) opens beside the chat on request.
+  const [details, setDetails] = useState(false);
 
   async function acknowledgeKeyChange() {
     try {
@@ -92,37 +72,16 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
     }
   }
 
-  async function toggleInvites() {
-    try {
-      await api.setInvitesBlocked(contact.peer_id, !contact.invites_blocked);
-      onBlocked();
-    } catch (err) {
-      setError(asUiError(err));
-    }
-  }
-
   return (
+    <div className={details ? "chat-layout with-details" : "chat-layout"}>
     <div className="chat" id="chat">
       <header className="chat-header">
-        {naming === null ? (
-          <h2>
-            {contact.display_name}{" "}
-            <button className="link" id="rename-contact" title="Your own name for this contact" onClick={() => setNaming(contact.display_name)}>Rename</button>
-          </h2>
-        ) : (
-          <form className="row" id="rename-form" onSubmit={rename}>
-            <input id="rename-input" aria-label="Your name for this contact" value={naming} onChange={(e) => setNaming(e.target.value)}
-              placeholder={contact.card_name} />
-            <button type="submit">Save</button>
-            <button type="button" className="secondary" onClick={() => setNaming(null)}>Cancel</button>
-          </form>
-        )}
-        <div className="row">
-          <button className="secondary" id="toggle-invites" onClick={() => void toggleInvites()}>
-            {contact.invites_blocked ? "Allow group invitations" : "Block group invitations"}
-          </button>
-          <button className="secondary" onClick={() => void toggleBlock()}>{contact.blocked ? "Unblock" : "Block"}</button>
-        </div>
+        <h2>
+          {contact.display_name}
+          {contact.blocked && <span className="muted"> (blocked)</span>}
+        </h2>
+        <button type="button" className="secondary" id="contact-details-button" aria-expanded={details}
+          aria-controls="contact-details" onClick={() => setDetails(!details)}>Details</button>
       </header>
       {contact.display_name !== contact.card_name && (
         <p className="muted" id="card-name">Their card says “{contact.card_name}”.</p>
@@ -165,6 +124,8 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
         replying={replying} onCancelReply={() => setReplying(null)}
         placeholder={contact.trusted_at === null ? "Waiting for the handshake…" : "Write a message (Enter sends, Shift+Enter for a new line)"} />
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
+    </div>
+    {details && <ContactDetails contact={contact} onChanged={onBlocked} onClose={() => setDetails(false)} />}
     </div>
   );
 }

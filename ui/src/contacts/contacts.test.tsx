@@ -47,6 +47,7 @@ describe("ContactsScreen", () => {
     fireEvent.click(await screen.findByText("Ben"));
     expect((await screen.findByText(/Their card says/)).textContent).toContain("Benjamin");
     expect(document.getElementById("key-changed")?.textContent).toMatch(/encryption key changed/);
+    fireEvent.click(screen.getByRole("button", { name: "Details" }));
     fireEvent.click(screen.getByText("Rename"));
     fireEvent.change(screen.getByLabelText("Your name for this contact"), { target: { value: "Ben from work" } });
     fireEvent.submit(document.getElementById("rename-form") as HTMLFormElement);

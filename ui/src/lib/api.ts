@@ -83,6 +83,7 @@ export const api = {
   /** `replyTo`: the message this one answers (one of this conversation). */
   sendMessage: (peerId: string, body: string, replyTo: ReplyTarget | null = null) =>
     invoke<MessageView>("send_message", { peerId, body, replyTo }),
+  contactSafetyCode: (peerId: string) => invoke<string>("contact_safety_code", { peerId }),
   setBlocked: (peerId: string, blocked: boolean) => invoke<void>("set_blocked", { peerId, blocked }),
   renameContact: (peerId: string, name: string) => invoke<ContactView>("rename_contact", { peerId, name }),
   acknowledgeKeyChange: (peerId: string) => invoke<ContactView>("acknowledge_key_change", { peerId }),

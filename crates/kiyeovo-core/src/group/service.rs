@@ -1128,22 +1128,9 @@ fn flag_views(g: &Group, names: &Names) -> Vec<GroupFlagView> {
 /// A 20-digit code from the epoch's roster and key (PROTOCOL.md §5 "compare out of band"): two
 /// members with the same code hold the same key for the same member list.
 pub fn safety_code(g: &Group) -> Option<String> {
-    use sha2::{Digest, Sha256};
     let key = &g.current().filter(|_| g.status == Status::Active)?.key;
-    let mut h = Sha256::new();
-    h.update(b"kiyeovo/v1/safety-code");
-    h.update(g.roster_hash());
-    h.update(key.0);
-    let digest = h.finalize();
-    let groups: Vec<String> = digest
-        .chunks(4)
-        .take(4)
-        .map(|c| {
-            format!(
-                "{:05}",
-                u32::from_be_bytes([c[0], c[1], c[2], c[3]]) % 100_000
-            )
-        })
-        .collect();
-    Some(groups.join(" "))
+    Some(crate::safety::digits(
+        b"kiyeovo/v1/safety-code",
+        &[&g.roster_hash(), &key.0],
+    ))
 }

@@ -321,6 +321,16 @@ impl Channel {
         .await?)
     }
 
+    /// The safety code to compare with `peer` out of band (both see the same 20 digits when
+    /// each holds the other's real keys).
+    pub async fn safety_code(&self, peer: &PeerId) -> Result<String, ChannelError> {
+        let row = self.contact(peer).await?;
+        Ok(crate::safety::contact_code(
+            &self.identity.public(),
+            &row.card.identity,
+        ))
+    }
+
     fn me_peer(&self) -> PeerId {
         crate::identity::peer_id_of(&self.me).expect("our own identity key is valid")
     }

@@ -1,0 +1,105 @@
+import { useEffect, useState, type FormEvent } from "react";
+import type { ContactView } from "../bindings/ContactView";
+import type { UiError } from "../bindings/UiError";
+import { api, asUiError } from "../lib/api";
+import { ErrorText } from "../lib/ErrorText";
+import { useSnapshot } from "../lib/store";
+
+/**
+ * Beside a 1:1 chat: who this is (online or not, in words and shape; trusted since when; what
+ * their card calls them), the safety code to compare with them out of band, and what the user
+ * can do: rename, block group invitations from them, block them.
+ */
+export function ContactDetails({ contact, onChanged, onClose }: {
+  contact: ContactView;
+  onChanged: () => void;
+  onClose: () => void;
+}) {
+  const [code, setCode] = useState<string | null>(null);
+  const [naming, setNaming] = useState<string | null>(null);
+  const [error, setError] = useState<UiError | null>(null);
+  const online = (useSnapshot()?.node?.connected_peers ?? []).includes(contact.peer_id);
+
+  useEffect(() => {
+    let live = true;
+    setCode(null);
+    api.contactSafetyCode(contact.peer_id).then((c) => live && setCode(c), (e) => live && setError(asUiError(e)));
+    return () => {
+      live = false;
+    };
+    // A new card (another key) means another code: re-read when it changed.
+  }, [contact.peer_id, contact.key_changed_at]);
+
+  async function act(action: () => Promise<unknown>) {
+    setError(null);
+    try {
+      await action();
+      onChanged();
+      return true;
+    } catch (e) {
+      setError(asUiError(e));
+      return false;
+    }
+  }
+
+  async function rename(e: FormEvent) {
+    e.preventDefault();
+    if (naming === null) return;
+    if (await act(() => api.renameContact(contact.peer_id, naming))) setNaming(null);
+  }
+
+  return (
+    <aside className="details" id="contact-details" aria-label={`About ${contact.display_name}`}
+      onKeyDown={(e) => {
+        if (e.key === "Escape" && naming === null) onClose();
+      }}>
+      <div className="row details-head">
+        <h3>{contact.display_name}</h3>
+        <button type="button" className="link" id="close-details" onClick={onClose} aria-label="Close the details">Close</button>
+      </div>
+      <p id="contact-presence">
+        <span className="presence" data-online={online} aria-hidden="true">{online ? "●" : "○"}</span>{" "}
+        {online ? "Online now" : "Not connected right now (messages wait in the network for them)"}
+      </p>
+      <p className="muted" id="contact-trust">
+        {contact.trusted_at !== null
+          ? `Trusted since ${new Date(contact.trusted_at).toLocaleDateString()}`
+          : "Waiting for their card: they have not added yours yet"}
+        {contact.display_name !== contact.card_name && <> · their card says “{contact.card_name}”</>}
+      </p>
+      <h4>Safety code</h4>
+      <p className="safety-code" id="contact-safety-code">{code ?? "…"}</p>
+      <p className="muted">
+        Compare it with {contact.display_name} in person or on a call: the same digits on both sides mean nobody
+        swapped your cards on their way.
+      </p>
+      {naming === null ? (
+        <button type="button" className="secondary" id="rename-contact" title="Your own name for this contact"
+          onClick={() => setNaming(contact.display_name)}>Rename</button>
+      ) : (
+        <form className="row" id="rename-form" onSubmit={rename}
+          onKeyDown={(e) => {
+            if (e.key === "Escape") {
+              e.stopPropagation();
+              setNaming(null);
+            }
+          }}>
+          <input id="rename-input" aria-label="Your name for this contact" value={naming} onChange={(e) => setNaming(e.target.value)}
+            placeholder={contact.card_name} autoFocus />
+          <button type="submit">Save</button>
+          <button type="button" className="secondary" onClick={() => setNaming(null)}>Cancel</button>
+        </form>
+      )}
+      <div className="stack-buttons">
+        <button className="secondary" id="toggle-invites"
+          onClick={() => void act(() => api.setInvitesBlocked(contact.peer_id, !contact.invites_blocked))}>
+          {contact.invites_blocked ? "Allow group invitations" : "Block group invitations"}
+        </button>
+        <button className="secondary" id="toggle-block" onClick={() => void act(() => api.setBlocked(contact.peer_id, !contact.blocked))}>
+          {contact.blocked ? "Unblock" : "Block"}
+        </button>
+      </div>
+      {error && <ErrorText error={error} />}
+    </aside>
+  );
+}
