@@ -2327,17 +2327,24 @@ async fn a_reply_cannot_put_words_in_someone_elses_mouth() {
         .unwrap();
 
     let forged = [
-        (1, "as Ana said:", MsgId::from_hex(&bens.msg_id).unwrap()),
+        (
+            1,
+            "as Ana said:",
+            MsgId::from_hex(&bens.msg_id).unwrap(),
+            "I never liked the book",
+        ),
         (
             2,
             "remember this:",
             MsgId::from_hex(&private.msg_id).unwrap(),
+            "my pin is 2468",
         ),
     ];
-    for (seq, body, msg_id) in forged {
+    for (seq, body, msg_id, text) in forged {
         let reply_to = Some(ReplyRef {
             author: ana_key,
             msg_id,
+            digest: kiyeovo_core::reply::digest(text),
         });
         let bytes = cai
             .groups()
@@ -2376,6 +2383,73 @@ async fn a_reply_cannot_put_words_in_someone_elses_mouth() {
         .messages
         .iter()
         .any(|m| m.reply_to.as_ref().and_then(|q| q.body.as_deref()) == Some("my pin is 2468")));
+    for app in apps {
+        app.shutdown().await;
+    }
+    boot.shutdown().await;
+}
+
+/// Attack: Ben, a member running modified code, gives Ana and Cai two different texts under one
+/// message id ("meet at 5" to Ana, "meet at 7" to Cai), hoping Cai's honest "ok" looks, to Ana,
+/// like agreement with what Ana read. Stopped by: a reply pins a digest of the text its writer
+/// answered; Ana's copy does not match, so her view says the answered message differs here
+/// instead of showing her copy as the one answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_does_not_seem_to_answer_a_text_its_writer_never_saw() {
+    use kiyeovo_core::api::ReplyTarget;
+    use kiyeovo_core::group::envelope::{self, Sealing};
+    let (boot, addr) = bootstrap_node().await;
+    let (profiles, apps, id) = group_of("two-faced", 3, &addr).await;
+    kiyeovo_tests::wait_connected(&apps).await;
+    let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
+    let gid = kiyeovo_core::group::store::parse_group_id(&id).unwrap();
+    let ben_id = profiles[1].keystore().load_identity().unwrap().unwrap();
+    let (epoch, key) = ben.groups().key(&id).await.unwrap();
+    let roster_hash = ben.groups().load_group(&gid).await.unwrap().roster_hash();
+    let msg_id = kiyeovo_core::group::control::random_id();
+    let two_faced = |body: &str| {
+        envelope::seal(
+            &Sealing {
+                identity: &ben_id,
+                key: &key,
+                group_id: gid,
+                epoch,
+                seq: 1,
+                msg_id,
+                sent_at: kiyeovo_core::time::now_ms(),
+                roster_hash,
+            },
+            body,
+        )
+        .unwrap()
+    };
+    ana.chat()
+        .ingest(&id, &two_faced("meet at 5"))
+        .await
+        .unwrap();
+    cai.chat()
+        .ingest(&id, &two_faced("meet at 7"))
+        .await
+        .unwrap();
+    let target = ReplyTarget {
+        msg_id: msg_id.to_hex(),
+        author_peer_id: ben.peer_id().to_string(),
+    };
+    let sent = cai
+        .chat()
+        .send_reply(&id, "ok", Some(&target))
+        .await
+        .unwrap();
+    assert_eq!(sent.reply_to.unwrap().body.as_deref(), Some("meet at 7"));
+    wait_group_message(ana, &id, "ok").await;
+    let view = ana.chat().chat(&id).await.unwrap();
+    let ok = view.messages.iter().find(|m| m.body == "ok").unwrap();
+    let quote = ok.reply_to.as_ref().unwrap();
+    assert!(quote.differs, "{quote:?}");
+    assert_eq!(
+        quote.body, None,
+        "Ana's \"meet at 5\" is not shown as what Cai answered"
+    );
     for app in apps {
         app.shutdown().await;
     }

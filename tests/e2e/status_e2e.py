@@ -273,7 +273,9 @@ def session(wd, profile, args, body, first_run=True, name=None):
 
 def contacts_and_chat(wd, bootstrap, data_dir):
     """Two profiles exchange cards through the UI, become trusted and chat, taking turns in the
-    one window WebKitWebDriver can drive (so everything also goes through the offline path)."""
+    one window WebKitWebDriver can drive (so everything also goes through the offline path).
+    Ana's part runs as one new user's path: first run → name → card → Ben's card → the list →
+    Ben's first message → her reply."""
     args = ["--data-dir", data_dir, "--host", "127.0.0.1", "--no-mdns", "--bootstrap", bootstrap]
     ana, ben = "e2e-ana-" + secrets.token_hex(3), "e2e-ben-" + secrets.token_hex(3)
     cards = {}
@@ -307,6 +309,39 @@ def contacts_and_chat(wd, bootstrap, data_dir):
                 then()
         return body
 
+    def ana_onboards():
+        """Ana's first run in one go, as a new user meets it: a new identity, her name, her card
+        copied, Ben's card pasted (a broken one refused in words first), then the conversation
+        list with Ben in it, waiting for him to add her back."""
+        wait_until("the first-run screen", lambda: wd.exists("#first-run-new"))
+        wd.click("#first-run-new")
+        wait_until("the recovery phrase step", lambda: wd.exists("#phrase-skip"))
+        wd.click("#phrase-skip")
+        wait_until("the name step", lambda: wd.exists("#onboarding-name"))
+        wd.type_into("#onboarding-name", "Ana")
+        wd.click("#onboarding-next")
+        wait_until("the card step", lambda: wd.exists("#my-card-button"))
+        wd.click("#my-card-button")
+        card = wait_until("her card", lambda: wd.call(
+            "GET", wd.s(f"/element/{wd.find('#my-card')}/property/value")))
+        assert card.startswith("kiyeovo1"), card
+        cards["ana"] = card
+        wd.click("#onboarding-next")
+        wait_until("the contact step", lambda: wd.exists("#add-contact"))
+        wd.type_into("#add-contact", "kiyeovo1thisisnotavalidcard")
+        wd.click("#add-contact-form button[type=submit]")
+        msg = wait_until("card error in words", lambda: wd.text("#add-contact-form [role=alert]"))
+        assert "copy it again" in msg or "typo" in msg, msg
+        wd.type_into("#add-contact", cards["ben"])
+        wd.click("#add-contact-form button[type=submit]")
+        added = wait_until("Ben added", lambda: wd.exists("#onboarding-added") and wd.text("#onboarding-added"))
+        assert added.startswith("Ben is added"), added
+        wd.screenshot(OUT / "onboarding-contact-added.png")
+        assert wd.text("#onboarding-done") == "Start chatting"
+        wd.click("#onboarding-done")
+        wait_until("Ben in the conversation list", lambda: "Ben" in (
+            wd.text_content("#conversation-list button[data-kind=contact] .title") or ""))
+
     def ben_sends():
         wait_until("trusted", lambda: "trusted since" in wd.text("#contact-list button.contact"))
         wd.click("#contact-list button.contact")
@@ -338,7 +373,7 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         wd.click("#contact-details-button")
         code = wait_until("Ana's safety code", lambda: (
             lambda t: t if t and t[0].isdigit() else None)(wd.text("#contact-safety-code")))
-        assert code == cards["code_ben"] and len(code.split(" ")) == 4, (code, cards["code_ben"])
+        assert code == cards["code_ben"] and len(code.split()) == 12, (code, cards["code_ben"])
         wd.screenshot(OUT / "contact-details-ana.png")
         wd.click("#close-details")
         wait_until("details closed", lambda: not wd.exists("#contact-details"))
@@ -351,6 +386,13 @@ def contacts_and_chat(wd, bootstrap, data_dir):
             "script": "const e = document.activeElement; return e && e.dataset.msgId ? e.textContent : null;",
             "args": []}))
         assert "hello from ben" in focused, focused
+        # Her first message: a reply to his, which shows his above hers.
+        click_reply(wd, "#messages", "hello from ben")
+        wait_until("replying to Ben", lambda: "Replying to Ben" in (wd.text_content("#message-input-replying") or ""))
+        wd.type_into("#message-input", "hi Ben, got it")
+        wd.click("#send-form button[type=submit]")
+        wait_until("her reply", lambda: quote_of(wd, "#messages", "hi Ben, got it") == "Benhello from ben")
+        wd.screenshot(OUT / "reply-ana.png")
 
         # Dark, chosen in Settings (the default follows the system), then back to it:
         # the choice is kept by the web view, which every profile of this run shares.
@@ -373,8 +415,7 @@ def contacts_and_chat(wd, bootstrap, data_dir):
         assert theme() == light, theme()
 
     session(wd, ben, args, copy_card("ben"), name="Ben")
-    session(wd, ana, args, copy_card("ana"), name="Ana")
-    session(wd, ana, args, add_card("ben"))          # Ana adds Ben while Ben is closed
+    session(wd, ana, args, ana_onboards, first_run=False)  # Ana's first run adds Ben (closed)
     session(wd, ben, args, add_card("ana", ben_sends))  # Ben adds Ana, finds her handshake, writes
     session(wd, ana, args, ana_reads)                 # Ana opens later and reads it
     return ana, ben, args, cards

@@ -51,7 +51,7 @@ const messages: MessageView[] = [
   { msg_id: "01", outgoing: true, body: "hi Ben", sent_at: NOW - 120_000, seq: 1, state: "delivered", reply_to: null },
   // A reply: its quote is a button that goes to the message it answers.
   { msg_id: "02", outgoing: false, body: "hello from ben", sent_at: NOW - 60_000, seq: 1, state: "received",
-    reply_to: { msg_id: "01", author_peer_id: "me", author_name: "You", outgoing: true, body: "hi Ben" } },
+    reply_to: { msg_id: "01", author_peer_id: "me", author_name: "You", outgoing: true, body: "hi Ben", differs: false } },
 ];
 
 const answers: Record<string, unknown> = {

@@ -333,8 +333,11 @@ pub struct QuoteView {
     /// We wrote the answered message.
     pub outgoing: bool,
     /// The start of the answered message; `None` when it is not here (not received, deleted
-    /// for me, or not a message of this conversation).
+    /// for me, or not a message of this conversation) or `differs`.
     pub body: Option<String>,
+    /// Our copy of that message is not the text the replier answered (its author gave them
+    /// another one under the same id).
+    pub differs: bool,
 }
 
 /// The message the user is answering, as the UI names it.

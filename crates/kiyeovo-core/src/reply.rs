@@ -8,12 +8,16 @@
 //! received yet, deleted for me, made up, or another conversation's) shows as "not available".
 //!
 //! The author is part of the reference because message ids are chosen by their authors: in a
-//! group two members may use the same id (PROTOCOL.md §5 keys messages by sender and id).
+//! group two members may use the same id (PROTOCOL.md §5 keys messages by sender and id). A
+//! digest of the answered text is part of it too: an author could give two readers two
+//! different messages under one id, and a reply must not seem, to either, to answer what its
+//! writer never saw. A reader whose copy does not match shows "differs", not its copy.
 
 use std::collections::HashMap;
 
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::api::QuoteView;
 use crate::identity::peer_id_of;
@@ -25,6 +29,8 @@ pub struct ReplyRef {
     /// The answered message's author (Ed25519 identity key).
     pub author: [u8; 32],
     pub msg_id: MsgId,
+    /// [`digest`] of the answered message's text as the replier saw it.
+    pub digest: [u8; 32],
 }
 
 /// Which message a reply answers, as stored: the author as a peer id, like a message's sender.
@@ -32,6 +38,15 @@ pub struct ReplyRef {
 pub struct StoredRef {
     pub author: String,
     pub msg_id: MsgId,
+    pub digest: [u8; 32],
+}
+
+/// What a reply pins of the message it answers: a hash of its text.
+pub fn digest(body: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v1/answered-message");
+    h.update(body.as_bytes());
+    h.finalize().into()
 }
 
 impl ReplyRef {
@@ -40,6 +55,7 @@ impl ReplyRef {
         Some(StoredRef {
             author: peer_id_of(&self.author)?.to_string(),
             msg_id: self.msg_id,
+            digest: self.digest,
         })
     }
 }
@@ -50,14 +66,20 @@ impl StoredRef {
         Some(ReplyRef {
             author: ed25519_of(&self.author.parse().ok()?)?,
             msg_id: self.msg_id,
+            digest: self.digest,
         })
     }
 
-    /// From the two nullable columns a message row keeps its reference in.
-    pub fn from_columns(author: Option<String>, msg_id: Option<Vec<u8>>) -> Option<Self> {
+    /// From the three nullable columns a message row keeps its reference in.
+    pub fn from_row(row: &sqlx::sqlite::SqliteRow) -> Option<Self> {
+        use sqlx::Row;
+        let author: Option<String> = row.try_get("reply_author").ok()?;
+        let msg_id: Option<Vec<u8>> = row.try_get("reply_msg_id").ok()?;
+        let digest: Option<Vec<u8>> = row.try_get("reply_digest").ok()?;
         Some(StoredRef {
             author: author?,
             msg_id: MsgId::from_slice(&msg_id?)?,
+            digest: digest?.try_into().ok()?,
         })
     }
 }
@@ -99,17 +121,18 @@ impl<'a> Quotes<'a> {
     }
 
     /// The quote for a reply referring to `r`, with the author named as the conversation names
-    /// them; `outgoing` when the author is us.
+    /// them; `outgoing` when the author is us. Our copy is shown only if it is the text the
+    /// replier answered.
     pub fn view(&self, r: &StoredRef, author_name: String, outgoing: bool) -> QuoteView {
+        let ours = self.bodies.get(&(r.author.as_str(), r.msg_id));
+        let same = ours.filter(|b| digest(b) == r.digest);
         QuoteView {
             msg_id: r.msg_id.to_hex(),
             author_peer_id: r.author.clone(),
             author_name,
             outgoing,
-            body: self
-                .bodies
-                .get(&(r.author.as_str(), r.msg_id))
-                .map(|b| snippet(b)),
+            body: same.map(|b| snippet(b)),
+            differs: ours.is_some() && same.is_none(),
         }
     }
 }
@@ -148,18 +171,28 @@ mod tests {
         let real = StoredRef {
             author: "ana".into(),
             msg_id: id,
+            digest: digest("the real words"),
         };
+        let v = quotes.view(&real, "Ana".into(), false);
         assert_eq!(
-            quotes.view(&real, "Ana".into(), false).body.as_deref(),
-            Some("the real words")
+            (v.body.as_deref(), v.differs),
+            (Some("the real words"), false)
         );
         // The same id under another author (a member reusing Ana's id) is not Ana's message.
         let other = StoredRef {
             author: "ben".into(),
-            msg_id: id,
+            ..real.clone()
         };
         let v = quotes.view(&other, "Ben".into(), false);
-        assert_eq!(v.body, None);
+        assert_eq!((v.body, v.differs), (None, false));
         assert_eq!(v.author_name, "Ben");
+        // Ana gave the replier another text under that id than she gave us: ours is not shown
+        // as the one answered.
+        let other_text = StoredRef {
+            digest: digest("what the replier saw"),
+            ..real
+        };
+        let v = quotes.view(&other_text, "Ana".into(), false);
+        assert_eq!((v.body, v.differs), (None, true));
     }
 }

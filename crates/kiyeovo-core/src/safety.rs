@@ -1,7 +1,7 @@
-//! Safety codes: 20 digits two people compare out of band (read aloud, side by side). Equal
-//! codes mean they hold the same keys — for a group, the same key for the same member list
-//! (PROTOCOL.md §5); for two contacts, each other's real keys, so nobody swapped a card on its
-//! way (the one attack the card exchange itself cannot see).
+//! Safety codes: digits two people compare out of band (read aloud, side by side). Equal codes
+//! mean they hold the same keys — for a group (20 digits), the same key for the same member list
+//! (PROTOCOL.md §5); for two contacts (60 digits, 30 per person), each other's real keys, so
+//! nobody swapped a card on its way (the one attack the card exchange itself cannot see).
 
 use sha2::{Digest, Sha256};
 
@@ -28,23 +28,49 @@ pub fn digits(domain: &[u8], parts: &[&[u8]]) -> String {
         .join(" ")
 }
 
-/// The code two contacts both see for each other: over both identity and both X25519 keys, in
-/// an order that does not depend on who computes it.
+/// How many times each party's fingerprint is hashed: what a search for a key pair with a
+/// matching fingerprint costs, per try.
+const FINGERPRINT_ROUNDS: usize = 1024;
+
+/// One party's half of a contact code: 30 digits from its own identity and X25519 keys only.
+fn fingerprint(p: &PublicIdentity) -> String {
+    use sha2::Sha512;
+    let mut h: [u8; 64] = Sha512::new()
+        .chain_update(b"kiyeovo/v1/contact-fingerprint")
+        .chain_update(p.ed25519)
+        .chain_update(p.x25519)
+        .finalize()
+        .into();
+    for _ in 0..FINGERPRINT_ROUNDS {
+        h = Sha512::new()
+            .chain_update(h)
+            .chain_update(p.ed25519)
+            .chain_update(p.x25519)
+            .finalize()
+            .into();
+    }
+    h.chunks(5)
+        .take(6)
+        .map(|c| {
+            let n = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            format!("{:05}", n % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The code two contacts both see for each other: each one's own fingerprint (30 digits), the
+/// lower first, so it does not depend on who computes it. Halves that depend on one party each
+/// (not one hash over both) mean someone who swaps both cards must find, for each side, a key
+/// pair whose fingerprint equals the real one's — a second preimage of 100 bits, each try
+/// hashed 1 024 times — not merely two swaps that collide with each other.
 pub fn contact_code(a: &PublicIdentity, b: &PublicIdentity) -> String {
-    let (first, second) = if (a.ed25519, a.x25519) <= (b.ed25519, b.x25519) {
-        (a, b)
+    let (fa, fb) = (fingerprint(a), fingerprint(b));
+    if fa <= fb {
+        format!("{fa} {fb}")
     } else {
-        (b, a)
-    };
-    digits(
-        b"kiyeovo/v1/contact-safety-code",
-        &[
-            &first.ed25519,
-            &first.x25519,
-            &second.ed25519,
-            &second.x25519,
-        ],
-    )
+        format!("{fb} {fa}")
+    }
 }
 
 #[cfg(test)]
@@ -61,10 +87,14 @@ mod tests {
         );
         let code = contact_code(&ana.public(), &ben.public());
         assert_eq!(code, contact_code(&ben.public(), &ana.public()));
-        assert_eq!(code.len(), 23);
+        assert_eq!(code.split(' ').count(), 12, "{code}");
         assert!(code
             .split(' ')
             .all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_digit())));
+        // Each half is one party's own: Ana's half is the same in her code with anyone.
+        let ana_half = fingerprint(&ana.public());
+        assert!(code.contains(&ana_half));
+        assert!(contact_code(&ana.public(), &eve.public()).contains(&ana_half));
         // Eve's card in place of Ben's (a swapped card), or Ben's with Eve's X25519 key.
         assert_ne!(code, contact_code(&ana.public(), &eve.public()));
         let mut mixed = ben.public();

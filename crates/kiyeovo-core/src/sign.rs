@@ -14,6 +14,9 @@ pub enum Domain {
     PairwiseEnvelope,
     GroupControl,
     GroupMessage,
+    /// A group message in the v3 layout (a reply): its own domain, so no v3 signature is ever
+    /// also a valid v2 one (a member holding the epoch key re-wraps freely).
+    GroupReply,
     GroupInfo,
 }
 
@@ -26,6 +29,7 @@ impl Domain {
             Domain::PairwiseEnvelope => b"kiyeovo/v2/pairwise-envelope",
             Domain::GroupControl => b"kiyeovo/v1/group-control",
             Domain::GroupMessage => b"kiyeovo/v2/group-message",
+            Domain::GroupReply => b"kiyeovo/v3/group-reply",
             Domain::GroupInfo => b"kiyeovo/v2/group-info",
         }
     }

@@ -11,6 +11,11 @@ export type QuoteView = { msg_id: string, author_peer_id: string, author_name: s
 outgoing: boolean, 
 /**
  * The start of the answered message; `None` when it is not here (not received, deleted
- * for me, or not a message of this conversation).
+ * for me, or not a message of this conversation) or `differs`.
  */
-body: string | null, };
+body: string | null, 
+/**
+ * Our copy of that message is not the text the replier answered (its author gave them
+ * another one under the same id).
+ */
+differs: boolean, };

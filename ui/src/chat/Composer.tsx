@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
-import type { Replying } from "./Quote";
+import { replyPreview, type Replying } from "./Quote";
 
 /**
  * Where a message is written, for a contact and a group alike: labelled, Enter sends,
@@ -54,7 +54,7 @@ export function Composer({ id, formId, label, placeholder, onSend, replying = nu
         <div className="replying" id={`${id}-replying`} role="status">
           <span className="quote">
             <span className="quote-author">Replying to {replying.author}</span>
-            <span className="quote-body">{replying.body}</span>
+            <span className="quote-body">{replyPreview(replying.body)}</span>
           </span>
           <button type="button" className="link" onClick={() => { onCancelReply?.(); box.current?.focus(); }}
             aria-label={`Cancel the reply to ${replying.author}`}>Cancel</button>

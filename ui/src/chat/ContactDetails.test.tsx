@@ -11,6 +11,8 @@ vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) })
 
 afterEach(cleanup);
 
+const CODE = "11111 22222 33333 44444 55555 66666 77777 88888 99999 00000 12345 67890";
+
 const ben = {
   peer_id: "12D3KooWBen", display_name: "Ben", card_name: "Benjamin", trusted_at: Date.UTC(2026, 10, 2), blocked: false,
   invites_blocked: false, key_changed_at: null, missed: 0, unread: 0,
@@ -24,7 +26,7 @@ describe("A contact's details", () => {
   it("open beside the chat with presence in words, trust, the safety code and the actions; Esc closes them", async () => {
     online(["12D3KooWBen"]);
     vi.mocked(invoke).mockImplementation(async (cmd: string) =>
-      cmd === "contact_safety_code" ? "12345 67890 13579 24680" : cmd === "list_messages" ? [] : null);
+      cmd === "contact_safety_code" ? CODE : cmd === "list_messages" ? [] : null);
     const onChanged = vi.fn();
     render(<ChatView contact={ben} changed={0} onBlocked={onChanged} />);
     const button = screen.getByRole("button", { name: "Details" });
@@ -34,7 +36,10 @@ describe("A contact's details", () => {
     const panel = screen.getByRole("complementary", { name: "About Ben" });
     expect(panel.textContent).toContain("Online now");
     expect(panel.textContent).toContain("their card says “Benjamin”");
-    expect(await screen.findByText("12345 67890 13579 24680")).toBeTruthy();
+    // 60 digits in three rows of four groups, read out as one code.
+    const shown = await screen.findByLabelText(`Safety code ${CODE}`);
+    expect(Array.from(shown.children, (r) => r.textContent)).toEqual([
+      "11111 22222 33333 44444", "55555 66666 77777 88888", "99999 00000 12345 67890"]);
     expect(vi.mocked(invoke)).toHaveBeenCalledWith("contact_safety_code", { peerId: "12D3KooWBen" });
 
     fireEvent.click(screen.getByRole("button", { name: "Block group invitations" }));

@@ -5,6 +5,14 @@ import { api, asUiError } from "../lib/api";
 import { ErrorText } from "../lib/ErrorText";
 import { useSnapshot } from "../lib/store";
 
+/** The code in rows of four groups of five digits, as it is read out. */
+function rows(code: string): string[] {
+  const groups = code.split(" ");
+  const out: string[] = [];
+  for (let i = 0; i < groups.length; i += 4) out.push(groups.slice(i, i + 4).join(" "));
+  return out;
+}
+
 /**
  * Beside a 1:1 chat: who this is (online or not, in words and shape; trusted since when; what
  * their card calls them), the safety code to compare with them out of band, and what the user
@@ -58,7 +66,7 @@ export function ContactDetails({ contact, onChanged, onClose }: {
         <button type="button" className="link" id="close-details" onClick={onClose} aria-label="Close the details">Close</button>
       </div>
       <p id="contact-presence">
-        <span className="presence" data-online={online} aria-hidden="true">{online ? "●" : "○"}</span>{" "}
+        <span className={`presence ${online ? "online" : ""}`} data-online={online} aria-hidden="true" />
         {online ? "Online now" : "Not connected right now (messages wait in the network for them)"}
       </p>
       <p className="muted" id="contact-trust">
@@ -68,15 +76,14 @@ export function ContactDetails({ contact, onChanged, onClose }: {
         {contact.display_name !== contact.card_name && <> · their card says “{contact.card_name}”</>}
       </p>
       <h4>Safety code</h4>
-      <p className="safety-code" id="contact-safety-code">{code ?? "…"}</p>
+      <p className="safety-code" id="contact-safety-code" aria-label={code ? `Safety code ${code}` : "Safety code loading"}>
+        {code === null ? "…" : rows(code).map((r) => <span key={r}>{r}</span>)}
+      </p>
       <p className="muted">
         Compare it with {contact.display_name} in person or on a call: the same digits on both sides mean nobody
         swapped your cards on their way.
       </p>
-      {naming === null ? (
-        <button type="button" className="secondary" id="rename-contact" title="Your own name for this contact"
-          onClick={() => setNaming(contact.display_name)}>Rename</button>
-      ) : (
+      {naming !== null && (
         <form className="row" id="rename-form" onSubmit={rename}
           onKeyDown={(e) => {
             if (e.key === "Escape") {
@@ -91,6 +98,10 @@ export function ContactDetails({ contact, onChanged, onClose }: {
         </form>
       )}
       <div className="stack-buttons">
+        {naming === null && (
+          <button type="button" className="secondary" id="rename-contact" title="Your own name for this contact"
+            onClick={() => setNaming(contact.display_name)}>Rename</button>
+        )}
         <button className="secondary" id="toggle-invites"
           onClick={() => void act(() => api.setInvitesBlocked(contact.peer_id, !contact.invites_blocked))}>
           {contact.invites_blocked ? "Allow group invitations" : "Block group invitations"}

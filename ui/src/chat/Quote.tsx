@@ -10,7 +10,11 @@ export function Quote({ quote, onJump }: { quote: QuoteView; onJump: (q: QuoteVi
     return (
       <span className="quote missing">
         <span className="quote-author">{quote.author_name}</span>
-        <span className="quote-body">Original message not available on this device</span>
+        <span className="quote-body">
+          {quote.differs
+            ? "The message this answers reads differently on this device: its author sent different versions"
+            : "Original message not available on this device"}
+        </span>
       </span>
     );
   }
@@ -25,3 +29,9 @@ export function Quote({ quote, onJump }: { quote: QuoteView; onJump: (q: QuoteVi
 
 /** The message being answered, above the composer, until it is sent or Esc/Cancel drops it. */
 export type Replying = { target: { msg_id: string; author_peer_id: string }; author: string; body: string };
+
+/** What the reply bar shows of the message being answered (and a screen reader reads out). */
+export function replyPreview(body: string): string {
+  const line = body.replace(/\s+/g, " ").trim();
+  return line.length > 120 ? `${line.slice(0, 120)}…` : line;
+}

@@ -6,7 +6,7 @@ import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupMessageView } from "../bindings/GroupMessageView";
 import type { MessageView } from "../bindings/MessageView";
 import { ChatView } from "./ChatView";
-import { Quote } from "./Quote";
+import { Quote, replyPreview } from "./Quote";
 import { GroupChat } from "../groups/GroupChat";
 
 vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
@@ -23,7 +23,7 @@ const ben = {
 const asked: MessageView = { msg_id: "01", outgoing: false, body: "lunch at one?", sent_at: NOW - 60_000, seq: 1, state: "received", reply_to: null };
 const answer: MessageView = {
   msg_id: "02", outgoing: true, body: "yes", sent_at: NOW, seq: 1, state: "sent",
-  reply_to: { msg_id: "01", author_peer_id: BEN, author_name: "Ben", outgoing: false, body: "lunch at one?" },
+  reply_to: { msg_id: "01", author_peer_id: BEN, author_name: "Ben", outgoing: false, body: "lunch at one?", differs: false },
 };
 
 let sent: Record<string, unknown>[] = [];
@@ -48,10 +48,21 @@ describe("Quote", () => {
     expect(onJump).toHaveBeenCalledWith(answer.reply_to);
   });
 
-  it("says so, without a link, when the answered message is not on this device", () => {
+  it("says so, without a link, when the answered message is not on this device, or reads differently here", () => {
     render(<Quote quote={{ ...answer.reply_to!, body: null }} onJump={() => {}} />);
     expect(screen.queryByRole("button")).toBeNull();
     expect(document.querySelector(".quote.missing")!.textContent).toBe("BenOriginal message not available on this device");
+    cleanup();
+    render(<Quote quote={{ ...answer.reply_to!, body: null, differs: true }} onJump={() => {}} />);
+    expect(screen.queryByRole("button")).toBeNull();
+    expect(document.querySelector(".quote.missing")!.textContent).toContain("reads differently on this device");
+  });
+
+  it("shows a long answered message as one short line above the box", () => {
+    expect(replyPreview("a\n\nb  c")).toBe("a b c");
+    const long = replyPreview("x".repeat(500));
+    expect(long.length).toBe(121);
+    expect(long.endsWith("…")).toBe(true);
   });
 });
 
@@ -109,7 +120,7 @@ describe("Replying in a group", () => {
       msg({ sender_peer_id: "12D3KooWCai", sender_name: "Cai", body: "same id, other sender", sent_at: NOW - 30_000 }),
       msg({
         msg_id: "m2", sender_peer_id: "12D3KooWCai", sender_name: "Cai", body: "I will bring the tea", sent_at: NOW,
-        reply_to: { msg_id: "m1", author_peer_id: "12D3KooWDee", author_name: "Dee", outgoing: false, body: "chapter 3 tonight" },
+        reply_to: { msg_id: "m1", author_peer_id: "12D3KooWDee", author_name: "Dee", outgoing: false, body: "chapter 3 tonight", differs: false },
       }),
     ],
     gaps: [], bucket_fill: 0, bucket_cap: 100, can_send: true, away_members: [],

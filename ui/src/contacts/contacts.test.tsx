@@ -12,7 +12,8 @@ const contacts: ContactView[] = [
 ];
 
 vi.mock("@tauri-apps/api/core", () => ({
-  invoke: vi.fn(async (cmd: string) => (cmd === "list_contacts" ? contacts : [])),
+  invoke: vi.fn(async (cmd: string) =>
+    cmd === "list_contacts" ? contacts : cmd === "contact_safety_code" ? "11111 22222 33333 44444" : []),
 }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
 

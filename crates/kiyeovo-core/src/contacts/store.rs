@@ -436,8 +436,8 @@ pub async fn insert_message(
 ) -> Result<bool, DbError> {
     let sealed = seal::seal(key, &body_aad(peer, msg_id), body.as_bytes());
     let done = sqlx::query(
-        "INSERT INTO messages (peer_id, msg_id, outgoing, seq, sent_at, body, state, reply_author, reply_msg_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO messages (peer_id, msg_id, outgoing, seq, sent_at, body, state, reply_author, reply_msg_id, reply_digest)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(peer_id, msg_id) DO NOTHING",
     )
     .bind(peer.to_string())
@@ -449,6 +449,7 @@ pub async fn insert_message(
     .bind(state_text(state))
     .bind(reply_to.map(|r| r.author.as_str()))
     .bind(reply_to.map(|r| r.msg_id.as_slice()))
+    .bind(reply_to.map(|r| r.digest.as_slice()))
     .execute(&mut **tx)
     .await
     .map_err(q)?;
@@ -540,7 +541,7 @@ pub async fn messages(
                 .map_err(|_| DbError::Query("bad message id".into()))?;
             let body = seal::open(key, &body_aad(peer, &msg_id), &r.get::<Vec<u8>, _>("body"))
                 .map_err(|e| DbError::Query(format!("message body: {e}")))?;
-            let reply_to = StoredRef::from_columns(r.get("reply_author"), r.get("reply_msg_id"));
+            let reply_to = StoredRef::from_row(r);
             Ok((
                 r,
                 msg_id,
@@ -692,7 +693,8 @@ pub async fn delete_message(
     msg_id: &MsgId,
 ) -> Result<Deleted, DbError> {
     let done = sqlx::query(
-        "UPDATE messages SET deleted = 1, body = X'', read = 1
+        "UPDATE messages SET deleted = 1, body = X'', read = 1,
+             reply_author = NULL, reply_msg_id = NULL, reply_digest = NULL
          WHERE peer_id = ? AND msg_id = ? AND deleted = 0 AND state != 'pending'",
     )
     .bind(peer.to_string())

@@ -75,8 +75,9 @@ pub async fn insert_message(
 ) -> Result<bool, DbError> {
     let sealed = seal::seal(key, &body_aad(m.group, m.msg_id), m.body.as_bytes());
     let done = sqlx::query(
-        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read, envelope, reply_author, reply_msg_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO group_messages (group_id, epoch, sender, seq, msg_id, sent_at, body, outgoing, read, envelope,
+                                     reply_author, reply_msg_id, reply_digest)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(m.group)
     .bind(m.epoch as i64)
@@ -90,6 +91,7 @@ pub async fn insert_message(
     .bind(m.envelope)
     .bind(m.reply_to.as_ref().map(|r| r.author.as_str()))
     .bind(m.reply_to.as_ref().map(|r| r.msg_id.as_slice()))
+    .bind(m.reply_to.as_ref().map(|r| r.digest.as_slice()))
     .execute(&mut **tx)
     .await
     .map_err(q)?;
@@ -406,7 +408,7 @@ pub async fn unsent_tail(
     me: &str,
 ) -> Result<Vec<(u64, MsgId, u64, String, Option<StoredRef>)>, DbError> {
     let rows = sqlx::query(
-        "SELECT seq, msg_id, sent_at, body, reply_author, reply_msg_id FROM group_messages
+        "SELECT seq, msg_id, sent_at, body, reply_author, reply_msg_id, reply_digest FROM group_messages
          WHERE group_id = ?1 AND epoch = ?2 AND sender = ?3 AND outgoing = 1 AND deleted = 0
            AND seq > COALESCE((SELECT MAX(seq) FROM group_messages WHERE group_id = ?1
                 AND epoch = ?2 AND sender = ?3 AND (published = 1 OR stored = 1)), 0)
@@ -431,7 +433,7 @@ pub async fn unsent_tail(
             id,
             r.get::<i64, _>("sent_at") as u64,
             String::from_utf8_lossy(&body).into_owned(),
-            StoredRef::from_columns(r.get("reply_author"), r.get("reply_msg_id")),
+            StoredRef::from_row(&r),
         ));
     }
     Ok(out)
@@ -502,7 +504,7 @@ pub async fn messages(
             seq: r.get::<i64, _>("seq") as u64,
             sent_at: r.get::<i64, _>("sent_at") as u64,
             body,
-            reply_to: StoredRef::from_columns(r.get("reply_author"), r.get("reply_msg_id")),
+            reply_to: StoredRef::from_row(&r),
             outgoing: r.get::<i64, _>("outgoing") != 0,
             published: r.get::<i64, _>("published") != 0,
             stored: r.get::<i64, _>("stored") != 0,
@@ -603,7 +605,8 @@ pub async fn delete_message(
 ) -> Result<crate::contacts::store::Deleted, DbError> {
     use crate::contacts::store::Deleted;
     let done = sqlx::query(
-        "UPDATE group_messages SET deleted = 1, body = X'', envelope = NULL, read = 1
+        "UPDATE group_messages SET deleted = 1, body = X'', envelope = NULL, read = 1,
+             reply_author = NULL, reply_msg_id = NULL, reply_digest = NULL
          WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0
            AND (outgoing = 0 OR published = 1 OR stored = 1)",
     )

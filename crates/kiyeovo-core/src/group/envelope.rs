@@ -20,10 +20,9 @@ use crate::sign::{self, Domain};
 use crate::storage::seal;
 
 /// v1 carried the header and signature in the clear; v2 seals them; v3 adds the reply
-/// reference. What we write.
+/// reference. A reply is written as v3; any other message still as v2, so members who have
+/// not upgraded yet read everything but replies (they refuse a v3 as an unknown version).
 pub const GROUP_ENVELOPE_VERSION: u8 = 3;
-/// v2 (no reply reference) is still opened: members who have not upgraded yet write it, and
-/// buckets, outboxes and relay copies hold it.
 const GROUP_ENVELOPE_V2: u8 = 2;
 /// Largest group envelope accepted from gossipsub or a bucket.
 pub const MAX_GROUP_ENVELOPE_BYTES: usize = 24 * 1024;
@@ -89,14 +88,31 @@ pub enum GroupEnvelopeError {
     ZeroSeq,
 }
 
-/// What the sender signs: `header ‖ reply_to ‖ body` (v3), `header ‖ body` (v2).
-fn signable(version: u8, header: &GroupHeader, reply_to: &Option<ReplyRef>, body: &str) -> Vec<u8> {
-    let mut out = codec::encode(header);
-    if version != GROUP_ENVELOPE_V2 {
-        out.extend_from_slice(&codec::encode(reply_to));
+/// What the sender signs, under which domain: v2 `header ‖ body` (the body unframed, as it
+/// always was); v3 the encoding of `(header, reply_to, body)` under its own domain, so a v3
+/// signature can never be passed off as a v2 one with the reply reference folded into the body.
+fn signable(
+    version: u8,
+    header: &GroupHeader,
+    reply_to: &Option<ReplyRef>,
+    body: &str,
+) -> (Domain, Vec<u8>) {
+    if version == GROUP_ENVELOPE_V2 {
+        let mut out = codec::encode(header);
+        out.extend_from_slice(body.as_bytes());
+        (Domain::GroupMessage, out)
+    } else {
+        (Domain::GroupReply, codec::encode(&(header, reply_to, body)))
     }
-    out.extend_from_slice(body.as_bytes());
-    out
+}
+
+/// The layout a message is written in: v3 only for a reply (see [`GROUP_ENVELOPE_VERSION`]).
+fn version_for(reply_to: &Option<ReplyRef>) -> u8 {
+    if reply_to.is_some() {
+        GROUP_ENVELOPE_VERSION
+    } else {
+        GROUP_ENVELOPE_V2
+    }
 }
 
 fn aad(version: u8) -> Vec<u8> {
@@ -117,12 +133,22 @@ pub struct Sealing<'a> {
     pub roster_hash: [u8; 32],
 }
 
-/// Encrypts an already signed [`GroupInner`] (also what tests use to build forgeries).
+/// Encrypts an already signed [`GroupInner`] (also what tests use to build forgeries): as v3
+/// if it is a reply, else in the v2 layout.
 pub fn seal_inner(key: &GroupKey, inner: &GroupInner) -> Result<Vec<u8>, GroupEnvelopeError> {
-    let (nonce, ciphertext) =
-        seal::seal_parts(&key.0, &aad(GROUP_ENVELOPE_VERSION), &codec::encode(inner));
+    let version = version_for(&inner.reply_to);
+    let plain = if version == GROUP_ENVELOPE_V2 {
+        codec::encode(&GroupInnerV2 {
+            header: inner.header.clone(),
+            body: inner.body.clone(),
+            signature: inner.signature,
+        })
+    } else {
+        codec::encode(inner)
+    };
+    let (nonce, ciphertext) = seal::seal_parts(&key.0, &aad(version), &plain);
     Ok(codec::encode(&GroupEnvelope {
-        version: GROUP_ENVELOPE_VERSION,
+        version,
         nonce,
         ciphertext,
     }))
@@ -153,10 +179,8 @@ pub fn seal_reply(
         sent_at: s.sent_at,
         roster_hash: s.roster_hash,
     };
-    let signature = s.identity.sign(
-        Domain::GroupMessage,
-        &signable(GROUP_ENVELOPE_VERSION, &header, &reply_to, body),
-    );
+    let (domain, signed) = signable(version_for(&reply_to), &header, &reply_to, body);
+    let signature = s.identity.sign(domain, &signed);
     seal_inner(
         s.key,
         &GroupInner {
@@ -238,13 +262,9 @@ pub fn open(
     }
     let sender = VerifyingKey::from_bytes(&inner.header.sender)
         .map_err(|_| GroupEnvelopeError::BadSignature)?;
-    sign::verify(
-        &sender,
-        Domain::GroupMessage,
-        &signable(version, &inner.header, &inner.reply_to, &inner.body),
-        &inner.signature,
-    )
-    .map_err(|_| GroupEnvelopeError::BadSignature)?;
+    let (domain, signed) = signable(version, &inner.header, &inner.reply_to, &inner.body);
+    sign::verify(&sender, domain, &signed, &inner.signature)
+        .map_err(|_| GroupEnvelopeError::BadSignature)?;
     Ok(inner)
 }
 
@@ -370,12 +390,13 @@ mod tests {
             i.reply_to = Some(ReplyRef {
                 author: alice.public().ed25519,
                 msg_id: random_id(),
+                digest: [0; 32],
             });
             seal_inner(&key, &i).unwrap()
         };
-        // v3 bytes relabelled v2 (or the reverse) to dodge what the signature covers.
+        // v2 bytes relabelled v3 without the key: the label is in the associated data.
         let mut relabelled = outer(&good).unwrap();
-        relabelled.version = GROUP_ENVELOPE_V2;
+        relabelled.version = GROUP_ENVELOPE_VERSION;
         let temp_key = GroupKey::random();
         let mut big = good.clone();
         big.resize(MAX_GROUP_ENVELOPE_BYTES + 1, 0);
@@ -424,7 +445,7 @@ mod tests {
                 GroupEnvelopeError::BadSignature,
             ),
             (
-                "relabelled as v2",
+                "relabelled as v3",
                 codec::encode(&relabelled),
                 &key,
                 1,
@@ -473,10 +494,8 @@ mod tests {
             sent_at: 5,
             roster_hash: [3; 32],
         };
-        let signature = id.sign(
-            Domain::GroupMessage,
-            &signable(GROUP_ENVELOPE_V2, &header, &None, body),
-        );
+        let (domain, signed) = signable(GROUP_ENVELOPE_V2, &header, &None, body);
+        let signature = id.sign(domain, &signed);
         let inner = GroupInnerV2 {
             header,
             body: body.into(),
@@ -518,6 +537,7 @@ mod tests {
         let answered = ReplyRef {
             author: Identity::generate().public().ed25519,
             msg_id: random_id(),
+            digest: [9; 32],
         };
         let reply = seal_reply(
             &Sealing {
@@ -538,6 +558,65 @@ mod tests {
         assert_eq!(
             (opened.body.as_str(), opened.reply_to),
             ("yes", Some(answered))
+        );
+        assert_eq!(outer(&reply).unwrap().version, 3, "a reply is v3");
+        let plain = sealed(&alice, &key, gid, 1, 3);
+        assert_eq!(outer(&plain).unwrap().version, 2, "anything else stays v2");
+    }
+
+    /// A member holding the epoch key re-wraps someone's reply as a v2 envelope whose body
+    /// starts with the reply reference's bytes (all printable here, so valid text): the
+    /// signed bytes line up exactly, and still the signature does not verify (v3 signs under
+    /// its own domain), so no member can change what a reply says or drop what it answers.
+    #[test]
+    fn a_reply_cannot_be_rewrapped_as_an_older_envelope() {
+        let alice = Identity::generate();
+        let key = GroupKey::random();
+        let gid = random_id();
+        let answered = ReplyRef {
+            author: [b'a'; 32],
+            msg_id: crate::ids::MsgId([b'b'; 16]),
+            digest: [b'c'; 32],
+        };
+        let reply = seal_reply(
+            &Sealing {
+                identity: &alice,
+                key: &key,
+                group_id: gid,
+                epoch: 1,
+                seq: 1,
+                msg_id: random_id(),
+                sent_at: 6,
+                roster_hash: [3; 32],
+            },
+            "yes",
+            Some(answered),
+        )
+        .unwrap();
+        let inner = unseal(&reply, &key).unwrap();
+        let (_, v3_signed) = signable(3, &inner.header, &inner.reply_to, &inner.body);
+        let header_len = codec::encode(&inner.header).len();
+        let folded = String::from_utf8(v3_signed[header_len..].to_vec()).expect("printable");
+        let (_, v2_signed) = signable(2, &inner.header, &None, &folded);
+        assert_eq!(
+            v2_signed, v3_signed,
+            "the same bytes under the other layout"
+        );
+        let rewrapped = GroupInnerV2 {
+            header: inner.header.clone(),
+            body: folded,
+            signature: inner.signature,
+        };
+        let (nonce, ciphertext) =
+            seal::seal_parts(&key.0, &aad(GROUP_ENVELOPE_V2), &codec::encode(&rewrapped));
+        let bytes = codec::encode(&GroupEnvelope {
+            version: GROUP_ENVELOPE_V2,
+            nonce,
+            ciphertext,
+        });
+        assert_eq!(
+            open(&bytes, &gid, 1, &key).unwrap_err(),
+            GroupEnvelopeError::BadSignature
         );
     }
 

@@ -479,15 +479,20 @@ impl Channel {
                 } else {
                     return Err(ChannelError::UnknownMessage);
                 };
-                store::quotable(self.db.pool(), &self.storage_key, peer, outgoing, &msg_id)
-                    .await?
-                    .ok_or(ChannelError::UnknownMessage)?;
+                let quoted =
+                    store::quotable(self.db.pool(), &self.storage_key, peer, outgoing, &msg_id)
+                        .await?
+                        .ok_or(ChannelError::UnknownMessage)?;
                 let author = if outgoing {
                     self.me
                 } else {
                     row.card.identity.ed25519
                 };
-                Some(ReplyRef { author, msg_id })
+                Some(ReplyRef {
+                    author,
+                    msg_id,
+                    digest: crate::reply::digest(&quoted),
+                })
             }
         };
         let msg_id = self.send(peer, Payload::text_message(body, reply)).await?;

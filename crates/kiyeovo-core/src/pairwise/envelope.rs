@@ -333,6 +333,7 @@ mod tests {
         let reply_to = ReplyRef {
             author: p.b.public().ed25519,
             msg_id: new_msg_id(),
+            digest: crate::reply::digest("lunch?"),
         };
         let payload = Payload::text_message("yes", Some(reply_to));
         let bytes = seal(

@@ -50,7 +50,15 @@ impl GroupChat {
                 )
                 .await?
                 .ok_or(ChatError::UnknownMessage)?;
-                Some((ReplyRef { author, msg_id }, quoted))
+                let digest = reply::digest(&quoted);
+                Some((
+                    ReplyRef {
+                        author,
+                        msg_id,
+                        digest,
+                    },
+                    quoted,
+                ))
             }
         };
         let reply_ref = reply.as_ref().map(|(r, _)| *r);
@@ -110,15 +118,8 @@ impl GroupChat {
             reply_to: match (reply, reply_to) {
                 (Some((r, quoted)), Some(t)) => {
                     let outgoing = t.author_peer_id == self.me_peer;
-                    let name = if outgoing {
-                        "You".to_string()
-                    } else {
-                        let group = self.group(id).await?;
-                        self.names(&group)
-                            .await
-                            .remove(&t.author_peer_id)
-                            .unwrap_or_else(|| "former member".into())
-                    };
+                    let group = self.group(id).await?;
+                    let name = self.quoted_name(&self.names(&group).await, &t.author_peer_id);
                     r.stored().map(|s| {
                         reply::Quotes::new([(s.author.as_str(), s.msg_id, quoted.as_str())])
                             .view(&s, name, outgoing)
@@ -285,11 +286,12 @@ impl GroupChat {
     }
 
     /// The conversation, with gaps where they are.
-    /// Every member's name as this user knows them, by peer id: the rosters, the invitation,
-    /// and over both the user's own names for their contacts.
+    /// Everyone this group ever named (the rosters of every epoch, the creator and the
+    /// invitees) by peer id, each by the user's own name for them if they are a contact. Only
+    /// them: a quote naming someone else must not borrow a contact's name (as if they were in
+    /// the group).
     async fn names(&self, group: &Group) -> HashMap<String, String> {
-        let contact_names = self.groups.names().await;
-        epochs_of(group)
+        let mut names: HashMap<String, String> = epochs_of(group)
             .iter()
             .flat_map(|e| {
                 e.senders
@@ -301,13 +303,26 @@ impl GroupChat {
                     .chain(group.invite.invitees.iter().map(|p| (p.id, p.name.clone())))
                     .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
             )
-            // Contacts by the user's own name for them, whatever the creator called them.
-            .chain(
-                contact_names
-                    .into_iter()
-                    .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
-            )
-            .collect()
+            .collect();
+        // Contacts by the user's own name for them, whatever the creator called them.
+        for (id, n) in self.groups.names().await {
+            if let Some(slot) = peer_id_of(&id).and_then(|p| names.get_mut(&p.to_string())) {
+                *slot = n;
+            }
+        }
+        names
+    }
+
+    /// How a quote names the author of the message it answers.
+    fn quoted_name(&self, names: &HashMap<String, String>, author: &str) -> String {
+        if author == self.me_peer {
+            "You".into()
+        } else {
+            names
+                .get(author)
+                .cloned()
+                .unwrap_or_else(|| "someone outside this group".into())
+        }
     }
 
     pub async fn chat(&self, id: &str) -> Result<GroupChatView, ChatError> {
@@ -332,12 +347,8 @@ impl GroupChat {
                 .iter()
                 .filter_map(|m| {
                     let r = m.reply_to.as_ref()?;
+                    let author = self.quoted_name(&names, &r.author);
                     let outgoing = r.author == self.me_peer;
-                    let author = if outgoing {
-                        "You".into()
-                    } else {
-                        name(&r.author)
-                    };
                     Some(((m.sender.clone(), m.msg_id), q.view(r, author, outgoing)))
                 })
                 .collect()
