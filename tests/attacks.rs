@@ -2383,6 +2383,43 @@ async fn a_reply_cannot_put_words_in_someone_elses_mouth() {
         .messages
         .iter()
         .any(|m| m.reply_to.as_ref().and_then(|q| q.body.as_deref()) == Some("my pin is 2468")));
+
+    // A quote naming Dee, Ana's contact who is not in the group: not shown under Dee's name
+    // (as if Dee were in it).
+    let pd = TestProfile::new("forged-reply-dee");
+    let dee = start_group_app(&pd, &addr).await;
+    befriend(ana, &dee).await;
+    ana.channel().rename(&dee.peer_id(), "Dee").await.unwrap();
+    let dee_key = pd
+        .keystore()
+        .load_identity()
+        .unwrap()
+        .unwrap()
+        .public()
+        .ed25519;
+    let reply_to = Some(ReplyRef {
+        author: dee_key,
+        msg_id: kiyeovo_core::group::control::random_id(),
+        digest: [0; 32],
+    });
+    let bytes = cai
+        .groups()
+        .seal_reply(&id, 3, "Dee agrees", reply_to)
+        .await
+        .unwrap();
+    ana.chat().ingest(&id, &bytes).await.unwrap();
+    let view = ana.chat().chat(&id).await.unwrap();
+    let q = view
+        .messages
+        .iter()
+        .find(|m| m.body == "Dee agrees")
+        .and_then(|m| m.reply_to.clone())
+        .unwrap();
+    assert_eq!(
+        (q.author_name.as_str(), q.body),
+        ("someone outside this group", None)
+    );
+    dee.shutdown().await;
     for app in apps {
         app.shutdown().await;
     }
