@@ -2417,7 +2417,7 @@ async fn a_reply_cannot_put_words_in_someone_elses_mouth() {
         .unwrap();
     assert_eq!(
         (q.author_name.as_str(), q.body),
-        ("someone outside this group", None)
+        ("someone not known in this group", None)
     );
     dee.shutdown().await;
     for app in apps {

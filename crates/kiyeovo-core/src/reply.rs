@@ -11,7 +11,9 @@
 //! group two members may use the same id (PROTOCOL.md §5 keys messages by sender and id). A
 //! digest of the answered text is part of it too: an author could give two readers two
 //! different messages under one id, and a reply must not seem, to either, to answer what its
-//! writer never saw. A reader whose copy does not match shows "differs", not its copy.
+//! writer never saw. A reader whose copy does not match shows "differs", not its copy. In a
+//! group the digest is keyed with the answered message's epoch key: a member added later, who
+//! holds no key of that epoch, must not be able to test guesses of it ("yes", a PIN).
 
 use std::collections::HashMap;
 
@@ -41,10 +43,20 @@ pub struct StoredRef {
     pub digest: [u8; 32],
 }
 
-/// What a reply pins of the message it answers: a hash of its text.
+/// What a 1:1 reply pins of the message it answers: a hash of its text (both sides hold it).
 pub fn digest(body: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"kiyeovo/v1/answered-message");
+    h.update(body.as_bytes());
+    h.finalize().into()
+}
+
+/// What a group reply pins of the message it answers: a hash of its text keyed with the key of
+/// the epoch it was written in.
+pub fn group_digest(epoch_key: &[u8; 32], body: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"kiyeovo/v1/answered-group-message");
+    h.update(epoch_key);
     h.update(body.as_bytes());
     h.finalize().into()
 }
@@ -70,12 +82,19 @@ impl StoredRef {
         })
     }
 
-    /// From the three nullable columns a message row keeps its reference in.
+    /// From the three nullable columns a message row keeps its reference in. A query that did
+    /// not select them is a bug: logged loudly (the message then shows as no reply).
     pub fn from_row(row: &sqlx::sqlite::SqliteRow) -> Option<Self> {
         use sqlx::Row;
-        let author: Option<String> = row.try_get("reply_author").ok()?;
-        let msg_id: Option<Vec<u8>> = row.try_get("reply_msg_id").ok()?;
-        let digest: Option<Vec<u8>> = row.try_get("reply_digest").ok()?;
+        let columns = (
+            row.try_get::<Option<String>, _>("reply_author"),
+            row.try_get::<Option<Vec<u8>>, _>("reply_msg_id"),
+            row.try_get::<Option<Vec<u8>>, _>("reply_digest"),
+        );
+        let (Ok(author), Ok(msg_id), Ok(digest)) = columns else {
+            tracing::error!("a message row was read without its reply columns");
+            return None;
+        };
         Some(StoredRef {
             author: author?,
             msg_id: MsgId::from_slice(&msg_id?)?,
@@ -104,19 +123,27 @@ pub fn snippet(body: &str) -> String {
     }
 }
 
-/// One conversation's messages by (author peer id, msg id), to fill the quotes of its replies.
-pub struct Quotes<'a> {
-    bodies: HashMap<(&'a str, MsgId), &'a str>,
+/// One conversation's messages by (author peer id, msg id), to fill the quotes of its replies,
+/// with how the conversation digests an answered message (`digest` for 1:1, `group_digest`
+/// with the epoch's key for a group: from the message's epoch and text).
+pub struct Quotes<'a, D> {
+    bodies: HashMap<(&'a str, MsgId), (u32, &'a str)>,
+    digest_of: D,
 }
 
-impl<'a> Quotes<'a> {
-    /// From `(author peer id, msg id, body)` of every message shown in the conversation.
-    pub fn new(messages: impl IntoIterator<Item = (&'a str, MsgId, &'a str)>) -> Self {
+impl<'a, D: Fn(u32, &str) -> Option<[u8; 32]>> Quotes<'a, D> {
+    /// From `(author peer id, msg id, epoch, body)` of every message shown in the conversation
+    /// (epoch 0 in a 1:1 chat).
+    pub fn new(
+        messages: impl IntoIterator<Item = (&'a str, MsgId, u32, &'a str)>,
+        digest_of: D,
+    ) -> Self {
         Quotes {
             bodies: messages
                 .into_iter()
-                .map(|(author, id, body)| ((author, id), body))
+                .map(|(author, id, epoch, body)| ((author, id), (epoch, body)))
                 .collect(),
+            digest_of,
         }
     }
 
@@ -125,15 +152,29 @@ impl<'a> Quotes<'a> {
     /// replier answered.
     pub fn view(&self, r: &StoredRef, author_name: String, outgoing: bool) -> QuoteView {
         let ours = self.bodies.get(&(r.author.as_str(), r.msg_id));
-        let same = ours.filter(|b| digest(b) == r.digest);
+        let same = ours
+            .filter(|(epoch, b)| (self.digest_of)(*epoch, b) == Some(r.digest))
+            .map(|(_, b)| *b);
         QuoteView {
             msg_id: r.msg_id.to_hex(),
             author_peer_id: r.author.clone(),
             author_name,
             outgoing,
-            body: same.map(|b| snippet(b)),
+            body: same.map(snippet),
             differs: ours.is_some() && same.is_none(),
         }
+    }
+}
+
+/// The quote shown with a reply we just sent: the message as we hold it (we just checked it).
+pub fn quote_of_sent(r: &StoredRef, author_name: String, outgoing: bool, body: &str) -> QuoteView {
+    QuoteView {
+        msg_id: r.msg_id.to_hex(),
+        author_peer_id: r.author.clone(),
+        author_name,
+        outgoing,
+        body: Some(snippet(body)),
+        differs: false,
     }
 }
 
@@ -154,6 +195,16 @@ mod tests {
         );
     }
 
+    /// A group reply's digest depends on the epoch key: without it (someone added later) a
+    /// guess of the answered text cannot be checked against it.
+    #[test]
+    fn a_group_digest_needs_the_epoch_key() {
+        let (k1, k2) = ([1; 32], [2; 32]);
+        assert_eq!(group_digest(&k1, "yes"), group_digest(&k1, "yes"));
+        assert_ne!(group_digest(&k1, "yes"), group_digest(&k2, "yes"));
+        assert_ne!(group_digest(&k1, "yes"), digest("yes"));
+    }
+
     #[test]
     fn a_quote_is_the_start_of_the_message() {
         assert_eq!(snippet("short"), "short");
@@ -167,7 +218,9 @@ mod tests {
     #[test]
     fn a_quote_comes_only_from_its_author_in_this_conversation() {
         let id = MsgId::random();
-        let quotes = Quotes::new([("ana", id, "the real words")]);
+        let quotes = Quotes::new([("ana", id, 0, "the real words")], |_, b: &str| {
+            Some(digest(b))
+        });
         let real = StoredRef {
             author: "ana".into(),
             msg_id: id,

@@ -62,6 +62,11 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
 
   // The details panel (who, safety code, actions) opens beside the chat on request.
   const [details, setDetails] = useState(false);
+  const detailsButton = useRef<HTMLButtonElement>(null);
+  const closeDetails = () => {
+    setDetails(false);
+    setTimeout(() => detailsButton.current?.focus(), 0);
+  };
 
   async function acknowledgeKeyChange() {
     try {
@@ -80,7 +85,7 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
           {contact.display_name}
           {contact.blocked && <span className="muted"> (blocked)</span>}
         </h2>
-        <button type="button" className="secondary" id="contact-details-button" aria-expanded={details}
+        <button type="button" className="secondary" id="contact-details-button" ref={detailsButton} aria-expanded={details}
           aria-controls="contact-details" onClick={() => setDetails(!details)}>Details</button>
       </header>
       {contact.display_name !== contact.card_name && (
@@ -125,7 +130,7 @@ export function ChatView({ contact, changed, onBlocked }: { contact: ContactView
         placeholder={contact.trusted_at === null ? "Waiting for the handshake…" : "Write a message (Enter sends, Shift+Enter for a new line)"} />
       {error && <p className="error-text" role="alert">{error.message} {error.hint}</p>}
     </div>
-    {details && <ContactDetails contact={contact} onChanged={onBlocked} onClose={() => setDetails(false)} />}
+    {details && <ContactDetails contact={contact} onChanged={onBlocked} onClose={closeDetails} />}
     </div>
   );
 }

@@ -40,7 +40,7 @@ export function Composer({ id, formId, label, placeholder, onSend, replying = nu
     if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       void submit();
-    } else if (e.key === "Escape" && replying) {
+    } else if (e.key === "Escape" && replying && !e.nativeEvent.isComposing) {
       // Only the reply is dropped; the draft stays (and Esc goes no further up).
       e.preventDefault();
       e.stopPropagation();

@@ -37,7 +37,9 @@ describe("A contact's details", () => {
     expect(panel.textContent).toContain("Online now");
     expect(panel.textContent).toContain("their card says “Benjamin”");
     // 60 digits in three rows of four groups, read out as one code.
-    const shown = await screen.findByLabelText(`Safety code ${CODE}`);
+    await screen.findByText("11111 22222 33333 44444");
+    const shown = screen.getByRole("group", { name: "Safety code" }).querySelector("#contact-safety-code")!;
+    expect((shown as HTMLElement).dataset.code).toBe(CODE);
     expect(Array.from(shown.children, (r) => r.textContent)).toEqual([
       "11111 22222 33333 44444", "55555 66666 77777 88888", "99999 00000 12345 67890"]);
     expect(vi.mocked(invoke)).toHaveBeenCalledWith("contact_safety_code", { peerId: "12D3KooWBen" });
@@ -52,8 +54,11 @@ describe("A contact's details", () => {
     fireEvent.click(screen.getByRole("button", { name: "Rename" }));
     fireEvent.keyDown(screen.getByLabelText("Your name for this contact"), { key: "Escape" });
     expect(screen.queryByLabelText("Your name for this contact")).toBeNull();
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("button", { name: "Rename" })));
     fireEvent.keyDown(screen.getByRole("button", { name: "Rename" }), { key: "Escape" });
     expect(screen.queryByRole("complementary")).toBeNull();
+    // The focus goes back to Details, so the keyboard user is where they were.
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("button", { name: "Details" })));
   });
 
   it("says when they are not connected, and shows a refusal in words", async () => {

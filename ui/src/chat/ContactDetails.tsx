@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import type { ContactView } from "../bindings/ContactView";
 import type { UiError } from "../bindings/UiError";
 import { api, asUiError } from "../lib/api";
@@ -21,8 +21,15 @@ function rows(code: string): string[] {
 export function ContactDetails({ contact, onChanged, onClose }: {
   contact: ContactView;
   onChanged: () => void;
+  /** Closes the panel; the opener gives the focus back to its Details button. */
   onClose: () => void;
 }) {
+  const renameButton = useRef<HTMLButtonElement>(null);
+  // Renaming ends (saved, cancelled, Esc): the focus goes back to Rename, not to the page.
+  const stopNaming = () => {
+    setNaming(null);
+    setTimeout(() => renameButton.current?.focus(), 0);
+  };
   const [code, setCode] = useState<string | null>(null);
   const [naming, setNaming] = useState<string | null>(null);
   const [error, setError] = useState<UiError | null>(null);
@@ -53,7 +60,7 @@ export function ContactDetails({ contact, onChanged, onClose }: {
   async function rename(e: FormEvent) {
     e.preventDefault();
     if (naming === null) return;
-    if (await act(() => api.renameContact(contact.peer_id, naming))) setNaming(null);
+    if (await act(() => api.renameContact(contact.peer_id, naming))) stopNaming();
   }
 
   return (
@@ -75,10 +82,12 @@ export function ContactDetails({ contact, onChanged, onClose }: {
           : "Waiting for their card: they have not added yours yet"}
         {contact.display_name !== contact.card_name && <> · their card says “{contact.card_name}”</>}
       </p>
-      <h4>Safety code</h4>
-      <p className="safety-code" id="contact-safety-code" aria-label={code ? `Safety code ${code}` : "Safety code loading"}>
-        {code === null ? "…" : rows(code).map((r) => <span key={r}>{r}</span>)}
-      </p>
+      <div role="group" aria-labelledby="contact-safety-code-title">
+        <h4 id="contact-safety-code-title">Safety code</h4>
+        <p className="safety-code" id="contact-safety-code" data-code={code ?? ""}>
+          {code === null ? "…" : rows(code).map((r, i) => <span key={i}>{r}</span>)}
+        </p>
+      </div>
       <p className="muted">
         Compare it with {contact.display_name} in person or on a call: the same digits on both sides mean nobody
         swapped your cards on their way.
@@ -88,18 +97,18 @@ export function ContactDetails({ contact, onChanged, onClose }: {
           onKeyDown={(e) => {
             if (e.key === "Escape") {
               e.stopPropagation();
-              setNaming(null);
+              stopNaming();
             }
           }}>
           <input id="rename-input" aria-label="Your name for this contact" value={naming} onChange={(e) => setNaming(e.target.value)}
             placeholder={contact.card_name} autoFocus />
           <button type="submit">Save</button>
-          <button type="button" className="secondary" onClick={() => setNaming(null)}>Cancel</button>
+          <button type="button" className="secondary" onClick={stopNaming}>Cancel</button>
         </form>
       )}
       <div className="stack-buttons">
         {naming === null && (
-          <button type="button" className="secondary" id="rename-contact" title="Your own name for this contact"
+          <button type="button" className="secondary" id="rename-contact" ref={renameButton} title="Your own name for this contact"
             onClick={() => setNaming(contact.display_name)}>Rename</button>
         )}
         <button className="secondary" id="toggle-invites"

@@ -12,7 +12,7 @@ export function Quote({ quote, onJump }: { quote: QuoteView; onJump: (q: QuoteVi
         <span className="quote-author">{quote.author_name}</span>
         <span className="quote-body">
           {quote.differs
-            ? "The message this answers reads differently on this device: its author sent different versions"
+            ? "This reply was written to another version of this message than the one on this device"
             : "Original message not available on this device"}
         </span>
       </span>
@@ -32,6 +32,7 @@ export type Replying = { target: { msg_id: string; author_peer_id: string }; aut
 
 /** What the reply bar shows of the message being answered (and a screen reader reads out). */
 export function replyPreview(body: string): string {
-  const line = body.replace(/\s+/g, " ").trim();
-  return line.length > 120 ? `${line.slice(0, 120)}…` : line;
+  // By characters, not UTF-16 units: an emoji is never cut in half.
+  const chars = Array.from(body.replace(/\s+/g, " ").trim());
+  return chars.length > 120 ? `${chars.slice(0, 120).join("")}…` : chars.join("");
 }

@@ -55,7 +55,7 @@ describe("Quote", () => {
     cleanup();
     render(<Quote quote={{ ...answer.reply_to!, body: null, differs: true }} onJump={() => {}} />);
     expect(screen.queryByRole("button")).toBeNull();
-    expect(document.querySelector(".quote.missing")!.textContent).toContain("reads differently on this device");
+    expect(document.querySelector(".quote.missing")!.textContent).toContain("written to another version of this message");
   });
 
   it("shows a long answered message as one short line above the box", () => {
@@ -63,6 +63,8 @@ describe("Quote", () => {
     const long = replyPreview("x".repeat(500));
     expect(long.length).toBe(121);
     expect(long.endsWith("…")).toBe(true);
+    // Cut by characters: an emoji is never split in half.
+    expect(Array.from(replyPreview("🙂".repeat(130)))).toEqual([...Array(120).fill("🙂"), "…"]);
   });
 });
 

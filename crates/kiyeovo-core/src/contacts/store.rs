@@ -551,14 +551,17 @@ pub async fn messages(
         })
         .collect::<Result<Vec<_>, DbError>>()?;
     // Quotes come from this conversation's own messages, each under its real author.
-    let quotes = Quotes::new(opened.iter().map(|(r, id, body, _)| {
-        let author = if r.get::<i64, _>("outgoing") != 0 {
-            me.as_str()
-        } else {
-            them.as_str()
-        };
-        (author, *id, body.as_str())
-    }));
+    let quotes = Quotes::new(
+        opened.iter().map(|(r, id, body, _)| {
+            let author = if r.get::<i64, _>("outgoing") != 0 {
+                me.as_str()
+            } else {
+                them.as_str()
+            };
+            (author, *id, 0, body.as_str())
+        }),
+        |_, body: &str| Some(crate::reply::digest(body)),
+    );
     Ok(opened
         .iter()
         .map(|(r, msg_id, body, reply_to)| MessageView {

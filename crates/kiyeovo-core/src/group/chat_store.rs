@@ -570,17 +570,17 @@ pub async fn search(
     Ok(out)
 }
 
-/// The body of `sender`'s message `msg_id` in `group`, if it is here and not deleted (what a
-/// reply to it may quote).
+/// The body and epoch of `sender`'s message `msg_id` in `group`, if it is here and not deleted
+/// (what a reply to it may quote).
 pub async fn quotable(
     pool: &SqlitePool,
     key: &[u8; 32],
     group: &str,
     sender: &str,
     msg_id: &MsgId,
-) -> Result<Option<String>, DbError> {
-    let body: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT body FROM group_messages WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0",
+) -> Result<Option<(String, u32)>, DbError> {
+    let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT body, epoch FROM group_messages WHERE group_id = ? AND sender = ? AND msg_id = ? AND deleted = 0",
     )
     .bind(group)
     .bind(sender)
@@ -588,9 +588,10 @@ pub async fn quotable(
     .fetch_optional(pool)
     .await
     .map_err(q)?;
-    Ok(body
-        .and_then(|b| seal::open(key, &body_aad(group, msg_id), &b).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    Ok(row.and_then(|(b, epoch)| {
+        let body = seal::open(key, &body_aad(group, msg_id), &b).ok()?;
+        Some((String::from_utf8_lossy(&body).into_owned(), epoch as u32))
+    }))
 }
 
 /// "Delete for me" of `sender`'s message `msg_id` in `group`: its body and the envelope kept for

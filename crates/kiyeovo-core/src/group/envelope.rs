@@ -229,8 +229,13 @@ pub fn decode_inner(version: u8, plain: &[u8]) -> Result<GroupInner, GroupEnvelo
             signature: old.signature,
         }
     } else {
-        codec::decode_bounded(plain, MAX_GROUP_ENVELOPE_BYTES)
-            .map_err(GroupEnvelopeError::Malformed)?
+        let inner: GroupInner = codec::decode_bounded(plain, MAX_GROUP_ENVELOPE_BYTES)
+            .map_err(GroupEnvelopeError::Malformed)?;
+        if inner.reply_to.is_none() {
+            // A plain message has one form, v2.
+            return Err(GroupEnvelopeError::Malformed(DecodeError::NotCanonical));
+        }
+        inner
     };
     if inner.header.seq == 0 {
         return Err(GroupEnvelopeError::ZeroSeq);
@@ -560,6 +565,15 @@ mod tests {
             ("yes", Some(answered))
         );
         assert_eq!(outer(&reply).unwrap().version, 3, "a reply is v3");
+        // A plain message has one form: v3 without a reply is refused.
+        let v3_plain = codec::encode(&GroupInner {
+            reply_to: None,
+            ..opened.clone()
+        });
+        assert!(matches!(
+            decode_inner(GROUP_ENVELOPE_VERSION, &v3_plain),
+            Err(GroupEnvelopeError::Malformed(_))
+        ));
         let plain = sealed(&alice, &key, gid, 1, 3);
         assert_eq!(outer(&plain).unwrap().version, 2, "anything else stays v2");
     }

@@ -8,6 +8,18 @@ use tracing::Instrument;
 /// How often a message nobody was subscribed to is published again (about 15 s in all).
 const LIVE_RETRIES: usize = 10;
 
+/// The key of `epoch` as this member holds it (the window's temporary key for epoch 0).
+fn epoch_key(group: &Group, epoch: u32) -> Option<&GroupKey> {
+    if epoch == 0 {
+        return Some(&group.invite.temp_key);
+    }
+    group
+        .epochs
+        .iter()
+        .find(|e| e.epoch == epoch)
+        .map(|e| &e.key)
+}
+
 impl GroupChat {
     /// Sends a message to the group.
     pub async fn send(
@@ -41,7 +53,7 @@ impl GroupChat {
                     .ok()
                     .and_then(|p| reply::ed25519_of(&p))
                     .ok_or(ChatError::UnknownMessage)?;
-                let quoted = cs::quotable(
+                let (quoted, epoch) = cs::quotable(
                     self.db.pool(),
                     &self.storage_key,
                     &hex(gid),
@@ -50,7 +62,9 @@ impl GroupChat {
                 )
                 .await?
                 .ok_or(ChatError::UnknownMessage)?;
-                let digest = reply::digest(&quoted);
+                let group = self.group(id).await?;
+                let key = epoch_key(&group, epoch).ok_or(ChatError::UnknownMessage)?;
+                let digest = reply::group_digest(&key.0, &quoted);
                 Some((
                     ReplyRef {
                         author,
@@ -120,10 +134,8 @@ impl GroupChat {
                     let outgoing = t.author_peer_id == self.me_peer;
                     let group = self.group(id).await?;
                     let name = self.quoted_name(&self.names(&group).await, &t.author_peer_id);
-                    r.stored().map(|s| {
-                        reply::Quotes::new([(s.author.as_str(), s.msg_id, quoted.as_str())])
-                            .view(&s, name, outgoing)
-                    })
+                    r.stored()
+                        .map(|s| reply::quote_of_sent(&s, name, outgoing, &quoted))
                 }
                 _ => None,
             },
@@ -286,25 +298,28 @@ impl GroupChat {
     }
 
     /// The conversation, with gaps where they are.
-    /// Everyone this group ever named (the rosters of every epoch, the creator and the
-    /// invitees) by peer id, each by the user's own name for them if they are a contact. Only
-    /// them: a quote naming someone else must not borrow a contact's name (as if they were in
-    /// the group).
+    /// Everyone this group ever named by peer id: who invited us (the creator, or the admin of
+    /// an add round) and the invitees, then the members of every epoch we hold — also of our
+    /// earlier copy while an invitation back is pending — the admin-signed rosters last so they
+    /// win; each by the user's own name for them if they are a contact. Only them: a quote
+    /// naming someone else must not borrow a contact's name (as if they were in the group).
     async fn names(&self, group: &Group) -> HashMap<String, String> {
-        let mut names: HashMap<String, String> = epochs_of(group)
-            .iter()
-            .flat_map(|e| {
-                e.senders
-                    .values()
-                    .map(|(p, n, _)| (p.to_string(), n.clone()))
-            })
-            .chain(
-                std::iter::once((group.creator, group.invite.creator_name.clone()))
-                    .chain(group.invite.invitees.iter().map(|p| (p.id, p.name.clone())))
-                    .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n))),
-            )
+        let previous = group.joining.as_ref().and_then(|j| j.previous.as_deref());
+        let copies: Vec<&Group> = previous.into_iter().chain(std::iter::once(group)).collect();
+        let invited = copies.iter().flat_map(|g| {
+            std::iter::once((g.inviter(), g.invite.creator_name.clone()))
+                .chain(g.invite.invitees.iter().map(|p| (p.id, p.name.clone())))
+        });
+        let rosters = copies.iter().flat_map(|g| {
+            g.epochs
+                .iter()
+                .flat_map(|e| e.members.iter().map(|m| (m.id, m.name.clone())))
+        });
+        let mut names: HashMap<String, String> = invited
+            .chain(rosters)
+            .filter_map(|(id, n)| Some((peer_id_of(&id)?.to_string(), n)))
             .collect();
-        // Contacts by the user's own name for them, whatever the creator called them.
+        // Contacts by the user's own name for them, whatever the group called them.
         for (id, n) in self.groups.names().await {
             if let Some(slot) = peer_id_of(&id).and_then(|p| names.get_mut(&p.to_string())) {
                 *slot = n;
@@ -321,7 +336,7 @@ impl GroupChat {
             names
                 .get(author)
                 .cloned()
-                .unwrap_or_else(|| "someone outside this group".into())
+                .unwrap_or_else(|| "someone not known in this group".into())
         }
     }
 
@@ -341,7 +356,10 @@ impl GroupChat {
             let q = reply::Quotes::new(
                 stored
                     .iter()
-                    .map(|m| (m.sender.as_str(), m.msg_id, m.body.as_str())),
+                    .map(|m| (m.sender.as_str(), m.msg_id, m.epoch, m.body.as_str())),
+                |epoch, body: &str| {
+                    epoch_key(&group, epoch).map(|k| reply::group_digest(&k.0, body))
+                },
             );
             stored
                 .iter()

@@ -51,6 +51,13 @@ pub(super) fn gossip_verdict(ep: &Epoch, reason: &ChatDrop) -> Verdict {
         | ChatDrop::AfterBoundary { .. }
         | ChatDrop::Duplicate
         | ChatDrop::Database(_) => Verdict::Ignore,
+        // A layout newer than ours, from a member who upgraded first (as replies are v3): not
+        // the forwarder's fault, so not held against it.
+        ChatDrop::Envelope(GroupEnvelopeError::UnknownVersion(v))
+            if *v > crate::group::envelope::GROUP_ENVELOPE_VERSION =>
+        {
+            Verdict::Ignore
+        }
         ChatDrop::Envelope(_)
         | ChatDrop::NotAMember
         | ChatDrop::AfterWindow { .. }

@@ -304,4 +304,22 @@ mod tests {
         ));
         assert!(against_cursor(&inbox, 3).is_ok());
     }
+
+    /// Gossip scoring: an envelope of a newer layout than ours (a member upgraded first) costs
+    /// its forwarder nothing; an older unknown one, or a bad one, still does.
+    #[test]
+    fn a_newer_layout_is_ignored_not_punished() {
+        use crate::group::chat::epochs::gossip_verdict;
+        use crate::node::Verdict;
+        let w = World::new();
+        let ep = w.epoch(1);
+        let newer = ChatDrop::Envelope(GroupEnvelopeError::UnknownVersion(
+            envelope::GROUP_ENVELOPE_VERSION + 1,
+        ));
+        assert!(matches!(gossip_verdict(&ep, &newer), Verdict::Ignore));
+        let older = ChatDrop::Envelope(GroupEnvelopeError::UnknownVersion(1));
+        assert!(matches!(gossip_verdict(&ep, &older), Verdict::Reject));
+        let bad = ChatDrop::Envelope(GroupEnvelopeError::BadSignature);
+        assert!(matches!(gossip_verdict(&ep, &bad), Verdict::Reject));
+    }
 }
