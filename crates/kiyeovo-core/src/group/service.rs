@@ -1125,7 +1125,7 @@ fn flag_views(g: &Group, names: &Names) -> Vec<GroupFlagView> {
         .collect()
 }
 
-/// A 20-digit code from the epoch's roster and key (PROTOCOL.md §5 "compare out of band"): two
+/// A 40-digit code from the epoch's roster and key (PROTOCOL.md §5 "compare out of band"): two
 /// members with the same code hold the same key for the same member list.
 pub fn safety_code(g: &Group) -> Option<String> {
     let key = &g.current().filter(|_| g.status == Status::Active)?.key;

@@ -321,7 +321,7 @@ impl Channel {
         .await?)
     }
 
-    /// The safety code to compare with `peer` out of band (both see the same 20 digits when
+    /// The safety code to compare with `peer` out of band (both see the same 60 digits when
     /// each holds the other's real keys).
     pub async fn safety_code(&self, peer: &PeerId) -> Result<String, ChannelError> {
         let row = self.contact(peer).await?;
