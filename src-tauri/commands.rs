@@ -12,9 +12,6 @@ use tauri::State;
 
 use crate::state::{Chosen, ShellState};
 
-/// Event: how far a restore from a backup file is (a `RestoreStep`).
-pub const EVENT_RESTORE_PROGRESS: &str = "restore-progress";
-
 fn not_ready() -> UiError {
     UiError {
         code: ErrorCode::InvalidInput,
@@ -78,7 +75,7 @@ pub async fn restore_from_backup(
         std::path::Path::new(path.trim()),
         &passphrase,
         |step| {
-            let _ = app.emit(EVENT_RESTORE_PROGRESS, step);
+            let _ = app.emit(kiyeovo_core::api::events::RESTORE_PROGRESS, step);
         },
     )
     .await;
@@ -435,6 +432,19 @@ pub async fn set_group_muted(
 ) -> Result<DesktopSettings, UiError> {
     let app = state.app().ok_or_else(not_ready)?;
     app.set_group_muted(&group_id, muted)
+        .await
+        .map_err(|e| e.to_ui())
+}
+
+/// Mutes or unmutes the notifications of one contact's messages.
+#[tauri::command]
+pub async fn set_contact_muted(
+    state: State<'_, ShellState>,
+    peer_id: String,
+    muted: bool,
+) -> Result<DesktopSettings, UiError> {
+    let app = state.app().ok_or_else(not_ready)?;
+    app.set_contact_muted(&peer(&peer_id)?, muted)
         .await
         .map_err(|e| e.to_ui())
 }

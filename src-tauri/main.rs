@@ -93,6 +93,7 @@ fn main() {
             commands::mark_group_read,
             commands::set_desktop_settings,
             commands::set_group_muted,
+            commands::set_contact_muted,
             commands::tray_model,
             commands::remember_open,
             commands::last_open,

@@ -167,17 +167,18 @@ async fn forward_chat_events(
     }
 }
 
-/// A notification was clicked: show the window on that group.
+/// A notification was clicked: show the window on that conversation.
 async fn forward_open_requests(
     handle: AppHandle,
-    mut requests: tokio::sync::broadcast::Receiver<String>,
+    mut requests: tokio::sync::broadcast::Receiver<kiyeovo_core::conversations::ConversationId>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match requests.recv().await {
-            Ok(group_id) => {
+            Ok(about) => {
                 let h = handle.clone();
-                let _ = handle.run_on_main_thread(move || crate::window::open_group(&h, group_id));
+                let _ =
+                    handle.run_on_main_thread(move || crate::window::open_conversation(&h, &about));
             }
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => break,

@@ -48,7 +48,7 @@ fn icon<R: Runtime>(handle: &AppHandle<R>, badged: bool) -> Option<Image<'static
 
 /// Creates the tray with an empty model; [`follow`] fills it in once the app runs.
 pub fn create<R: Runtime>(handle: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
-    let model = kiyeovo_core::desktop::tray::tray_model(&[], 0);
+    let model = kiyeovo_core::desktop::tray::tray_model(&[], 0, 0);
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .menu(&menu(handle, &model)?)
         .tooltip(&model.tooltip)
@@ -83,7 +83,10 @@ fn on_menu<R: Runtime>(handle: &AppHandle<R>, event: MenuEvent) {
         MENU_QUIT => handle.exit(0),
         _ => {
             if let Some(group_id) = id.strip_prefix(MENU_INVITE_PREFIX) {
-                crate::window::open_group(handle, group_id.to_string());
+                crate::window::open_conversation(
+                    handle,
+                    &kiyeovo_core::conversations::ConversationId::group(group_id),
+                );
             }
         }
     }
@@ -121,21 +124,34 @@ fn render(handle: &AppHandle, model: TrayModel) {
     }
 }
 
-/// Keeps the tray in step with the groups: on every group or message change, and each minute
-/// for the time left.
+/// Keeps the tray in step with the groups and contacts: on every group or message change, on a
+/// 1:1 message or read, and each minute for the time left.
 pub async fn follow(handle: AppHandle, app: Arc<App>) {
+    use kiyeovo_core::pairwise::channel::ChannelEvent;
     let mut groups = app.groups().subscribe();
     let mut chat = app.chat().subscribe();
+    let mut contacts = app.channel().subscribe();
     let mut minute = tokio::time::interval(Duration::from_secs(60));
     loop {
         use tokio::sync::broadcast::error::RecvError;
-        let closed = tokio::select! {
-            e = groups.recv() => matches!(e, Err(RecvError::Closed)),
-            e = chat.recv() => matches!(e, Err(RecvError::Closed)),
-            _ = minute.tick() => false,
+        let (closed, changed) = tokio::select! {
+            e = groups.recv() => (matches!(e, Err(RecvError::Closed)), true),
+            e = chat.recv() => (matches!(e, Err(RecvError::Closed)), true),
+            e = contacts.recv() => match e {
+                Err(RecvError::Closed) => (true, false),
+                Err(RecvError::Lagged(_)) => (false, true),
+                // Only what changes an unread count (not delivery states, bucket writes).
+                Ok(e) => (false, matches!(e, ChannelEvent::MessageReceived { .. }
+                    | ChannelEvent::Read { .. }
+                    | ChannelEvent::MessageDeleted { .. })),
+            },
+            _ = minute.tick() => (false, true),
         };
         if closed {
             break;
+        }
+        if !changed {
+            continue;
         }
         match app.tray_model().await {
             Ok(model) => {

@@ -8,7 +8,8 @@
 
 use std::sync::Mutex;
 
-use kiyeovo_core::api::{events, OpenGroup};
+use kiyeovo_core::api::{events, ShowConversation};
+use kiyeovo_core::conversations::ConversationId;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
 use crate::state::ShellState;
@@ -71,15 +72,14 @@ fn create<R: Runtime>(handle: &AppHandle<R>) -> tauri::Result<tauri::WebviewWind
     Ok(window)
 }
 
-/// Shows the window on one group (a notification or the tray menu asked for it).
-pub fn open_group<R: Runtime>(handle: &AppHandle<R>, group_id: String) {
-    handle
-        .state::<OpenConversation>()
-        .set(Some(format!("group:{group_id}")));
+/// Shows the window on one conversation (a notification or the tray menu asked for it).
+pub fn open_conversation<R: Runtime>(handle: &AppHandle<R>, about: &ConversationId) {
+    let key = about.key();
+    handle.state::<OpenConversation>().set(Some(key.clone()));
     let existed = handle.get_webview_window(MAIN).is_some();
     show(handle);
     // A window created just now opens on it by itself (it asks for the open conversation).
     if existed {
-        let _ = handle.emit(events::OPEN_GROUP, OpenGroup { group_id });
+        let _ = handle.emit(events::SHOW_CONVERSATION, ShowConversation { key });
     }
 }

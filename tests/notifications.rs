@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiyeovo_core::api::{GroupStatus, MemberStatus};
+use kiyeovo_core::conversations::ConversationId;
+use kiyeovo_core::pairwise::channel::ChannelEvent;
 use kiyeovo_core::service::App;
 use kiyeovo_tests::{
     befriend, bootstrap_node, group_config, start_online, wait_group, TestProfile, WAIT,
@@ -186,6 +188,19 @@ impl NotificationServer {
         }
     }
 
+    /// Waits until dunst shows exactly `n` notifications (polled, with a deadline: dunst
+    /// reports nothing when one is closed).
+    async fn wait_displayed(&self, n: usize, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.output("count", &["displayed"]).await == n.to_string() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: not {n} on screen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Presses Accept on the notification on screen, through dunst's context menu.
     async fn press_accept(&self) {
         self.run("context", &[]).await;
@@ -290,7 +305,7 @@ async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
     let mut open = ben.open_requests();
     server.run("action", &["0"]).await;
     let asked = kiyeovo_tests::wait_event(&mut open, "the open request", |_| true).await;
-    assert_eq!(asked, id);
+    assert_eq!(asked, ConversationId::group(&id));
     // Closing the app takes its notifications off the screen: no button outlives the app.
     assert_ne!(server.output("count", &["displayed"]).await, "0");
     ana.shutdown().await;
@@ -344,6 +359,115 @@ async fn an_add_invitation_shows_a_notification_whose_accept_button_accepts() {
         v.status == GroupStatus::Active && v.epoch == 2
     })
     .await;
+    ana.shutdown().await;
+    cai.shutdown().await;
+    ben.shutdown().await;
+    drop(boot);
+}
+
+/// A 1:1 message while the window is not focused: one notification under the contact's name,
+/// counted up in place as more arrive, taken away once the conversation is read; clicking it
+/// asks the window for that conversation; a muted contact raises none (the next one shown is
+/// another contact's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_notifies_until_read_and_a_muted_contact_stays_silent() {
+    let _turn = ONE_SERVER.lock().await;
+    let mut server = tokio::task::spawn_blocking(NotificationServer::start)
+        .await
+        .unwrap();
+    let (boot, addr) = bootstrap_node().await;
+    let (pa, pb, pc) = (
+        TestProfile::new("nd-ana"),
+        TestProfile::new("nd-ben"),
+        TestProfile::new("nd-cai"),
+    );
+    let ana = start_app(&pa, &addr, false).await;
+    let cai = start_app(&pc, &addr, false).await;
+    let ben = start_app(&pb, &addr, true).await;
+    ana.set_display_name("Ana").await.unwrap();
+    cai.set_display_name("Cai").await.unwrap();
+    befriend(&ana, &ben).await;
+    befriend(&cai, &ben).await;
+    let (ana_id, ben_id) = (ana.peer_id(), ben.peer_id());
+    let ana_chat = ConversationId::contact(&ana_id);
+
+    // Under Ben's name for her, without the text; a second message updates it in place.
+    ana.channel()
+        .send_chat(&ben_id, "secret plans")
+        .await
+        .unwrap();
+    let first = server.next("the first message").await;
+    assert_eq!(
+        (
+            first.app.as_str(),
+            first.summary.as_str(),
+            first.body.as_str()
+        ),
+        ("Kiyeovo", "Ana", "1 new message")
+    );
+    ana.channel()
+        .send_chat(&ben_id, "more plans")
+        .await
+        .unwrap();
+    let second = server.next("the second message").await;
+    assert_eq!(
+        (second.summary.as_str(), second.body.as_str()),
+        ("Ana", "2 new messages")
+    );
+    server
+        .wait_displayed(1, "one notification per conversation")
+        .await;
+
+    // Read in the window: the notification goes.
+    ben.channel().mark_read(&ana_id).await.unwrap();
+    server.wait_displayed(0, "withdrawn once read").await;
+
+    // The count starts again; a click asks the window for Ana's conversation.
+    ana.channel()
+        .send_chat(&ben_id, "are you there?")
+        .await
+        .unwrap();
+    let third = server.next("the third message").await;
+    assert_eq!(third.body, "1 new message");
+    let mut open = ben.open_requests();
+    server.run("action", &["0"]).await;
+    let asked = kiyeovo_tests::wait_event(&mut open, "the open request", |_| true).await;
+    assert_eq!(asked, ana_chat);
+
+    // Muted: Ana's message arrives (unread 2) and nothing is shown — the next notification is
+    // Cai's, who wrote after her (the notifier takes 1:1 events in order: had hers been shown,
+    // it would come first). Unmuted, her next one is announced as her third unread.
+    assert!(
+        ben.set_contact_muted(&libp2p::PeerId::random(), true)
+            .await
+            .is_err(),
+        "only a contact can be muted"
+    );
+    let settings = ben.set_contact_muted(&ana_id, true).await.unwrap();
+    assert_eq!(settings.muted_contacts, [ana_id.to_string()]);
+    let mut heard = ben.channel().subscribe();
+    ana.channel().send_chat(&ben_id, "quietly").await.unwrap();
+    kiyeovo_tests::wait_event(
+        &mut heard,
+        "the muted message",
+        |e| matches!(e, ChannelEvent::MessageReceived { peer, .. } if *peer == ana_id),
+    )
+    .await;
+    cai.channel().send_chat(&ben_id, "hi Ben").await.unwrap();
+    let from_cai = server.next("Cai's message").await;
+    assert_eq!(
+        (from_cai.summary.as_str(), from_cai.body.as_str()),
+        ("Cai", "1 new message")
+    );
+    ben.set_contact_muted(&ana_id, false).await.unwrap();
+    ana.channel().send_chat(&ben_id, "loudly").await.unwrap();
+    let fourth = server.next("the message after unmuting").await;
+    assert_eq!(
+        (fourth.summary.as_str(), fourth.body.as_str()),
+        ("Ana", "3 new messages")
+    );
+    assert!(server.shown.try_recv().is_err(), "no further notification");
+
     ana.shutdown().await;
     cai.shutdown().await;
     ben.shutdown().await;

@@ -15,8 +15,8 @@ export function App() {
   const [bridgeError, setBridgeError] = useState<string | null>(null);
   // The app opens on the conversation list.
   const [tab, setTab] = useState<"chats" | "contacts" | "groups" | "settings">("chats");
-  // Asked for by a notification or the tray menu; the nonce re-opens the same group twice.
-  const [openGroup, setOpenGroup] = useState<OpenRequest | null>(null);
+  // Asked for by a notification or the tray menu; the nonce re-opens the same one twice.
+  const [openRequest, setOpenRequest] = useState<OpenRequest | null>(null);
   // Set when this run began on the first-run screen: the recovery phrase is offered next.
   const [firstRun, setFirstRun] = useState(false);
   const [phraseStepDone, setPhraseStepDone] = useState(false);
@@ -26,9 +26,9 @@ export function App() {
 
   useEffect(() => {
     startStore().catch((e) => setBridgeError(String(e)));
-    const off = api.onOpenGroup(({ group_id }) => {
+    const off = api.onShowConversation(({ key }) => {
       setTab("chats");
-      setOpenGroup({ key: `group:${group_id}`, nonce: Date.now() });
+      setOpenRequest({ key, nonce: Date.now() });
     });
     return () => void off.then((f) => f());
   }, []);
@@ -97,7 +97,7 @@ export function App() {
           )}
         </button>
       </nav>
-      {tab === "chats" && <ChatsScreen open={openGroup} />}
+      {tab === "chats" && <ChatsScreen open={openRequest} />}
       {tab === "settings" && <StatusScreen snapshot={snapshot} />}
       {tab === "contacts" && <ContactsScreen />}
       {tab === "groups" && <GroupsScreen />}

@@ -25,7 +25,7 @@ const snapshot: AppSnapshot = {
   bootstrap: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot"],
   error: null,
   warnings: [],
-  desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
+  desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [], muted_contacts: [] },
   recovery: "not_confirmed",
   node: {
     peer_id: "12D3KooWAna",

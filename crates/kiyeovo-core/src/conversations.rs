@@ -18,12 +18,45 @@ use crate::service::App;
 /// How long a preview may be, in characters; the list shows one line of it.
 pub const PREVIEW_CHARS: usize = 120;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationKind {
     Contact,
     Group,
+}
+
+/// One conversation: what a notification is about and what the window is asked to open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId {
+    pub kind: ConversationKind,
+    /// The contact's peer id, or the group's id (hex).
+    pub id: String,
+}
+
+impl ConversationId {
+    pub fn group(group_id: impl Into<String>) -> Self {
+        Self {
+            kind: ConversationKind::Group,
+            id: group_id.into(),
+        }
+    }
+
+    pub fn contact(peer: &PeerId) -> Self {
+        Self {
+            kind: ConversationKind::Contact,
+            id: peer.to_string(),
+        }
+    }
+
+    /// The window's name for it: `group:<hex>` or `contact:<peer id>` (the conversation list
+    /// and the remembered open conversation use the same).
+    pub fn key(&self) -> String {
+        match self.kind {
+            ConversationKind::Group => format!("group:{}", self.id),
+            ConversationKind::Contact => format!("contact:{}", self.id),
+        }
+    }
 }
 
 /// The newest message of a conversation, as the list previews it.

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AppSnapshot, AutoBackup, DesktopSettings, NodeStatus, Phase, TrayModel};
 use crate::config::{DhtMode, Limits, Timing};
+use crate::conversations::ConversationId;
 use crate::error::{ServiceError, StartupError};
 use crate::group::chat::ChatConfig;
 use crate::group::{GroupChat, GroupConfig, Groups};
@@ -117,7 +118,7 @@ pub struct App {
     snapshot: watch::Sender<AppSnapshot>,
     desktop: watch::Sender<DesktopSettings>,
     focused: watch::Sender<bool>,
-    open: tokio::sync::broadcast::Sender<String>,
+    open: tokio::sync::broadcast::Sender<ConversationId>,
     /// Tells the notifier to take its notifications off the screen and stop.
     stop_notifier: watch::Sender<bool>,
     notifier: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -256,8 +257,10 @@ impl App {
             notifier = Some(tokio::spawn(crate::desktop::notifier::run(
                 crate::desktop::notifier::NotifierParts {
                     groups: groups.clone(),
+                    channel: channel.clone(),
                     db: db.clone(),
                     group_events: groups.subscribe(),
+                    channel_events: channel.subscribe(),
                     chat_events: chat.subscribe(),
                     settings: desktop.subscribe(),
                     focused: focused.subscribe(),
@@ -600,6 +603,8 @@ impl App {
         }
         settings.muted_groups.sort();
         settings.muted_groups.dedup();
+        settings.muted_contacts.sort();
+        settings.muted_contacts.dedup();
         let previous = self.desktop.borrow().clone();
         if settings.autostart != previous.autostart {
             let (enabled, profile) = (settings.autostart, self.profile.clone());
@@ -628,14 +633,39 @@ impl App {
         self.set_desktop_settings(settings).await
     }
 
+    /// Mutes or unmutes the notifications of one contact's messages.
+    pub async fn set_contact_muted(
+        &self,
+        peer: &libp2p::PeerId,
+        muted: bool,
+    ) -> Result<DesktopSettings, ServiceError> {
+        // Only a contact can be muted (an unmute of one removed since is always fine).
+        if muted
+            && crate::contacts::store::contact(self.db.pool(), peer)
+                .await?
+                .is_none()
+        {
+            return Err(ServiceError::InvalidInput(format!(
+                "{peer} is not one of your contacts."
+            )));
+        }
+        let peer = peer.to_string();
+        let mut settings = self.desktop.borrow().clone();
+        settings.muted_contacts.retain(|p| *p != peer);
+        if muted {
+            settings.muted_contacts.push(peer);
+        }
+        self.set_desktop_settings(settings).await
+    }
+
     /// The shell reports whether the window has the focus (new-message notifications are only
     /// shown when it does not).
     pub fn set_window_focused(&self, focused: bool) {
         self.focused.send_replace(focused);
     }
 
-    /// Groups the user asked to see from a notification.
-    pub fn open_requests(&self) -> tokio::sync::broadcast::Receiver<String> {
+    /// Conversations the user asked to see from a notification.
+    pub fn open_requests(&self) -> tokio::sync::broadcast::Receiver<ConversationId> {
         self.open.subscribe()
     }
 
@@ -646,8 +676,19 @@ impl App {
             .list()
             .await
             .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+        // Blocked contacts are not waiting for an answer.
+        let contacts_unread = self
+            .channel
+            .contacts()
+            .await
+            .map_err(|e| ServiceError::InvalidInput(e.to_string()))?
+            .iter()
+            .filter(|c| !c.blocked)
+            .map(|c| c.unread)
+            .fold(0, u32::saturating_add);
         Ok(crate::desktop::tray::tray_model(
             &groups,
+            contacts_unread,
             crate::time::now_ms(),
         ))
     }

@@ -19,4 +19,9 @@ autostart: boolean,
 /**
  * Groups (hex ids) whose notifications are muted.
  */
-muted_groups: Array<string>, };
+muted_groups: Array<string>, 
+/**
+ * Contacts (peer ids) whose messages raise no notification. (Added in 0.1 after
+ * `muted_groups`: settings saved before it read as none muted.)
+ */
+muted_contacts: Array<string>, };

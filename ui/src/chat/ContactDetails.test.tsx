@@ -61,6 +61,21 @@ describe("A contact's details", () => {
     await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("button", { name: "Details" })));
   });
 
+  it("show whether their notifications are muted, as saved, and toggle it", async () => {
+    setSnapshot({
+      node: { peer_id: "12D3KooWMe", connected_peers: [] },
+      desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [], muted_contacts: ["12D3KooWBen"] },
+    } as unknown as AppSnapshot);
+    vi.mocked(invoke).mockImplementation(async (cmd: string) =>
+      cmd === "contact_safety_code" ? CODE : cmd === "list_messages" ? [] : null);
+    render(<ChatView contact={ben} changed={0} onBlocked={() => {}} />);
+    fireEvent.click(screen.getByRole("button", { name: "Details" }));
+    const box = screen.getByRole("checkbox", { name: "Mute notifications from Ben" }) as HTMLInputElement;
+    expect(box.checked).toBe(true);
+    fireEvent.click(box);
+    await waitFor(() => expect(vi.mocked(invoke)).toHaveBeenCalledWith("set_contact_muted", { peerId: "12D3KooWBen", muted: false }));
+  });
+
   it("says when they are not connected, and shows a refusal in words", async () => {
     online([]);
     vi.mocked(invoke).mockImplementation(async (cmd: string) => {

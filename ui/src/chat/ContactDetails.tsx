@@ -16,7 +16,7 @@ function rows(code: string): string[] {
 /**
  * Beside a 1:1 chat: who this is (online or not, in words and shape; trusted since when; what
  * their card calls them), the safety code to compare with them out of band, and what the user
- * can do: rename, block group invitations from them, block them.
+ * can do: rename, mute their notifications, block group invitations from them, block them.
  */
 export function ContactDetails({ contact, onChanged, onClose }: {
   contact: ContactView;
@@ -33,7 +33,10 @@ export function ContactDetails({ contact, onChanged, onClose }: {
   const [code, setCode] = useState<string | null>(null);
   const [naming, setNaming] = useState<string | null>(null);
   const [error, setError] = useState<UiError | null>(null);
-  const online = (useSnapshot()?.node?.connected_peers ?? []).includes(contact.peer_id);
+  const snapshot = useSnapshot();
+  const online = (snapshot?.node?.connected_peers ?? []).includes(contact.peer_id);
+  // The saved settings come back in the snapshot: the box shows what is saved.
+  const muted = snapshot?.desktop?.muted_contacts.includes(contact.peer_id) ?? false;
 
   useEffect(() => {
     let live = true;
@@ -106,6 +109,11 @@ export function ContactDetails({ contact, onChanged, onClose }: {
           <button type="button" className="secondary" onClick={stopNaming}>Cancel</button>
         </form>
       )}
+      <label className="check">
+        <input type="checkbox" id="mute-contact" checked={muted}
+          onChange={() => void act(() => api.setContactMuted(contact.peer_id, !muted))} />
+        Mute notifications from {contact.display_name}
+      </label>
       <div className="stack-buttons">
         {naming === null && (
           <button type="button" className="secondary" id="rename-contact" ref={renameButton} title="Your own name for this contact"

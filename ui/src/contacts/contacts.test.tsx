@@ -23,7 +23,7 @@ describe("ContactsScreen", () => {
   it("shows trust, who is online right now, and unread counts", async () => {
     setSnapshot({
       profile: "p", phase: "running", display_name: "Me", block_invites: false, rotate_days: 7, bootstrap: [], error: null, warnings: [], recovery: "confirmed",
-      desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
+      desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [], muted_contacts: [] },
       node: {
         peer_id: "12D3KooWMe", listen_addrs: [], external_addrs: [], connected_peers: ["12D3KooWOnline"], routing_table_size: 1,
         stored_records: 0, bootstrap: { state: "not_configured" }, dht_server: false, warnings: [],

@@ -19,7 +19,7 @@ describe("GroupsScreen", () => {
     setSnapshot({
       profile: "p", phase: "running", display_name: "Me", block_invites: false, rotate_days: 7, bootstrap: [], error: null,
       warnings: [], node: null, recovery: "confirmed",
-      desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
+      desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [], muted_contacts: [] },
     } as AppSnapshot);
     mockedInvoke.mockImplementation(async () => []);
     render(<GroupsScreen />);

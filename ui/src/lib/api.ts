@@ -14,7 +14,7 @@ import type { GroupChatView } from "../bindings/GroupChatView";
 import type { GroupMessageView } from "../bindings/GroupMessageView";
 import type { GroupChatChanged } from "../bindings/GroupChatChanged";
 import type { DesktopSettings } from "../bindings/DesktopSettings";
-import type { OpenGroup } from "../bindings/OpenGroup";
+import type { ShowConversation } from "../bindings/ShowConversation";
 import type { TrayModel } from "../bindings/TrayModel";
 import type { PhraseAnswer } from "../bindings/PhraseAnswer";
 import type { RestoredBackup } from "../bindings/RestoredBackup";
@@ -30,7 +30,7 @@ export const EVENT_APP_SNAPSHOT = "app-snapshot";
 export const EVENT_CONTACT_CHANGED = "contact-changed";
 export const EVENT_GROUP_CHANGED = "group-changed";
 export const EVENT_GROUP_CHAT_CHANGED = "group-chat-changed";
-export const EVENT_OPEN_GROUP = "open-group";
+export const EVENT_SHOW_CONVERSATION = "show-conversation";
 export const EVENT_RESTORE_PROGRESS = "restore-progress";
 
 export const api = {
@@ -119,12 +119,13 @@ export const api = {
     listen<GroupChatChanged>(EVENT_GROUP_CHAT_CHANGED, (e) => cb(e.payload)),
   setDesktopSettings: (settings: DesktopSettings) => invoke<DesktopSettings>("set_desktop_settings", { settings }),
   setGroupMuted: (groupId: string, muted: boolean) => invoke<DesktopSettings>("set_group_muted", { groupId, muted }),
+  setContactMuted: (peerId: string, muted: boolean) => invoke<DesktopSettings>("set_contact_muted", { peerId, muted }),
   trayModel: () => invoke<TrayModel>("tray_model"),
   rememberOpen: (key: string | null) => invoke<void>("remember_open", { key }),
   lastOpen: () => invoke<string | null>("last_open"),
-  /** A notification or the tray menu asked to show a group. */
-  onOpenGroup: (cb: (g: OpenGroup) => void): Promise<UnlistenFn> =>
-    listen<OpenGroup>(EVENT_OPEN_GROUP, (e) => cb(e.payload)),
+  /** A notification or the tray menu asked to show a conversation. */
+  onShowConversation: (cb: (c: ShowConversation) => void): Promise<UnlistenFn> =>
+    listen<ShowConversation>(EVENT_SHOW_CONVERSATION, (e) => cb(e.payload)),
 };
 
 /** Turns whatever a command rejected with into words for the user. */

@@ -12,6 +12,7 @@ const fs = (await import(/* @vite-ignore */ fsModule)) as {
 const commandsRs = fs.readFileSync("../src-tauri/commands.rs", "utf8");
 const mainRs = fs.readFileSync("../src-tauri/main.rs", "utf8");
 const apiTs = fs.readFileSync("src/lib/api.ts", "utf8");
+const apiRs = fs.readFileSync("../crates/kiyeovo-core/src/api.rs", "utf8");
 
 /** Splits `a: X<'_, Y>, b: Z` at the commas outside angle brackets and parentheses. */
 function params(list: string): string[] {
@@ -91,6 +92,26 @@ describe("the command layer", () => {
     for (const name of reg) {
       expect(rust.has(name), `${name} is registered but not defined`).toBe(true);
       expect(ui.has(name), `${name} is registered but api.ts never calls it`).toBe(true);
+    }
+  });
+});
+
+describe("the event names", () => {
+  /** `pub const NAME: &str = "event";` in api.rs's `events` module. */
+  const rust = new Map(
+    [...(/pub mod events \{([\s\S]*?)\n\}/.exec(apiRs)?.[1] ?? "").matchAll(/pub const (\w+): &str = "([^"]+)";/g)]
+      .map((m) => [m[1] ?? "", m[2] ?? ""]),
+  );
+  /** `export const EVENT_NAME = "event";` in api.ts. */
+  const ui = new Map(
+    [...apiTs.matchAll(/export const EVENT_(\w+) = "([^"]+)";/g)].map((m) => [m[1] ?? "", m[2] ?? ""]),
+  );
+
+  it("are the backend's: the same names for the same constants", () => {
+    expect(rust.size).toBeGreaterThan(4);
+    expect(rust.get("SHOW_CONVERSATION")).toBe("show-conversation");
+    for (const [name, value] of ui) {
+      expect(rust.get(name), `EVENT_${name} is not an event the backend emits`).toBe(value);
     }
   });
 });

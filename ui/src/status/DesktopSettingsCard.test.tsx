@@ -17,22 +17,22 @@ afterEach(() => {
   mockedInvoke.mockReset();
 });
 
-const defaults: DesktopSettings = { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] };
+const defaults: DesktopSettings = { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [], muted_contacts: [] };
 
 describe("DesktopSettingsCard", () => {
   it("saves each change with the other settings kept", async () => {
     mockedInvoke.mockImplementation(async (_cmd, args) => (args as { settings: DesktopSettings }).settings);
-    render(<DesktopSettingsCard current={{ ...defaults, muted_groups: ["aa"] }} />);
+    render(<DesktopSettingsCard current={{ ...defaults, muted_groups: ["aa"], muted_contacts: ["12D3KooWBen"] }} />);
     expect((document.getElementById("reminder-minutes") as HTMLSelectElement).value).toBe("30");
     fireEvent.click(document.getElementById("do-not-disturb")!);
     await waitFor(() => expect(mockedInvoke).toHaveBeenCalledTimes(1));
     expect(mockedInvoke).toHaveBeenLastCalledWith("set_desktop_settings", {
-      settings: { do_not_disturb: true, expiry_reminder_minutes: 30, autostart: false, muted_groups: ["aa"] },
+      settings: { do_not_disturb: true, expiry_reminder_minutes: 30, autostart: false, muted_groups: ["aa"], muted_contacts: ["12D3KooWBen"] },
     });
     fireEvent.change(document.getElementById("reminder-minutes")!, { target: { value: "60" } });
     await waitFor(() => expect(mockedInvoke).toHaveBeenCalledTimes(2));
     expect(mockedInvoke).toHaveBeenLastCalledWith("set_desktop_settings", {
-      settings: { ...defaults, muted_groups: ["aa"], expiry_reminder_minutes: 60 },
+      settings: { ...defaults, muted_groups: ["aa"], muted_contacts: ["12D3KooWBen"], expiry_reminder_minutes: 60 },
     });
   });
 

@@ -13,7 +13,7 @@ const snapshot: AppSnapshot = {
   bootstrap: ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWBoot"],
   error: null,
   warnings: ["The database was missing, so a new empty one was created."],
-  desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [] },
+  desktop: { do_not_disturb: false, expiry_reminder_minutes: 30, autostart: false, muted_groups: [], muted_contacts: [] },
   recovery: "confirmed",
   node: {
     peer_id: "12D3KooWExample",

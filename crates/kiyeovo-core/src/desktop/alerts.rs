@@ -9,11 +9,13 @@
 //!   notification is withdrawn;
 //! * a group we were invited to being established is announced once (the creator, who did it,
 //!   is not told);
-//! * new messages are announced only while the window is not focused, one notification per
-//!   group that is replaced as more arrive and withdrawn once they are read; message text
-//!   never goes to the notification service (it may log or show it on a lock screen);
-//! * do-not-disturb and a muted group silence everything; an invitation that arrived while
-//!   silenced is announced when the silence ends (it must not be missed), other news is not.
+//! * new messages — in a group or from a contact — are announced only while the window is not
+//!   focused, one notification per conversation that is replaced as more arrive and withdrawn
+//!   once they are read; message text never goes to the notification service (it may log or
+//!   show it on a lock screen);
+//! * do-not-disturb, a muted group and a muted contact silence everything about them; an
+//!   invitation that arrived while silenced is announced when the silence ends (it must not be
+//!   missed), other news is not.
 //!
 //! "Announced once" survives restarts: [`AlertLog`] is saved in the settings table.
 
@@ -22,10 +24,11 @@ use std::collections::{BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{DesktopSettings, GroupStatus, GroupView};
+use crate::conversations::{ConversationId, ConversationKind};
 
 use super::{pending, time_left};
 
-/// What a notification is about; a group has at most one notification of each kind.
+/// What a notification says; a conversation has at most one notification of each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AlertKind {
     Invite,
@@ -37,7 +40,7 @@ pub enum AlertKind {
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    pub group_id: String,
+    pub about: ConversationId,
     pub kind: AlertKind,
     pub summary: String,
     pub body: String,
@@ -47,13 +50,17 @@ pub struct Alert {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Show, or replace the group's notification of the same kind.
+    /// Show, or replace the conversation's notification of the same kind.
     Show(Alert),
-    /// Close the group's notification of this kind.
-    Withdraw { group_id: String, kind: AlertKind },
+    /// Close the conversation's notification of this kind.
+    Withdraw {
+        about: ConversationId,
+        kind: AlertKind,
+    },
 }
 
-/// Which one-time announcements were made: saved, so a restart does not repeat them.
+/// Which one-time announcements were made (all about groups, by hex id): saved, so a restart
+/// does not repeat them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertLog {
     pub announced: BTreeSet<(String, AlertKind)>,
@@ -63,11 +70,15 @@ pub struct AlertLog {
 #[derive(Debug, Default)]
 pub struct Planner {
     log: AlertLog,
-    on_screen: HashSet<(String, AlertKind)>,
+    on_screen: HashSet<(ConversationId, AlertKind)>,
 }
 
-fn quiet(settings: &DesktopSettings, group_id: &str) -> bool {
-    settings.do_not_disturb || settings.muted_groups.iter().any(|m| m == group_id)
+fn quiet(settings: &DesktopSettings, about: &ConversationId) -> bool {
+    let muted = match about.kind {
+        ConversationKind::Group => &settings.muted_groups,
+        ConversationKind::Contact => &settings.muted_contacts,
+    };
+    settings.do_not_disturb || muted.contains(&about.id)
 }
 
 impl Planner {
@@ -83,14 +94,14 @@ impl Planner {
     }
 
     fn show(&mut self, effects: &mut Vec<Effect>, alert: Alert) {
-        self.on_screen.insert((alert.group_id.clone(), alert.kind));
+        self.on_screen.insert((alert.about.clone(), alert.kind));
         effects.push(Effect::Show(alert));
     }
 
-    fn withdraw(&mut self, effects: &mut Vec<Effect>, group_id: &str, kind: AlertKind) {
-        if self.on_screen.remove(&(group_id.to_string(), kind)) {
+    fn withdraw(&mut self, effects: &mut Vec<Effect>, about: &ConversationId, kind: AlertKind) {
+        if self.on_screen.remove(&(about.clone(), kind)) {
             effects.push(Effect::Withdraw {
-                group_id: group_id.to_string(),
+                about: about.clone(),
                 kind,
             });
         }
@@ -115,18 +126,19 @@ impl Planner {
         let lead = u64::from(settings.expiry_reminder_minutes) * 60_000;
         for g in groups {
             let id = g.group_id.as_str();
-            let silenced = quiet(settings, id);
+            let about = ConversationId::group(id);
+            let silenced = quiet(settings, &about);
             if pending(g, now) {
                 let left = g.expires_at - now;
                 let due_reminder = lead > 0 && left <= lead;
                 if due_reminder && !silenced && !self.announced(id, AlertKind::ExpiresSoon) {
-                    self.withdraw(&mut effects, id, AlertKind::Invite);
+                    self.withdraw(&mut effects, &about, AlertKind::Invite);
                     self.remember(id, AlertKind::Invite);
                     self.remember(id, AlertKind::ExpiresSoon);
                     self.show(
                         &mut effects,
                         Alert {
-                            group_id: id.to_string(),
+                            about: about.clone(),
                             kind: AlertKind::ExpiresSoon,
                             summary: format!("Invitation to “{}” expires soon", g.name),
                             body: format!(
@@ -142,7 +154,7 @@ impl Planner {
                     self.show(
                         &mut effects,
                         Alert {
-                            group_id: id.to_string(),
+                            about: about.clone(),
                             kind: AlertKind::Invite,
                             summary: format!("Invitation to “{}”", g.name),
                             body: format!(
@@ -158,7 +170,7 @@ impl Planner {
                 // Answered or expired: nothing left to act on. It can never be pending again,
                 // so the log entries can go too.
                 for kind in [AlertKind::Invite, AlertKind::ExpiresSoon] {
-                    self.withdraw(&mut effects, id, kind);
+                    self.withdraw(&mut effects, &about, kind);
                     self.log.announced.remove(&(id.to_string(), kind));
                 }
             }
@@ -172,7 +184,7 @@ impl Planner {
                     self.show(
                         &mut effects,
                         Alert {
-                            group_id: id.to_string(),
+                            about: about.clone(),
                             kind: AlertKind::Established,
                             summary: format!("“{}” is ready", g.name),
                             body: format!(
@@ -185,7 +197,7 @@ impl Planner {
                 }
             }
             if g.unread == 0 {
-                self.withdraw(&mut effects, id, AlertKind::Messages);
+                self.withdraw(&mut effects, &about, AlertKind::Messages);
             }
         }
         // Forget groups that are gone.
@@ -193,39 +205,44 @@ impl Planner {
         self.log
             .announced
             .retain(|(id, _)| ids.contains(id.as_str()));
-        let gone: Vec<(String, AlertKind)> = self
+        let gone: Vec<(ConversationId, AlertKind)> = self
             .on_screen
             .iter()
-            .filter(|(id, _)| !ids.contains(id.as_str()))
+            .filter(|(about, _)| {
+                about.kind == ConversationKind::Group && !ids.contains(about.id.as_str())
+            })
             .cloned()
             .collect();
-        for (id, kind) in gone {
-            self.withdraw(&mut effects, &id, kind);
+        for (about, kind) in gone {
+            self.withdraw(&mut effects, &about, kind);
         }
         effects
     }
 
-    /// A message from someone else arrived in `group`.
+    /// A message from someone else arrived in a conversation (called `title`), which now has
+    /// `unread` unread messages.
     pub fn message(
         &mut self,
-        group: &GroupView,
+        about: &ConversationId,
+        title: &str,
+        unread: u32,
         settings: &DesktopSettings,
         window_focused: bool,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
-        if window_focused || group.unread == 0 || quiet(settings, &group.group_id) {
+        if window_focused || unread == 0 || quiet(settings, about) {
             return effects;
         }
-        let body = match group.unread {
+        let body = match unread {
             1 => "1 new message".to_string(),
             n => format!("{n} new messages"),
         };
         self.show(
             &mut effects,
             Alert {
-                group_id: group.group_id.clone(),
+                about: about.clone(),
                 kind: AlertKind::Messages,
-                summary: group.name.clone(),
+                summary: title.to_string(),
                 body,
                 answerable: false,
             },
@@ -233,9 +250,19 @@ impl Planner {
         effects
     }
 
+    /// A conversation's unread count changed without a new message (read here, a message
+    /// deleted, the contact removed: 0): once nothing is unread its notification goes.
+    pub fn unread(&mut self, about: &ConversationId, unread: u32) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if unread == 0 {
+            self.withdraw(&mut effects, about, AlertKind::Messages);
+        }
+        effects
+    }
+
     /// The notification service closed one (the user dismissed it or acted on it).
-    pub fn closed(&mut self, group_id: &str, kind: AlertKind) {
-        self.on_screen.remove(&(group_id.to_string(), kind));
+    pub fn closed(&mut self, about: &ConversationId, kind: AlertKind) {
+        self.on_screen.remove(&(about.clone(), kind));
     }
 }
 
@@ -247,11 +274,27 @@ mod tests {
 
     const HOUR: u64 = 3_600_000;
 
+    /// A message from someone else arrived in `g` (its unread count already raised).
+    fn group_message(
+        p: &mut Planner,
+        g: &GroupView,
+        settings: &DesktopSettings,
+        focused: bool,
+    ) -> Vec<Effect> {
+        p.message(
+            &ConversationId::group(&g.group_id),
+            &g.name,
+            g.unread,
+            settings,
+            focused,
+        )
+    }
+
     fn shown(effects: &[Effect]) -> Vec<(String, AlertKind)> {
         effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Show(a) => Some((a.group_id.clone(), a.kind)),
+                Effect::Show(a) => Some((a.about.id.clone(), a.kind)),
                 Effect::Withdraw { .. } => None,
             })
             .collect()
@@ -261,7 +304,7 @@ mod tests {
         effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Withdraw { group_id, kind } => Some((group_id.clone(), *kind)),
+                Effect::Withdraw { about, kind } => Some((about.id.clone(), *kind)),
                 Effect::Show(_) => None,
             })
             .collect()
@@ -391,8 +434,8 @@ mod tests {
         let mut g = group("g1", "Book club", GroupStatus::Active, 0);
         g.is_creator = true;
         g.unread = 1;
-        assert!(p.message(&g, &settings, true).is_empty());
-        let effects = p.message(&g, &settings, false);
+        assert!(group_message(&mut p, &g, &settings, true).is_empty());
+        let effects = group_message(&mut p, &g, &settings, false);
         let [Effect::Show(a)] = effects.as_slice() else {
             panic!("{effects:?}")
         };
@@ -401,7 +444,7 @@ mod tests {
             ("Book club", "1 new message")
         );
         g.unread = 3;
-        let effects = p.message(&g, &settings, false);
+        let effects = group_message(&mut p, &g, &settings, false);
         let [Effect::Show(a)] = effects.as_slice() else {
             panic!("{effects:?}")
         };
@@ -412,6 +455,51 @@ mod tests {
             withdrawn(&effects),
             [("g1".to_string(), AlertKind::Messages)]
         );
+    }
+
+    #[test]
+    fn a_contacts_messages_have_their_own_notification_withdrawn_once_read_or_muted() {
+        let settings = DesktopSettings::default();
+        let mut p = Planner::default();
+        let ben = ConversationId {
+            kind: ConversationKind::Contact,
+            id: "12D3KooWBen".into(),
+        };
+        assert!(p.message(&ben, "Ben", 1, &settings, true).is_empty());
+        let effects = p.message(&ben, "Ben", 1, &settings, false);
+        let [Effect::Show(a)] = effects.as_slice() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(a.about, ben);
+        assert_eq!(
+            (a.summary.as_str(), a.body.as_str(), a.answerable),
+            ("Ben", "1 new message", false)
+        );
+        let effects = p.message(&ben, "Ben", 2, &settings, false);
+        assert!(matches!(effects.as_slice(), [Effect::Show(a)] if a.body == "2 new messages"));
+        // A group whose id happens to be the same text is another conversation: looking at the
+        // groups leaves the contact's notification alone.
+        let mut g = group("12D3KooWBen", "Club", GroupStatus::Active, 0);
+        g.is_creator = true;
+        assert!(p.groups(&[], &settings, 0).is_empty());
+        assert!(p.groups(&[g], &settings, 0).is_empty());
+        assert!(p.unread(&ben, 1).is_empty());
+        let effects = p.unread(&ben, 0);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Withdraw { about, kind: AlertKind::Messages }] if *about == ben)
+        );
+        assert!(p.unread(&ben, 0).is_empty(), "withdrawn once");
+        // Muting the contact (not a group of the same id) silences them.
+        let muted = DesktopSettings {
+            muted_contacts: vec!["12D3KooWBen".into()],
+            ..DesktopSettings::default()
+        };
+        assert!(p.message(&ben, "Ben", 3, &muted, false).is_empty());
+        let muted_group = DesktopSettings {
+            muted_groups: vec!["12D3KooWBen".into()],
+            ..DesktopSettings::default()
+        };
+        assert_eq!(p.message(&ben, "Ben", 3, &muted_group, false).len(), 1);
     }
 
     #[test]
@@ -434,10 +522,10 @@ mod tests {
                 .groups(std::slice::from_ref(&invite), settings, 0)
                 .is_empty());
         }
-        assert!(p.message(&active, &dnd, false).is_empty());
+        assert!(group_message(&mut p, &active, &dnd, false).is_empty());
         let mut muted_active = active.clone();
         muted_active.group_id = "g1".into();
-        assert!(p.message(&muted_active, &muted, false).is_empty());
+        assert!(group_message(&mut p, &muted_active, &muted, false).is_empty());
         // Establishment news that came during the silence is not replayed afterwards.
         let mut ready = group("g3", "Climbing", GroupStatus::Active, 0);
         ready.epoch = 1;
@@ -500,7 +588,7 @@ mod tests {
                         g.unread = unread;
                         p.groups(std::slice::from_ref(&g), &settings, now)
                     }
-                    Step::Message { focused } => p.message(&g, &settings, focused),
+                    Step::Message { focused } => group_message(&mut p, &g, &settings, focused),
                     Step::Settings { dnd, reminder } => {
                         settings.do_not_disturb = dnd;
                         settings.expiry_reminder_minutes = reminder;
@@ -508,7 +596,7 @@ mod tests {
                     }
                     Step::Dismiss(k) => {
                         let kind = kinds[k as usize];
-                        p.closed("g", kind);
+                        p.closed(&ConversationId::group("g"), kind);
                         screen.remove(&kind);
                         Vec::new()
                     }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::api::DesktopSettings;
+use crate::conversations::ConversationId;
 use crate::group::{ChatEvent, GroupEvent, Groups};
+use crate::pairwise::channel::{Channel, ChannelEvent};
 use crate::storage::Database;
 
 use super::alerts::{Alert, AlertKind, AlertLog, Effect, Planner};
@@ -21,13 +23,16 @@ pub const SETTING_ALERT_LOG: &str = "desktop_alert_log";
 /// What the notifier needs from the app.
 pub struct NotifierParts {
     pub groups: Arc<Groups>,
+    pub channel: Arc<Channel>,
     pub db: Database,
     pub group_events: broadcast::Receiver<GroupEvent>,
     pub chat_events: broadcast::Receiver<ChatEvent>,
+    /// 1:1 conversations: new messages, and reads that clear them.
+    pub channel_events: broadcast::Receiver<ChannelEvent>,
     pub settings: watch::Receiver<DesktopSettings>,
     pub focused: watch::Receiver<bool>,
-    /// Groups a notification click asked to show (the shell opens the window on them).
-    pub open: broadcast::Sender<String>,
+    /// Conversations a notification click asked to show (the shell opens the window on them).
+    pub open: broadcast::Sender<ConversationId>,
     /// How often to look for invitations about to expire.
     pub tick: Duration,
     /// Becomes `true` when the app closes: notifications are withdrawn and the task ends.
@@ -63,7 +68,8 @@ pub async fn run(mut parts: NotifierParts) {
                     Ok(view) => {
                         let settings = parts.settings.borrow().clone();
                         let focused = *parts.focused.borrow();
-                        planner.message(&view, &settings, focused)
+                        let about = ConversationId::group(&view.group_id);
+                        planner.message(&about, &view.name, view.unread, &settings, focused)
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read a group for its notification");
@@ -71,6 +77,12 @@ pub async fn run(mut parts: NotifierParts) {
                     }
                 },
                 _ => look(&parts, &mut planner).await,
+            },
+            event = parts.channel_events.recv() => match event {
+                Err(RecvError::Closed) => break,
+                // Missed events: the counts are read again when the next one comes.
+                Err(RecvError::Lagged(_)) => Vec::new(),
+                Ok(event) => contact(&parts, &mut planner, &event).await,
             },
             changed = parts.settings.changed() => match changed {
                 Err(_) => break,
@@ -87,7 +99,7 @@ pub async fn run(mut parts: NotifierParts) {
         for effect in effects {
             match effect {
                 Effect::Show(alert) => os.show(&alert).await,
-                Effect::Withdraw { group_id, kind } => os.withdraw(&group_id, kind).await,
+                Effect::Withdraw { about, kind } => os.withdraw(&about, kind).await,
             }
         }
     }
@@ -96,6 +108,35 @@ pub async fn run(mut parts: NotifierParts) {
 async fn save(db: &Database, log: &AlertLog) {
     if let Err(e) = db.set_setting(SETTING_ALERT_LOG, log).await {
         tracing::warn!(error = %e, "cannot save the notification log");
+    }
+}
+
+/// A 1:1 conversation changed: a new message is announced (under the name the user gives the
+/// contact); a read or a deleted message that leaves nothing unread takes the notification away.
+/// Blocked contacts' messages are not announced.
+async fn contact(
+    parts: &NotifierParts,
+    planner: &mut Planner,
+    event: &ChannelEvent,
+) -> Vec<Effect> {
+    let (peer, new) = match event {
+        ChannelEvent::MessageReceived { peer, .. } => (peer, true),
+        ChannelEvent::Read { peer } | ChannelEvent::MessageDeleted { peer } => (peer, false),
+        _ => return Vec::new(),
+    };
+    let about = ConversationId::contact(peer);
+    match parts.channel.contact_view(peer).await {
+        Ok(Some(view)) if new && !view.blocked => {
+            let settings = parts.settings.borrow().clone();
+            let focused = *parts.focused.borrow();
+            planner.message(&about, &view.display_name, view.unread, &settings, focused)
+        }
+        Ok(Some(view)) => planner.unread(&about, view.unread),
+        Ok(None) => planner.unread(&about, 0),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a contact for its notification");
+            Vec::new()
+        }
     }
 }
 
@@ -133,7 +174,7 @@ async fn answer(
                 let ui = e.to_ui();
                 tracing::warn!(group = %group_id, error = %e, "answer from a notification refused");
                 os.show(&Alert {
-                    group_id: group_id.clone(),
+                    about: ConversationId::group(&group_id),
                     kind: AlertKind::Invite,
                     summary: if accept {
                         "Could not accept the invitation".into()
@@ -147,12 +188,12 @@ async fn answer(
             }
             look(parts, planner).await
         }
-        Response::Open { group_id } => {
-            let _ = parts.open.send(group_id);
+        Response::Open { about } => {
+            let _ = parts.open.send(about);
             Vec::new()
         }
-        Response::Closed { group_id, kind } => {
-            planner.closed(&group_id, kind);
+        Response::Closed { about, kind } => {
+            planner.closed(&about, kind);
             Vec::new()
         }
     }

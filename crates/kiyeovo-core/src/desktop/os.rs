@@ -1,13 +1,14 @@
 //! The platform's notification service, through `notify-rust`.
 //!
 //! On Linux and the BSDs that is the freedesktop D-Bus protocol: notifications carry Accept /
-//! Decline actions and a default action (clicking it opens the group), and the app hears what
+//! Decline actions and a default action (clicking it opens the conversation), and the app hears what
 //! the user chose. Elsewhere a plain notification is shown and the tray or window is where the
 //! user answers.
 
 use tokio::sync::mpsc;
 
 use super::alerts::{Alert, AlertKind};
+use crate::conversations::ConversationId;
 
 /// What the user did with one of our notifications.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +16,12 @@ pub enum Response {
     /// The Accept or Decline button of an invitation.
     Answer { group_id: String, accept: bool },
     /// The notification itself was clicked.
-    Open { group_id: String },
+    Open { about: ConversationId },
     /// It went away without an action (dismissed, timed out, or closed by us).
-    Closed { group_id: String, kind: AlertKind },
+    Closed {
+        about: ConversationId,
+        kind: AlertKind,
+    },
 }
 
 /// Action keys on the wire (freedesktop: `"default"` is the click on the notification).
@@ -51,7 +55,7 @@ mod platform {
 
     use super::*;
 
-    type Key = (String, AlertKind);
+    type Key = (ConversationId, AlertKind);
     /// A notification on screen and the task waiting for the user's choice on it.
     type OnScreen = (Arc<NotificationHandle>, JoinHandle<()>);
 
@@ -69,9 +73,9 @@ mod platform {
             }
         }
 
-        /// Shows `alert`, replacing the group's notification of the same kind in place.
+        /// Shows `alert`, replacing the conversation's notification of the same kind in place.
         pub async fn show(&self, alert: &Alert) {
-            let key = (alert.group_id.clone(), alert.kind);
+            let key = (alert.about.clone(), alert.kind);
             let mut shown = self.shown.lock().await;
             let mut n = Notification::new();
             n.appname("Kiyeovo")
@@ -98,7 +102,7 @@ mod platform {
             match n.show_async().await {
                 Ok(handle) => {
                     let handle = Arc::new(handle);
-                    tracing::info!(group = %alert.group_id, kind = ?alert.kind, id = handle.id(), "notification shown");
+                    tracing::info!(about = ?alert.about.kind, kind = ?alert.kind, id = handle.id(), "notification shown");
                     let waiter =
                         tokio::spawn(wait(handle.clone(), key.clone(), self.responses.clone()));
                     shown.insert(key, (handle, waiter));
@@ -118,13 +122,9 @@ mod platform {
             }
         }
 
-        /// Closes the group's notification of this kind, if it is on screen.
-        pub async fn withdraw(&self, group_id: &str, kind: AlertKind) {
-            let removed = self
-                .shown
-                .lock()
-                .await
-                .remove(&(group_id.to_string(), kind));
+        /// Closes the conversation's notification of this kind, if it is on screen.
+        pub async fn withdraw(&self, about: &ConversationId, kind: AlertKind) {
+            let removed = self.shown.lock().await.remove(&(about.clone(), kind));
             if let Some((handle, waiter)) = removed {
                 waiter.abort();
                 handle.close_async().await;
@@ -151,26 +151,28 @@ mod platform {
         key: Key,
         responses: mpsc::UnboundedSender<Response>,
     ) {
-        let (group_id, kind) = key;
+        let (about, kind) = key;
         handle
             .wait_for_action_async(|response| {
                 let report = match response {
+                    // Only invitations (about a group) carry these buttons.
                     NotificationResponse::Action(a)
-                        if a == ACTION_ACCEPT || a == ACTION_DECLINE =>
+                        if (a == ACTION_ACCEPT || a == ACTION_DECLINE)
+                            && about.kind == crate::conversations::ConversationKind::Group =>
                     {
                         Response::Answer {
-                            group_id: group_id.clone(),
+                            group_id: about.id.clone(),
                             accept: a == ACTION_ACCEPT,
                         }
                     }
                     NotificationResponse::Default => Response::Open {
-                        group_id: group_id.clone(),
+                        about: about.clone(),
                     },
                     NotificationResponse::Action(a) if a == ACTION_OPEN => Response::Open {
-                        group_id: group_id.clone(),
+                        about: about.clone(),
                     },
                     _ => Response::Closed {
-                        group_id: group_id.clone(),
+                        about: about.clone(),
                         kind,
                     },
                 };
@@ -217,7 +219,7 @@ mod platform {
             show_plain(alert.summary.clone(), alert.body.clone()).await
         }
 
-        pub async fn withdraw(&self, _group_id: &str, _kind: AlertKind) {}
+        pub async fn withdraw(&self, _about: &ConversationId, _kind: AlertKind) {}
 
         pub async fn withdraw_all(&self) {}
     }

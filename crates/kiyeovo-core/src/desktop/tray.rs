@@ -1,5 +1,5 @@
-//! What the tray shows, computed from the groups: a pure function, so it is tested here and the
-//! shell only draws it.
+//! What the tray shows, computed from the groups and the contacts' unread counts: a pure
+//! function, so it is tested here and the shell only draws it.
 
 use crate::api::{GroupView, TrayInvite, TrayMenuEntry, TrayModel};
 
@@ -39,8 +39,9 @@ pub fn menu(invites: &[TrayInvite]) -> Vec<TrayMenuEntry> {
 
 use super::{pending, time_left};
 
-/// The tray for these groups at `now` (ms since the epoch).
-pub fn tray_model(groups: &[GroupView], now: u64) -> TrayModel {
+/// The tray for these groups, with `contacts_unread` unread 1:1 messages, at `now` (ms since
+/// the epoch).
+pub fn tray_model(groups: &[GroupView], contacts_unread: u32, now: u64) -> TrayModel {
     let mut pending: Vec<&GroupView> = groups.iter().filter(|g| pending(g, now)).collect();
     pending.sort_by_key(|g| (g.expires_at, g.group_id.clone()));
     let invites: Vec<TrayInvite> = pending
@@ -50,7 +51,10 @@ pub fn tray_model(groups: &[GroupView], now: u64) -> TrayModel {
             label: format!("{} — {} left", g.name, time_left(g.expires_at - now)),
         })
         .collect();
-    let unread: u32 = groups.iter().map(|g| g.unread).sum();
+    let unread: u32 = groups
+        .iter()
+        .map(|g| g.unread)
+        .fold(contacts_unread, u32::saturating_add);
     let pending_invites = invites.len() as u32;
     let mut parts = Vec::new();
     match pending_invites {
@@ -154,7 +158,7 @@ pub(crate) mod tests {
     #[test]
     fn nothing_pending_is_a_plain_tray() {
         let groups = vec![group("a", "Book club", GroupStatus::Active, 0)];
-        let model = tray_model(&groups, 1_000);
+        let model = tray_model(&groups, 0, 1_000);
         assert_eq!(model.tooltip, "Kiyeovo");
         assert_eq!((model.pending_invites, model.unread), (0, 0));
         assert!(model.invites.is_empty());
@@ -188,10 +192,11 @@ pub(crate) mod tests {
             group("d", "Old", GroupStatus::Accepted, 6 * hour),
             group("e", "Late", GroupStatus::Invited, 500),
         ];
-        let model = tray_model(&groups, 1_000);
+        // Three unread from contacts count with the group's four.
+        let model = tray_model(&groups, 3, 1_000);
         assert_eq!(model.pending_invites, 2);
-        assert_eq!(model.unread, 4);
-        assert_eq!(model.tooltip, "Kiyeovo — 2 invitations, 4 unread messages");
+        assert_eq!(model.unread, 7);
+        assert_eq!(model.tooltip, "Kiyeovo — 2 invitations, 7 unread messages");
         let labels: Vec<&str> = model.invites.iter().map(|i| i.label.as_str()).collect();
         assert_eq!(
             labels,
