@@ -143,7 +143,8 @@ pub async fn follow(handle: AppHandle, app: Arc<App>) {
                 // Only what changes an unread count (not delivery states, bucket writes).
                 Ok(e) => (false, matches!(e, ChannelEvent::MessageReceived { .. }
                     | ChannelEvent::Read { .. }
-                    | ChannelEvent::MessageDeleted { .. })),
+                    | ChannelEvent::MessageDeleted { .. }
+                    | ChannelEvent::Blocked { .. })),
             },
             _ = minute.tick() => (false, true),
         };

@@ -97,7 +97,9 @@ impl NotificationServer {
         std::fs::write(
             &config,
             format!(
-                "[global]\n    dmenu = \"{}\"\n    notification_limit = 0\n\n[report]\n    summary = \"*\"\n    script = \"{}\"\n",
+                // No timeout: a notification stays until closed, so the test sees ours withdraw
+                // it (a timed-out one would look withdrawn).
+                "[global]\n    dmenu = \"{}\"\n    notification_limit = 0\n\n[urgency_low]\n    timeout = 0\n\n[urgency_normal]\n    timeout = 0\n\n[urgency_critical]\n    timeout = 0\n\n[report]\n    summary = \"*\"\n    script = \"{}\"\n",
                 pick.display(),
                 report.display()
             ),
@@ -368,7 +370,7 @@ async fn an_add_invitation_shows_a_notification_whose_accept_button_accepts() {
 /// A 1:1 message while the window is not focused: one notification under the contact's name,
 /// counted up in place as more arrive, taken away once the conversation is read; clicking it
 /// asks the window for that conversation; a muted contact raises none (the next one shown is
-/// another contact's).
+/// another contact's); blocking a contact takes theirs away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_notifies_until_read_and_a_muted_contact_stays_silent() {
     let _turn = ONE_SERVER.lock().await;
@@ -467,6 +469,12 @@ async fn a_direct_message_notifies_until_read_and_a_muted_contact_stays_silent()
         ("Ana", "3 new messages")
     );
     assert!(server.shown.try_recv().is_err(), "no further notification");
+    // Cai's is still up (unread); blocking Ana takes hers away, not his.
+    server.wait_displayed(2, "Ana's and Cai's").await;
+    ben.channel().set_blocked(&ana_id, true).await.unwrap();
+    server
+        .wait_displayed(1, "Ana's withdrawn once she is blocked")
+        .await;
 
     ana.shutdown().await;
     cai.shutdown().await;

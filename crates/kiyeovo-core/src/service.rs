@@ -117,6 +117,9 @@ pub struct App {
     client: Client,
     snapshot: watch::Sender<AppSnapshot>,
     desktop: watch::Sender<DesktopSettings>,
+    /// Held across each change of the desktop settings: a mute read, changed and saved while
+    /// another change is saved would undo it.
+    desktop_writes: tokio::sync::Mutex<()>,
     focused: watch::Sender<bool>,
     open: tokio::sync::broadcast::Sender<ConversationId>,
     /// Tells the notifier to take its notifications off the screen and stop.
@@ -314,6 +317,7 @@ impl App {
             client: node.client,
             snapshot,
             desktop,
+            desktop_writes: tokio::sync::Mutex::new(()),
             focused,
             open,
             stop_notifier,
@@ -594,6 +598,14 @@ impl App {
     /// Saves the desktop settings; turning start-at-login on or off takes effect at once.
     pub async fn set_desktop_settings(
         &self,
+        settings: DesktopSettings,
+    ) -> Result<DesktopSettings, ServiceError> {
+        let _writing = self.desktop_writes.lock().await;
+        self.save_desktop_settings(settings).await
+    }
+
+    async fn save_desktop_settings(
+        &self,
         mut settings: DesktopSettings,
     ) -> Result<DesktopSettings, ServiceError> {
         if settings.expiry_reminder_minutes > MAX_REMINDER_MINUTES {
@@ -625,12 +637,13 @@ impl App {
         group_id: &str,
         muted: bool,
     ) -> Result<DesktopSettings, ServiceError> {
+        let _writing = self.desktop_writes.lock().await;
         let mut settings = self.desktop.borrow().clone();
         settings.muted_groups.retain(|g| g != group_id);
         if muted {
             settings.muted_groups.push(group_id.to_string());
         }
-        self.set_desktop_settings(settings).await
+        self.save_desktop_settings(settings).await
     }
 
     /// Mutes or unmutes the notifications of one contact's messages.
@@ -650,12 +663,13 @@ impl App {
             )));
         }
         let peer = peer.to_string();
+        let _writing = self.desktop_writes.lock().await;
         let mut settings = self.desktop.borrow().clone();
         settings.muted_contacts.retain(|p| *p != peer);
         if muted {
             settings.muted_contacts.push(peer);
         }
-        self.set_desktop_settings(settings).await
+        self.save_desktop_settings(settings).await
     }
 
     /// The shell reports whether the window has the focus (new-message notifications are only
@@ -677,15 +691,7 @@ impl App {
             .await
             .map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
         // Blocked contacts are not waiting for an answer.
-        let contacts_unread = self
-            .channel
-            .contacts()
-            .await
-            .map_err(|e| ServiceError::InvalidInput(e.to_string()))?
-            .iter()
-            .filter(|c| !c.blocked)
-            .map(|c| c.unread)
-            .fold(0, u32::saturating_add);
+        let contacts_unread = crate::contacts::store::unread_from_unblocked(self.db.pool()).await?;
         Ok(crate::desktop::tray::tray_model(
             &groups,
             contacts_unread,

@@ -107,11 +107,19 @@ describe("the event names", () => {
     [...apiTs.matchAll(/export const EVENT_(\w+) = "([^"]+)";/g)].map((m) => [m[1] ?? "", m[2] ?? ""]),
   );
 
-  it("are the backend's: the same names for the same constants", () => {
+  it("are the backend's: the same constants with the same names, both ways", () => {
     expect(rust.size).toBeGreaterThan(4);
     expect(rust.get("SHOW_CONVERSATION")).toBe("show-conversation");
-    for (const [name, value] of ui) {
-      expect(rust.get(name), `EVENT_${name} is not an event the backend emits`).toBe(value);
+    const sorted = (m: Map<string, string>) => [...m].sort(([a], [b]) => a.localeCompare(b));
+    expect(sorted(ui)).toEqual(sorted(rust));
+  });
+
+  it("are what the window listens to: every listen() names one of them", () => {
+    const listened = [...apiTs.matchAll(/\blisten<[^>]*>\(\s*([^,\s]+)/g)].map((m) => m[1] ?? "");
+    expect(listened.length).toBeGreaterThan(4);
+    for (const name of listened) {
+      expect(name, "listen() with something other than an EVENT_ constant").toMatch(/^EVENT_\w+$/);
+      expect(ui.has(name.slice("EVENT_".length)), `${name} is not declared`).toBe(true);
     }
   });
 });

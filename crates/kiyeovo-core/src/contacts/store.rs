@@ -728,6 +728,18 @@ pub async fn mark_read(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<(), DbE
     Ok(())
 }
 
+/// Unread 1:1 messages from every contact not blocked (the tray's count), in one query.
+pub async fn unread_from_unblocked(pool: &sqlx::SqlitePool) -> Result<u32, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages m JOIN contacts c ON c.peer_id = m.peer_id
+         WHERE m.outgoing = 0 AND m.read = 0 AND m.deleted = 0 AND c.blocked = 0",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(q)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 pub async fn unread(pool: &sqlx::SqlitePool, peer: &PeerId) -> Result<u32, DbError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM messages WHERE peer_id = ? AND outgoing = 0 AND read = 0 AND deleted = 0",

@@ -260,6 +260,19 @@ impl Planner {
         effects
     }
 
+    /// The contacts whose notifications are on screen (re-checked when events were missed).
+    pub fn contacts_on_screen(&self) -> Vec<ConversationId> {
+        let mut out: Vec<ConversationId> = self
+            .on_screen
+            .iter()
+            .filter(|(about, _)| about.kind == ConversationKind::Contact)
+            .map(|(about, _)| about.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The notification service closed one (the user dismissed it or acted on it).
     pub fn closed(&mut self, about: &ConversationId, kind: AlertKind) {
         self.on_screen.remove(&(about.clone(), kind));
@@ -539,6 +552,9 @@ mod tests {
     enum Step {
         Look { status: u8, unread: u32, dt: u64 },
         Message { focused: bool },
+        ContactMessage { focused: bool },
+        ContactRead,
+        ContactMute(bool),
         Settings { dnd: bool, reminder: u32 },
         Dismiss(u8),
     }
@@ -551,6 +567,9 @@ mod tests {
                 dt
             }),
             any::<bool>().prop_map(|focused| Step::Message { focused }),
+            any::<bool>().prop_map(|focused| Step::ContactMessage { focused }),
+            Just(Step::ContactRead),
+            any::<bool>().prop_map(Step::ContactMute),
             (any::<bool>(), prop_oneof![Just(0u32), Just(30), Just(120)])
                 .prop_map(|(dnd, reminder)| Step::Settings { dnd, reminder }),
             (0u8..4).prop_map(Step::Dismiss),
@@ -558,8 +577,9 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever happens, each one-time announcement appears at most once, nothing is
-        /// withdrawn that is not on screen, and nothing shows while do-not-disturb is on.
+        /// Whatever happens — to a group and to a contact — each one-time announcement appears
+        /// at most once, nothing is withdrawn that is not on screen, nothing shows while
+        /// do-not-disturb is on or about a muted contact, and a read contact's goes.
         #[test]
         fn announcements_are_never_repeated_and_silence_holds(
             steps in proptest::collection::vec(step(), 1..60)
@@ -570,7 +590,9 @@ mod tests {
             let mut g = group("g", "G", GroupStatus::Invited, 6 * HOUR);
             let mut now = 0u64;
             let mut once: HashSet<AlertKind> = HashSet::new();
-            let mut screen: HashSet<AlertKind> = HashSet::new();
+            let mut screen: HashSet<(ConversationId, AlertKind)> = HashSet::new();
+            let ben = ConversationId { kind: ConversationKind::Contact, id: "ben".into() };
+            let mut ben_unread = 0u32;
             // Status only moves forward: invited → accepted → active (or expired).
             let mut stage = 0u8;
             for s in steps {
@@ -589,6 +611,21 @@ mod tests {
                         p.groups(std::slice::from_ref(&g), &settings, now)
                     }
                     Step::Message { focused } => group_message(&mut p, &g, &settings, focused),
+                    Step::ContactMessage { focused } => {
+                        ben_unread += 1;
+                        p.message(&ben, "Ben", ben_unread, &settings, focused)
+                    }
+                    Step::ContactRead => {
+                        ben_unread = 0;
+                        let effects = p.unread(&ben, 0);
+                        let before = screen.contains(&(ben.clone(), AlertKind::Messages));
+                        prop_assert_eq!(effects.len(), usize::from(before), "a read contact's notification goes");
+                        effects
+                    }
+                    Step::ContactMute(muted) => {
+                        settings.muted_contacts = if muted { vec!["ben".into()] } else { Vec::new() };
+                        Vec::new()
+                    }
                     Step::Settings { dnd, reminder } => {
                         settings.do_not_disturb = dnd;
                         settings.expiry_reminder_minutes = reminder;
@@ -596,13 +633,21 @@ mod tests {
                     }
                     Step::Dismiss(k) => {
                         let kind = kinds[k as usize];
-                        p.closed(&ConversationId::group("g"), kind);
-                        screen.remove(&kind);
+                        let about = if k % 2 == 0 { ConversationId::group("g") } else { ben.clone() };
+                        p.closed(&about, kind);
+                        screen.remove(&(about, kind));
                         Vec::new()
                     }
                 };
                 for e in effects {
                     match e {
+                        Effect::Show(a) if a.about == ben => {
+                            prop_assert!(!settings.do_not_disturb, "shown during do-not-disturb");
+                            prop_assert!(settings.muted_contacts.is_empty(), "shown while muted");
+                            prop_assert_eq!(a.kind, AlertKind::Messages);
+                            prop_assert!(ben_unread > 0 && !a.answerable);
+                            screen.insert((ben.clone(), a.kind));
+                        }
                         Effect::Show(a) => {
                             prop_assert!(!settings.do_not_disturb, "shown during do-not-disturb");
                             if a.kind != AlertKind::Messages {
@@ -611,10 +656,10 @@ mod tests {
                             if a.answerable {
                                 prop_assert!(g.status == GroupStatus::Invited && g.can_respond);
                             }
-                            screen.insert(a.kind);
+                            screen.insert((a.about.clone(), a.kind));
                         }
-                        Effect::Withdraw { kind, .. } => {
-                            prop_assert!(screen.remove(&kind), "withdrew {:?} not on screen", kind);
+                        Effect::Withdraw { about, kind } => {
+                            prop_assert!(screen.remove(&(about.clone(), kind)), "withdrew {:?} {:?} not on screen", about, kind);
                         }
                     }
                 }

@@ -80,8 +80,9 @@ pub async fn run(mut parts: NotifierParts) {
             },
             event = parts.channel_events.recv() => match event {
                 Err(RecvError::Closed) => break,
-                // Missed events: the counts are read again when the next one comes.
-                Err(RecvError::Lagged(_)) => Vec::new(),
+                // Missed events (a flood): whatever is on screen is checked again, so a missed
+                // read or block does not leave a notification up.
+                Err(RecvError::Lagged(_)) => recheck_contacts(&parts, &mut planner).await,
                 Ok(event) => contact(&parts, &mut planner, &event).await,
             },
             changed = parts.settings.changed() => match changed {
@@ -112,8 +113,8 @@ async fn save(db: &Database, log: &AlertLog) {
 }
 
 /// A 1:1 conversation changed: a new message is announced (under the name the user gives the
-/// contact); a read or a deleted message that leaves nothing unread takes the notification away.
-/// Blocked contacts' messages are not announced.
+/// contact); a read or a deleted message that leaves nothing unread, or a block, takes the
+/// notification away. Blocked contacts' messages are not announced.
 async fn contact(
     parts: &NotifierParts,
     planner: &mut Planner,
@@ -121,12 +122,15 @@ async fn contact(
 ) -> Vec<Effect> {
     let (peer, new) = match event {
         ChannelEvent::MessageReceived { peer, .. } => (peer, true),
-        ChannelEvent::Read { peer } | ChannelEvent::MessageDeleted { peer } => (peer, false),
+        ChannelEvent::Read { peer }
+        | ChannelEvent::MessageDeleted { peer }
+        | ChannelEvent::Blocked { peer, .. } => (peer, false),
         _ => return Vec::new(),
     };
     let about = ConversationId::contact(peer);
     match parts.channel.contact_view(peer).await {
-        Ok(Some(view)) if new && !view.blocked => {
+        Ok(Some(view)) if view.blocked => planner.unread(&about, 0),
+        Ok(Some(view)) if new => {
             let settings = parts.settings.borrow().clone();
             let focused = *parts.focused.borrow();
             planner.message(&about, &view.display_name, view.unread, &settings, focused)
@@ -138,6 +142,24 @@ async fn contact(
             Vec::new()
         }
     }
+}
+
+/// Each contact with a notification on screen, looked at again: withdrawn if nothing is unread
+/// any more or the contact is blocked.
+async fn recheck_contacts(parts: &NotifierParts, planner: &mut Planner) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for about in planner.contacts_on_screen() {
+        let Ok(peer) = about.id.parse::<libp2p::PeerId>() else {
+            effects.extend(planner.unread(&about, 0));
+            continue;
+        };
+        match parts.channel.contact_view(&peer).await {
+            Ok(Some(view)) if !view.blocked => effects.extend(planner.unread(&about, view.unread)),
+            Ok(_) => effects.extend(planner.unread(&about, 0)),
+            Err(e) => tracing::warn!(error = %e, "cannot read a contact for its notification"),
+        }
+    }
+    effects
 }
 
 /// Looks at every group; saves the log when an announcement was made, before it is shown, so
@@ -192,8 +214,10 @@ async fn answer(
             let _ = parts.open.send(about);
             Vec::new()
         }
-        Response::Closed { about, kind } => {
-            planner.closed(&about, kind);
+        Response::Closed { about, kind, shown } => {
+            if os.closed(&about, kind, shown).await {
+                planner.closed(&about, kind);
+            }
             Vec::new()
         }
     }

@@ -17,10 +17,13 @@ pub enum Response {
     Answer { group_id: String, accept: bool },
     /// The notification itself was clicked.
     Open { about: ConversationId },
-    /// It went away without an action (dismissed, timed out, or closed by us).
+    /// It went away without an action (dismissed, timed out, or closed by us). `shown` numbers
+    /// the showing that went: a newer one may have taken its place meanwhile (under the same
+    /// server id, as updates replace in place).
     Closed {
         about: ConversationId,
         kind: AlertKind,
+        shown: u64,
     },
 }
 
@@ -57,12 +60,14 @@ mod platform {
 
     type Key = (ConversationId, AlertKind);
     /// A notification on screen and the task waiting for the user's choice on it.
-    type OnScreen = (Arc<NotificationHandle>, JoinHandle<()>);
+    /// With the number of the showing (see [`Response::Closed`]).
+    type OnScreen = (Arc<NotificationHandle>, JoinHandle<()>, u64);
 
     /// The notifications on screen, each with the task waiting for the user's choice.
     pub struct Notifications {
         responses: mpsc::UnboundedSender<Response>,
         shown: Mutex<HashMap<Key, OnScreen>>,
+        showings: std::sync::atomic::AtomicU64,
     }
 
     impl Notifications {
@@ -70,6 +75,7 @@ mod platform {
             Self {
                 responses,
                 shown: Mutex::new(HashMap::new()),
+                showings: std::sync::atomic::AtomicU64::new(0),
             }
         }
 
@@ -93,7 +99,7 @@ mod platform {
             } else {
                 n.hint(Hint::Category("im.received".into()));
             }
-            if let Some((previous, waiter)) = shown.remove(&key) {
+            if let Some((previous, waiter, _)) = shown.remove(&key) {
                 // Same id: the server updates it in place. The old waiter would hear the
                 // new notification's actions too, so it goes.
                 waiter.abort();
@@ -103,9 +109,16 @@ mod platform {
                 Ok(handle) => {
                     let handle = Arc::new(handle);
                     tracing::info!(about = ?alert.about.kind, kind = ?alert.kind, id = handle.id(), "notification shown");
-                    let waiter =
-                        tokio::spawn(wait(handle.clone(), key.clone(), self.responses.clone()));
-                    shown.insert(key, (handle, waiter));
+                    let showing = self
+                        .showings
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let waiter = tokio::spawn(wait(
+                        handle.clone(),
+                        key.clone(),
+                        showing,
+                        self.responses.clone(),
+                    ));
+                    shown.insert(key, (handle, waiter, showing));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, kind = ?alert.kind, "cannot show a notification (is a notification service running?)")
@@ -116,16 +129,29 @@ mod platform {
         /// Closes every notification still on screen (the app is closing).
         pub async fn withdraw_all(&self) {
             let shown: Vec<OnScreen> = self.shown.lock().await.drain().map(|(_, v)| v).collect();
-            for (handle, waiter) in shown {
+            for (handle, waiter, _) in shown {
                 waiter.abort();
                 handle.close_async().await;
             }
         }
 
+        /// The server closed showing number `showing`: `true` if it is the one we hold for the
+        /// conversation (then forgotten), `false` if a newer one already replaced it (a
+        /// dismissal that crossed an update must not make us forget what is on screen).
+        pub async fn closed(&self, about: &ConversationId, kind: AlertKind, showing: u64) -> bool {
+            let mut shown = self.shown.lock().await;
+            let key = (about.clone(), kind);
+            if shown.get(&key).is_some_and(|(_, _, s)| *s == showing) {
+                shown.remove(&key);
+                return true;
+            }
+            false
+        }
+
         /// Closes the conversation's notification of this kind, if it is on screen.
         pub async fn withdraw(&self, about: &ConversationId, kind: AlertKind) {
             let removed = self.shown.lock().await.remove(&(about.clone(), kind));
-            if let Some((handle, waiter)) = removed {
+            if let Some((handle, waiter, _)) = removed {
                 waiter.abort();
                 handle.close_async().await;
             }
@@ -149,6 +175,7 @@ mod platform {
     async fn wait(
         handle: Arc<NotificationHandle>,
         key: Key,
+        showing: u64,
         responses: mpsc::UnboundedSender<Response>,
     ) {
         let (about, kind) = key;
@@ -174,6 +201,7 @@ mod platform {
                     _ => Response::Closed {
                         about: about.clone(),
                         kind,
+                        shown: showing,
                     },
                 };
                 let _ = responses.send(report);
@@ -220,6 +248,15 @@ mod platform {
         }
 
         pub async fn withdraw(&self, _about: &ConversationId, _kind: AlertKind) {}
+
+        pub async fn closed(
+            &self,
+            _about: &ConversationId,
+            _kind: AlertKind,
+            _showing: u64,
+        ) -> bool {
+            true
+        }
 
         pub async fn withdraw_all(&self) {}
     }

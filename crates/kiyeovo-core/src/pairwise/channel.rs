@@ -93,6 +93,11 @@ pub enum ChannelEvent {
     MessageDeleted {
         peer: PeerId,
     },
+    /// The user blocked or unblocked the contact.
+    Blocked {
+        peer: PeerId,
+        blocked: bool,
+    },
     /// Our bucket for `peer` now holds every envelope up to `seq`.
     BucketWritten {
         peer: PeerId,
@@ -162,6 +167,7 @@ impl ChannelEvent {
             | ChannelEvent::Missed { peer, .. }
             | ChannelEvent::Read { peer }
             | ChannelEvent::MessageDeleted { peer }
+            | ChannelEvent::Blocked { peer, .. }
             | ChannelEvent::BucketWritten { peer, .. }
             | ChannelEvent::GroupControl { peer } => *peer,
         }
@@ -360,6 +366,10 @@ impl Channel {
         if !store::set_blocked(self.db.pool(), peer, blocked).await? {
             return Err(ChannelError::UnknownContact(peer.to_string()));
         }
+        self.emit(ChannelEvent::Blocked {
+            peer: *peer,
+            blocked,
+        });
         Ok(())
     }
 
