@@ -47,7 +47,7 @@ export function ConversationList({ list, selected, filter, onFilter, onSelect, f
       <nav aria-label="Conversations">
         <ul className="conversation-list" id="conversation-list">
           {list.length === 0 && (
-            <li className="muted">{filter ? "Nothing matches." : "No conversations yet."}</li>
+            <li className="muted">{filter ? "No conversation by that name." : "No conversations yet."}</li>
           )}
           {list.map((c, i) => {
             const key = keyOf(c);

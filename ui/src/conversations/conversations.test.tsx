@@ -253,6 +253,8 @@ describe("search", () => {
     expect(screen.queryByRole("region", { name: "Messages found" })).toBeNull();
     fireEvent.change(box, { target: { value: "xyz" } });
     expect(await screen.findByText("No message contains “xyz”.")).toBeTruthy();
+    // The list says what it did not find (names), not "nothing" while messages may be found.
+    expect(screen.getByText("No conversation by that name.")).toBeTruthy();
     expect(vi.mocked(invoke).mock.calls.filter(([c]) => c === "search")).toHaveLength(1);
   });
 });
