@@ -316,24 +316,54 @@ async fn an_invitation_shows_one_notification_whose_accept_button_accepts() {
     drop(boot);
 }
 
+/// Our turn at the notification server, a bootstrap node and three apps named Ana, Ben and
+/// Cai, of which only Ben's shows notifications (so every one seen is his).
+struct Three {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    server: NotificationServer,
+    boot: kiyeovo_node::Headless,
+    ana: App,
+    ben: App,
+    cai: App,
+    _profiles: [TestProfile; 3],
+}
+
+async fn three(prefix: &str) -> Three {
+    let turn = ONE_SERVER.lock().await;
+    let server = tokio::task::spawn_blocking(NotificationServer::start)
+        .await
+        .unwrap();
+    let (boot, addr) = bootstrap_node().await;
+    let profiles = ["ana", "ben", "cai"].map(|n| TestProfile::new(&format!("{prefix}-{n}")));
+    let ana = start_app(&profiles[0], &addr, false).await;
+    let cai = start_app(&profiles[2], &addr, false).await;
+    let ben = start_app(&profiles[1], &addr, true).await;
+    ana.set_display_name("Ana").await.unwrap();
+    cai.set_display_name("Cai").await.unwrap();
+    Three {
+        _turn: turn,
+        server,
+        boot,
+        ana,
+        ben,
+        cai,
+        _profiles: profiles,
+    }
+}
+
 /// An invitation into a running group (Add members) is announced like a new group's, and its
 /// Accept button accepts; the admin's app then adds Ben.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_add_invitation_shows_a_notification_whose_accept_button_accepts() {
-    let _turn = ONE_SERVER.lock().await;
-    let mut server = tokio::task::spawn_blocking(NotificationServer::start)
-        .await
-        .unwrap();
-    let (boot, addr) = bootstrap_node().await;
-    let (pa, pb, pc) = (
-        TestProfile::new("na-ana"),
-        TestProfile::new("na-ben"),
-        TestProfile::new("na-cai"),
-    );
-    let ana = start_app(&pa, &addr, false).await;
-    let cai = start_app(&pc, &addr, false).await;
-    let ben = start_app(&pb, &addr, true).await;
-    ana.set_display_name("Ana").await.unwrap();
+    let Three {
+        mut server,
+        boot,
+        ana,
+        ben,
+        cai,
+        _turn,
+        _profiles,
+    } = three("na").await;
     befriend(&ana, &cai).await;
     befriend(&ana, &ben).await;
     let id = ana
@@ -373,21 +403,15 @@ async fn an_add_invitation_shows_a_notification_whose_accept_button_accepts() {
 /// another contact's); blocking a contact takes theirs away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_notifies_until_read_and_a_muted_contact_stays_silent() {
-    let _turn = ONE_SERVER.lock().await;
-    let mut server = tokio::task::spawn_blocking(NotificationServer::start)
-        .await
-        .unwrap();
-    let (boot, addr) = bootstrap_node().await;
-    let (pa, pb, pc) = (
-        TestProfile::new("nd-ana"),
-        TestProfile::new("nd-ben"),
-        TestProfile::new("nd-cai"),
-    );
-    let ana = start_app(&pa, &addr, false).await;
-    let cai = start_app(&pc, &addr, false).await;
-    let ben = start_app(&pb, &addr, true).await;
-    ana.set_display_name("Ana").await.unwrap();
-    cai.set_display_name("Cai").await.unwrap();
+    let Three {
+        mut server,
+        boot,
+        ana,
+        ben,
+        cai,
+        _turn,
+        _profiles,
+    } = three("nd").await;
     befriend(&ana, &ben).await;
     befriend(&cai, &ben).await;
     let (ana_id, ben_id) = (ana.peer_id(), ben.peer_id());
