@@ -157,6 +157,21 @@ describe("ChatsScreen", () => {
     await waitFor(() => expect(remembered.at(-1)).toBe("contact:12D3KooWBen"));
   });
 
+  it("a notification's click (a show-conversation request) opens that contact's conversation", async () => {
+    vi.mocked(invoke).mockImplementation(async (cmd: string) => {
+      if (cmd === "list_conversations") return [ben, cai, club];
+      if (cmd === "last_open") return "contact:12D3KooWBen";
+      return [];
+    });
+    const current = () => screen.getAllByRole("button").find((b) => b.getAttribute("aria-current") === "true")?.dataset.id;
+    const { rerender } = render(<ChatsScreen />);
+    await waitFor(() => expect(current()).toBe("12D3KooWBen"));
+    rerender(<ChatsScreen open={{ key: "contact:12D3KooWCai", nonce: 1 }} />);
+    await waitFor(() => expect(current()).toBe("12D3KooWCai"));
+    rerender(<ChatsScreen open={{ key: `group:${"aa".repeat(16)}`, nonce: 2 }} />);
+    await waitFor(() => expect(current()).toBe("aa".repeat(16)));
+  });
+
   it("an event with no id (the backend missed some) re-reads the whole list", async () => {
     let list = [ben];
     vi.mocked(invoke).mockImplementation(async (cmd: string) => (cmd === "list_conversations" ? list : []));
