@@ -1,9 +1,9 @@
 //! The platform's notification service, through `notify-rust`.
 //!
 //! On Linux and the BSDs that is the freedesktop D-Bus protocol: notifications carry Accept /
-//! Decline actions and a default action (clicking it opens the conversation), and the app hears what
-//! the user chose. Elsewhere a plain notification is shown and the tray or window is where the
-//! user answers.
+//! Decline actions and a default action (clicking it opens the conversation), and the app hears
+//! what the user chose. Elsewhere a plain notification is shown and the tray or window is where
+//! the user answers.
 
 use tokio::sync::mpsc;
 
