@@ -32,6 +32,12 @@ async fn wait_bucket_holds_all(app: &kiyeovo_core::service::App, peer: &libp2p::
     .await;
 }
 
+/// Names the test looks for in the backup file's bytes: long enough that random ciphertext does
+/// not contain them by chance (a 3-byte "Ana" is expected once per 16 MiB of random bytes, so
+/// across many runs of a file this size it turns up — CI once failed on exactly that).
+const ANA_NAME: &str = "Ana Lindqvist";
+const BEN_NAME: &str = "Benjamin Okafor";
+
 /// Backup → the original keeps sending → its machine is lost → restore the older backup on a
 /// new machine: contacts trusted, the group active, the history as it was, and the restored
 /// profile's new 1:1 and group messages are taken by everyone, each once, and theirs reach it.
@@ -42,8 +48,8 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
     wait_connected(&apps).await;
     let (ana, ben, cai) = (&apps[0], &apps[1], &apps[2]);
     let (ana_id, ben_id) = (ana.peer_id(), ben.peer_id());
-    ana.set_display_name("Ana").await.unwrap();
-    ana.channel().rename(&ben_id, "Benjamin").await.unwrap();
+    ana.set_display_name(ANA_NAME).await.unwrap();
+    ana.channel().rename(&ben_id, BEN_NAME).await.unwrap();
 
     ana.channel()
         .send_chat(&ben_id, "1:1 before")
@@ -65,8 +71,8 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
     assert_eq!(bytes.len() as u64, written.bytes);
     // Nothing readable but the format: no name, no message, no peer id.
     for secret in [
-        "Ana",
-        "Benjamin",
+        ANA_NAME,
+        BEN_NAME,
         "1:1 before",
         "group before",
         &ana_id.to_string(),
@@ -138,7 +144,7 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
         "{:?}",
         back.snapshot().warnings
     );
-    assert_eq!(back.display_name(), "Ana");
+    assert_eq!(back.display_name(), ANA_NAME);
     let contacts = back.channel().contacts().await.unwrap();
     assert_eq!(contacts.len(), 2);
     assert!(
@@ -146,7 +152,7 @@ async fn a_backup_brings_back_everything_and_the_restored_profile_is_heard() {
         "{contacts:?}"
     );
     assert!(
-        contacts.iter().any(|c| c.display_name == "Benjamin"),
+        contacts.iter().any(|c| c.display_name == BEN_NAME),
         "{contacts:?}"
     );
     let history = kiyeovo_tests::chat_bodies(&back, &ben_id, None).await;
