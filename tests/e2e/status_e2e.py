@@ -101,8 +101,26 @@ class WebDriver:
         caps = {"capabilities": {"alwaysMatch": {
             "tauri:options": {"application": str(application), "args": args}}}}
         self.session = self.call("POST", "/session", caps)["sessionId"]
+        self.keep_painting()
         if first_run:
             self.past_first_run(name)
+
+    def keep_painting(self):
+        """Keeps the page painting while the test drives it. The app turns GPU compositing off
+        (main.rs, `GDK_GL`), and without it WebKit answers a WebDriver screenshot or key press
+        only after its next paint — which never comes while the page is still: WebKitWebDriver
+        then waits forever (seen on the first-run screen). A 1-pixel square in a corner, almost
+        transparent, changes every 50 ms; screenshots do not show it (under one colour step)."""
+        self.call("POST", self.s("/execute/sync"), {"script": (
+            "if (!window.__e2ePaint) {"
+            "  const d = document.createElement('div');"
+            "  d.setAttribute('aria-hidden', 'true');"
+            "  d.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;"
+            "pointer-events:none;background:#000;opacity:0.001;z-index:2147483647';"
+            "  document.documentElement.appendChild(d);"
+            "  let on = false;"
+            "  window.__e2ePaint = setInterval(() => { on = !on; d.style.opacity = on ? '0.002' : '0.001'; }, 50);"
+            "}"), "args": []})
 
     def exists(self, css):
         return len(self.call("POST", self.s("/elements"), {"using": "css selector", "value": css})) > 0
