@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Memory footprint of the release app (`make footprint`), under Xvfb, idle:
 
+0. started at login (`--hidden`): in the tray, no window made yet;
 1. one window open on a profile that joined a local bootstrap node;
 2. the window closed to the tray (the web view is destroyed: the app keeps the node, the tray
    and notifications);
@@ -128,6 +129,13 @@ def main():
 
         args = [str(APP), "--profile", PROFILE, "--data-dir", data, "--bootstrap", boot,
                 "--host", "127.0.0.1", "--no-mdns"]
+        # A start at login: in the tray from the start, no window ever made.
+        login = subprocess.Popen(args + ["--hidden"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(login)
+        show("started at login (--hidden, no window yet)", sample(login.pid))
+        login.send_signal(signal.SIGTERM)
+        login.wait(20)
+
         app = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(app)
         title = f"Kiyeovo — {PROFILE}"
