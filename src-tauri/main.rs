@@ -9,6 +9,7 @@
 
 mod cli;
 mod commands;
+mod restart;
 mod state;
 mod tray;
 mod window;
@@ -21,6 +22,9 @@ use crate::state::ShellState;
 fn main() {
     #[cfg(target_os = "linux")]
     software_rendering();
+    let carried = restart::take_carried();
+    #[cfg(target_os = "linux")]
+    restart::record_inherited_fds();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,6 +36,11 @@ fn main() {
     let config = args.to_app_config();
     let profile = config.profile.clone();
     let hidden = args.hidden;
+    if carried.restarted {
+        tracing::info!("started again hidden after the window closed");
+        #[cfg(target_os = "linux")]
+        restart::wait_for_name_released(&single_instance_id(&profile));
+    }
 
     let app = tauri::Builder::default()
         // First, so a second launch hands over before anything else starts: the running
@@ -45,6 +54,7 @@ fn main() {
         .plugin(tauri_plugin_dialog::init())
         .manage(ShellState::new(&profile))
         .manage(window::OpenConversation::default())
+        .manage(restart::Restarts::default())
         .on_window_event(on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::get_snapshot,
@@ -101,6 +111,11 @@ fn main() {
             commands::last_open,
         ])
         .setup(move |app| {
+            app.state::<window::OpenConversation>()
+                .set(carried.open.clone());
+            app.state::<ShellState>()
+                .hidden_notice_given
+                .store(carried.notice_given, std::sync::atomic::Ordering::Relaxed);
             // Without a tray (some desktops have none) the app still works; closing the window
             // then leaves it reachable by launching it again (single instance).
             if let Err(e) = tray::create(app.handle()) {
@@ -108,7 +123,7 @@ fn main() {
             }
             // The window is made here, not from the configuration (`"create": false`): a start
             // at login has none until it is asked for.
-            if !hidden || app.tray_by_id(tray::TRAY_ID).is_none() {
+            if !hidden || carried.show_window || app.tray_by_id(tray::TRAY_ID).is_none() {
                 window::show(app.handle());
             }
             let handle = app.handle().clone();
@@ -139,7 +154,11 @@ fn main() {
         {
             if handle.tray_by_id(tray::TRAY_ID).is_some() {
                 api.prevent_exit();
+                restart::schedule(handle);
             }
+        }
+        if let RunEvent::ExitRequested { code: Some(_), .. } = &event {
+            handle.state::<restart::Restarts>().exiting();
         }
         if let RunEvent::Exit = event {
             // Stop the node and close the database before the process ends.

@@ -186,12 +186,16 @@ async fn forward_open_requests(
     }
 }
 
-/// Shows why the profile could not start (the window's error screen).
+/// Shows why the profile could not start (the window's error screen) — in a window made for it
+/// if there was none (a start at login, or after the restart of restart.rs), so the failure is
+/// not hidden behind a tray icon whose node never started.
 fn failed(handle: &AppHandle, error: UiError) {
     let mut snapshot = handle.state::<ShellState>().snapshot();
     snapshot.phase = Phase::Failed;
     snapshot.error = Some(error);
     publish(handle, snapshot);
+    let h = handle.clone();
+    let _ = handle.run_on_main_thread(move || crate::window::show(&h));
 }
 
 /// A new profile waiting on the first-run screen: where it lives, and how to go on.

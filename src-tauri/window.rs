@@ -2,7 +2,8 @@
 //!
 //! Closing the window (with a tray to come back from) destroys it, web view and all: WebKit's
 //! web process then exits and what stays in the tray is the node, the tray and notifications
-//! (README, "Footprint"). Showing it again builds a new one from `tauri.conf.json`, which opens
+//! (README, "Footprint"); ten seconds later the app starts itself again, hidden, to shed what
+//! WebKit left behind in the process (`restart.rs`). Showing it again builds a new one from `tauri.conf.json`, which opens
 //! on the conversation that was open ([`remember_open`]). A start at login (`--hidden`) never
 //! creates it until it is asked for.
 
@@ -35,6 +36,11 @@ impl OpenConversation {
 /// Shows, un-minimises and focuses the main window, creating it if it was closed (or never
 /// made, for a start at login).
 pub fn show<R: Runtime>(handle: &AppHandle<R>) {
+    // Calls off a restart planned while no window was open; during one, the restarted process
+    // shows the window instead (restart.rs).
+    if !handle.state::<crate::restart::Restarts>().window_shown() {
+        return;
+    }
     let window = match handle.get_webview_window(MAIN) {
         Some(window) => window,
         None => match create(handle) {

@@ -772,6 +772,24 @@ def web_processes(pid):
     return found
 
 
+def tree_below(pid):
+    """Every process below `pid`."""
+    children = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
 def close_to_tray(win):
     """Clicks the window's close button and waits for the window to hide. Once in a CI run the
     first close request left the window mapped for a whole minute; a user would click again, so
@@ -795,8 +813,9 @@ def close_to_tray(win):
 
 
 def tray_and_single_instance(wd, bootstrap, app_args):
-    """The window's close button hides it (the node keeps running, the tray stays); launching
-    the same profile again hands over to the running instance, which shows its window. Also
+    """The window's close button hides it (the node keeps running, the tray stays), and ten
+    seconds later the app starts itself again hidden in the same process; launching the same
+    profile again hands over to it, and it shows its window. Also
     turns start-at-login on and off through the window."""
     profile = "e2e-tray-" + secrets.token_hex(3)
     args = ["--profile", profile, "--bootstrap", bootstrap] + app_args
@@ -821,12 +840,22 @@ def tray_and_single_instance(wd, bootstrap, app_args):
 
         [pid] = app_pids(profile)
         assert web_processes(pid), "a window without its WebKit web process?"
+        log = OUT / "driver-and-app.log"
+        logged = lambda what: log.read_text(errors="replace").count(what)
+        restarts, opened = logged("started again hidden"), logged("profile opened")
         close_to_tray(win)
         # The window and its web view are gone, WebKit's web process with them; the app (node,
         # tray, notifications) goes on.
         wait_until("the web process gone", lambda: not web_processes(pid))
         assert app_pids(profile) == [pid], "the app itself must keep running"
         assert x11.find_window(f"Kiyeovo — {profile}") is None
+        # Ten seconds later it starts itself again, hidden, in the same process (restart.rs):
+        # nothing of WebKit is left below it, the profile is open again, the tray icon is back.
+        wait_until("the app started again hidden", lambda: logged("started again hidden") > restarts, 40)
+        wait_until("the profile open again", lambda: logged("profile opened") > opened)
+        assert app_pids(profile) == [pid], "the restart must keep the process"
+        assert not [p for p in tree_below(pid)], "WebKit processes left after the restart"
+        wait_until("the tray icon back", lambda: x11.tray_icon_of(pid))
 
         started = time.monotonic()
         second = subprocess.run([str(APP)] + args, capture_output=True, text=True, timeout=TIMEOUT)
