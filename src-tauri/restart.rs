@@ -92,10 +92,12 @@ impl Restarts {
     }
 
     /// Just before the exec: `None` if the app is exiting after all, else whether a window
-    /// was asked for meanwhile.
-    fn last_word(&self) -> Option<bool> {
+    /// was asked for meanwhile — with the lock, held until the exec, so that a window asked for
+    /// later waits for it (and is gone with the old image) instead of being forgotten unseen.
+    fn last_word(&self) -> Option<(std::sync::MutexGuard<'_, Plan>, bool)> {
         let plan = self.plan();
-        (!plan.exiting).then_some(plan.show_wanted)
+        let show = plan.show_wanted;
+        (!plan.exiting).then_some((plan, show))
     }
 }
 
@@ -112,10 +114,13 @@ pub struct Carried {
 /// WebKit's processes do not inherit it). Called first thing in `main`, before any other thread
 /// exists.
 pub fn take_carried() -> Carried {
+    let restarted = std::env::var_os(ENV_RESTARTED).is_some();
     let carried = Carried {
-        restarted: std::env::var_os(ENV_RESTARTED).is_some(),
+        restarted,
+        // Only a process started by the restart below takes a descriptor over.
         open: std::env::var(ENV_OPEN_FD)
             .ok()
+            .filter(|_| restarted)
             .and_then(|fd| fd.parse().ok())
             .and_then(platform::read_open_key),
         notice_given: std::env::var_os(ENV_NOTICE_GIVEN).is_some(),
@@ -167,17 +172,21 @@ async fn restart<R: Runtime>(handle: AppHandle<R>) {
     // can come between the last look at them and the exec.
     let h = handle.clone();
     let ran = handle.run_on_main_thread(move || {
-        let Some(show_window) = h.state::<Restarts>().last_word() else {
+        let open = h.state::<OpenConversation>().get();
+        let error = platform::exec(h.state::<Restarts>(), open, notice_given);
+        let Some(error) = error else {
             return; // Quit came during the close: the exit goes on.
         };
-        let open = h.state::<OpenConversation>().get();
-        let error = platform::exec(open, notice_given, show_window);
         // Only reached when the exec failed; the profile is closed, so the app cannot go on.
         tracing::error!(%error, "cannot start again; quitting");
-        tauri::async_runtime::block_on(kiyeovo_core::desktop::os::notice(
-            "Kiyeovo stopped",
-            "It could not start itself again after its window closed. Open Kiyeovo to go on.",
-        ));
+        tauri::async_runtime::block_on(async {
+            let notice = kiyeovo_core::desktop::os::notice(
+                "Kiyeovo stopped",
+                "It could not start itself again after its window closed. Open Kiyeovo to go on.",
+            );
+            // Without a notification service the call could wait for D-Bus's own timeout.
+            let _ = tokio::time::timeout(Duration::from_secs(2), notice).await;
+        });
         h.exit(1);
     });
     if let Err(e) = ran {
@@ -211,22 +220,31 @@ mod platform {
             .collect()
     }
 
-    /// Notes the descriptors open now; call at the start of `main`, after [`take_carried`].
+    /// Notes the descriptors the process was started with; call at the start of `main`, after
+    /// [`take_carried`]. Only those without close-on-exec: what this process opened itself (the
+    /// directory listing `/proc/self/fd` while it is read) has the flag.
     pub fn record_inherited_fds() {
-        let _ = INHERITED.set(open_fds());
+        let inherited = open_fds()
+            .into_iter()
+            // SAFETY: F_GETFD only reads the descriptor's flags; a closed one fails (-1).
+            .filter(|fd| matches!(unsafe { libc::fcntl(*fd, libc::F_GETFD) }, f if f >= 0 && f & libc::FD_CLOEXEC == 0))
+            .collect();
+        let _ = INHERITED.set(inherited);
     }
 
     /// The restarted process must not ask for the single-instance name before the bus has
     /// seen the old connection go (it would find the name taken and call a process that is no
-    /// more): at most two seconds.
-    pub fn wait_for_name_released(name: &str) {
+    /// more): at most two seconds. `dbus_id` is what main.rs gives the plugin, which owns
+    /// `<dbus_id>.SingleInstance` (tauri-plugin-single-instance 2, Linux).
+    pub fn wait_for_name_released(dbus_id: &str) {
+        let name = format!("{dbus_id}.SingleInstance");
         let Ok(connection) = zbus::blocking::Connection::session() else {
             return;
         };
         let Ok(bus) = zbus::blocking::fdo::DBusProxy::new(&connection) else {
             return;
         };
-        let Ok(name) = zbus::names::BusName::try_from(name) else {
+        let Ok(name) = zbus::names::BusName::try_from(name.as_str()) else {
             return;
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -240,12 +258,29 @@ mod platform {
     }
 
     pub fn read_open_key(fd: RawFd) -> Option<String> {
-        // Only a descriptor this process was handed at start: not stdio, and open.
-        if fd <= 2 || !open_fds().contains(&fd) {
+        // Only a pipe this process was handed at start: not stdio, open, a FIFO.
+        if fd <= 2 {
             return None;
         }
-        // SAFETY: the previous process opened `fd` as a pipe's read end for us (ENV_OPEN_FD)
-        // and nothing else in this process knows of it: the File takes it over and closes it.
+        // SAFETY: fstat writes into the struct it is given; a descriptor that is not open
+        // makes it fail.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut stat) } != 0
+            || stat.st_mode & libc::S_IFMT != libc::S_IFIFO
+        {
+            return None;
+        }
+        // The writer wrote and closed before the exec: never wait for more.
+        // SAFETY: F_GETFL/F_SETFL only read and set the descriptor's status flags.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
+                return None;
+            }
+        }
+        // SAFETY: the previous process opened `fd` as a pipe's read end for us (ENV_OPEN_FD),
+        // it is open (fstat above) and nothing else in this process knows of it: the File takes
+        // it over and closes it.
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
         let mut key = String::new();
         file.take(MAX_OPEN_KEY).read_to_string(&mut key).ok()?;
@@ -255,8 +290,11 @@ mod platform {
     /// A pipe holding `key`, its read end left open across the exec; the write end is closed.
     pub(super) fn carry(key: &str) -> Option<RawFd> {
         let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe writes two new descriptors into the array it is given.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        // Close-on-exec on both ends, so that nothing another thread starts meanwhile holds the
+        // write end (the reader would wait for it); the read end's flag is cleared last
+        // (close_on_exec).
+        // SAFETY: pipe2 writes two new descriptors into the array it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return None;
         }
         // SAFETY: both descriptors are new and ours; the File owns (and closes) the write end.
@@ -270,22 +308,31 @@ mod platform {
         Some(fds[0])
     }
 
-    /// Replaces this process by a new run of the same binary; returns only on failure.
-    pub fn exec(open: Option<String>, notice_given: bool, show_window: bool) -> std::io::Error {
+    /// Replaces this process by a new run of the same binary. Returns `None` if Quit came
+    /// first (nothing done), else only on failure.
+    pub fn exec(
+        restarts: tauri::State<'_, Restarts>,
+        open: Option<String>,
+        notice_given: bool,
+    ) -> Option<std::io::Error> {
         let mut vars = vec![(ENV_RESTARTED, "1".to_string())];
-        let carried = open.as_deref().and_then(carry);
-        if let Some(fd) = carried {
-            vars.push((ENV_OPEN_FD, fd.to_string()));
-        }
         if notice_given {
             vars.push((ENV_NOTICE_GIVEN, "1".into()));
-        }
-        if show_window {
-            vars.push((ENV_SHOW, "1".into()));
         }
         let mut argv = std::env::args_os();
         let arg0 = argv.next().unwrap_or_else(|| "kiyeovo-desktop".into());
         let args = restart_args(argv.collect());
+        end_children();
+        let carried = open.as_deref().and_then(carry);
+        if let Some(fd) = carried {
+            vars.push((ENV_OPEN_FD, fd.to_string()));
+        }
+        close_on_exec(carried);
+        // The last look, held to the exec: a window asked for from here on waits for the lock.
+        let (_plan, show_window) = restarts.last_word()?;
+        if show_window {
+            vars.push((ENV_SHOW, "1".into()));
+        }
         let run = |program: &std::path::Path| {
             std::process::Command::new(program)
                 .arg0(&arg0)
@@ -293,8 +340,6 @@ mod platform {
                 .envs(vars.iter().map(|(k, v)| (k, v)))
                 .exec()
         };
-        end_children();
-        close_on_exec(carried);
         // The binary the process was started from; after an upgrade replaced it while it ran,
         // the kernel names it "<path> (deleted)" and the path holds the new version.
         if let Ok(exe) = std::env::current_exe() {
@@ -306,7 +351,7 @@ mod platform {
             tracing::warn!(%error, exe = %exe.display(), "cannot start the binary again; trying the running image");
         }
         // Removed without a replacement: the kernel still has the image this process runs.
-        run(std::path::Path::new("/proc/self/exe"))
+        Some(run(std::path::Path::new("/proc/self/exe")))
     }
 
     /// Ends and reaps this process's children — WebKit's network process, which outlives the
@@ -357,6 +402,15 @@ mod platform {
     /// flag must not outlive this image (an X connection kept open would keep the old tray icon).
     fn close_on_exec(keep: Option<RawFd>) {
         let inherited = INHERITED.get().map(Vec::as_slice).unwrap_or(&[]);
+        if let Some(fd) = keep {
+            // SAFETY: as below; this clears the flag on the pipe's read end we made.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                }
+            }
+        }
         for fd in open_fds() {
             if Some(fd) == keep || inherited.contains(&fd) {
                 continue;
@@ -379,8 +433,12 @@ mod platform {
         None
     }
 
-    pub fn exec(_open: Option<String>, _notice_given: bool, _show: bool) -> std::io::Error {
-        std::io::Error::other("restarting is only done on Linux")
+    pub fn exec(
+        _restarts: tauri::State<'_, super::Restarts>,
+        _open: Option<String>,
+        _notice_given: bool,
+    ) -> Option<std::io::Error> {
+        Some(std::io::Error::other("restarting is only done on Linux"))
     }
 }
 
@@ -441,11 +499,18 @@ mod tests {
         let planned = r.plan().windows;
         assert!(r.claim(planned));
         assert!(!r.claim(planned), "claimed once");
-        assert_eq!(r.last_word(), Some(false));
+        assert_eq!(r.last_word().map(|(_, show)| show), Some(false));
         assert!(!r.window_shown(), "no window while the profile is closing");
-        assert_eq!(r.last_word(), Some(true), "the restarted process shows it");
+        assert_eq!(
+            r.last_word().map(|(_, show)| show),
+            Some(true),
+            "the restarted process shows it"
+        );
         r.exiting();
-        assert_eq!(r.last_word(), None, "Quit during the restart ends the app");
+        assert!(
+            r.last_word().is_none(),
+            "Quit during the restart ends the app"
+        );
 
         let r = Restarts::default();
         r.exiting();

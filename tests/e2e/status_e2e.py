@@ -843,6 +843,8 @@ def tray_and_single_instance(wd, bootstrap, app_args):
         log = OUT / "driver-and-app.log"
         logged = lambda what: log.read_text(errors="replace").count(what)
         restarts, opened = logged("started again hidden"), logged("profile opened")
+        old_icon, _ = wait_until("the tray icon", lambda: x11.tray_icon(pid))
+        x11.mark(old_icon)
         close_to_tray(win)
         # The window and its web view are gone, WebKit's web process with them; the app (node,
         # tray, notifications) goes on.
@@ -855,7 +857,10 @@ def tray_and_single_instance(wd, bootstrap, app_args):
         wait_until("the profile open again", lambda: logged("profile opened") > opened)
         assert app_pids(profile) == [pid], "the restart must keep the process"
         assert not [p for p in tree_below(pid)], "WebKit processes left after the restart"
-        wait_until("the tray icon back", lambda: x11.tray_icon_of(pid))
+        # The old icon went with the old image's X connection (a connection kept across the
+        # exec would keep it), and the new image made its own.
+        wait_until("the old tray icon gone", lambda: not x11.is_marked(old_icon))
+        wait_until("a new tray icon", lambda: (lambda t: t and not x11.is_marked(t[0]))(x11.tray_icon(pid)))
 
         started = time.monotonic()
         second = subprocess.run([str(APP)] + args, capture_output=True, text=True, timeout=TIMEOUT)

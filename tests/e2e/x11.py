@@ -150,6 +150,39 @@ def screen_size():
 def tray_icon_of(pid):
     """Centre (root coordinates) of the tray icon window process `pid` owns, or None: the
     small viewable window carrying that _NET_WM_PID."""
+    found = tray_icon(pid)
+    return found[1] if found else None
+
+
+MARK = "_KIYEOVO_E2E_MARK"
+
+
+def mark(window_id):
+    """Puts a property of ours on a window: a window made later under the same id (X reuses a
+    departed client's ids) does not have it."""
+    d = display.Display()
+    try:
+        w = d.create_resource_object("window", window_id)
+        w.change_property(d.intern_atom(MARK), d.intern_atom("STRING"), 8, b"marked")
+        d.sync()
+    finally:
+        d.close()
+
+
+def is_marked(window_id):
+    """Whether the window exists and carries the property `mark` put on it."""
+    d = display.Display()
+    try:
+        w = d.create_resource_object("window", window_id)
+        return w.get_full_property(d.intern_atom(MARK), X.AnyPropertyType) is not None
+    except error.BadWindow:
+        return False
+    finally:
+        d.close()
+
+
+def tray_icon(pid):
+    """(window id, centre) of the tray icon window process `pid` owns, or None."""
     d = display.Display()
     try:
         root = d.screen().root
@@ -165,7 +198,7 @@ def tray_icon_of(pid):
                 if g.width > 64 or g.height > 64:
                     continue
                 pos = w.translate_coords(root, 0, 0)
-                return (-pos.x + g.width // 2, -pos.y + g.height // 2)
+                return (w.id, (-pos.x + g.width // 2, -pos.y + g.height // 2))
             except Exception:
                 continue
         return None
