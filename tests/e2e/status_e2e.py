@@ -750,20 +750,8 @@ def app_pids(profile):
 
 def web_processes(pid):
     """WebKit's web processes below the app process `pid` (a web view's page runs in one)."""
-    children, found = {}, []
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    todo = list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
+    found = []
+    for p in tree_below(pid):
         try:
             if "WebKitWebProcess" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace"):
                 found.append(p)
